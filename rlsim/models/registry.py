@@ -1,0 +1,109 @@
+"""Resolve a model argument: a catalog name, an HF repo id, or a path to a ``config.json``.
+
+Resolution order: catalog name or ``_hf_ids`` alias (case-insensitive) -> an existing file (or a
+directory holding ``config.json``) -> ``org/<catalog name>`` -> error.  A value that looks like a
+path (contains ``/`` or ends with ``.json``) and does not exist is reported as a missing file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from rlsim.catalog import model_files
+from rlsim.errors import ConfigError
+from rlsim.models.arch import ModelArch
+from rlsim.models.hf import model_from_hf_config
+
+__all__ = ["load_model", "list_models", "catalog_entry", "catalog_source"]
+
+
+def list_models() -> list[str]:
+    """Catalog model names, sorted."""
+    return sorted(model_files())
+
+
+def load_model(name_or_path: str) -> ModelArch:
+    """The architecture of a catalog model, an HF id of one, or a ``config.json`` path."""
+    name = _catalog_name(name_or_path)
+    if name is not None:
+        return _load_catalog(name)
+    path = Path(name_or_path)
+    if path.is_dir() and (path / "config.json").is_file():
+        path = path / "config.json"
+    if path.is_file():
+        stem = path.parent.name if path.name == "config.json" and path.parent.name else path.stem
+        return model_from_hf_config(_read_json(path, str(name_or_path)), stem, str(name_or_path))
+    tail = _catalog_name(name_or_path.rsplit("/", 1)[-1]) if name_or_path.count("/") == 1 else None
+    if tail is not None:
+        return _load_catalog(tail)
+    if "/" in name_or_path or name_or_path.endswith(".json"):
+        raise ConfigError(f"model = {name_or_path!r}: file not found")
+    raise ConfigError.at(None, "model", name_or_path, _unknown_rule(name_or_path))
+
+
+def catalog_entry(name: str) -> dict[str, Any]:
+    """The raw JSON dict of catalog model ``name`` (exact catalog name)."""
+    return dict(_catalog_json(name))
+
+
+def catalog_source(name: str) -> str | None:
+    """The ``_source`` note of catalog model ``name``, or None when it is not in the catalog."""
+    if name not in model_files():
+        return None
+    return _catalog_json(name).get("_source")
+
+
+@lru_cache(maxsize=None)
+def _load_catalog(name: str) -> ModelArch:
+    return model_from_hf_config(_catalog_json(name), name, f"catalog/{name}.json")
+
+
+@lru_cache(maxsize=None)
+def _catalog_json(name: str) -> dict[str, Any]:
+    file = model_files()[name]
+    return _parse_json(file.read_text(encoding="utf-8"), f"catalog/{name}.json")
+
+
+@lru_cache(maxsize=1)
+def _aliases() -> dict[str, str]:
+    """Lower-cased catalog names and HF ids -> catalog name."""
+    table: dict[str, str] = {}
+    for name in model_files():
+        table[name.lower()] = name
+        for hf_id in _catalog_json(name).get("_hf_ids", []):
+            table[hf_id.lower()] = name
+    return table
+
+
+def _catalog_name(value: str) -> str | None:
+    return _aliases().get(value.lower())
+
+
+def _read_json(path: Path, shown: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{shown}: cannot be read ({err.__class__.__name__}: {err})") from None
+    return _parse_json(text, shown)
+
+
+def _parse_json(text: str, shown: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{shown}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{shown}: top level must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _unknown_rule(value: str) -> str:
+    names = list_models()
+    lowered = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(value.lower(), list(lowered), n=1)
+    hint = f"did you mean {lowered[close[0]]!r}?; " if close else ""
+    return f"is not a catalog model or a file ({hint}catalog: {', '.join(names)})"
