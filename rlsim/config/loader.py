@@ -1,0 +1,88 @@
+"""Load a scenario YAML, apply ``--set a.b.c=value`` overrides, validate once."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from rlsim.config._errors import validation_error_to_config_error
+from rlsim.config.scenario import Scenario
+from rlsim.errors import ConfigError
+
+__all__ = ["LoadedScenario", "load_scenario", "scenario_from_dict", "apply_overrides", "read_yaml"]
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    """A validated scenario plus where it came from (for messages and relative paths)."""
+
+    scenario: Scenario
+    source: str
+    base_dir: Path
+    raw: dict
+
+
+def read_yaml(path: str | Path, what: str = "scenario") -> dict:
+    """Read a YAML mapping; every failure is a one-line ConfigError naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} = {str(path)!r}: file not found")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}:{where} invalid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
+    """Return a copy of ``data`` with each ``a.b.c=value`` applied (value parsed as YAML)."""
+    out = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r} must look like path.to.field=value")
+        path, raw_value = item.split("=", 1)
+        keys = [k for k in path.strip().split(".")]
+        if not all(keys):
+            raise ConfigError(f"--set {item!r}: field path {path!r} has an empty component")
+        try:
+            value = yaml.safe_load(raw_value)
+        except yaml.YAMLError:
+            value = raw_value
+        cur = out
+        for k in keys[:-1]:
+            nxt = cur.get(k)
+            if nxt is None:
+                nxt = cur[k] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"--set {item!r}: {k} is a value, not a section")
+            cur = nxt
+        cur[keys[-1]] = value
+    return out
+
+
+def scenario_from_dict(data: dict, source: str | None = None) -> Scenario:
+    """Validate a raw mapping into a Scenario, errors as one ConfigError line."""
+    try:
+        return Scenario.model_validate(data)
+    except pydantic.ValidationError as err:
+        raise validation_error_to_config_error(err, source, data, Scenario) from None
+
+
+def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = (), seed: int | None = None) -> LoadedScenario:
+    """Load ``path``, apply overrides (and ``seed`` if given), validate."""
+    raw = read_yaml(path)
+    data = apply_overrides(raw, list(overrides))
+    if seed is not None:
+        data["seed"] = seed
+    scenario = scenario_from_dict(data, str(path))
+    return LoadedScenario(scenario=scenario, source=str(path), base_dir=Path(path).resolve().parent, raw=data)

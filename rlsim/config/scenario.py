@@ -1,0 +1,121 @@
+"""Scenario schema: what to simulate, split by question (model / system / execution / workload).
+
+Field names follow vLLM's EngineArgs and NeMo-RL's GRPO config wherever those have the concept
+(``tensor_parallel_size``, ``max_num_seqs``, ``num_prompts_per_step``, ...), so values can be
+copied across.  Every model is frozen and forbids unknown keys.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rlsim.workload import WorkloadConfig
+
+__all__ = [
+    "ClusterConfig",
+    "ModelConfig",
+    "CpuOverheadConfig",
+    "EngineConfig",
+    "RolloutConfig",
+    "SimulationConfig",
+    "Scenario",
+]
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class ClusterConfig(BaseModel):
+    """The GPUs available: one hardware profile (name in ``hardware_profiles/`` or a YAML path)."""
+
+    model_config = _FROZEN
+    hardware: str = Field(description="hardware profile name (h100_sxm, ...) or path to a profile YAML")
+    num_gpus: int = Field(ge=1, description="GPUs in the cluster")
+
+
+class ModelConfig(BaseModel):
+    """The policy (target) model: a catalog name, an HF id, or a path to a config.json."""
+
+    model_config = _FROZEN
+    name: str
+    dtype: Literal["bf16", "fp8", "fp8_block"] | None = Field(
+        default=None, description="weight dtype; None = the model's own (bf16, fp8_block for DeepSeek-V3)"
+    )
+
+
+class CpuOverheadConfig(BaseModel):
+    """Host time per engine step: ``step_us + per_seq_us * num_seqs`` (scheduler, input prep, output).
+
+    Defaults are assumed from the vLLM V1 figures in hardware_and_models.md C2 (~0.5-2 ms per step
+    without async scheduling for small batches, growing with the batch).  With
+    ``async_scheduling`` the host work overlaps the GPU and only ``max(gpu, cpu)`` is paid.
+    """
+
+    model_config = _FROZEN
+    step_us: float = Field(default=300.0, ge=0, description="fixed host time per step, us (assumed)")
+    per_seq_us: float = Field(default=4.0, ge=0, description="host time per scheduled sequence, us (assumed)")
+    per_prefill_token_us: float = Field(default=0.02, ge=0, description="host time per prefill token, us (assumed)")
+
+
+class EngineConfig(BaseModel):
+    """One vLLM V1 engine instance (EngineArgs names)."""
+
+    model_config = _FROZEN
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    enable_expert_parallel: bool = Field(default=False, description="experts split over the TP GPUs (EP = TP)")
+    max_num_seqs: int = Field(default=256, ge=1)
+    max_num_batched_tokens: int = Field(default=8192, ge=1)
+    max_model_len: int | None = Field(default=None, ge=1, description="None = prompt cap + max_new_tokens")
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    block_size: int = Field(default=16, ge=1)
+    kv_cache_dtype: Literal["auto", "bf16", "fp8"] = "auto"
+    enable_prefix_caching: bool = True
+    enable_chunked_prefill: bool = True
+    enforce_eager: bool = Field(default=False, description="true = no CUDA graphs")
+    async_scheduling: bool = Field(default=True, description="host work of step N+1 overlaps GPU of step N")
+    max_cudagraph_capture_size: int = Field(default=512, ge=1)
+    cpu_overhead: CpuOverheadConfig = CpuOverheadConfig()
+    activation_reserve_gib: float = Field(
+        default=2.0, ge=0, description="activations + CUDA graphs + NCCL buffers per GPU, GiB (assumed)"
+    )
+
+
+class RolloutConfig(BaseModel):
+    """The rollout pool: data-parallel engines fed from one batch."""
+
+    model_config = _FROZEN
+    num_gpus: int | None = Field(default=None, ge=1, description="GPUs for rollouts; None = the whole cluster")
+    engine: EngineConfig = EngineConfig()
+    dispatch: Literal["round_robin"] = Field(
+        default="round_robin", description="how GRPO groups are dealt to engines (a group stays on one engine)"
+    )
+
+
+class SimulationConfig(BaseModel):
+    """How to simulate (not what): ``fast`` jumps over decode-only stretches; ``reference``
+    steps one engine iteration at a time (slow, used to test the fast path)."""
+
+    model_config = _FROZEN
+    mode: Literal["fast", "reference"] = "fast"
+
+
+class Scenario(BaseModel):
+    """A complete rlsim scenario."""
+
+    model_config = _FROZEN
+    name: str
+    description: str = ""
+    seed: int = Field(default=0, ge=0)
+    cluster: ClusterConfig
+    model: ModelConfig
+    rollout: RolloutConfig = RolloutConfig()
+    workload: WorkloadConfig
+    simulation: SimulationConfig = SimulationConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _name_nonempty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v

@@ -1,0 +1,245 @@
+"""One forward pass of a model over a batch, on one GPU of a TP (or TP = EP) group.
+
+The pass is composed from op times (rlsim.hardware.ops), per DESIGN 4:
+
+* per layer: every linear weight of the layer as a GEMM over the pass's new tokens (column-
+  parallel weights split their outputs over TP, row-parallel their inputs; replicated weights
+  are whole), attention (decode: KV-read bound over every sequence's context; prefill: causal
+  FLOPs over each chunk), two TP all-reduces of the hidden states, and memory-bound elementwise
+  work (norms, RoPE, activation, residual adds: ``ELEMENTWISE_PASSES`` reads+writes of the
+  hidden state per layer, assumed);
+* MoE layers: a router GEMM and a fused-MoE op whose weight traffic scales with the *distinct
+  experts touched* by the pass's tokens, E(1 - (1 - k/E)^T) for balanced routing;
+* once per pass: embedding gather, LM head on the positions that need logits, a vocab-parallel
+  gather of the logits and sampling (``SAMPLER_PASSES`` fp32 passes over the logits, assumed).
+
+Under CUDA graphs (``cuda_graphs=True``) a decode-only pass is padded up to the next captured
+batch size (vLLM's capture sizes 1, 2, 4, 8, 16, 24, ... up to ``max_capture_size``) and pays no
+per-kernel launch cost; mixed prefill/decode passes run piecewise (attention outside the graph,
+shapes unpadded).  Eagerly, collectives use their eager latency and the pass cannot be shorter
+than the host time to launch its kernels (``kernels x kernel_launch_us``).
+
+All functions here are pure; a ForwardModel caches the parts that depend only on token counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from rlsim.cost.memory import kv_heads_per_gpu, kv_values_per_token_per_layer_per_gpu
+from rlsim.hardware import ops
+from rlsim.units import dtype_bytes
+
+__all__ = ["PassShape", "ForwardModel", "COMPONENTS", "cudagraph_capture_sizes"]
+
+#: Reads + writes of the hidden state per layer by unfused elementwise work (assumed).
+ELEMENTWISE_PASSES = 8
+#: fp32 passes over the logits by the sampler (softmax, temperature, top-p/k, draw; assumed).
+SAMPLER_PASSES = 4
+#: Kernels per decoder layer (GEMMs, attention, norms, activation, collectives; assumed).
+KERNELS_PER_LAYER = 14
+
+#: The names of the time components a pass is broken into.
+COMPONENTS = ("linear", "attention", "moe", "communication", "elementwise", "lm_head_sampling", "launch")
+
+
+@dataclass(frozen=True)
+class PassShape:
+    """What one forward pass computes.
+
+    ``decode_ctx_tokens``: sum over single-token (decode) sequences of the keys each new token
+    attends to (its context including itself).  ``prefill_pairs``: sum over prefill chunks of
+    query-key pairs, q*(c + (q+1)/2) for a chunk of q new tokens after c cached ones (causal).
+    ``prefill_kv_tokens``: sum over chunks of c + q (keys read).
+    """
+
+    num_tokens: int
+    num_logits: int
+    decode_seqs: int
+    decode_ctx_tokens: float
+    prefill_seqs: int = 0
+    prefill_pairs: float = 0.0
+    prefill_kv_tokens: float = 0.0
+
+
+def cudagraph_capture_sizes(max_size: int) -> np.ndarray:
+    """vLLM's default CUDA-graph capture sizes: 1, 2, 4, then multiples of 8 up to ``max_size``."""
+    sizes = [s for s in (1, 2, 4) if s <= max_size] + list(range(8, max_size + 1, 8))
+    return np.array(sizes, dtype=np.int64)
+
+
+class ForwardModel:
+    """Forward-pass time of ``arch`` on ``hw`` at tensor-parallel size ``tp``.
+
+    ``expert_parallel``: experts are split across the TP ranks (each rank owns E/tp whole
+    experts) instead of each expert being split tp ways.
+    """
+
+    def __init__(
+        self,
+        arch,
+        hw,
+        tp: int = 1,
+        weight_dtype: str = "bf16",
+        kv_dtype: str = "bf16",
+        cuda_graphs: bool = True,
+        max_capture_size: int = 512,
+        expert_parallel: bool = False,
+        moe_skew: float = 0.0,
+    ) -> None:
+        self.arch = arch
+        self.hw = hw
+        self.tp = tp
+        self.weight_dtype = weight_dtype
+        self.kv_dtype = kv_dtype
+        self.cuda_graphs = cuda_graphs
+        self.expert_parallel = expert_parallel
+        self.moe_skew = moe_skew
+        self._capture = cudagraph_capture_sizes(max_capture_size) if cuda_graphs else np.array([], dtype=np.int64)
+        self._layers = arch.num_hidden_layers
+        self._heads = arch.num_attention_heads // tp
+        self._kv_values = kv_values_per_token_per_layer_per_gpu(arch, tp)
+        self._kv_bytes_per_tok_layer = self._kv_values * dtype_bytes(kv_dtype)
+        self._decode_flops_per_pair, self._prefill_flops_per_pair = self._attention_flops_per_pair()
+        self._weights = [w for w in arch.linear_weights() if w.group not in ("expert", "head")]
+        self._head = [w for w in arch.linear_weights() if w.group == "head"]
+        self._experts = [w for w in arch.linear_weights() if w.group == "expert"]
+        self._token_cost = lru_cache(maxsize=4096)(self._token_components)
+
+    # ---------------------------------------------------------------- attention
+    def _attention_flops_per_pair(self) -> tuple[float, float]:
+        """FLOPs per (query, key) pair per layer on one GPU, decode and prefill."""
+        a = self.arch
+        if a.attention_kind == "mla":
+            latent = a.kv_lora_rank + a.qk_rope_head_dim
+            decode = 2.0 * self._heads * (latent + a.kv_lora_rank)  # absorbed: scores over latent+rope, output in latent
+            prefill = 2.0 * self._heads * (a.qk_nope_head_dim + a.qk_rope_head_dim + a.v_head_dim)
+            return decode, prefill
+        per = 4.0 * self._heads * a.head_dim  # QK^T and PV, 2 FLOPs per MAC each
+        return per, per
+
+    def attention_time_s(self, decode_seqs: int, decode_ctx_tokens, prefill_pairs: float = 0.0, prefill_kv_tokens: float = 0.0):
+        """All layers' attention; ``decode_ctx_tokens`` may be an array (vectorised)."""
+        t = 0.0
+        if decode_seqs > 0:
+            kv = np.asarray(decode_ctx_tokens, dtype=np.float64) * self._kv_bytes_per_tok_layer
+            fl = np.asarray(decode_ctx_tokens, dtype=np.float64) * self._decode_flops_per_pair
+            t = t + ops.decode_attention_time_s(self.hw, kv, decode_seqs, fl)
+        if prefill_pairs > 0:
+            t = t + ops.prefill_attention_time_s(
+                self.hw, prefill_pairs * self._prefill_flops_per_pair, prefill_kv_tokens * self._kv_bytes_per_tok_layer
+            )
+        return t * self._layers
+
+    # ---------------------------------------------------------------- token-count parts
+    def padded_tokens(self, num_tokens: int, decode_only: bool) -> int:
+        """Tokens the GEMMs actually run on (CUDA-graph padding for decode-only passes)."""
+        if decode_only and self.cuda_graphs and len(self._capture) and num_tokens <= self._capture[-1]:
+            return int(self._capture[np.searchsorted(self._capture, num_tokens)])
+        return num_tokens
+
+    def _token_components(self, num_tokens: int, num_logits: int, graphed: bool) -> tuple[float, ...]:
+        """Components that depend only on token counts: linear, moe, comm, elementwise, head."""
+        hw, a, tp, T = self.hw, self.arch, self.tp, num_tokens
+        linear = 0.0
+        for w in self._weights:
+            n, k = _split(w, tp)
+            linear += w.layers * float(ops.gemm_time_s(hw, T, n, k, self.weight_dtype))
+        moe = self._moe_time_s(T) if a.is_moe else 0.0
+        hidden_bytes = T * a.hidden_size * 2.0
+        comm = 0.0
+        if tp > 1:
+            comm = 2 * self._layers * float(ops.collective_time_s(hw, "all_reduce", hidden_bytes, tp, cuda_graph=graphed))
+        elementwise = self._layers * float(ops.elementwise_time_s(hw, ELEMENTWISE_PASSES * hidden_bytes))
+        elementwise += float(ops.elementwise_time_s(hw, hidden_bytes))  # embedding gather
+        head = self._head_time_s(num_logits, graphed)
+        return linear, moe, comm, elementwise, head
+
+    def _moe_time_s(self, T: int) -> float:
+        a, tp = self.arch, self.tp
+        E, k = a.num_experts, a.num_experts_per_tok
+        touched = float(ops.expected_experts_touched(T, E, k, self.moe_skew))
+        gate_up = next(w for w in self._experts if w.name.endswith("gate_up"))
+        if self.expert_parallel:  # each rank owns E/tp whole experts; all-gather dispatch
+            t = ops.moe_time_s(self.hw, T / tp, E / tp, touched / tp, gate_up.out_features, a.hidden_size,
+                               a.hidden_size, self.weight_dtype, k, overhead_rows=T * k)
+        else:  # every expert split tp ways along its intermediate dimension
+            t = ops.moe_time_s(self.hw, T, E, touched, gate_up.out_features // tp, a.hidden_size,
+                               a.hidden_size, self.weight_dtype, k)
+        return a.num_moe_layers * float(t)  # router GEMMs are among the layer's linear weights
+
+    def _head_time_s(self, num_logits: int, graphed: bool) -> float:
+        if num_logits <= 0:
+            return 0.0
+        hw, tp = self.hw, self.tp
+        t = 0.0
+        vocab = 0
+        for w in self._head:
+            n, k = _split(w, tp)
+            vocab = w.out_features
+            t += float(ops.gemm_time_s(hw, num_logits, n, k, self.weight_dtype))
+        if tp > 1:
+            t += float(ops.collective_time_s(hw, "all_gather", num_logits * vocab * 2.0, tp, cuda_graph=graphed))
+        t += float(ops.elementwise_time_s(hw, SAMPLER_PASSES * num_logits * vocab * 4.0))
+        return t
+
+    # ---------------------------------------------------------------- public
+    def components(self, shape: PassShape) -> dict[str, float]:
+        """Time of one pass, broken into :data:`COMPONENTS` (seconds)."""
+        decode_only = shape.prefill_seqs == 0
+        graphed = self.cuda_graphs
+        T = self.padded_tokens(shape.num_tokens, decode_only)
+        linear, moe, comm, elem, head = self._token_cost(T, shape.num_logits, graphed)
+        attn = float(
+            self.attention_time_s(shape.decode_seqs, shape.decode_ctx_tokens, shape.prefill_pairs, shape.prefill_kv_tokens)
+        )
+        parts = {"linear": linear, "attention": attn, "moe": moe, "communication": comm, "elementwise": elem,
+                 "lm_head_sampling": head, "launch": 0.0}
+        parts["launch"] = self._launch_overhead_s(sum(parts.values()), decode_only)
+        return parts
+
+    def time_s(self, shape: PassShape) -> float:
+        """Total time of one pass (seconds)."""
+        return sum(self.components(shape).values())
+
+    def decode_times_s(self, batch: int, ctx_tokens: np.ndarray) -> np.ndarray:
+        """Vectorised decode-only pass time for ``batch`` sequences at each total context in
+        ``ctx_tokens`` (the fast path of the engine).  Equal to :meth:`time_s` pointwise."""
+        T = self.padded_tokens(batch, True)
+        const = sum(self._token_cost(T, batch, self.cuda_graphs))
+        attn = self.attention_time_s(batch, ctx_tokens)
+        total = const + attn
+        if not self.cuda_graphs:
+            floor = self._launches() * self.hw.efficiency.kernel_launch_us * 1e-6
+            total = np.maximum(total, floor)
+        return np.asarray(total, dtype=np.float64)
+
+    def decode_const_parts(self, batch: int) -> dict[str, float]:
+        """The context-independent components of a decode pass at ``batch`` sequences."""
+        T = self.padded_tokens(batch, True)
+        linear, moe, comm, elem, head = self._token_cost(T, batch, self.cuda_graphs)
+        return {"linear": linear, "moe": moe, "communication": comm, "elementwise": elem, "lm_head_sampling": head}
+
+    def _launches(self) -> int:
+        return self._layers * KERNELS_PER_LAYER + 6
+
+    def _launch_overhead_s(self, gpu_s: float, decode_only: bool) -> float:
+        """Host launch time not hidden behind the GPU (eager, or the piecewise part)."""
+        launch_s = self.hw.efficiency.kernel_launch_us * 1e-6
+        if not self.cuda_graphs:
+            return max(0.0, self._launches() * launch_s - gpu_s)
+        if not decode_only:  # piecewise graphs: attention launched eagerly, one kernel per layer
+            return max(0.0, self._layers * launch_s - gpu_s)
+        return 0.0
+
+
+def _split(w, tp: int) -> tuple[int, int]:
+    """(n, k) of a linear weight on one TP rank."""
+    if w.parallel == "column":
+        return max(1, w.out_features // tp), w.in_features
+    if w.parallel == "row":
+        return w.out_features, max(1, w.in_features // tp)
+    return w.out_features, w.in_features

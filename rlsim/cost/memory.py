@@ -1,0 +1,99 @@
+"""Per-GPU memory model of one engine: weights, KV cache capacity, activation reserve.
+
+``KV capacity = HBM x gpu_memory_utilization - weights/GPU - activation reserve`` (DESIGN 4),
+the same accounting vLLM does at start-up (it profiles the activation peak instead of assuming
+it).  Tensor parallelism splits column/row-parallel weights, the vocabulary-parallel embedding
+and LM head, and the experts (TP splits each expert, EP splits the set of experts: both divide
+expert bytes by the group size).  Replicated weights (MLA down-projections, routers) are whole
+on every GPU.  GQA KV heads are split across TP ranks, replicated when TP exceeds them;
+the MLA latent cache is replicated on every TP rank (vLLM's MLA backends).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rlsim.units import dtype_bytes
+
+__all__ = ["MemoryPlan", "plan_memory", "weight_bytes_per_gpu", "kv_bytes_per_token_per_gpu"]
+
+
+def weight_bytes_per_gpu(arch, tp: int, dtype: str) -> float:
+    """Weight bytes resident on one GPU of a TP (or TP = EP) group.
+
+    Linear weights and the (vocab-parallel) embedding are at ``dtype`` and split over TP unless
+    replicated; norms (small vectors) are bf16 and replicated.
+    """
+    wb = dtype_bytes(dtype)
+    linear = 0.0
+    linear_params = 0
+    for w in arch.linear_weights():
+        linear += w.params / (1 if w.parallel == "replicated" else tp)
+        linear_params += w.params
+    emb = arch.embedding_params
+    other = arch.total_params - linear_params - emb
+    return (linear + emb / tp) * wb + max(other, 0) * 2.0
+
+
+def kv_heads_per_gpu(arch, tp: int) -> int:
+    """GQA KV heads held by one TP rank (replicated when TP > KV heads)."""
+    return max(1, arch.num_key_value_heads // tp)
+
+
+def kv_values_per_token_per_layer_per_gpu(arch, tp: int) -> int:
+    """Cached values per token per layer on one GPU."""
+    if arch.attention_kind == "mla":
+        return arch.kv_lora_rank + arch.qk_rope_head_dim
+    return 2 * kv_heads_per_gpu(arch, tp) * arch.head_dim
+
+
+def kv_bytes_per_token_per_gpu(arch, tp: int, kv_dtype: str) -> float:
+    """KV bytes one token occupies on one GPU, all layers."""
+    return kv_values_per_token_per_layer_per_gpu(arch, tp) * arch.num_hidden_layers * dtype_bytes(kv_dtype)
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """How one GPU's HBM is used by one engine rank."""
+
+    hbm_bytes: float
+    usable_bytes: float
+    weight_bytes: float
+    reserve_bytes: float
+    kv_bytes: float
+    kv_bytes_per_token: float
+    kv_capacity_tokens: int
+    num_blocks: int
+    block_size: int
+
+
+def plan_memory(
+    arch,
+    hbm_bytes: float,
+    gpu_memory_utilization: float,
+    tp: int,
+    weight_dtype: str,
+    kv_dtype: str,
+    reserve_bytes: float,
+    block_size: int,
+    extra_weight_bytes: float = 0.0,
+    extra_kv_bytes_per_token: float = 0.0,
+) -> MemoryPlan:
+    """Plan one GPU's memory; ``kv_bytes`` may be negative (the caller reports it)."""
+    usable = hbm_bytes * gpu_memory_utilization
+    weights = weight_bytes_per_gpu(arch, tp, weight_dtype) + extra_weight_bytes
+    kv_bytes = usable - weights - reserve_bytes
+    per_tok = kv_bytes_per_token_per_gpu(arch, tp, kv_dtype) + extra_kv_bytes_per_token
+    tokens = int(kv_bytes // per_tok) if kv_bytes > 0 else 0
+    blocks = tokens // block_size
+    return MemoryPlan(
+        hbm_bytes=hbm_bytes,
+        usable_bytes=usable,
+        weight_bytes=weights,
+        reserve_bytes=reserve_bytes,
+        kv_bytes=kv_bytes,
+        kv_bytes_per_token=per_tok,
+        kv_capacity_tokens=blocks * block_size,
+        num_blocks=blocks,
+        block_size=block_size,
+    )

@@ -1,0 +1,352 @@
+"""A vLLM-V1-style engine: token-budget scheduler, paged KV, preemption by recompute.
+
+One iteration (DESIGN 5, vLLM ``Scheduler.schedule``):
+
+1. running requests in admission order each get ``num_tokens - num_computed_tokens`` new tokens
+   (1 for a decode; a chunk for a prefill in progress) out of ``max_num_batched_tokens``; a
+   request that needs a KV block when none is free preempts the *last* running request
+   (recompute mode: its blocks are freed, it goes to the front of the waiting queue and later
+   prefills prompt + generated tokens again), possibly itself;
+2. if nothing was preempted, waiting requests are admitted in FIFO order while seats
+   (``max_num_seqs``), budget and KV blocks allow (chunked prefill splits a prompt over steps;
+   a prefix-cache hit on the group's shared prompt blocks skips those tokens);
+3. the pass runs; a request whose tokens are all computed samples one token; it finishes when
+   it has its sampled response length.
+
+Step time = GPU pass time (rlsim.cost.ForwardModel) combined with host time
+``step_us + per_seq_us * seqs + per_prefill_token_us * prefill_tokens``: added without async
+scheduling, ``max(gpu, host)`` with it.
+
+**Fast path** (DESIGN 5, performance): while every running request is decoding and no waiting
+request can be admitted, the batch is fixed until the next completion or the next KV shortage;
+the engine computes the time of all those iterations in one numpy expression and jumps.  The
+``reference`` mode steps one iteration at a time; tests check both agree.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rlsim.cost.forward import COMPONENTS, ForwardModel, PassShape
+from rlsim.engine.kv import KvCache, blocks_for, shared_prompt_blocks
+
+__all__ = ["EngineParams", "Segment", "Engine"]
+
+WAITING, RUNNING, FINISHED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    """Scheduler and host-overhead settings of one engine (from EngineConfig)."""
+
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    block_size: int
+    num_blocks: int
+    enable_chunked_prefill: bool = True
+    enable_prefix_caching: bool = True
+    async_scheduling: bool = True
+    cpu_step_s: float = 300e-6
+    cpu_per_seq_s: float = 4e-6
+    cpu_per_prefill_token_s: float = 0.02e-6
+    fast: bool = True
+
+
+@dataclass
+class Segment:
+    """One or more consecutive iterations with the same running batch."""
+
+    engine: int
+    t0_s: float
+    t1_s: float
+    iterations: int
+    running: int
+    kind: str  # "decode" (fast-path jump), "mixed" (prefill in the pass), "step" (one decode step)
+    new_tokens: int
+    prefill_tokens: int
+    preemptions: int = 0
+    finished: int = 0
+
+
+@dataclass
+class EngineStats:
+    """Totals accumulated over a run."""
+
+    iterations: int = 0
+    preemptions: int = 0
+    prefill_tokens: int = 0
+    recomputed_tokens: int = 0
+    busy_s: float = 0.0
+    components_s: dict = field(default_factory=lambda: {c: 0.0 for c in COMPONENTS + ("host_exposed",)})
+
+
+class Engine:
+    """One engine serving the sequences dealt to it.  Not a simpy process itself: ``step()``
+    advances its own clock by one segment and returns it; a thin simpy process yields it."""
+
+    def __init__(
+        self,
+        engine_id: int,
+        forward: ForwardModel,
+        params: EngineParams,
+        seq_ids: np.ndarray,
+        group_ids: np.ndarray,
+        prompt_len: np.ndarray,
+        response_len: np.ndarray,
+        start_s: float = 0.0,
+    ) -> None:
+        self.id = engine_id
+        self.fwd = forward
+        self.p = params
+        n = len(seq_ids)
+        self.seq_ids = np.asarray(seq_ids)
+        _, group_local = np.unique(np.asarray(group_ids), return_inverse=True)
+        self.prompt = np.asarray(prompt_len, dtype=np.int64)
+        self.resp = np.asarray(response_len, dtype=np.int64)
+        self.gen = np.zeros(n, dtype=np.int64)
+        self.computed = np.zeros(n, dtype=np.int64)
+        self.status = np.full(n, WAITING, dtype=np.int8)
+        self.preempted = np.zeros(n, dtype=np.int64)
+        self.admit_s = np.full(n, np.nan)
+        self.first_token_s = np.full(n, np.nan)
+        self.finish_s = np.full(n, np.nan)
+        shared = shared_prompt_blocks(self.prompt, params.block_size, params.enable_prefix_caching)
+        num_groups = int(group_local.max()) + 1 if n else 0
+        self.kv = KvCache(params.num_blocks, params.block_size, group_local.astype(np.int64), shared, num_groups)
+        self.waiting: deque[int] = deque(range(n))
+        self.running: list[int] = []
+        self.now = start_s
+        self.stats = EngineStats()
+        self.peak_running = 0
+        self.max_kv_used = 0
+
+    # ------------------------------------------------------------------ public
+    def done(self) -> bool:
+        """True when every sequence has finished."""
+        return not self.waiting and not self.running
+
+    def step(self) -> Segment:
+        """Advance by one segment (a fast-path jump or a single iteration)."""
+        if self.p.fast and self._decode_only_and_closed():
+            seg = self._fast_decode()
+            if seg is not None:
+                return seg
+        return self._one_iteration()
+
+    # ------------------------------------------------------------------ helpers
+    def num_tokens(self, s: int) -> int:
+        return int(self.prompt[s] + self.gen[s])
+
+    def _host_s(self, seqs: int, prefill_tokens: int) -> float:
+        p = self.p
+        return p.cpu_step_s + p.cpu_per_seq_s * seqs + p.cpu_per_prefill_token_s * prefill_tokens
+
+    def _combine(self, gpu_s, host_s):
+        return np.maximum(gpu_s, host_s) if self.p.async_scheduling else gpu_s + host_s
+
+    def _decode_only_and_closed(self) -> bool:
+        """All running requests decode and no waiting request can be admitted now."""
+        if not self.running:
+            return False
+        run = np.fromiter(self.running, dtype=np.int64, count=len(self.running))
+        if np.any(self.prompt[run] + self.gen[run] - self.computed[run] != 1):
+            return False
+        return not self._head_admissible(self.p.max_num_batched_tokens - len(run))
+
+    def _head_admissible(self, budget: int) -> bool:
+        if not self.waiting or budget <= 0 or len(self.running) >= self.p.max_num_seqs:
+            return False
+        s = self.waiting[0]
+        hit = self.kv.prefix_hit_tokens(s) if self.p.enable_prefix_caching else 0
+        need = self.num_tokens(s) - hit
+        if not self.p.enable_chunked_prefill and need > budget:
+            return False
+        n = min(need, budget)
+        return self.kv.admission_blocks(s, hit + n) <= self.kv.free
+
+    # ------------------------------------------------------------------ fast path
+    def _fast_decode(self) -> Segment | None:
+        """Jump over decode-only iterations up to the next completion or KV shortage."""
+        run = np.fromiter(self.running, dtype=np.int64, count=len(self.running))
+        B = len(run)
+        c = self.computed[run]
+        m = int((self.resp[run] - self.gen[run]).min())
+        bs = self.p.block_size
+        base = blocks_for(c, bs)
+        if int((blocks_for(c + m, bs) - base).sum()) > self.kv.free:
+            lo, hi = 0, m  # largest i with demand(i) <= free
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if int((blocks_for(c + mid, bs) - base).sum()) <= self.kv.free:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            m = lo
+            if m == 0:
+                return None  # the next iteration preempts: take the slow path
+        ctx = float(c.sum()) + B * np.arange(1, m + 1, dtype=np.float64)
+        gpu = self.fwd.decode_times_s(B, ctx)
+        host = self._host_s(B, 0)
+        dt = self._combine(gpu, host)
+        total = float(dt.sum())
+        self._account_decode(B, ctx, gpu, total, m)
+        # state update
+        self.computed[run] = c + m
+        self.gen[run] += m
+        new_own = np.maximum(0, blocks_for(c + m, bs) - self.kv.shared[run])
+        self.kv.free -= int((new_own - self.kv.own[run]).sum())
+        self.kv.own[run] = new_own
+        assert self.kv.free >= 0
+        t0 = self.now
+        self.now = t0 + total
+        finished = self._finish_done(run)
+        self.max_kv_used = max(self.max_kv_used, self.kv.used() + 0)
+        self.stats.iterations += m
+        return Segment(self.id, t0, self.now, m, B, "decode", B * m, 0, 0, finished)
+
+    def _account_decode(self, B: int, ctx: np.ndarray, gpu: np.ndarray, total: float, m: int) -> None:
+        comp = self.stats.components_s
+        const = self.fwd.decode_const_parts(B)
+        for k, v in const.items():
+            comp[k] += v * m
+        attn = float(np.sum(self.fwd.attention_time_s(B, ctx)))
+        comp["attention"] += attn
+        gpu_sum = float(gpu.sum())
+        comp["launch"] += gpu_sum - attn - sum(const.values()) * m
+        comp["host_exposed"] += total - gpu_sum
+        self.stats.busy_s += total
+
+    # ------------------------------------------------------------------ slow path
+    def _one_iteration(self) -> Segment:
+        sched, preemptions = self._schedule()
+        assert sched, "engine stalled: nothing schedulable (KV smaller than one request?)"
+        shape, prefill_tokens = self._pass_shape(sched)
+        parts = self.fwd.components(shape)
+        gpu = sum(parts.values())
+        host = self._host_s(len(sched), prefill_tokens)
+        dt = float(self._combine(gpu, host))
+        comp = self.stats.components_s
+        for k, v in parts.items():
+            comp[k] += v
+        comp["host_exposed"] += dt - gpu
+        self.stats.busy_s += dt
+        self.stats.iterations += 1
+        self.stats.prefill_tokens += prefill_tokens
+        t0 = self.now
+        self.now = t0 + dt
+        B = len(self.running)
+        finished = self._advance(sched)
+        kind = "mixed" if prefill_tokens else "step"
+        return Segment(self.id, t0, self.now, 1, B, kind, shape.num_tokens, prefill_tokens, preemptions, finished)
+
+    def _schedule(self) -> tuple[list[tuple[int, int, int]], int]:
+        """Pick (seq, new_tokens, computed_before) for one iteration; returns preemptions."""
+        budget = self.p.max_num_batched_tokens
+        sched: list[tuple[int, int, int]] = []
+        preemptions = 0
+        i = 0
+        while i < len(self.running) and budget > 0:
+            s = self.running[i]
+            n = min(self.num_tokens(s) - int(self.computed[s]), budget)
+            c = int(self.computed[s])
+            need = self.kv.own_after(s, c + n) - int(self.kv.own[s])
+            victim_was_self = False
+            while need > self.kv.free:
+                victim = self.running[-1]
+                self._preempt(victim)
+                preemptions += 1
+                if victim == s:
+                    victim_was_self = True
+                    break
+            if victim_was_self:
+                break
+            self.kv.grow(s, c + n, int(self.prompt[s]))
+            sched.append((s, n, c))
+            budget -= n
+            i += 1
+        if preemptions == 0:
+            budget = self._admit(sched, budget)
+        self.peak_running = max(self.peak_running, len(self.running))
+        self.max_kv_used = max(self.max_kv_used, self.kv.used())
+        return sched, preemptions
+
+    def _admit(self, sched: list, budget: int) -> int:
+        while self.waiting and budget > 0 and len(self.running) < self.p.max_num_seqs:
+            s = self.waiting[0]
+            hit = self.kv.prefix_hit_tokens(s) if self.p.enable_prefix_caching else 0
+            need = self.num_tokens(s) - hit
+            if not self.p.enable_chunked_prefill and need > budget:
+                break
+            n = min(need, budget)
+            if self.kv.admission_blocks(s, hit + n) > self.kv.free:
+                break
+            self.waiting.popleft()
+            self.kv.admit(s, hit + n, int(self.prompt[s]))
+            self.computed[s] = hit
+            self.status[s] = RUNNING
+            if np.isnan(self.admit_s[s]):
+                self.admit_s[s] = self.now
+            if self.gen[s] > 0:
+                self.stats.recomputed_tokens += n
+            self.running.append(s)
+            sched.append((s, n, hit))
+            budget -= n
+        return budget
+
+    def _preempt(self, s: int) -> None:
+        self.running.pop()
+        self.kv.release(s)
+        self.computed[s] = 0
+        self.status[s] = WAITING
+        self.preempted[s] += 1
+        self.stats.preemptions += 1
+        self.waiting.appendleft(s)
+
+    def _pass_shape(self, sched: list[tuple[int, int, int]]) -> tuple[PassShape, int]:
+        tokens = logits = dseqs = pseqs = ptoks = 0
+        dctx = ppairs = pkv = 0.0
+        for s, n, c in sched:
+            tokens += n
+            if c + n == self.num_tokens(s):
+                logits += 1
+            if n == 1:
+                dseqs += 1
+                dctx += c + 1
+            else:
+                pseqs += 1
+                ptoks += n
+                ppairs += n * (c + (n + 1) / 2.0)
+                pkv += c + n
+        shape = PassShape(tokens, logits, dseqs, dctx, pseqs, ppairs, pkv)
+        return shape, ptoks
+
+    def _advance(self, sched: list[tuple[int, int, int]]) -> int:
+        finished = 0
+        done: list[int] = []
+        for s, n, c in sched:
+            self.computed[s] = c + n
+            if c + n == self.num_tokens(s):
+                self.gen[s] += 1
+                if self.gen[s] == 1:
+                    self.first_token_s[s] = self.now
+                if self.gen[s] == self.resp[s]:
+                    done.append(s)
+        if done:
+            finished = self._finish(done)
+        return finished
+
+    def _finish_done(self, run: np.ndarray) -> int:
+        done = run[self.gen[run] == self.resp[run]]
+        return self._finish(done.tolist()) if len(done) else 0
+
+    def _finish(self, done: list[int]) -> int:
+        gone = set(done)
+        for s in done:
+            self.kv.release(s)
+            self.status[s] = FINISHED
+            self.finish_s[s] = self.now
+        self.running = [s for s in self.running if s not in gone]
+        return len(done)

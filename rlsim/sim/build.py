@@ -1,0 +1,157 @@
+"""Resolve a scenario into concrete parts (hardware, model, memory plan, engines) and check
+that it can run.  Every user mistake becomes one ConfigError line naming file, field, value, rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlsim.config import LoadedScenario, Scenario
+from rlsim.cost import ForwardModel, MemoryPlan, plan_memory
+from rlsim.errors import ConfigError, InfeasibleConfig
+from rlsim.hardware import HardwareProfile, load_profile
+from rlsim.models import ModelArch, load_model
+from rlsim.units import GB, GIB
+
+__all__ = ["Resolved", "resolve"]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Everything a rollout simulation needs, validated."""
+
+    scenario: Scenario
+    source: str
+    base_dir: Path
+    hw: HardwareProfile
+    arch: ModelArch
+    weight_dtype: str
+    kv_dtype: str
+    tp: int
+    rollout_gpus: int
+    num_engines: int
+    memory: MemoryPlan
+    max_model_len: int
+
+    def forward_model(self) -> ForwardModel:
+        e = self.scenario.rollout.engine
+        return ForwardModel(
+            self.arch,
+            self.hw,
+            tp=self.tp,
+            weight_dtype=self.weight_dtype,
+            kv_dtype=self.kv_dtype,
+            cuda_graphs=not e.enforce_eager,
+            max_capture_size=e.max_cudagraph_capture_size,
+            expert_parallel=e.enable_expert_parallel,
+        )
+
+
+def _resolve_path(value: str, base_dir: Path, is_path) -> str:
+    if is_path(value):
+        p = Path(value).expanduser()
+        if not p.is_absolute() and (base_dir / p).exists():
+            return str(base_dir / p)
+    return value
+
+
+def _load_hw(sc: Scenario, src: str, base_dir: Path) -> HardwareProfile:
+    name = _resolve_path(sc.cluster.hardware, base_dir, lambda v: "/" in v or v.endswith((".yaml", ".yml")))
+    return load_profile(name, source=src, path="cluster.hardware")
+
+
+def _load_arch(sc: Scenario, src: str, base_dir: Path) -> ModelArch:
+    name = _resolve_path(sc.model.name, base_dir, lambda v: v.endswith(".json") or Path(base_dir / v).is_dir())
+    try:
+        return load_model(name)
+    except ConfigError as err:
+        msg = str(err)
+        if msg.startswith("model = "):
+            msg = f"{src}: model.name = " + msg[len("model = "):]
+        raise type(err)(msg) from None
+
+
+def _check_tp(sc: Scenario, arch: ModelArch, src: str) -> None:
+    tp = sc.rollout.engine.tensor_parallel_size
+    path = "rollout.engine.tensor_parallel_size"
+    if arch.num_attention_heads % tp:
+        raise ConfigError.at(src, path, tp, f"does not divide num_attention_heads = {arch.num_attention_heads}")
+    kv = arch.num_key_value_heads
+    if arch.attention_kind != "mla" and kv % tp and tp % kv:
+        raise ConfigError.at(src, path, tp, f"does not divide num_key_value_heads = {kv} (nor is a multiple of it)")
+    if arch.is_moe and sc.rollout.engine.enable_expert_parallel and arch.num_experts % tp:
+        raise ConfigError.at(src, path, tp, f"does not divide num_experts = {arch.num_experts} (enable_expert_parallel)")
+
+
+def _check_gpus(sc: Scenario, src: str) -> tuple[int, int]:
+    tp = sc.rollout.engine.tensor_parallel_size
+    gpus = sc.rollout.num_gpus or sc.cluster.num_gpus
+    if gpus > sc.cluster.num_gpus:
+        raise ConfigError.at(src, "rollout.num_gpus", gpus, f"exceeds cluster.num_gpus = {sc.cluster.num_gpus}")
+    if gpus % tp:
+        where = "rollout.num_gpus" if sc.rollout.num_gpus else "cluster.num_gpus"
+        raise ConfigError.at(src, where, gpus, f"is not a multiple of rollout.engine.tensor_parallel_size = {tp}")
+    return gpus, gpus // tp
+
+
+def _max_model_len(sc: Scenario, arch: ModelArch, src: str, base_dir: Path) -> int:
+    e, w = sc.rollout.engine, sc.workload
+    if e.max_model_len is not None:
+        if e.max_model_len > arch.max_position_embeddings:
+            raise ConfigError.at(src, "rollout.engine.max_model_len", e.max_model_len,
+                                 f"exceeds the model's max_position_embeddings = {arch.max_position_embeddings}")
+        return e.max_model_len
+    prompt_cap = _prompt_cap(w.prompt_length, base_dir)
+    return min(arch.max_position_embeddings, prompt_cap + w.max_new_tokens)
+
+
+def _prompt_cap(dist, base_dir: Path) -> int:
+    kind = dist.kind
+    if kind == "fixed":
+        return dist.tokens
+    if kind == "lognormal":
+        return dist.max_tokens if dist.max_tokens is not None else int(dist.mean_tokens * 8)
+    return int(dist.load(base_dir).max())
+
+
+def _check_memory(sc: Scenario, arch: ModelArch, hw: HardwareProfile, src: str, tp: int, wdt: str, kvdt: str, max_len: int) -> MemoryPlan:
+    e = sc.rollout.engine
+    plan = plan_memory(arch, hw.hbm_bytes, e.gpu_memory_utilization, tp, wdt, kvdt, e.activation_reserve_gib * GIB, e.block_size)
+    if plan.kv_bytes <= 0:
+        raise InfeasibleConfig.at(
+            src, "rollout.engine.tensor_parallel_size", tp,
+            f"is too small: {arch.name} weights need {plan.weight_bytes / GB:.1f} GB per GPU ({wdt}) + "
+            f"{e.activation_reserve_gib:g} GiB reserve, but {hw.name} x gpu_memory_utilization "
+            f"{e.gpu_memory_utilization:g} leaves {plan.usable_bytes / GB:.1f} GB (raise tensor_parallel_size or use fp8)",
+        )
+    if plan.kv_capacity_tokens < max_len:
+        raise InfeasibleConfig.at(
+            src, "rollout.engine.gpu_memory_utilization", e.gpu_memory_utilization,
+            f"leaves KV cache for {plan.kv_capacity_tokens} tokens per engine, less than one max-length "
+            f"sequence (max_model_len = {max_len})",
+        )
+    if e.max_num_batched_tokens < e.max_num_seqs:
+        raise ConfigError.at(src, "rollout.engine.max_num_batched_tokens", e.max_num_batched_tokens,
+                             f"must be >= max_num_seqs = {e.max_num_seqs} (vLLM's rule)")
+    if not e.enable_chunked_prefill and e.max_num_batched_tokens < max_len:
+        raise ConfigError.at(src, "rollout.engine.max_num_batched_tokens", e.max_num_batched_tokens,
+                             f"must be >= max_model_len = {max_len} without chunked prefill (vLLM's rule)")
+    return plan
+
+
+def resolve(loaded: LoadedScenario) -> Resolved:
+    """Load hardware and model, and check the scenario can run."""
+    sc, src, base = loaded.scenario, loaded.source, loaded.base_dir
+    hw = _load_hw(sc, src, base)
+    arch = _load_arch(sc, src, base)
+    _check_tp(sc, arch, src)
+    gpus, engines = _check_gpus(sc, src)
+    wdt = sc.model.dtype or arch.weight_dtype
+    if wdt != "bf16":
+        hw.peak_flops(wdt)  # unknown dtype on this GPU -> ConfigError naming the profile
+    kvdt = "bf16" if sc.rollout.engine.kv_cache_dtype == "auto" else sc.rollout.engine.kv_cache_dtype
+    max_len = _max_model_len(sc, arch, src, base)
+    tp = sc.rollout.engine.tensor_parallel_size
+    plan = _check_memory(sc, arch, hw, src, tp, wdt, kvdt, max_len)
+    return Resolved(sc, src, base, hw, arch, wdt, kvdt, tp, gpus, engines, plan, max_len)

@@ -1,0 +1,168 @@
+"""Simulate one RL batch of rollouts on a pool of data-parallel vLLM engines.
+
+GRPO groups are dealt round-robin to engines (a group stays on one engine so its samples share
+the prompt's KV blocks).  Engines do not interact during a rollout, so each is a thin simpy
+process that yields its segments (DESIGN 2.1: pure costs, thin event loop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from rlsim.engine import Engine, EngineParams, Segment
+from rlsim.errors import ConfigError
+from rlsim.sim.build import Resolved
+from rlsim.units import GB
+from rlsim.workload import Batch, sample_batch
+
+__all__ = ["RolloutResult", "simulate_rollout", "engine_params", "rng_streams"]
+
+
+@dataclass
+class RolloutResult:
+    """What a rollout simulation produced: a summary plus per-sequence and per-segment tables."""
+
+    summary: dict
+    sequences: pd.DataFrame
+    segments: pd.DataFrame
+
+
+def rng_streams(seed: int, n: int = 4) -> list[np.random.Generator]:
+    """Independent generators per subsystem: [workload, acceptance, reserved, reserved]."""
+    return [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
+def engine_params(res: Resolved) -> EngineParams:
+    e = res.scenario.rollout.engine
+    c = e.cpu_overhead
+    return EngineParams(
+        max_num_seqs=e.max_num_seqs,
+        max_num_batched_tokens=e.max_num_batched_tokens,
+        block_size=e.block_size,
+        num_blocks=res.memory.num_blocks,
+        enable_chunked_prefill=e.enable_chunked_prefill,
+        enable_prefix_caching=e.enable_prefix_caching,
+        async_scheduling=e.async_scheduling,
+        cpu_step_s=c.step_us * 1e-6,
+        cpu_per_seq_s=c.per_seq_us * 1e-6,
+        cpu_per_prefill_token_s=c.per_prefill_token_us * 1e-6,
+        fast=res.scenario.simulation.mode == "fast",
+    )
+
+
+def _clip_to_model_len(batch: Batch, res: Resolved) -> np.ndarray:
+    limit = res.max_model_len
+    too_long = batch.prompt_len >= limit
+    if np.any(too_long):
+        p = int(batch.prompt_len[too_long].max())
+        raise ConfigError.at(res.source, "rollout.engine.max_model_len", limit,
+                             f"leaves no room for a response to a {p}-token prompt (must exceed the longest prompt)")
+    return np.minimum(batch.response_len, limit - batch.prompt_len)
+
+
+def _build_engines(res: Resolved, batch: Batch, response: np.ndarray) -> list[Engine]:
+    fwd = res.forward_model()
+    params = engine_params(res)
+    owner = batch.group_id % res.num_engines
+    engines = []
+    for e in range(res.num_engines):
+        idx = np.flatnonzero(owner == e)
+        engines.append(Engine(e, fwd, params, batch.seq_id[idx], batch.group_id[idx], batch.prompt_len[idx], response[idx]))
+    return engines
+
+
+def _run(engines: list[Engine]) -> list[Segment]:
+    env = simpy.Environment()
+    segments: list[Segment] = []
+
+    def serve(engine: Engine):
+        while not engine.done():
+            seg = engine.step()
+            segments.append(seg)
+            yield env.timeout(seg.t1_s - seg.t0_s)
+
+    for eng in engines:
+        env.process(serve(eng))
+    env.run()
+    return segments
+
+
+def simulate_rollout(res: Resolved, seed: int | None = None) -> RolloutResult:
+    """Simulate one batch (num_prompts_per_step x num_generations_per_prompt sequences)."""
+    sc = res.scenario
+    seed = sc.seed if seed is None else seed
+    rng_workload = rng_streams(seed)[0]
+    batch = sample_batch(sc.workload, rng_workload, res.base_dir)
+    response = _clip_to_model_len(batch, res)
+    engines = _build_engines(res, batch, response)
+    segments = _run(engines)
+    seqs = _sequence_table(engines, batch)
+    segs = pd.DataFrame([s.__dict__ for s in segments]).sort_values(["engine", "t0_s"], kind="stable").reset_index(drop=True)
+    summary = _summary(res, seed, engines, seqs, segs)
+    return RolloutResult(summary, seqs, segs)
+
+
+def _sequence_table(engines: list[Engine], batch: Batch) -> pd.DataFrame:
+    parts = []
+    for e in engines:
+        parts.append(pd.DataFrame({
+            "seq_id": e.seq_ids, "engine": e.id, "prompt_len": e.prompt, "response_len": e.resp,
+            "generated": e.gen, "preemptions": e.preempted, "admit_s": e.admit_s,
+            "first_token_s": e.first_token_s, "finish_s": e.finish_s,
+        }))
+    df = pd.concat(parts).sort_values("seq_id").reset_index(drop=True)
+    df.insert(1, "group_id", batch.group_id[df["seq_id"].to_numpy()])
+    df["truncated"] = batch.truncated[df["seq_id"].to_numpy()] | (df["response_len"].to_numpy() < batch.response_len[df["seq_id"].to_numpy()])
+    return df
+
+
+def _summary(res: Resolved, seed: int, engines: list[Engine], seqs: pd.DataFrame, segs: pd.DataFrame) -> dict:
+    finish = np.sort(seqs["finish_s"].to_numpy())
+    n = len(finish)
+    rollout_s = float(finish[-1])
+    t90 = float(finish[int(np.ceil(0.9 * n)) - 1])
+    generated = int(seqs["generated"].sum())
+    dur = (segs["t1_s"] - segs["t0_s"]).to_numpy()
+    busy_engine_s = float(dur.sum())
+    mean_running = float((segs["running"].to_numpy() * dur).sum() / busy_engine_s) if busy_engine_s > 0 else 0.0
+    comp: dict[str, float] = {}
+    for e in engines:
+        for k, v in e.stats.components_s.items():
+            comp[k] = comp.get(k, 0.0) + v
+    total_comp = sum(comp.values())
+    hw, arch, mem = res.hw, res.arch, res.memory
+    return {
+        "scenario": res.scenario.name,
+        "seed": seed,
+        "rollout_time_s": rollout_s,
+        "generated_tokens": generated,
+        "output_tokens_per_s": generated / rollout_s,
+        "num_sequences": n,
+        "preemptions": int(seqs["preemptions"].sum()),
+        "tail_time_s": rollout_s - t90,
+        "tail_frac": (rollout_s - t90) / rollout_s,
+        "time_90pct_finished_s": t90,
+        "mean_running_batch": mean_running,
+        "peak_running_batch": int(max(e.peak_running for e in engines)),
+        "engine_iterations": int(sum(e.stats.iterations for e in engines)),
+        "prefill_tokens": int(sum(e.stats.prefill_tokens for e in engines)),
+        "recomputed_tokens": int(sum(e.stats.recomputed_tokens for e in engines)),
+        "mean_response_tokens": float(seqs["response_len"].mean()),
+        "truncated_frac": float(seqs["truncated"].mean()),
+        "num_engines": res.num_engines,
+        "tensor_parallel_size": res.tp,
+        "rollout_gpus": res.rollout_gpus,
+        "engine_busy_frac": busy_engine_s / (rollout_s * res.num_engines),
+        "time_breakdown_frac": {k: v / total_comp for k, v in comp.items()} if total_comp else {},
+        "hardware": {"profile": hw.name, "calibration_status": hw.calibration.status,
+                     "calibration_source": hw.calibration.source},
+        "model": {"name": arch.name, "total_params": arch.total_params, "active_params": arch.active_params,
+                  "weight_dtype": res.weight_dtype, "kv_cache_dtype": res.kv_dtype},
+        "memory": {"weight_gb_per_gpu": mem.weight_bytes / GB, "kv_cache_gb_per_gpu": mem.kv_bytes / GB,
+                   "kv_capacity_tokens_per_engine": mem.kv_capacity_tokens, "max_model_len": res.max_model_len,
+                   "peak_kv_blocks_used_frac": max(e.max_kv_used for e in engines) / max(1, mem.num_blocks)},
+    }
