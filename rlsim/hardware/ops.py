@@ -1,0 +1,297 @@
+"""Roofline op timing: pure functions of (hardware profile, shapes) -> seconds.
+
+Every function takes a :class:`~rlsim.hardware.profile.HardwareProfile` plus shape arguments
+that may be Python numbers or numpy arrays (broadcast together) and returns a ``float`` when all
+of them are scalars, else an ``ndarray`` of seconds.  An op with nothing to do (zero tokens,
+zero bytes) costs exactly 0 s.
+
+Model (DESIGN.md section 3)::
+
+    t = max(flops / (peak_d * eff_c), bytes / (hbm_bw * eff_m)) + latency
+
+with the per-op-class parameters of ``profile.efficiency``.  ``latency`` is the GPU-side floor
+of one kernel (as under CUDA graphs); the extra host launch cost of eager mode
+(``efficiency.kernel_launch_us`` per kernel) is added by the engine, which knows how many
+kernels a step launches.  Collectives use alpha-beta per tier (NVLink domain, scale-out NIC).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rlsim import units
+from rlsim.hardware.profile import AlphaBeta, HardwareProfile, by_group_size
+
+__all__ = [
+    "COLLECTIVE_OPS",
+    "gemm_time_s",
+    "moe_time_s",
+    "expected_experts_touched",
+    "decode_attention_time_s",
+    "prefill_attention_time_s",
+    "elementwise_time_s",
+    "collective_time_s",
+    "p2p_time_s",
+]
+
+ArrayLike = Any  # float | int | np.ndarray
+COLLECTIVE_OPS = ("all_reduce", "all_gather", "reduce_scatter", "alltoall")
+_ACT_BYTES = units.dtype_bytes("bf16")  # activations are bf16 in every op below
+
+
+def _f(x: ArrayLike) -> np.ndarray:
+    return np.asarray(x, dtype=float)
+
+
+def _out(x: np.ndarray) -> float | np.ndarray:
+    return float(x) if np.ndim(x) == 0 else x
+
+
+# --------------------------------------------------------------------------- GEMM / MoE
+
+
+def gemm_time_s(hw: HardwareProfile, m: ArrayLike, n: ArrayLike, k: ArrayLike, dtype: str) -> float | np.ndarray:
+    """Dense GEMM ``y[m,n] = x[m,k] @ W[k,n]`` with weights in ``dtype``.
+
+    ``t = max(2mnk / (peak_d * eff(m)), bytes / (hbm_bw * mem_eff)) + latency`` with
+    ``eff(m) = compute_eff * m / (m + m_half_tokens)`` (small-m / tile-quantisation loss) and
+    ``bytes = (m*k + m*n) * 2`` (bf16 activations in and out) ``+ n*k * bytes(dtype)`` (weights).
+    The compute term is evaluated as ``2nk(m + m_half) / (peak * compute_eff)`` (same value, no
+    division by m).  fp8_block uses the fp8 peak; any zero dimension gives 0 s.
+    """
+    e = hw.gemm_eff(dtype)
+    peak = hw.peak_flops(dtype)
+    wb = units.dtype_bytes(dtype)
+    m, n, k = _f(m), _f(n), _f(k)
+    compute = 2.0 * n * k * (m + e.m_half_tokens) / (peak * e.compute_eff)
+    nbytes = (m * k + m * n) * _ACT_BYTES + n * k * wb
+    memory = nbytes / (hw.hbm_bandwidth_bytes_per_s * e.mem_eff)
+    t = np.maximum(compute, memory) + units.us(e.latency_us)
+    return _out(np.where((m > 0) & (n > 0) & (k > 0), t, 0.0))
+
+
+def moe_time_s(
+    hw: HardwareProfile,
+    tokens: ArrayLike,
+    num_experts_local: ArrayLike,
+    experts_touched_local: ArrayLike,
+    n_gate_up: int,
+    k_hidden: int,
+    n_down: int,
+    dtype: str,
+    topk: int,
+    *,
+    overhead_rows: ArrayLike | None = None,
+    gated: bool = True,
+) -> float | np.ndarray:
+    """One fused-MoE layer (experts only: gate_up GEMM + activation + down GEMM) on one GPU.
+
+    Shapes per expert (after TP split): gate_up ``[k_hidden, n_gate_up]`` (n_gate_up = 2 x
+    intermediate for a gated activation such as SwiGLU), down ``[k_inter, n_down]`` with
+    ``k_inter = n_gate_up / 2`` if ``gated`` else ``n_gate_up``.  Let ``W = k_hidden*n_gate_up
+    + k_inter*n_down`` (weight elements per expert).
+
+    - routed rows computed here: ``rows = tokens * topk`` -- the caller passes the *local* share
+      of tokens (e.g. ``T / ep_size`` for balanced expert parallelism);
+    - FLOPs ``= 2 * rows * W``; ``m`` per expert ``= rows / experts_touched`` so
+      ``flops / (peak * eff(m)) = 2W(rows + m_half * touched) / (peak * compute_eff)``;
+    - bytes ``= touched * W * bytes(dtype)`` (each touched expert's weights read once)
+      ``+ rows * (k_hidden + n_gate_up + k_inter + n_down) * 2`` (bf16 activations);
+    - ``t = max(compute, memory) + latency + per_routed_token_us * overhead_rows`` where
+      ``overhead_rows`` (default ``rows``) counts the routed rows the sort / align / combine
+      kernels walk: with vLLM's all-gather EP dispatch every rank walks all ``T * topk`` rows,
+      so pass that there.
+
+    ``experts_touched_local`` (see :func:`expected_experts_touched`) is clipped to
+    ``num_experts_local`` and to ``rows``.  Zero tokens and zero overhead rows give 0 s.
+    """
+    e = hw.moe_eff(dtype)
+    peak = hw.peak_flops(dtype)
+    wb = units.dtype_bytes(dtype)
+    rows = _f(tokens) * topk
+    touched = np.minimum(np.minimum(_f(experts_touched_local), _f(num_experts_local)), rows)
+    k_inter = n_gate_up / 2 if gated else n_gate_up
+    w = k_hidden * n_gate_up + k_inter * n_down
+    compute = 2.0 * w * (rows + e.m_half_tokens * touched) / (peak * e.compute_eff)
+    nbytes = touched * w * wb + rows * (k_hidden + n_gate_up + k_inter + n_down) * _ACT_BYTES
+    memory = nbytes / (hw.hbm_bandwidth_bytes_per_s * e.mem_eff)
+    over = rows if overhead_rows is None else _f(overhead_rows)
+    t = np.maximum(compute, memory) + units.us(e.latency_us) + units.us(e.per_routed_token_us) * over
+    return _out(np.where((rows > 0) | (over > 0), t, 0.0))
+
+
+def expected_experts_touched(
+    num_tokens: ArrayLike, num_experts: ArrayLike, topk: ArrayLike, skew: float = 0.0
+) -> float | np.ndarray:
+    """Expected number of distinct experts hit by ``num_tokens`` tokens routed top-``topk``.
+
+    Balanced routing (each token picks ``topk`` distinct experts uniformly):
+    ``E * (1 - (1 - k/E)^T)`` -- equals ``k`` at T = 1 and tends to ``E`` as T grows.
+
+    ``skew`` in [0, 1) models a concentrated router crudely: tokens behave as if only
+    ``E_eff = max(k, E * (1 - skew))`` experts existed, so fewer distinct experts (less weight
+    traffic) at every batch size and at most ``E_eff`` in the limit.  For the local share under
+    expert parallelism multiply by ``E_local / E``.
+    """
+    if not 0.0 <= skew < 1.0:
+        raise ValueError(f"skew = {skew!r} must be in [0, 1)")
+    t, e, k = _f(num_tokens), _f(num_experts), _f(topk)
+    if np.any(k > e) or np.any(k < 1):
+        raise ValueError("topk must be in [1, num_experts]")
+    e_eff = np.maximum(k, e * (1.0 - skew))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = -np.expm1(t * np.log1p(-k / e_eff))  # 1 - (1 - k/E)^T, exact for k == E too
+    return _out(np.where(t > 0, e_eff * frac, 0.0))
+
+
+# --------------------------------------------------------------------------- attention / elementwise
+
+
+def decode_attention_time_s(
+    hw: HardwareProfile, kv_bytes: ArrayLike, num_seqs: ArrayLike, flops: ArrayLike = 0.0
+) -> float | np.ndarray:
+    """Decode (or short-query, e.g. speculative verify) attention over a batch, one layer.
+
+    ``t = max(kv_bytes / (hbm_bw * mem_eff), flops / (peak_bf16 * prefill.compute_eff))
+    + per_seq_us * num_seqs + latency``.  ``kv_bytes`` = sum over sequences of context_len x
+    2 (K and V) x kv_heads_per_gpu x head_dim x bytes(kv dtype); ``flops`` (optional) matters
+    only for multi-token queries.  KV is always read from HBM (the L2 speed-up seen in isolated
+    kernel benchmarks does not survive a real forward pass).  Zero sequences give 0 s.
+    """
+    da = hw.efficiency.decode_attention
+    memory = _f(kv_bytes) / (hw.hbm_bandwidth_bytes_per_s * da.mem_eff)
+    compute = _f(flops) / (hw.peak_flops("bf16") * hw.efficiency.prefill_attention.compute_eff)
+    seqs = _f(num_seqs)
+    t = np.maximum(memory, compute) + units.us(da.per_seq_us) * seqs + units.us(da.latency_us)
+    return _out(np.where(seqs > 0, t, 0.0))
+
+
+def prefill_attention_time_s(hw: HardwareProfile, flops: ArrayLike, kv_bytes: ArrayLike = 0.0) -> float | np.ndarray:
+    """Prefill attention, one layer: ``max(flops / (peak_bf16 * compute_eff),
+    kv_bytes / (hbm_bw * mem_eff)) + latency``.
+
+    Causal FLOPs per sequence ~ ``2 * 2 * s^2 * heads * head_dim / 2`` (QK^T and PV, halved by
+    causality; computed by the model layer).  Nothing to do gives 0 s.
+    """
+    pa = hw.efficiency.prefill_attention
+    fl, kv = _f(flops), _f(kv_bytes)
+    compute = fl / (hw.peak_flops("bf16") * pa.compute_eff)
+    memory = kv / (hw.hbm_bandwidth_bytes_per_s * pa.mem_eff)
+    t = np.maximum(compute, memory) + units.us(pa.latency_us)
+    return _out(np.where((fl > 0) | (kv > 0), t, 0.0))
+
+
+def elementwise_time_s(hw: HardwareProfile, nbytes: ArrayLike) -> float | np.ndarray:
+    """Memory-bound elementwise kernel (norm, RoPE, activation, residual add):
+    ``nbytes / (hbm_bw * mem_eff) + latency`` with ``nbytes`` read + written; 0 bytes -> 0 s."""
+    ew = hw.efficiency.elementwise
+    b = _f(nbytes)
+    t = b / (hw.hbm_bandwidth_bytes_per_s * ew.mem_eff) + units.us(ew.latency_us)
+    return _out(np.where(b > 0, t, 0.0))
+
+
+# --------------------------------------------------------------------------- collectives
+
+
+def _factor(op: str, n: float) -> float:
+    """Bytes on the wire per byte of buffer (nccl-tests bus-bandwidth convention)."""
+    return 2.0 * (n - 1) / n if op == "all_reduce" else (n - 1) / n
+
+
+def _alpha_beta(ab: AlphaBeta, op: str, nbytes: np.ndarray, n: float, bw: float) -> tuple[float, np.ndarray]:
+    """``(alpha(n), nbytes * factor(op, n) / (bw * busbw_eff(n)))``; zeros for a group of <= 1."""
+    if n <= 1:
+        return 0.0, np.zeros_like(nbytes)
+    ni = max(int(round(n)), 2)
+    alpha = units.us(by_group_size(ab.alpha_us, ni))
+    eff = by_group_size(ab.busbw_eff, ni, clamp=True)
+    return alpha, nbytes * _factor(op, n) / (bw * eff)
+
+
+def _nccl_domain(hw: HardwareProfile, op: str, nbytes: np.ndarray, n: int) -> tuple[float, np.ndarray]:
+    return _alpha_beta(getattr(hw.collectives.nccl, op), op, nbytes, n, hw.nvlink_bw_bytes_per_s)
+
+
+def _scale_out(hw: HardwareProfile, op: str, nbytes: np.ndarray, peers: float) -> tuple[float, np.ndarray]:
+    return _alpha_beta(hw.collectives.scale_out, op, nbytes, peers, hw.nic_bw_bytes_per_s)
+
+
+def _pipelined(*stages: tuple[float, np.ndarray]) -> np.ndarray:
+    """NCCL chunks and pipelines the stages: latencies add, bandwidth terms overlap (max)."""
+    return sum(a for a, _ in stages) + np.maximum.reduce([b for _, b in stages])
+
+
+def collective_time_s(
+    hw: HardwareProfile, op: str, nbytes: ArrayLike, num_gpus: int, *, cuda_graph: bool = True
+) -> float | np.ndarray:
+    """Time of one collective over ``num_gpus`` GPUs (0 for a group of <= 1 or 0 bytes).
+
+    ``nbytes`` is the full buffer per GPU (all-reduce input, all-gather output, reduce-scatter
+    input, all-to-all send buffer), as in nccl-tests.  ``op`` in :data:`COLLECTIVE_OPS`.
+
+    Inside the NVLink domain (``num_gpus <= nvlink_domain_gpus``):
+
+    - all-reduce with ``nbytes <= custom_all_reduce.max_bytes`` and ``num_gpus <=
+      custom_all_reduce.max_gpus`` uses vLLM's custom all-reduce:
+      ``alpha(graph or eager, n) + nbytes * 2(n-1)/n / (nvlink_bw * busbw_eff(n))``;
+    - everything else is NCCL: ``alpha_op(n) + nbytes * factor / (nvlink_bw * busbw_eff_op(n))``,
+      factor ``2(n-1)/n`` for all-reduce, ``(n-1)/n`` otherwise.  (NCCL parameters come from
+      eager nccl-tests; CUDA graphs are not modelled to change them.)
+
+    Beyond the domain, hierarchical with ``g = nvlink_domain_gpus`` GPUs per domain and
+    ``r = n / g`` domains, each GPU using its own NIC (scale-out alpha/efficiency at ``r``):
+
+    - all-reduce = NCCL reduce-scatter in domain + all-reduce of ``nbytes/g`` across ``r``
+      + NCCL all-gather in domain;
+    - all-gather / reduce-scatter = scale-out step on ``nbytes/g`` + NCCL step in domain;
+    - all-to-all = the ``(n-g)/n`` share of the buffer over the NIC + an in-domain all-to-all
+      of the ``g/n`` share.
+
+    NCCL chunks and pipelines these steps, so their latencies add and their bandwidth terms
+    overlap: ``t = sum(alpha) + max(bytes_i * factor_i / bw_i)`` -- for large all-reduces the
+    bus bandwidth tends to ``g * nic_bw * eff`` per GPU, the node's NIC bandwidth (A3.5).  A
+    group that is not a whole number of domains is treated with fractional ``r`` (approximate).
+    """
+    if op not in COLLECTIVE_OPS:
+        raise ValueError(f"unknown collective {op!r}; expected one of {COLLECTIVE_OPS}")
+    b = _f(nbytes)
+    n = int(num_gpus)
+    if n <= 1:
+        return _out(np.zeros_like(b))
+    domain = hw.topology.nvlink_domain_gpus
+    if n <= domain:
+        alpha, beta = _nccl_domain(hw, op, b, n)
+        t = alpha + beta
+        car = hw.collectives.custom_all_reduce
+        if op == "all_reduce" and n <= car.max_gpus:
+            alpha = units.us(by_group_size(car.graph_alpha_us if cuda_graph else car.eager_alpha_us, n))
+            eff = by_group_size(car.busbw_eff, n, clamp=True)
+            custom = alpha + b * _factor(op, n) / (hw.nvlink_bw_bytes_per_s * eff)
+            t = np.where(b <= car.max_bytes, custom, t)
+    else:
+        g, r = domain, n / domain
+        if op == "all_reduce":
+            t = _pipelined(_nccl_domain(hw, "reduce_scatter", b, g), _scale_out(hw, op, b / g, r), _nccl_domain(hw, "all_gather", b, g))
+        elif op in ("all_gather", "reduce_scatter"):
+            t = _pipelined(_scale_out(hw, op, b / g, r), _nccl_domain(hw, op, b, g))
+        else:  # alltoall: the NIC share (n-g)/n equals the scale-out factor (r-1)/r
+            t = _pipelined(_scale_out(hw, op, b, r), _nccl_domain(hw, op, b * g / n, g))
+    return _out(np.where(b > 0, t, 0.0))
+
+
+def p2p_time_s(hw: HardwareProfile, nbytes: ArrayLike, *, same_domain: bool = True) -> float | np.ndarray:
+    """Point-to-point send of ``nbytes`` (pipeline stage hand-off, weight transfer):
+    ``link_latency + nbytes / (link_bw * eff)`` over NVLink (``same_domain``; efficiency of a
+    2-GPU NCCL all-gather) or the NIC (scale-out efficiency).  0 bytes -> 0 s."""
+    b = _f(nbytes)
+    if same_domain:
+        lat, bw = hw.topology.nvlink_latency_us, hw.nvlink_bw_bytes_per_s
+        eff = by_group_size(hw.collectives.nccl.all_gather.busbw_eff, 2, clamp=True)
+    else:
+        lat, bw = hw.topology.nic_latency_us, hw.nic_bw_bytes_per_s
+        eff = by_group_size(hw.collectives.scale_out.busbw_eff, 2, clamp=True)
+    t = units.us(lat) + b / (bw * eff)
+    return _out(np.where(b > 0, t, 0.0))
+

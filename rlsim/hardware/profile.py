@@ -1,0 +1,453 @@
+"""Hardware profiles: datasheet numbers, efficiency parameters, topology, collectives, price.
+
+A profile is one YAML file in ``hardware_profiles/`` (``h100_sxm.yaml``, ...), validated by
+:class:`HardwareProfile` (frozen pydantic, unknown keys rejected).  YAML keys carry human units
+in their names (``hbm_bandwidth_tb_per_s``, ``latency_us``); the SI accessors on the model
+(``peak_flops(dtype)``, ``hbm_bandwidth_bytes_per_s``, ...) convert them once with
+:mod:`rlsim.units`.  The op-timing physics that uses these numbers lives in
+:mod:`rlsim.hardware.ops`.  See DESIGN.md section 3.
+
+Every number in the shipped YAMLs carries a trailing comment naming its source (reference
+tables A1-A4, the aiconfigurator system YAMLs, or "assumed"); ``calibration.status`` says
+whether the efficiencies were fitted to kernel measurements.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
+
+import rlsim
+from rlsim import units
+from rlsim.errors import ConfigError, format_location
+from rlsim.hardware._errors import suggest, validation_error_to_config_error
+
+__all__ = [
+    "PROFILES_DIR",
+    "HardwareProfile",
+    "GpuSpec",
+    "PeakTflops",
+    "GemmEff",
+    "MoeEff",
+    "Efficiency",
+    "Topology",
+    "Collectives",
+    "Calibration",
+    "profiles_dir",
+    "list_profiles",
+    "load_profile",
+    "describe_profile",
+    "by_group_size",
+]
+
+#: The repository's ``hardware_profiles/`` folder (the package is installed editable).
+PROFILES_DIR: Path = Path(rlsim.__file__).resolve().parent.parent / "hardware_profiles"
+#: Environment variable that overrides :data:`PROFILES_DIR`.
+PROFILES_DIR_ENV = "RLSIM_PROFILES_DIR"
+
+
+# --------------------------------------------------------------------------- field types
+
+
+def _efficiency(x: float) -> float:
+    if not (0.0 < x <= 1.0):  # also rejects NaN
+        raise ValueError("must be in (0, 1]")
+    return x
+
+
+def _non_negative(x: float) -> float:
+    if not (x >= 0.0) or math.isinf(x):
+        raise ValueError("must be a finite number >= 0")
+    return x
+
+
+def _positive(x: float) -> float:
+    if not (x > 0.0) or math.isinf(x):
+        raise ValueError("must be a finite number > 0")
+    return x
+
+
+Eff = Annotated[float, AfterValidator(_efficiency)]
+NonNeg = Annotated[float, AfterValidator(_non_negative)]
+Pos = Annotated[float, AfterValidator(_positive)]
+PosInt = Annotated[int, Field(ge=1)]
+
+
+def _group_size_map(check, rule: str):
+    """Before-validator for "a number, or a map {num_gpus: number}" with one clear error."""
+
+    def parse(v: Any) -> float | dict[int, float]:
+        def num(x: Any) -> float:
+            if isinstance(x, bool) or not isinstance(x, (int, float)):
+                raise ValueError(f"must be {rule}, or a map {{num_gpus: {rule}}}")
+            try:
+                return check(float(x))
+            except ValueError:
+                raise ValueError(f"must be {rule}, or a map {{num_gpus: {rule}}}") from None
+
+        if isinstance(v, dict):
+            if not v:
+                raise ValueError("must not be an empty map")
+            out: dict[int, float] = {}
+            for k, x in v.items():
+                if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+                    raise ValueError("map keys must be group sizes (integers >= 1)")
+                out[k] = num(x)
+            return dict(sorted(out.items()))
+        return num(v)
+
+    return BeforeValidator(parse)
+
+
+#: Latency in microseconds, constant or per group size (interpolated in log2(n)).
+AlphaUs = Annotated[float | dict[int, float], _group_size_map(_non_negative, "a number >= 0")]
+#: Efficiency fraction, constant or per group size (interpolated in log2(n)).
+EffByN = Annotated[float | dict[int, float], _group_size_map(_efficiency, "a number in (0, 1]")]
+
+
+def by_group_size(value: float | dict[int, float], num_gpus: int, *, clamp: bool = False) -> float:
+    """Evaluate a constant-or-per-group-size parameter at ``num_gpus``.
+
+    Maps are interpolated linearly in log2(n) between the given group sizes.  Outside them the
+    value is extrapolated linearly from the two nearest end points (latencies; floored at 0),
+    or, with ``clamp=True`` (efficiencies), held at the nearest end point's value.  A
+    single-point map is a constant.
+    """
+    if not isinstance(value, dict):
+        return float(value)
+    ns = sorted(value)
+    if len(ns) == 1:
+        return float(value[ns[0]])
+    if clamp:
+        if num_gpus <= ns[0]:
+            return float(value[ns[0]])
+        if num_gpus >= ns[-1]:
+            return float(value[ns[-1]])
+    x = math.log2(max(num_gpus, 1))
+    xs = [math.log2(n) for n in ns]
+    i = 0 if x <= xs[0] else len(xs) - 2 if x >= xs[-1] else max(j for j in range(len(xs) - 1) if xs[j] <= x)
+    x0, x1 = xs[i], xs[i + 1]
+    y0, y1 = value[ns[i]], value[ns[i + 1]]
+    return max(0.0, float(y0 + (y1 - y0) * (x - x0) / (x1 - x0)))
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------- sections
+
+
+class Calibration(_Frozen):
+    """Provenance of the efficiency parameters.
+
+    ``status``: ``uncalibrated`` (initial values from reference tables), ``transferred``
+    (fitted on another GPU of the same architecture), ``calibrated`` (fitted on this GPU).
+    ``errors``: per op class, e.g. ``{gemm: {median_ape: 0.06, p90_ape: 0.14}}``.
+    """
+
+    status: Literal["uncalibrated", "transferred", "calibrated"]
+    source: str
+    vllm_version: str | None = None
+    errors: dict[str, float | dict[str, float]] = Field(default_factory=dict)
+
+
+class PeakTflops(_Frozen):
+    """Dense (no 2:4 sparsity) tensor-core peak per dtype, TFLOP/s."""
+
+    bf16: Pos
+    fp8: Pos | None = None
+    fp4: Pos | None = None
+
+
+class GpuSpec(_Frozen):
+    peak_tflops: PeakTflops
+    hbm_capacity_gib: Pos
+    hbm_bandwidth_tb_per_s: Pos
+    l2_cache_mb: Pos
+    sm_count: PosInt
+
+
+class GemmEff(_Frozen):
+    """Dense GEMM: ``eff_c(m) = compute_eff * m / (m + m_half_tokens)``, HBM at ``mem_eff``."""
+
+    compute_eff: Eff
+    m_half_tokens: NonNeg
+    mem_eff: Eff
+    latency_us: NonNeg
+
+
+class MoeEff(GemmEff):
+    """Fused MoE: GEMM parameters with m = rows per touched expert, plus a per-routed-row cost."""
+
+    per_routed_token_us: NonNeg
+
+
+class GemmByDtype(_Frozen):
+    bf16: GemmEff
+    fp8: GemmEff | None = None
+    fp8_block: GemmEff | None = None
+    fp4: GemmEff | None = None
+
+
+class MoeByDtype(_Frozen):
+    bf16: MoeEff
+    fp8: MoeEff | None = None
+    fp8_block: MoeEff | None = None
+    fp4: MoeEff | None = None
+
+
+class DecodeAttentionEff(_Frozen):
+    mem_eff: Eff
+    per_seq_us: NonNeg
+    latency_us: NonNeg
+
+
+class PrefillAttentionEff(_Frozen):
+    compute_eff: Eff
+    mem_eff: Eff
+    latency_us: NonNeg
+
+
+class ElementwiseEff(_Frozen):
+    mem_eff: Eff
+    latency_us: NonNeg
+
+
+class Efficiency(_Frozen):
+    """Per-op-class efficiency parameters.  ``latency_us`` values are GPU-side per-kernel floors
+    (as under CUDA graphs); ``kernel_launch_us`` is the extra host launch cost per kernel when
+    running eagerly, added by the engine, not by the op functions."""
+
+    gemm: GemmByDtype
+    moe: MoeByDtype
+    decode_attention: DecodeAttentionEff
+    prefill_attention: PrefillAttentionEff
+    elementwise: ElementwiseEff
+    kernel_launch_us: NonNeg
+
+
+class Topology(_Frozen):
+    gpus_per_node: PosInt
+    nvlink_domain_gpus: PosInt
+    nvlink_bandwidth_gb_per_s: Pos
+    nic_bandwidth_gb_per_s: Pos
+    nvlink_latency_us: NonNeg
+    nic_latency_us: NonNeg
+
+    @field_validator("nvlink_domain_gpus")
+    @classmethod
+    def _domain_covers_node(cls, v: int, info: ValidationInfo) -> int:
+        node = info.data.get("gpus_per_node")
+        if node is not None and v < node:
+            raise ValueError(f"must be >= gpus_per_node = {node}")
+        return v
+
+
+class AlphaBeta(_Frozen):
+    """``t = alpha_us(n) + bytes * factor(op, n) / (link_bw * busbw_eff(n))``."""
+
+    alpha_us: AlphaUs
+    busbw_eff: EffByN
+
+
+class NcclOps(_Frozen):
+    all_reduce: AlphaBeta
+    all_gather: AlphaBeta
+    reduce_scatter: AlphaBeta
+    alltoall: AlphaBeta
+
+
+class CustomAllReduce(_Frozen):
+    """vLLM custom all-reduce (TP inside one NVLink-connected group, small messages)."""
+
+    graph_alpha_us: AlphaUs
+    eager_alpha_us: AlphaUs
+    busbw_eff: EffByN
+    max_bytes: PosInt
+    max_gpus: PosInt
+
+
+class Collectives(_Frozen):
+    nccl: NcclOps
+    scale_out: AlphaBeta
+    custom_all_reduce: CustomAllReduce
+    #: Largest group size with measured collective data; larger groups are extrapolated.
+    measured_max_gpus: PosInt
+
+
+# --------------------------------------------------------------------------- the profile
+
+_PEAK_KEY = {"bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "fp8_block": "fp8", "fp4": "fp4"}
+_EFF_KEY = {"bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "fp4": "fp4"}
+
+
+class HardwareProfile(_Frozen):
+    """One GPU system: datasheet, efficiencies, topology, collectives, price (human units in
+    the field names; SI through the accessors)."""
+
+    name: str
+    display_name: str
+    calibration: Calibration
+    gpu: GpuSpec
+    efficiency: Efficiency
+    topology: Topology
+    collectives: Collectives
+    price_per_gpu_hour_usd: NonNeg
+
+    _source: str | None = PrivateAttr(default=None)
+
+    # ---- provenance
+    @property
+    def source(self) -> str:
+        """The file this profile was loaded from (or ``<name> profile`` when built in memory)."""
+        return self._source or f"{self.name} profile"
+
+    # ---- SI accessors
+    def peak_flops(self, dtype: str) -> float:
+        """Dense peak FLOP/s for ``dtype`` (fp16 -> bf16 peak, fp8_block -> fp8 peak)."""
+        key = _PEAK_KEY.get(dtype)
+        value = getattr(self.gpu.peak_tflops, key) if key else None
+        if value is None:
+            known = [d for d, k in _PEAK_KEY.items() if getattr(self.gpu.peak_tflops, k) is not None]
+            raise ConfigError.at(
+                self.source, "gpu.peak_tflops", dtype, f"is not a dtype this GPU has a peak for (known: {', '.join(known)})"
+            )
+        return units.tflops(value)
+
+    @property
+    def hbm_bytes(self) -> float:
+        return units.gib(self.gpu.hbm_capacity_gib)
+
+    @property
+    def hbm_bandwidth_bytes_per_s(self) -> float:
+        return units.tb_per_s(self.gpu.hbm_bandwidth_tb_per_s)
+
+    @property
+    def nvlink_bw_bytes_per_s(self) -> float:
+        """NVLink bandwidth per GPU per direction."""
+        return units.gb_per_s(self.topology.nvlink_bandwidth_gb_per_s)
+
+    @property
+    def nic_bw_bytes_per_s(self) -> float:
+        """Scale-out NIC bandwidth per GPU per direction."""
+        return units.gb_per_s(self.topology.nic_bandwidth_gb_per_s)
+
+    @property
+    def l2_bytes(self) -> float:
+        return self.gpu.l2_cache_mb * 1e6
+
+    @property
+    def kernel_launch_s(self) -> float:
+        return units.us(self.efficiency.kernel_launch_us)
+
+    def gemm_eff(self, dtype: str) -> GemmEff:
+        """Dense-GEMM efficiency parameters for weight dtype ``dtype`` (fp16 uses bf16's)."""
+        return self._eff_entry(self.efficiency.gemm, "efficiency.gemm", dtype)
+
+    def moe_eff(self, dtype: str) -> MoeEff:
+        """Fused-MoE efficiency parameters for expert weight dtype ``dtype``."""
+        return self._eff_entry(self.efficiency.moe, "efficiency.moe", dtype)
+
+    def collectives_extrapolated(self, num_gpus: int) -> bool:
+        """True when a collective over ``num_gpus`` goes beyond the measured group sizes."""
+        return num_gpus > self.collectives.measured_max_gpus
+
+    def _eff_entry(self, table: BaseModel, path: str, dtype: str):
+        key = _EFF_KEY.get(dtype)
+        entry = getattr(table, key) if key else None
+        if entry is None:
+            known = [d for d, k in _EFF_KEY.items() if getattr(table, k) is not None]
+            raise ConfigError.at(self.source, path, dtype, f"has no entry for this dtype (known: {', '.join(known)})")
+        return entry
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def profiles_dir() -> Path:
+    """``$RLSIM_PROFILES_DIR`` if set, else :data:`PROFILES_DIR`."""
+    env = os.environ.get(PROFILES_DIR_ENV)
+    return Path(env) if env else PROFILES_DIR
+
+
+def list_profiles() -> list[str]:
+    """Names (file stems) of the profiles in :func:`profiles_dir`, sorted."""
+    d = profiles_dir()
+    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+
+
+def _is_path(name_or_path: str) -> bool:
+    return "/" in name_or_path or os.sep in name_or_path or name_or_path.endswith((".yaml", ".yml"))
+
+
+def load_profile(name_or_path: str, *, source: str | None = None, path: str = "hardware") -> HardwareProfile:
+    """Load a profile by bare name (from :func:`profiles_dir`) or by file path.
+
+    ``source`` / ``path`` say where the name itself came from (for the error message when it is
+    unknown), e.g. ``load_profile(s, source="scenario.yaml", path="hardware.profile")``.
+    Every failure is a one-line :class:`ConfigError`.
+    """
+    loc = format_location(source, path)
+    if _is_path(name_or_path):
+        file = Path(name_or_path).expanduser()
+        if not file.is_file():
+            raise ConfigError(f"{loc} = {name_or_path!r}: file not found")
+        expected_name = None
+    else:
+        known = list_profiles()
+        if name_or_path not in known:
+            hint = suggest(name_or_path, known)
+            did = f"did you mean {hint!r}?; " if hint else ""
+            raise ConfigError.at(source, path, name_or_path, f"is not a known profile ({did}known: {', '.join(known)})")
+        file = profiles_dir() / f"{name_or_path}.yaml"
+        expected_name = name_or_path
+    return _load_file(file, expected_name)
+
+
+def _load_file(file: Path, expected_name: str | None) -> HardwareProfile:
+    src = str(file)
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{src}: YAML syntax error{where}: {e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{src}: YAML syntax error: {str(e).splitlines()[0]}") from None
+    except OSError as e:
+        raise ConfigError(f"{src}: cannot read file ({e.strerror})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{src}: the top level must be a mapping of keys, got {type(data).__name__}")
+    try:
+        profile = HardwareProfile.model_validate(data)
+    except pydantic.ValidationError as err:
+        raise validation_error_to_config_error(err, src, data, model=HardwareProfile) from None
+    if expected_name is not None and profile.name != expected_name:
+        raise ConfigError.at(src, "name", profile.name, f"must match the file name {expected_name!r}")
+    profile._source = src
+    return profile
+
+
+def describe_profile(p: HardwareProfile) -> dict[str, Any]:
+    """A JSON-able summary for ``rlsim profiles show``: the profile's fields, its file, and a few
+    derived numbers (effective bandwidth and compute, bf16 ridge point)."""
+    bw_eff = p.hbm_bandwidth_bytes_per_s * p.efficiency.gemm.bf16.mem_eff
+    flops_eff = p.peak_flops("bf16") * p.efficiency.gemm.bf16.compute_eff
+    return {
+        "file": p.source,
+        **p.model_dump(mode="json"),
+        "derived": {
+            "hbm_capacity_bytes": p.hbm_bytes,
+            "effective_hbm_bandwidth_tb_per_s": round(bw_eff / units.TB, 3),
+            "effective_bf16_tflops": round(flops_eff / units.TFLOP, 1),
+            "bf16_ridge_point_flops_per_byte": round(flops_eff / bw_eff, 1),
+            "collectives_measured_up_to_gpus": p.collectives.measured_max_gpus,
+        },
+    }

@@ -1,0 +1,277 @@
+"""Roofline op timing against hand-computed values (parameters read from the shipped profiles,
+formulas written out by hand), vectorisation, and collective tiers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlsim.hardware import (
+    collective_time_s,
+    decode_attention_time_s,
+    elementwise_time_s,
+    expected_experts_touched,
+    gemm_time_s,
+    load_profile,
+    moe_time_s,
+    p2p_time_s,
+    prefill_attention_time_s,
+)
+from rlsim.hardware.profile import by_group_size
+
+US = 1e-6
+
+
+@pytest.fixture(scope="module")
+def h100():
+    return load_profile("h100_sxm")
+
+
+@pytest.fixture(scope="module")
+def gb200():
+    return load_profile("gb200")
+
+
+# --------------------------------------------------------------------------- GEMM
+
+
+def test_gemm_bs1_is_weight_stream_bound(h100):
+    e = h100.efficiency.gemm.bf16
+    m, n, k = 1, 4096, 4096
+    nbytes = (m * k + m * n) * 2 + n * k * 2
+    expected = nbytes / (3.35e12 * e.mem_eff) + e.latency_us * US
+    t = gemm_time_s(h100, m, n, k, "bf16")
+    assert isinstance(t, float)
+    assert t == pytest.approx(expected, rel=1e-12)
+
+
+def test_gemm_8192_cubed_is_compute_bound(h100):
+    e = h100.efficiency.gemm.bf16
+    m = n = k = 8192
+    eff = e.compute_eff * m / (m + e.m_half_tokens)
+    compute = 2 * m * n * k / (989e12 * eff)
+    memory = ((m * k + m * n) * 2 + n * k * 2) / (3.35e12 * e.mem_eff)
+    assert compute > 10 * memory
+    assert gemm_time_s(h100, m, n, k, "bf16") == pytest.approx(compute + e.latency_us * US, rel=1e-12)
+
+
+def test_gemm_fp8_weights_halve_the_weight_bytes(h100):
+    e = h100.efficiency.gemm.fp8_block
+    n = k = 8192
+    expected = ((n + k) * 2 + n * k * 1) / (3.35e12 * e.mem_eff) + e.latency_us * US
+    assert gemm_time_s(h100, 1, n, k, "fp8_block") == pytest.approx(expected, rel=1e-12)
+
+
+def test_gemm_zero_tokens_is_free(h100):
+    assert gemm_time_s(h100, 0, 4096, 4096, "bf16") == 0.0
+    assert gemm_time_s(h100, 16, 0, 4096, "bf16") == 0.0
+
+
+def test_gemm_vectorised_equals_scalar(h100):
+    ms = np.array([0, 1, 7, 64, 300, 4096, 16384])
+    ns = np.array([[1024], [8192]])
+    vec = gemm_time_s(h100, ms, ns, 4096, "bf16")
+    assert vec.shape == (2, len(ms))
+    for i, n in enumerate(ns[:, 0]):
+        for j, m in enumerate(ms):
+            assert vec[i, j] == gemm_time_s(h100, int(m), int(n), 4096, "bf16")
+    assert np.all(np.diff(vec[:, 1:], axis=1) >= 0)  # monotone in m
+
+
+def test_gemm_unknown_dtype_is_config_error(h100):
+    from rlsim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="int8"):
+        gemm_time_s(h100, 1, 1, 1, "int8")
+
+
+# --------------------------------------------------------------------------- MoE
+
+
+def test_expected_experts_touched_limits():
+    assert expected_experts_touched(1, 128, 8) == pytest.approx(8.0)
+    assert expected_experts_touched(0, 128, 8) == 0.0
+    assert expected_experts_touched(1e6, 128, 8) == pytest.approx(128.0)
+    assert expected_experts_touched(5, 8, 8) == pytest.approx(8.0)  # k == E
+    assert expected_experts_touched(3, 128, 8) == pytest.approx(128 * (1 - (1 - 8 / 128) ** 3))
+    t = np.array([0, 1, 2, 8, 64, 512, 4096])
+    vec = expected_experts_touched(t, 128, 8)
+    assert np.all(np.diff(vec) > 0)
+    assert vec == pytest.approx([expected_experts_touched(int(x), 128, 8) for x in t])
+
+
+def test_expected_experts_touched_skew():
+    assert expected_experts_touched(1, 128, 8, skew=0.5) == pytest.approx(8.0)
+    assert expected_experts_touched(32, 128, 8, skew=0.5) < expected_experts_touched(32, 128, 8)
+    assert expected_experts_touched(1e6, 128, 8, skew=0.5) == pytest.approx(64.0)
+    with pytest.raises(ValueError):
+        expected_experts_touched(1, 128, 8, skew=1.0)
+
+
+def test_moe_hand_computed(h100):
+    e = h100.efficiency.moe.bf16
+    tokens, topk, touched, hidden, inter = 4, 8, 30.0, 2048, 768
+    n_gate_up, k_inter = 2 * inter, inter
+    rows = tokens * topk
+    w = hidden * n_gate_up + k_inter * hidden
+    compute = 2 * rows * w / (989e12 * e.compute_eff * (rows / touched) / (rows / touched + e.m_half_tokens))
+    memory = (touched * w * 2 + rows * (hidden + n_gate_up + k_inter + hidden) * 2) / (3.35e12 * e.mem_eff)
+    expected = max(compute, memory) + e.latency_us * US + e.per_routed_token_us * US * rows
+    t = moe_time_s(h100, tokens, 128, touched, n_gate_up, hidden, hidden, "bf16", topk)
+    assert t == pytest.approx(expected, rel=1e-12)
+    # all-gather EP dispatch: the routing overhead walks every routed row of the batch
+    t_ep = moe_time_s(h100, tokens, 128, touched, n_gate_up, hidden, hidden, "bf16", topk, overhead_rows=8 * rows)
+    assert t_ep - t == pytest.approx(e.per_routed_token_us * US * 7 * rows)
+
+
+def test_moe_zero_tokens_and_vectorised(h100):
+    assert moe_time_s(h100, 0, 128, 0, 1536, 2048, 2048, "bf16", 8) == 0.0
+    toks = np.array([0, 1, 16, 256, 8192])
+    touched = expected_experts_touched(toks, 128, 8)
+    vec = moe_time_s(h100, toks, 128, touched, 1536, 2048, 2048, "fp8_block", 8)
+    for i, t in enumerate(toks):
+        assert vec[i] == moe_time_s(h100, int(t), 128, float(touched[i]), 1536, 2048, 2048, "fp8_block", 8)
+    assert np.all(np.diff(vec) > 0)
+
+
+# --------------------------------------------------------------------------- attention / elementwise
+
+
+def test_decode_attention_hand_computed(h100):
+    da = h100.efficiency.decode_attention
+    kv, seqs = 2e9, 64
+    expected = kv / (3.35e12 * da.mem_eff) + da.per_seq_us * US * seqs + da.latency_us * US
+    assert decode_attention_time_s(h100, kv, seqs) == pytest.approx(expected, rel=1e-12)
+    assert decode_attention_time_s(h100, 0, 0) == 0.0
+    # a huge multi-token query becomes compute-bound (prefill compute efficiency)
+    fl = 1e15
+    expected_c = fl / (989e12 * h100.efficiency.prefill_attention.compute_eff)
+    assert decode_attention_time_s(h100, kv, seqs, fl) == pytest.approx(
+        expected_c + da.per_seq_us * US * seqs + da.latency_us * US, rel=1e-12
+    )
+    kvs = np.array([0.0, 1e6, 1e9])
+    vec = decode_attention_time_s(h100, kvs, np.array([0, 1, 32]))
+    assert vec == pytest.approx([decode_attention_time_s(h100, float(k), s) for k, s in zip(kvs, [0, 1, 32])])
+
+
+def test_prefill_attention_hand_computed(h100):
+    pa = h100.efficiency.prefill_attention
+    fl = 4 * 8192**2 / 2 * 32 * 128  # one causal 8k sequence, 32 heads x 128
+    expected = fl / (989e12 * pa.compute_eff) + pa.latency_us * US
+    assert prefill_attention_time_s(h100, fl, 1e6) == pytest.approx(expected, rel=1e-12)
+    assert prefill_attention_time_s(h100, 0.0) == 0.0
+    vec = prefill_attention_time_s(h100, np.array([0.0, fl]))
+    assert vec == pytest.approx([0.0, prefill_attention_time_s(h100, fl)])
+
+
+def test_elementwise_hand_computed(h100):
+    ew = h100.efficiency.elementwise
+    assert elementwise_time_s(h100, 1e8) == pytest.approx(1e8 / (3.35e12 * ew.mem_eff) + ew.latency_us * US, rel=1e-12)
+    assert elementwise_time_s(h100, 0) == 0.0
+    vec = elementwise_time_s(h100, np.array([0, 1e3, 1e8]))
+    assert vec == pytest.approx([elementwise_time_s(h100, x) for x in (0, 1e3, 1e8)])
+
+
+# --------------------------------------------------------------------------- collectives
+
+
+def _nccl_ab(hw, op, nbytes, n):
+    """(alpha, bandwidth term) of an in-domain NCCL collective, by hand."""
+    ab = getattr(hw.collectives.nccl, op)
+    factor = 2 * (n - 1) / n if op == "all_reduce" else (n - 1) / n
+    eff = by_group_size(ab.busbw_eff, n, clamp=True)
+    return by_group_size(ab.alpha_us, n) * US, nbytes * factor / (hw.nvlink_bw_bytes_per_s * eff)
+
+
+def _nccl(hw, op, nbytes, n):
+    return sum(_nccl_ab(hw, op, nbytes, n))
+
+
+def test_single_gpu_collectives_are_free(h100):
+    for op in ("all_reduce", "all_gather", "reduce_scatter", "alltoall"):
+        assert collective_time_s(h100, op, 1e9, 1) == 0.0
+    assert collective_time_s(h100, "all_reduce", 0, 8) == 0.0
+
+
+def test_nccl_factors_2_vs_8_gpus(h100):
+    big = 512 * 2**20
+    for n in (2, 8):
+        ar = h100.collectives.nccl.all_reduce
+        expected = by_group_size(ar.alpha_us, n) * US + big * 2 * (n - 1) / n / (450e9 * by_group_size(ar.busbw_eff, n))
+        assert collective_time_s(h100, "all_reduce", big, n) == pytest.approx(expected, rel=1e-12)
+    # 8-GPU NCCL floor 15.5 us and 445 GB/s bus bandwidth at 512 MiB (A3.3)
+    t8 = collective_time_s(h100, "all_reduce", big, 8)
+    assert (t8 - 15.5e-6) == pytest.approx(big * 1.75 / 445e9, rel=0.01)
+    # all-gather uses (n-1)/n: same bytes on 2 GPUs move half of all-reduce's
+    ag = h100.collectives.nccl.all_gather
+    assert collective_time_s(h100, "all_gather", big, 2) == pytest.approx(
+        ag.alpha_us * US + big * 0.5 / (450e9 * ag.busbw_eff), rel=1e-12
+    )
+
+
+def test_custom_all_reduce_switches_to_nccl_above_max_bytes(h100):
+    car = h100.collectives.custom_all_reduce
+    mb = car.max_bytes
+    for n in (2, 4, 8):
+        custom = by_group_size(car.graph_alpha_us, n) * US + mb * 2 * (n - 1) / n / (450e9 * by_group_size(car.busbw_eff, n))
+        assert collective_time_s(h100, "all_reduce", mb, n) == pytest.approx(custom, rel=1e-12)
+        assert collective_time_s(h100, "all_reduce", mb + 1, n) == pytest.approx(_nccl(h100, "all_reduce", mb + 1, n), rel=1e-12)
+    vec = collective_time_s(h100, "all_reduce", np.array([mb, mb + 1]), 8)
+    assert vec == pytest.approx([collective_time_s(h100, "all_reduce", mb, 8), collective_time_s(h100, "all_reduce", mb + 1, 8)])
+
+
+def test_eager_vs_cuda_graph_custom_all_reduce(h100):
+    car = h100.collectives.custom_all_reduce
+    small = 64 * 1024
+    diff = collective_time_s(h100, "all_reduce", small, 8, cuda_graph=False) - collective_time_s(h100, "all_reduce", small, 8)
+    assert diff == pytest.approx((car.eager_alpha_us[8] - car.graph_alpha_us[8]) * US, rel=1e-9)
+    assert 15e-6 < diff < 20e-6  # A3.4: CUDA graphs remove ~15-20 us per collective
+    # NCCL-sized messages do not depend on the mode
+    assert collective_time_s(h100, "all_reduce", 1e9, 8, cuda_graph=False) == collective_time_s(h100, "all_reduce", 1e9, 8)
+
+
+def test_gb200_custom_all_reduce_only_inside_a_tray(gb200):
+    assert collective_time_s(gb200, "all_reduce", 1024, 4) == pytest.approx(
+        by_group_size(gb200.collectives.custom_all_reduce.graph_alpha_us, 4) * US + 1024 * 1.5 / (900e9 * 0.44), rel=1e-12
+    )
+    # 8 GPUs span two trays: NCCL over NVLink (extrapolated), no scale-out
+    assert collective_time_s(gb200, "all_reduce", 1024, 8) == pytest.approx(_nccl(gb200, "all_reduce", 1024, 8), rel=1e-12)
+    assert gb200.collectives_extrapolated(8)
+    assert collective_time_s(gb200, "all_reduce", 1e9, 72) > collective_time_s(gb200, "all_reduce", 1e9, 8)
+
+
+def test_beyond_nvlink_domain_is_hierarchical_and_pipelined(h100):
+    b, n, g = 256 * 2**20, 32, 8
+    r = n / g
+    so = h100.collectives.scale_out
+    rs_a, rs_b = _nccl_ab(h100, "reduce_scatter", b, g)
+    ag_a, ag_b = _nccl_ab(h100, "all_gather", b, g)
+    so_b = (b / g) * 2 * (r - 1) / r / (50e9 * so.busbw_eff)
+    expected = rs_a + so.alpha_us * US + ag_a + max(rs_b, so_b, ag_b)
+    assert collective_time_s(h100, "all_reduce", b, n) == pytest.approx(expected, rel=1e-12)
+    # multi-node ring busbw ~ node NIC bandwidth (A3.5: 8 x 46-48 GB/s = 370-385 GB/s)
+    t = collective_time_s(h100, "all_reduce", 512 * 2**20, 256)
+    busbw = 512 * 2**20 * 2 * 255 / 256 / t
+    assert 350e9 < busbw < 385e9
+    a2a_a, a2a_b = _nccl_ab(h100, "alltoall", b * g / n, g)
+    expected_a2a = so.alpha_us * US + a2a_a + max(b * (n - g) / n / (50e9 * so.busbw_eff), a2a_b)
+    assert collective_time_s(h100, "alltoall", b, n) == pytest.approx(expected_a2a, rel=1e-12)
+    for op in ("all_gather", "reduce_scatter"):
+        assert collective_time_s(h100, op, b, n) > collective_time_s(h100, op, b, g)
+
+
+def test_collective_vectorised_and_unknown_op(h100):
+    sizes = np.array([0, 1e3, 1e6, 1e7, 1e9])
+    for op in ("all_reduce", "all_gather", "reduce_scatter", "alltoall"):
+        for n in (2, 8, 16):
+            vec = collective_time_s(h100, op, sizes, n)
+            assert vec == pytest.approx([collective_time_s(h100, op, float(s), n) for s in sizes])
+    with pytest.raises(ValueError, match="broadcast"):
+        collective_time_s(h100, "broadcast", 1e6, 8)
+
+
+def test_p2p(h100):
+    ag = h100.collectives.nccl.all_gather
+    assert p2p_time_s(h100, 1e9) == pytest.approx(10e-6 + 1e9 / (450e9 * ag.busbw_eff), rel=1e-12)
+    assert p2p_time_s(h100, 1e9, same_domain=False) > p2p_time_s(h100, 1e9)
+    assert p2p_time_s(h100, 0) == 0.0
