@@ -1,0 +1,30 @@
+"""rlsim: a discrete-event performance simulator for RL post-training of LLMs.
+
+Public API::
+
+    from rlsim import load_scenario, simulate
+    result = simulate("scenarios/qwen8b_rollout.yaml", overrides=["seed=1"])
+    result.summary["rollout_time_s"]; result.sequences; result.segments
+
+Errors a user can cause are :class:`rlsim.errors.RlsimError` subclasses (see rlsim.errors).
+"""
+
+from rlsim.api import simulate
+from rlsim.config import LoadedScenario, Scenario, load_scenario
+from rlsim.errors import CalibrationError, ConfigError, InfeasibleConfig, RlsimError
+from rlsim.sim import RolloutResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "simulate",
+    "load_scenario",
+    "LoadedScenario",
+    "Scenario",
+    "RolloutResult",
+    "RlsimError",
+    "ConfigError",
+    "InfeasibleConfig",
+    "CalibrationError",
+    "__version__",
+]

@@ -113,8 +113,11 @@ class Engine:
         self.admit_s = np.full(n, np.nan)
         self.first_token_s = np.full(n, np.nan)
         self.finish_s = np.full(n, np.nan)
-        shared = shared_prompt_blocks(self.prompt, params.block_size, params.enable_prefix_caching)
         num_groups = int(group_local.max()) + 1 if n else 0
+        if n and np.any(np.bincount(group_local, self.prompt, num_groups) != np.bincount(group_local, minlength=num_groups)
+                        * self.prompt[np.unique(group_local, return_index=True)[1]]):
+            raise ValueError("the samples of one group must share one prompt length")
+        shared = shared_prompt_blocks(self.prompt, params.block_size, params.enable_prefix_caching)
         self.kv = KvCache(params.num_blocks, params.block_size, group_local.astype(np.int64), shared, num_groups)
         self.waiting: deque[int] = deque(range(n))
         self.running: list[int] = []
@@ -222,11 +225,11 @@ class Engine:
     # ------------------------------------------------------------------ slow path
     def _one_iteration(self) -> Segment:
         sched, preemptions = self._schedule()
-        assert sched, "engine stalled: nothing schedulable (KV smaller than one request?)"
+        assert len(sched[0]), "engine stalled: nothing schedulable (KV smaller than one request?)"
         shape, prefill_tokens = self._pass_shape(sched)
         parts = self.fwd.components(shape)
         gpu = sum(parts.values())
-        host = self._host_s(len(sched), prefill_tokens)
+        host = self._host_s(len(sched[0]), prefill_tokens)
         dt = float(self._combine(gpu, host))
         comp = self.stats.components_s
         for k, v in parts.items():
@@ -242,13 +245,22 @@ class Engine:
         kind = "mixed" if prefill_tokens else "step"
         return Segment(self.id, t0, self.now, 1, B, kind, shape.num_tokens, prefill_tokens, preemptions, finished)
 
-    def _schedule(self) -> tuple[list[tuple[int, int, int]], int]:
-        """Pick (seq, new_tokens, computed_before) for one iteration; returns preemptions."""
+    def _schedule(self) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], int]:
+        """Pick (seqs, new_tokens, computed_before) for one iteration; also returns preemptions."""
         budget = self.p.max_num_batched_tokens
-        sched: list[tuple[int, int, int]] = []
-        preemptions = 0
+        seqs: list[int] = []
+        news: list[int] = []
+        befores: list[int] = []
+        bulks: list[np.ndarray] = []
         i = 0
+        preemptions = 0
         while i < len(self.running) and budget > 0:
+            idx = self._bulk_decodes(i, budget)
+            if len(idx):
+                bulks.append(idx)
+                i += len(idx)
+                budget -= len(idx)
+                continue
             s = self.running[i]
             n = min(self.num_tokens(s) - int(self.computed[s]), budget)
             c = int(self.computed[s])
@@ -264,16 +276,43 @@ class Engine:
             if victim_was_self:
                 break
             self.kv.grow(s, c + n, int(self.prompt[s]))
-            sched.append((s, n, c))
+            seqs.append(s)
+            news.append(n)
+            befores.append(c)
             budget -= n
             i += 1
         if preemptions == 0:
-            budget = self._admit(sched, budget)
+            self._admit((seqs, news, befores), budget)
         self.peak_running = max(self.peak_running, len(self.running))
         self.max_kv_used = max(self.max_kv_used, self.kv.used())
+        arr = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
+        bulk = np.concatenate(bulks) if bulks else np.zeros(0, dtype=np.int64)
+        sched = (np.concatenate([bulk, arr(seqs)]), np.concatenate([np.ones(len(bulk), np.int64), arr(news)]),
+                 np.concatenate([self.computed[bulk] - 1, arr(befores)]))
         return sched, preemptions
 
-    def _admit(self, sched: list, budget: int) -> int:
+    def _bulk_decodes(self, start: int, budget: int) -> np.ndarray:
+        """Schedule, at once, the longest run of decoding requests from ``running[start]`` whose
+        new blocks fit in the free pool (vLLM would schedule them one by one with the same
+        result).  Returns them (their ``computed`` already advanced by one); empty when the
+        request at ``start`` is not decoding or needs a block that is not free.
+        """
+        run = np.fromiter(self.running[start:], dtype=np.int64, count=len(self.running) - start)
+        pending = self.prompt[run] + self.gen[run] - self.computed[run]
+        other = np.flatnonzero(pending != 1)
+        k = min(int(other[0]) if len(other) else len(run), budget)
+        idx = run[:k]
+        c = self.computed[idx]
+        new_own = np.maximum(0, blocks_for(c + 1, self.p.block_size) - self.kv.shared[idx])
+        fits = np.cumsum(new_own - self.kv.own[idx]) <= self.kv.free
+        k = int(np.argmin(fits)) if not fits.all() else k
+        idx, c, new_own = idx[:k], c[:k], new_own[:k]
+        self.kv.free -= int((new_own - self.kv.own[idx]).sum())
+        self.kv.own[idx] = new_own
+        self.computed[idx] = c + 1
+        return idx
+
+    def _admit(self, sched: tuple[list, list, list], budget: int) -> int:
         while self.waiting and budget > 0 and len(self.running) < self.p.max_num_seqs:
             s = self.waiting[0]
             hit = self.kv.prefix_hit_tokens(s) if self.p.enable_prefix_caching else 0
@@ -292,7 +331,9 @@ class Engine:
             if self.gen[s] > 0:
                 self.stats.recomputed_tokens += n
             self.running.append(s)
-            sched.append((s, n, hit))
+            sched[0].append(s)
+            sched[1].append(n)
+            sched[2].append(hit)
             budget -= n
         return budget
 
@@ -305,38 +346,31 @@ class Engine:
         self.stats.preemptions += 1
         self.waiting.appendleft(s)
 
-    def _pass_shape(self, sched: list[tuple[int, int, int]]) -> tuple[PassShape, int]:
-        tokens = logits = dseqs = pseqs = ptoks = 0
-        dctx = ppairs = pkv = 0.0
-        for s, n, c in sched:
-            tokens += n
-            if c + n == self.num_tokens(s):
-                logits += 1
-            if n == 1:
-                dseqs += 1
-                dctx += c + 1
-            else:
-                pseqs += 1
-                ptoks += n
-                ppairs += n * (c + (n + 1) / 2.0)
-                pkv += c + n
-        shape = PassShape(tokens, logits, dseqs, dctx, pseqs, ppairs, pkv)
-        return shape, ptoks
+    def _pass_shape(self, sched: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[PassShape, int]:
+        seqs, n, c = sched
+        total = self.prompt[seqs] + self.gen[seqs]
+        dec = n == 1
+        pn, pc = n[~dec], c[~dec]
+        shape = PassShape(
+            num_tokens=int(n.sum()),
+            num_logits=int(np.count_nonzero(c + n == total)),
+            decode_seqs=int(np.count_nonzero(dec)),
+            decode_ctx_tokens=float((c[dec] + 1).sum()),
+            prefill_seqs=int(len(pn)),
+            prefill_pairs=float((pn * (pc + (pn + 1) / 2.0)).sum()),
+            prefill_kv_tokens=float((pc + pn).sum()),
+        )
+        return shape, int(pn.sum())
 
-    def _advance(self, sched: list[tuple[int, int, int]]) -> int:
-        finished = 0
-        done: list[int] = []
-        for s, n, c in sched:
-            self.computed[s] = c + n
-            if c + n == self.num_tokens(s):
-                self.gen[s] += 1
-                if self.gen[s] == 1:
-                    self.first_token_s[s] = self.now
-                if self.gen[s] == self.resp[s]:
-                    done.append(s)
-        if done:
-            finished = self._finish(done)
-        return finished
+    def _advance(self, sched: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
+        seqs, n, c = sched
+        self.computed[seqs] = c + n
+        sampled = seqs[c + n == self.prompt[seqs] + self.gen[seqs]]
+        self.gen[sampled] += 1
+        first = sampled[self.gen[sampled] == 1]
+        self.first_token_s[first] = self.now
+        done = sampled[self.gen[sampled] == self.resp[sampled]]
+        return self._finish(done.tolist()) if len(done) else 0
 
     def _finish_done(self, run: np.ndarray) -> int:
         done = run[self.gen[run] == self.resp[run]]

@@ -1,0 +1,167 @@
+"""``rlsim`` command line: thin -- parse, call the library, render.
+
+Every user mistake (RlsimError) prints one line ``error: ...`` on stderr and exits with code 2,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import typer
+
+from rlsim.errors import RlsimError
+
+app = typer.Typer(
+    help="rlsim: performance simulator for RL post-training rollouts (vLLM engines, speculative decoding).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+profiles_app = typer.Typer(help="Hardware profiles (hardware_profiles/*.yaml).", no_args_is_help=True)
+models_app = typer.Typer(help="Model architectures in the built-in catalog.", no_args_is_help=True)
+app.add_typer(profiles_app, name="profiles")
+app.add_typer(models_app, name="models")
+
+
+def _user_errors(fn: Callable) -> Callable:
+    """Print RlsimError as one line and exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RlsimError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _table(rows: list[tuple[str, object]], title: str = "") -> str:
+    width = max(len(k) for k, _ in rows)
+    lines = [title] if title else []
+    lines += [f"  {k:<{width}}  {_fmt(v)}" for k, v in rows]
+    return "\n".join(lines)
+
+
+def render_rollout(summary: dict, wall_s: float | None = None) -> str:
+    """The table ``rlsim run`` prints."""
+    s = summary
+    rows = [
+        ("batch wall time (s)", s["rollout_time_s"]),
+        ("sequences", s["num_sequences"]),
+        ("generated tokens", s["generated_tokens"]),
+        ("output tokens/s", s["output_tokens_per_s"]),
+        ("mean running batch / engine", s["mean_running_batch"]),
+        ("peak running batch / engine", s["peak_running_batch"]),
+        ("preemptions", s["preemptions"]),
+        ("recomputed tokens", s["recomputed_tokens"]),
+        ("time after 90% finished (s)", s["tail_time_s"]),
+        ("  = share of the batch", f"{100 * s['tail_frac']:.1f} %"),
+        ("engines x TP", f"{s['num_engines']} x {s['tensor_parallel_size']}"),
+        ("engine iterations", s["engine_iterations"]),
+    ]
+    out = [_table(rows, f"rollout: {s['scenario']} (seed {s['seed']})")]
+    br = sorted(s["time_breakdown_frac"].items(), key=lambda kv: -kv[1])
+    out.append(_table([(k, f"{100 * v:5.1f} %") for k, v in br if v > 0.0005], "where the engine time went:"))
+    m, h, md = s["memory"], s["hardware"], s["model"]
+    out.append(_table([
+        ("model", f"{md['name']} ({md['weight_dtype']} weights, {md['kv_cache_dtype']} KV)"),
+        ("weights per GPU (GB)", m["weight_gb_per_gpu"]),
+        ("KV cache per GPU (GB)", m["kv_cache_gb_per_gpu"]),
+        ("KV capacity / engine (tokens)", m["kv_capacity_tokens_per_engine"]),
+        ("peak KV use", f"{100 * m['peak_kv_blocks_used_frac']:.0f} %"),
+        ("hardware", f"{h['profile']} ({h['calibration_status']}: {h['calibration_source']})"),
+    ], "memory and assumptions:"))
+    if wall_s is not None:
+        out.append(f"simulated in {wall_s:.2f} s wall")
+    return "\n\n".join(out)
+
+
+@app.command()
+@_user_errors
+def run(
+    scenario: Path = typer.Argument(..., help="scenario YAML (see scenarios/)"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="override a field: path.to.field=value (YAML value); repeatable"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write summary.json, parquet tables, PNG and trace.json here"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="random seed (overrides the scenario's seed)"),
+    json_: bool = typer.Option(False, "--json", help="print summary.json to stdout instead of the table"),
+) -> None:
+    """Simulate one RL rollout batch of SCENARIO and explain where the time went."""
+    from rlsim.api import simulate
+
+    t0 = time.perf_counter()
+    result = simulate(scenario, overrides=set_ or [], seed=seed)
+    wall = time.perf_counter() - t0
+    if json_:
+        typer.echo(json.dumps(result.summary, indent=2, sort_keys=True))
+    else:
+        typer.echo(render_rollout(result.summary, wall))
+    if out is not None:
+        from rlsim.results import write_outputs
+
+        paths = write_outputs(result, out, title=result.summary["scenario"])
+        typer.echo(f"\nwrote {', '.join(str(p) for p in paths)}", err=json_)
+
+
+@profiles_app.command("list")
+@_user_errors
+def profiles_list() -> None:
+    """List the hardware profiles with their calibration status."""
+    from rlsim.hardware import list_profiles, load_profile
+
+    for name in list_profiles():
+        p = load_profile(name)
+        typer.echo(f"{name:<12} {p.display_name:<36} {p.calibration.status}")
+
+
+@profiles_app.command("show")
+@_user_errors
+def profiles_show(name: str = typer.Argument(..., help="profile name or path to a profile YAML")) -> None:
+    """Print a profile's datasheet numbers, efficiencies, topology and derived figures."""
+    from rlsim.hardware import describe_profile, load_profile
+
+    typer.echo(json.dumps(describe_profile(load_profile(name, path="profile")), indent=2, default=str))
+
+
+@models_app.command("list")
+@_user_errors
+def models_list() -> None:
+    """List catalog models with total and active parameters."""
+    from rlsim.models import list_models, load_model
+
+    for name in list_models():
+        m = load_model(name)
+        typer.echo(f"{name:<26} total {m.total_params / 1e9:8.3f} B   active {m.active_params / 1e9:7.3f} B   {m.hf_architecture}")
+
+
+@models_app.command("show")
+@_user_errors
+def models_show(name: str = typer.Argument(..., help="catalog name, HF id, or path to a config.json")) -> None:
+    """Print total/active parameters, weight bytes per dtype and KV bytes per token."""
+    from rlsim.models import describe, load_model
+
+    typer.echo(json.dumps(describe(load_model(name)), indent=2, default=str))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except RlsimError as err:  # pragma: no cover - commands catch their own
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)

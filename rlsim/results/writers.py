@@ -1,0 +1,100 @@
+"""Output files of ``rlsim run --out DIR``.
+
+* ``summary.json`` -- the contract scripts rely on; keys sorted, floats as Python repr, so the
+  same scenario and seed give byte-identical files;
+* ``sequences.parquet`` -- one row per sequence (lengths, engine, admit / first-token /
+  finish times, preemptions);
+* ``segments.parquet`` -- the engines' timelines (one row per fast-path jump or iteration);
+* ``running_batch.png`` -- running batch size per engine over time (the long tail made visible);
+* ``trace.json`` -- Chrome trace-event JSON (opens in Perfetto / chrome://tracing): one track
+  per engine, a slice per segment, and a counter of the running batch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["write_outputs", "write_summary_json", "write_chrome_trace", "write_running_batch_png"]
+
+
+def _clean(obj):
+    """JSON-safe copy: numpy scalars to Python, NaN/inf to None."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def write_summary_json(summary: dict, path: Path) -> None:
+    """Write ``summary`` deterministically (sorted keys, 2-space indent, trailing newline)."""
+    path.write_text(json.dumps(_clean(summary), indent=2, sort_keys=True) + "\n")
+
+
+def write_chrome_trace(segments: pd.DataFrame, path: Path, max_events: int = 400_000) -> None:
+    """Chrome trace-event JSON: ``X`` slices per segment and a ``C`` counter of running seqs."""
+    events: list[dict] = []
+    engines = sorted(segments["engine"].unique().tolist()) if len(segments) else []
+    for e in engines:
+        events.append({"ph": "M", "name": "thread_name", "pid": 0, "tid": int(e), "args": {"name": f"engine {e}"}})
+    seg = segments.iloc[:max_events]
+    for row in seg.itertuples(index=False):
+        ts = row.t0_s * 1e6
+        name = f"{row.kind} x{row.iterations}" if row.iterations > 1 else row.kind
+        events.append({
+            "ph": "X", "name": name, "pid": 0, "tid": int(row.engine), "ts": round(ts, 3),
+            "dur": round((row.t1_s - row.t0_s) * 1e6, 3),
+            "args": {"running": int(row.running), "iterations": int(row.iterations), "new_tokens": int(row.new_tokens),
+                     "prefill_tokens": int(row.prefill_tokens), "preemptions": int(row.preemptions),
+                     "finished": int(row.finished)},
+        })
+        events.append({"ph": "C", "name": f"running engine {row.engine}", "pid": 0, "ts": round(ts, 3),
+                       "args": {"running": int(row.running)}})
+    doc = {"traceEvents": events, "displayTimeUnit": "ms",
+           "otherData": {"producer": "rlsim", "truncated": bool(len(segments) > max_events)}}
+    path.write_text(json.dumps(doc, separators=(",", ":")))
+
+
+def write_running_batch_png(segments: pd.DataFrame, path: Path, title: str = "") -> None:
+    """Step plot of running sequences per engine over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
+    for e, df in segments.groupby("engine", sort=True):
+        t = np.append(df["t0_s"].to_numpy(), df["t1_s"].to_numpy()[-1])
+        b = np.append(df["running"].to_numpy(), 0)
+        ax.step(t, b, where="post", linewidth=0.8, alpha=0.6)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("running sequences per engine")
+    ax.set_title(title or "running batch per engine")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def write_outputs(result, out_dir: Path, title: str = "") -> list[Path]:
+    """Write every output of a rollout result into ``out_dir``; returns the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / n for n in ("summary.json", "sequences.parquet", "segments.parquet", "running_batch.png", "trace.json")]
+    write_summary_json(result.summary, paths[0])
+    result.sequences.to_parquet(paths[1], index=False)
+    result.segments.to_parquet(paths[2], index=False)
+    write_running_batch_png(result.segments, paths[3], title)
+    write_chrome_trace(result.segments, paths[4])
+    return paths

@@ -1,0 +1,108 @@
+"""Forward-pass cost: hand-computed rooflines and structural properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlsim.cost import ForwardModel, PassShape
+from rlsim.cost.forward import ELEMENTWISE_PASSES, SAMPLER_PASSES, cudagraph_capture_sizes
+from rlsim.hardware import load_profile
+from rlsim.models import load_model
+
+
+@pytest.fixture(scope="module")
+def h100():
+    return load_profile("h100_sxm")
+
+
+@pytest.fixture(scope="module")
+def qwen8b():
+    return load_model("Qwen3-8B")
+
+
+def _decode(batch: int, ctx_per_seq: float) -> PassShape:
+    return PassShape(batch, batch, batch, batch * ctx_per_seq)
+
+
+def test_batch1_decode_is_weight_bytes_over_effective_bandwidth_plus_fixed_overheads(h100, qwen8b):
+    """Qwen3-8B, one sequence, 1k context, bf16, H100: hand roofline within 10 %."""
+    fwd = ForwardModel(qwen8b, h100)
+    t = fwd.time_s(_decode(1, 1024))
+    eff = h100.gemm_eff("bf16")
+    bw = h100.hbm_bandwidth_bytes_per_s
+    # every linear weight (incl. LM head, not the embedding table) is read once per step
+    weight_bytes = sum(w.in_features * w.out_features * w.layers for w in qwen8b.linear_weights()) * 2.0
+    n_gemms = sum(w.layers for w in qwen8b.linear_weights())
+    gemm_s = weight_bytes / (bw * eff.mem_eff) + n_gemms * eff.latency_us * 1e-6
+    kv_bytes = 1024 * 2 * 8 * 128 * 2 * 36  # context x (K,V) x kv heads x head_dim x bf16 x layers
+    da = h100.efficiency.decode_attention
+    attn_s = kv_bytes / (bw * da.mem_eff) + 36 * (da.latency_us + da.per_seq_us) * 1e-6
+    el = h100.efficiency.elementwise
+    hidden = 4096 * 2.0
+    elem_s = (36 * ELEMENTWISE_PASSES * hidden + hidden + SAMPLER_PASSES * 151936 * 4.0) / (bw * el.mem_eff) + 38 * el.latency_us * 1e-6
+    hand = gemm_s + attn_s + elem_s
+    assert t == pytest.approx(hand, rel=0.10)
+    # and the step is dominated by reading 15 GB of weights: ~5 ms on an H100
+    assert 4.5e-3 < t < 7.5e-3
+
+
+def test_vectorised_decode_equals_pointwise(h100, qwen8b):
+    fwd = ForwardModel(qwen8b, h100)
+    ctx = np.array([100.0, 5_000.0, 250_000.0])
+    vec = fwd.decode_times_s(37, ctx)
+    pointwise = [fwd.time_s(PassShape(37, 37, 37, c)) for c in ctx]
+    np.testing.assert_allclose(vec, pointwise, rtol=1e-12)
+
+
+def test_decode_time_grows_with_context_and_batch(h100, qwen8b):
+    fwd = ForwardModel(qwen8b, h100)
+    assert fwd.time_s(_decode(64, 8000)) > fwd.time_s(_decode(64, 1000)) > fwd.time_s(_decode(1, 1000))
+
+
+def test_cuda_graph_padding_and_eager_launch_floor(h100, qwen8b):
+    assert cudagraph_capture_sizes(32).tolist() == [1, 2, 4, 8, 16, 24, 32]
+    graphed = ForwardModel(qwen8b, h100, cuda_graphs=True)
+    eager = ForwardModel(qwen8b, h100, cuda_graphs=False)
+    assert graphed.padded_tokens(9, decode_only=True) == 16
+    assert graphed.padded_tokens(9, decode_only=False) == 9
+    assert eager.padded_tokens(9, decode_only=True) == 9
+    t_eager = eager.time_s(_decode(1, 100))
+    assert t_eager >= eager._launches() * h100.efficiency.kernel_launch_us * 1e-6 - 1e-15
+
+
+def test_tensor_parallel_splits_weights_but_pays_all_reduces(h100, qwen8b):
+    t1 = ForwardModel(qwen8b, h100, tp=1).components(_decode(8, 2000))
+    t2 = ForwardModel(qwen8b, h100, tp=2).components(_decode(8, 2000))
+    assert t2["linear"] == pytest.approx(t1["linear"] / 2, rel=0.15)
+    assert t1["communication"] == 0.0 and t2["communication"] > 0.0
+    assert sum(t2.values()) < sum(t1.values())
+
+
+def test_moe_weight_traffic_follows_distinct_experts_touched(h100):
+    """Qwen3-30B-A3B: one token touches 8 of 128 experts; 512 tokens touch nearly all."""
+    fwd = ForwardModel(load_model("Qwen3-30B-A3B"), h100)
+    moe1 = fwd.components(_decode(1, 100))["moe"]
+    moe4 = fwd.components(_decode(4, 100))["moe"]
+    moe512 = fwd.components(_decode(512, 100))["moe"]
+    # 4 tokens touch ~3.7x the experts of 1 token: memory-bound expert reads scale accordingly
+    assert 2.5 < moe4 / moe1 < 4.0
+    assert moe512 / moe1 > 8.0
+
+
+def test_moe_verify_cost_grows_faster_than_dense(h100):
+    """4 tokens per sequence at batch 1 (a k=3 verify) vs 1 token: MoE pays far more than dense."""
+    dense = ForwardModel(load_model("Qwen3-8B"), h100)
+    moe = ForwardModel(load_model("Qwen3-30B-A3B"), h100)
+    verify = PassShape(4, 4, 0, 0.0, 1, 4 * (1000 + 2.5), 1004)
+    one = _decode(1, 1000)
+    assert moe.time_s(verify) / moe.time_s(one) > dense.time_s(verify) / dense.time_s(one) + 0.2
+
+
+def test_prefill_is_compute_bound_at_long_prompts(h100, qwen8b):
+    fwd = ForwardModel(qwen8b, h100)
+    T = 8192
+    t = fwd.time_s(PassShape(T, 1, 0, 0.0, 1, T * (T + 1) / 2.0, T))
+    flops = 2 * T * 6.95e9 + 4 * 32 * 128 * 36 * T * (T + 1) / 2  # linear + causal attention
+    ideal = flops / h100.peak_flops("bf16")
+    assert ideal < t < 2.5 * ideal
