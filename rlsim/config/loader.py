@@ -10,7 +10,7 @@ from typing import Any
 import pydantic
 import yaml
 
-from rlsim.config._errors import validation_error_to_config_error
+from rlsim._validation import validation_error_to_config_error
 from rlsim.config.scenario import Scenario
 from rlsim.errors import ConfigError
 
@@ -75,7 +75,7 @@ def scenario_from_dict(data: dict, source: str | None = None) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except pydantic.ValidationError as err:
-        raise validation_error_to_config_error(err, source, data, Scenario) from None
+        raise validation_error_to_config_error(err, source, data, model=Scenario) from None
 
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = (), seed: int | None = None) -> LoadedScenario:

@@ -26,7 +26,7 @@ from rlsim.hardware.ops import (
     p2p_time_s,
     prefill_attention_time_s,
 )
-from rlsim.hardware._errors import validation_error_to_config_error
+from rlsim._validation import validation_error_to_config_error
 
 __all__ = [
     "PROFILES_DIR",

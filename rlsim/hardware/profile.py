@@ -26,7 +26,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 import rlsim
 from rlsim import units
 from rlsim.errors import ConfigError, format_location
-from rlsim.hardware._errors import suggest, validation_error_to_config_error
+from rlsim._validation import suggest, validation_error_to_config_error
 
 __all__ = [
     "PROFILES_DIR",
