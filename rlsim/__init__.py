@@ -9,7 +9,7 @@ Public API::
 Errors a user can cause are :class:`rlsim.errors.RlsimError` subclasses (see rlsim.errors).
 """
 
-from rlsim.api import simulate
+from rlsim.api import seed_statistics, simulate, simulate_seeds
 from rlsim.config import LoadedScenario, Scenario, load_scenario
 from rlsim.errors import CalibrationError, ConfigError, InfeasibleConfig, RlsimError
 from rlsim.sim import RolloutResult
@@ -18,6 +18,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "simulate",
+    "simulate_seeds",
+    "seed_statistics",
     "load_scenario",
     "LoadedScenario",
     "Scenario",

@@ -24,9 +24,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 profiles_app = typer.Typer(help="Hardware profiles (hardware_profiles/*.yaml).", no_args_is_help=True)
+acceptance_app = typer.Typer(help="Acceptance models for speculative decoding.", no_args_is_help=True)
 models_app = typer.Typer(help="Model architectures in the built-in catalog.", no_args_is_help=True)
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(models_app, name="models")
+app.add_typer(acceptance_app, name="acceptance")
 
 
 def _user_errors(fn: Callable) -> Callable:
@@ -92,6 +94,49 @@ def render_rollout(summary: dict, wall_s: float | None = None) -> str:
     return "\n\n".join(out)
 
 
+def render_speculation(summary: dict) -> str:
+    """Side-by-side baseline vs speculative table, the speedup and why."""
+    s, b = summary, summary["baseline"]
+    sp = s["speculative"]
+    rows = [("", "baseline", f"{sp['method']} k={sp['num_speculative_tokens']}")]
+    for label, key in (("batch wall time (s)", "rollout_time_s"), ("output tokens/s", "output_tokens_per_s"),
+                       ("mean running batch / engine", "mean_running_batch"), ("preemptions", "preemptions"),
+                       ("time after 90% finished (s)", "tail_time_s"), ("engine iterations", "engine_iterations"),
+                       ("KV capacity / engine (tokens)", None)):
+        if key is None:
+            rows.append((label, _fmt(b["memory"]["kv_capacity_tokens_per_engine"]), _fmt(s["memory"]["kv_capacity_tokens_per_engine"])))
+        else:
+            rows.append((label, _fmt(b[key]), _fmt(s[key])))
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    lines = ["speculative decoding vs baseline (same sequences):"]
+    lines += [f"  {a:<{w0}}  {x:>{w1}}  {y:>12}" for a, x, y in rows]
+    pos = ", ".join(f"{p:.3f}" for p in s["per_position_acceptance"] or [])
+    br = s["time_breakdown_frac"]
+    lines += [
+        "",
+        f"  speedup (rollout)             {s['speedup']['rollout']:.3f}x",
+        f"  mean acceptance length        {s['mean_acceptance_length']:.3f}   (vLLM: 1 + accepted / drafts)",
+        f"  per-position acceptance       {pos}",
+        f"  draft acceptance rate         {100 * s['draft_acceptance_rate']:.1f} %",
+        f"  drafter ({sp['drafter']})   {100 * br.get('drafting', 0.0):.1f} % of engine time; "
+        f"iterations with drafts {100 * sp['spec_iterations_frac']:.1f} %",
+        f"  why: tokens per target pass rise {s['mean_acceptance_length']:.2f}x at the cost of verify passes over "
+        f"{1 + sp['num_speculative_tokens']} tokens per sequence and the drafter",
+    ]
+    return "\n".join(lines)
+
+
+def render_seeds(stats: dict) -> str:
+    """Mean and 95 % interval over seeds."""
+    lines = [f"over {stats['num_seeds']} seeds {stats['seeds'][0]}..{stats['seeds'][-1]} (mean [95 % interval]):"]
+    for k, v in stats.items():
+        if isinstance(v, dict):
+            lo, hi = v["ci95"]
+            lines.append(f"  {k:<26} {v['mean']:,.4g}  [{lo:,.4g}, {hi:,.4g}]")
+    return "\n".join(lines)
+
+
 @app.command()
 @_user_errors
 def run(
@@ -99,23 +144,48 @@ def run(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override a field: path.to.field=value (YAML value); repeatable"),
     out: Optional[Path] = typer.Option(None, "--out", help="write summary.json, parquet tables, PNG and trace.json here"),
     seed: Optional[int] = typer.Option(None, "--seed", help="random seed (overrides the scenario's seed)"),
+    seeds: int = typer.Option(1, "--seeds", min=1, help="run seeds SEED..SEED+N-1 and report mean and 95 % interval"),
+    no_baseline: bool = typer.Option(False, "--no-baseline", help="with speculative_config: skip the paired no-speculation run"),
     json_: bool = typer.Option(False, "--json", help="print summary.json to stdout instead of the table"),
 ) -> None:
-    """Simulate one RL rollout batch of SCENARIO and explain where the time went."""
-    from rlsim.api import simulate
+    """Simulate one RL rollout batch of SCENARIO and explain where the time went.
+
+    With a speculative_config the no-speculation baseline runs on the identical sequences and
+    the speedup is reported."""
+    from rlsim.api import simulate_seeds
 
     t0 = time.perf_counter()
-    result = simulate(scenario, overrides=set_ or [], seed=seed)
+    results, stats = simulate_seeds(scenario, seeds, overrides=set_ or [], seed=seed, baseline=not no_baseline)
     wall = time.perf_counter() - t0
+    result = results[0]
+    if seeds > 1:
+        result.summary["seeds"] = stats
     if json_:
         typer.echo(json.dumps(result.summary, indent=2, sort_keys=True))
     else:
         typer.echo(render_rollout(result.summary, wall))
+        if "speedup" in result.summary:
+            typer.echo("\n" + render_speculation(result.summary))
+        if seeds > 1:
+            typer.echo("\n" + render_seeds(stats))
     if out is not None:
         from rlsim.results import write_outputs
 
         paths = write_outputs(result, out, title=result.summary["scenario"])
         typer.echo(f"\nwrote {', '.join(str(p) for p in paths)}", err=json_)
+
+
+@acceptance_app.command("from-vllm")
+@_user_errors
+def acceptance_from_vllm(
+    source: str = typer.Argument(..., help="file with vLLM output, or - for stdin: 'SpecDecoding metrics:' log "
+                                           "lines, a Prometheus /metrics dump, or vllm bench serve's section"),
+) -> None:
+    """Print the acceptance YAML to paste under speculative_config, from what vLLM printed."""
+    from rlsim.speculation.ingest import acceptance_yaml, parse_vllm_spec_metrics, read_metrics_source
+
+    text = read_metrics_source(source)
+    typer.echo(acceptance_yaml(parse_vllm_spec_metrics(text, source=None if source == "-" else source)), nl=False)
 
 
 @profiles_app.command("list")

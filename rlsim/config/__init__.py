@@ -2,6 +2,8 @@
 
 from rlsim.config.loader import LoadedScenario, apply_overrides, load_scenario, read_yaml, scenario_from_dict
 from rlsim.config.scenario import (
+    AdaptiveKConfig,
+    SpeculativeConfig,
     ClusterConfig,
     CpuOverheadConfig,
     EngineConfig,
@@ -12,6 +14,8 @@ from rlsim.config.scenario import (
 )
 
 __all__ = [
+    "AdaptiveKConfig",
+    "SpeculativeConfig",
     "ClusterConfig",
     "CpuOverheadConfig",
     "EngineConfig",

@@ -11,9 +11,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rlsim.speculation.acceptance import AcceptanceModel
 from rlsim.workload import WorkloadConfig
 
 __all__ = [
+    "AdaptiveKConfig",
+    "SpeculativeConfig",
     "ClusterConfig",
     "ModelConfig",
     "CpuOverheadConfig",
@@ -58,6 +61,32 @@ class CpuOverheadConfig(BaseModel):
     per_prefill_token_us: float = Field(default=0.02, ge=0, description="host time per prefill token, us (assumed)")
 
 
+class AdaptiveKConfig(BaseModel):
+    """Pick k per iteration to maximise expected goodput (beyond vLLM; SmartSpec-style):
+    ``argmax_k B * E[tokens | k] / step_time(B, k)`` over ``min_k..num_speculative_tokens``,
+    with E from the acceptance model's base rates (no per-sequence heterogeneity)."""
+
+    model_config = _FROZEN
+    enabled: bool = True
+    min_k: int = Field(default=0, ge=0, description="0 lets the policy switch speculation off")
+
+
+class SpeculativeConfig(BaseModel):
+    """vLLM's ``speculative_config`` plus rlsim's acceptance model (DESIGN 6)."""
+
+    model_config = _FROZEN
+    method: Literal["eagle3", "eagle", "mtp", "draft_model", "ngram"]
+    model: str | None = Field(default=None, description="draft model / head; eagle3 default: EAGLE3-<target>")
+    num_speculative_tokens: int = Field(ge=1, le=32, description="k; vLLM caps drafts at MAX_SPEC_LEN = 32")
+    draft_tensor_parallel_size: int | None = Field(default=None, ge=1, description="None = the target's TP")
+    prompt_lookup_max: int = Field(default=5, ge=1, description="ngram (informational)")
+    prompt_lookup_min: int = Field(default=2, ge=1, description="ngram (informational)")
+    disable_by_batch_size: int | None = Field(default=None, ge=1, description="no drafts once the running batch reaches this")
+    acceptance: AcceptanceModel
+    adaptive_k: AdaptiveKConfig | None = None
+    ngram_lookup_us_per_seq: float = Field(default=15.0, ge=0, description="host time of an n-gram lookup, us (assumed)")
+
+
 class EngineConfig(BaseModel):
     """One vLLM V1 engine instance (EngineArgs names)."""
 
@@ -79,6 +108,7 @@ class EngineConfig(BaseModel):
     activation_reserve_gib: float = Field(
         default=2.0, ge=0, description="activations + CUDA graphs + NCCL buffers per GPU, GiB (assumed)"
     )
+    speculative_config: SpeculativeConfig | None = None
 
 
 class RolloutConfig(BaseModel):

@@ -24,6 +24,7 @@ All functions here are pure; a ForwardModel caches the parts that depend only on
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -50,8 +51,10 @@ COMPONENTS = ("linear", "attention", "moe", "communication", "elementwise", "lm_
 class PassShape:
     """What one forward pass computes.
 
-    ``decode_ctx_tokens``: sum over single-token (decode) sequences of the keys each new token
-    attends to (its context including itself).  ``prefill_pairs``: sum over prefill chunks of
+    ``decode_ctx_tokens``: sum over decoding sequences of their context after the pass (the keys
+    read: cached tokens plus the pass's new ones).  ``decode_pairs``: query-key pairs of those
+    sequences (None = ``decode_ctx_tokens``, one query per sequence); a speculative verify pass
+    has q = 1 + k queries per sequence, ``q*C - q(q-1)/2`` pairs for a context C.  ``prefill_pairs``: sum over prefill chunks of
     query-key pairs, q*(c + (q+1)/2) for a chunk of q new tokens after c cached ones (causal).
     ``prefill_kv_tokens``: sum over chunks of c + q (keys read).
     """
@@ -63,6 +66,7 @@ class PassShape:
     prefill_seqs: int = 0
     prefill_pairs: float = 0.0
     prefill_kv_tokens: float = 0.0
+    decode_pairs: float | None = None
 
 
 def cudagraph_capture_sizes(max_size: int) -> np.ndarray:
@@ -89,7 +93,12 @@ class ForwardModel:
         max_capture_size: int = 512,
         expert_parallel: bool = False,
         moe_skew: float = 0.0,
+        weights: list | None = None,
+        num_layers: int | None = None,
+        num_moe_layers: int | None = None,
     ) -> None:
+        """``weights`` / ``num_layers`` / ``num_moe_layers`` override the model's own (used to
+        time a sub-network such as DeepSeek's MTP module from ``arch.mtp_linear_weights()``)."""
         self.arch = arch
         self.hw = hw
         self.tp = tp
@@ -99,14 +108,16 @@ class ForwardModel:
         self.expert_parallel = expert_parallel
         self.moe_skew = moe_skew
         self._capture = cudagraph_capture_sizes(max_capture_size) if cuda_graphs else np.array([], dtype=np.int64)
-        self._layers = arch.num_hidden_layers
+        self._layers = arch.num_hidden_layers if num_layers is None else num_layers
+        self._moe_layers = arch.num_moe_layers if num_moe_layers is None else num_moe_layers
         self._heads = arch.num_attention_heads // tp
         self._kv_values = kv_values_per_token_per_layer_per_gpu(arch, tp)
         self._kv_bytes_per_tok_layer = self._kv_values * dtype_bytes(kv_dtype)
         self._decode_flops_per_pair, self._prefill_flops_per_pair = self._attention_flops_per_pair()
-        self._weights = [w for w in arch.linear_weights() if w.group not in ("expert", "head")]
-        self._head = [w for w in arch.linear_weights() if w.group == "head"]
-        self._experts = [w for w in arch.linear_weights() if w.group == "expert"]
+        all_weights = arch.linear_weights() if weights is None else weights
+        self._weights = [w for w in all_weights if w.group not in ("expert", "head")]
+        self._head = [w for w in all_weights if w.group == "head"]
+        self._experts = [w for w in all_weights if w.group == "expert"]
         self._token_cost = lru_cache(maxsize=4096)(self._token_components)
 
     # ---------------------------------------------------------------- attention
@@ -121,12 +132,14 @@ class ForwardModel:
         per = 4.0 * self._heads * a.head_dim  # QK^T and PV, 2 FLOPs per MAC each
         return per, per
 
-    def attention_time_s(self, decode_seqs: int, decode_ctx_tokens, prefill_pairs: float = 0.0, prefill_kv_tokens: float = 0.0):
-        """All layers' attention; ``decode_ctx_tokens`` may be an array (vectorised)."""
+    def attention_time_s(self, decode_seqs: int, decode_ctx_tokens, prefill_pairs: float = 0.0,
+                         prefill_kv_tokens: float = 0.0, decode_pairs=None):
+        """All layers' attention; ``decode_ctx_tokens`` / ``decode_pairs`` may be arrays."""
         t = 0.0
         if decode_seqs > 0:
             kv = np.asarray(decode_ctx_tokens, dtype=np.float64) * self._kv_bytes_per_tok_layer
-            fl = np.asarray(decode_ctx_tokens, dtype=np.float64) * self._decode_flops_per_pair
+            pairs = decode_ctx_tokens if decode_pairs is None else decode_pairs
+            fl = np.asarray(pairs, dtype=np.float64) * self._decode_flops_per_pair
             t = t + ops.decode_attention_time_s(self.hw, kv, decode_seqs, fl)
         if prefill_pairs > 0:
             t = t + ops.prefill_attention_time_s(
@@ -148,7 +161,7 @@ class ForwardModel:
         for w in self._weights:
             n, k = _split(w, tp)
             linear += w.layers * float(ops.gemm_time_s(hw, T, n, k, self.weight_dtype))
-        moe = self._moe_time_s(T) if a.is_moe else 0.0
+        moe = self._moe_time_s(T) if (a.is_moe and self._moe_layers) else 0.0
         hidden_bytes = T * a.hidden_size * 2.0
         comm = 0.0
         if tp > 1:
@@ -169,7 +182,7 @@ class ForwardModel:
         else:  # every expert split tp ways along its intermediate dimension
             t = ops.moe_time_s(self.hw, T, E, touched, gate_up.out_features // tp, a.hidden_size,
                                a.hidden_size, self.weight_dtype, k)
-        return a.num_moe_layers * float(t)  # router GEMMs are among the layer's linear weights
+        return self._moe_layers * float(t)  # router GEMMs are among the layer's linear weights
 
     def _head_time_s(self, num_logits: int, graphed: bool) -> float:
         if num_logits <= 0:
@@ -193,9 +206,8 @@ class ForwardModel:
         graphed = self.cuda_graphs
         T = self.padded_tokens(shape.num_tokens, decode_only)
         linear, moe, comm, elem, head = self._token_cost(T, shape.num_logits, graphed)
-        attn = float(
-            self.attention_time_s(shape.decode_seqs, shape.decode_ctx_tokens, shape.prefill_pairs, shape.prefill_kv_tokens)
-        )
+        attn = float(self.attention_time_s(shape.decode_seqs, shape.decode_ctx_tokens, shape.prefill_pairs,
+                                           shape.prefill_kv_tokens, shape.decode_pairs))
         parts = {"linear": linear, "attention": attn, "moe": moe, "communication": comm, "elementwise": elem,
                  "lm_head_sampling": head, "launch": 0.0}
         parts["launch"] = self._launch_overhead_s(sum(parts.values()), decode_only)
@@ -205,22 +217,33 @@ class ForwardModel:
         """Total time of one pass (seconds)."""
         return sum(self.components(shape).values())
 
-    def decode_times_s(self, batch: int, ctx_tokens: np.ndarray) -> np.ndarray:
-        """Vectorised decode-only pass time for ``batch`` sequences at each total context in
-        ``ctx_tokens`` (the fast path of the engine).  Equal to :meth:`time_s` pointwise."""
-        T = self.padded_tokens(batch, True)
-        const = sum(self._token_cost(T, batch, self.cuda_graphs))
-        attn = self.attention_time_s(batch, ctx_tokens)
-        total = const + attn
-        if not self.cuda_graphs:
-            floor = self._launches() * self.hw.efficiency.kernel_launch_us * 1e-6
-            total = np.maximum(total, floor)
-        return np.asarray(total, dtype=np.float64)
+    def decode_times_s(self, batch: int, ctx_tokens: np.ndarray, q: int = 1) -> np.ndarray:
+        """Vectorised decode-only pass time for ``batch`` sequences of ``q`` new tokens each
+        (q = 1 + k for a speculative verify pass; logits at every new token) at each total
+        context in ``ctx_tokens`` (the engine's fast path).  Equal to :meth:`time_s` pointwise:
+        the pass is ``const + max(memory slope x ctx, compute slope x ctx + offset)``, the
+        attention roofline being the only context-dependent part."""
+        const, mem, comp, offset, floor = self._decode_coeffs(batch, q)
+        ctx = np.asarray(ctx_tokens, dtype=np.float64)
+        total = const + np.maximum(mem * ctx, comp * ctx + offset)
+        return np.maximum(total, floor) if floor else total
 
-    def decode_const_parts(self, batch: int) -> dict[str, float]:
+    @functools.lru_cache(maxsize=8192)
+    def _decode_coeffs(self, batch: int, q: int) -> tuple[float, float, float, float, float]:
+        T = self.padded_tokens(batch * q, True)
+        hw = self.hw
+        da = hw.efficiency.decode_attention
+        L = self._layers
+        const = sum(self._token_cost(T, batch * q, self.cuda_graphs)) + L * (da.per_seq_us * batch + da.latency_us) * 1e-6
+        mem = L * self._kv_bytes_per_tok_layer / (hw.hbm_bandwidth_bytes_per_s * da.mem_eff)
+        per_flop = L * self._decode_flops_per_pair / (hw.peak_flops("bf16") * hw.efficiency.prefill_attention.compute_eff)
+        floor = 0.0 if self.cuda_graphs else self._launches() * hw.efficiency.kernel_launch_us * 1e-6
+        return const, mem, per_flop * q, -per_flop * batch * q * (q - 1) / 2.0, floor
+
+    def decode_const_parts(self, batch: int, q: int = 1) -> dict[str, float]:
         """The context-independent components of a decode pass at ``batch`` sequences."""
-        T = self.padded_tokens(batch, True)
-        linear, moe, comm, elem, head = self._token_cost(T, batch, self.cuda_graphs)
+        T = self.padded_tokens(batch * q, True)
+        linear, moe, comm, elem, head = self._token_cost(T, batch * q, self.cuda_graphs)
         return {"linear": linear, "moe": moe, "communication": comm, "elementwise": elem, "lm_head_sampling": head}
 
     def _launches(self) -> int:
@@ -234,6 +257,12 @@ class ForwardModel:
         if not decode_only:  # piecewise graphs: attention launched eagerly, one kernel per layer
             return max(0.0, self._layers * launch_s - gpu_s)
         return 0.0
+
+
+def verify_pairs(ctx_tokens, batch: int, q: int):
+    """Query-key pairs of ``batch`` sequences with ``q`` causal new tokens each and total context
+    ``ctx_tokens`` (summed): each sequence contributes q*C - q(q-1)/2."""
+    return np.asarray(ctx_tokens, dtype=np.float64) * q - batch * q * (q - 1) / 2.0
 
 
 def _split(w, tp: int) -> tuple[int, int]:

@@ -17,6 +17,14 @@ Step time = GPU pass time (rlsim.cost.ForwardModel) combined with host time
 ``step_us + per_seq_us * seqs + per_prefill_token_us * prefill_tokens``: added without async
 scheduling, ``max(gpu, host)`` with it.
 
+**Speculative decoding** (DESIGN 6): with a SpecRuntime, every decoding request is scheduled
+for 1 + k tokens (the pending token and k drafts; KV slots are reserved for all of them), the
+pass verifies them with logits at every position, the drafter proposes the next k, and the
+request gains 1 + accepted tokens (accepted drawn per sequence and draft round from the
+acceptance model) -- capped at its response length, so every sequence emits exactly the tokens
+it would without speculation (lossless).  vLLM's counters (drafts, draft tokens, accepted,
+accepted per position) are kept.
+
 **Fast path** (DESIGN 5, performance): while every running request is decoding and no waiting
 request can be admitted, the batch is fixed until the next completion or the next KV shortage;
 the engine computes the time of all those iterations in one numpy expression and jumps.  The
@@ -30,12 +38,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rlsim.cost.forward import COMPONENTS, ForwardModel, PassShape
+from rlsim.cost.forward import COMPONENTS, ForwardModel, PassShape, verify_pairs
+from rlsim.engine.jump import decode_jump
 from rlsim.engine.kv import KvCache, blocks_for, shared_prompt_blocks
+from rlsim.speculation.runtime import ctx_bucket
 
 __all__ = ["EngineParams", "Segment", "Engine"]
 
 WAITING, RUNNING, FINISHED = 0, 1, 2
+#: Cap on (iterations x sequences) of random draws per fast-path jump with speculation.
+MAX_DRAW_CELLS = 200_000
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,12 @@ class EngineStats:
     prefill_tokens: int = 0
     recomputed_tokens: int = 0
     busy_s: float = 0.0
-    components_s: dict = field(default_factory=lambda: {c: 0.0 for c in COMPONENTS + ("host_exposed",)})
+    components_s: dict = field(default_factory=lambda: {c: 0.0 for c in COMPONENTS + ("drafting", "host_exposed")})
+    num_drafts: int = 0
+    num_draft_tokens: int = 0
+    num_accepted_tokens: int = 0
+    accepted_per_pos: np.ndarray = field(default_factory=lambda: np.zeros(32, dtype=np.int64))
+    spec_iterations: int = 0
 
 
 class Engine:
@@ -97,6 +114,7 @@ class Engine:
         prompt_len: np.ndarray,
         response_len: np.ndarray,
         start_s: float = 0.0,
+        spec=None,
     ) -> None:
         self.id = engine_id
         self.fwd = forward
@@ -119,6 +137,8 @@ class Engine:
             raise ValueError("the samples of one group must share one prompt length")
         shared = shared_prompt_blocks(self.prompt, params.block_size, params.enable_prefix_caching)
         self.kv = KvCache(params.num_blocks, params.block_size, group_local.astype(np.int64), shared, num_groups)
+        self.spec = spec  # rlsim.speculation.SpecRuntime or None
+        self.rounds = np.zeros(n, dtype=np.int64)  # draft rounds so far (indexes acceptance draws)
         self.waiting: deque[int] = deque(range(n))
         self.running: list[int] = []
         self.now = start_s
@@ -157,7 +177,8 @@ class Engine:
         run = np.fromiter(self.running, dtype=np.int64, count=len(self.running))
         if np.any(self.prompt[run] + self.gen[run] - self.computed[run] != 1):
             return False
-        return not self._head_admissible(self.p.max_num_batched_tokens - len(run))
+        k = self._k(len(run), float(self.computed[run].sum()) + len(run))
+        return not self._head_admissible(self.p.max_num_batched_tokens - len(run) * (1 + k))
 
     def _head_admissible(self, budget: int) -> bool:
         if not self.waiting or budget <= 0 or len(self.running) >= self.p.max_num_seqs:
@@ -170,12 +191,41 @@ class Engine:
         n = min(need, budget)
         return self.kv.admission_blocks(s, hit + n) <= self.kv.free
 
+    # ------------------------------------------------------------------ speculation
+    def _k(self, batch: int, ctx_tokens: float) -> int:
+        """Drafts per decoding request this iteration (0 without speculation)."""
+        return 0 if self.spec is None else self.spec.k_for(batch, ctx_tokens)
+
+    def _accepted(self, run: np.ndarray, rounds: int, k: int, gen_before: np.ndarray | None = None) -> np.ndarray:
+        """Accepted drafts (rounds x len(run)) for the next ``rounds`` draft rounds of ``run``."""
+        sampler = self.spec.sampler
+        ids = self.seq_ids[run]
+        if getattr(sampler.model, "context_decay", None) is None:
+            return sampler.sample(ids, self.rounds[run], rounds, k)
+        out = np.empty((rounds, len(run)), dtype=np.int64)  # context decay: row by row
+        ctx = (self.prompt[run] + (self.gen[run] if gen_before is None else gen_before)).astype(np.float64)
+        for r in range(rounds):
+            out[r] = sampler.sample(ids, self.rounds[run] + r, 1, k, ctx[None, :])[0]
+            ctx = ctx + 1 + out[r]
+        return out
+
+    def _count_drafts(self, acc: np.ndarray, k: int) -> None:
+        st = self.stats
+        st.num_drafts += acc.size
+        st.num_draft_tokens += acc.size * k
+        st.num_accepted_tokens += int(acc.sum())
+        counts = np.bincount(acc.ravel(), minlength=k + 1)
+        st.accepted_per_pos[:k] += np.cumsum(counts[::-1])[::-1][1:k + 1]
+
     # ------------------------------------------------------------------ fast path
     def _fast_decode(self) -> Segment | None:
         """Jump over decode-only iterations up to the next completion or KV shortage."""
         run = np.fromiter(self.running, dtype=np.int64, count=len(self.running))
-        B = len(run)
         c = self.computed[run]
+        k = self._k(len(run), float(c.sum()) + len(run))
+        if k > 0:
+            return self._fast_spec(run, c, k)
+        B = len(run)
         m = int((self.resp[run] - self.gen[run]).min())
         bs = self.p.block_size
         base = blocks_for(c, bs)
@@ -188,53 +238,111 @@ class Engine:
                 else:
                     hi = mid - 1
             m = lo
-            if m == 0:
-                return None  # the next iteration preempts: take the slow path
+        m = self._adaptive_limit(B, float(c.sum()) + B * np.arange(1, m + 1, dtype=np.float64), m)
+        if m == 0:
+            return None  # the next iteration preempts (or changes k): take the slow path
         ctx = float(c.sum()) + B * np.arange(1, m + 1, dtype=np.float64)
         gpu = self.fwd.decode_times_s(B, ctx)
-        host = self._host_s(B, 0)
-        dt = self._combine(gpu, host)
-        total = float(dt.sum())
-        self._account_decode(B, ctx, gpu, total, m)
-        # state update
+        total = self._account_decode(B, ctx, gpu, np.zeros(m), m, 1)
         self.computed[run] = c + m
         self.gen[run] += m
-        new_own = np.maximum(0, blocks_for(c + m, bs) - self.kv.shared[run])
+        self._set_own(run, c + m - 1, 1)
+        return self._close_jump(run, m, B, total)
+
+    def _fast_spec(self, run: np.ndarray, c: np.ndarray, k: int) -> Segment | None:
+        """Jump with speculation: draw acceptance for the coming rounds, stop at the first event."""
+        B, q = len(run), 1 + k
+        if B * q > self.p.max_num_batched_tokens:
+            return None
+        own, shared = self.kv.own[run], self.kv.shared[run]
+        if int(np.maximum(blocks_for(c + q, self.p.block_size) - shared - own, 0).sum()) > self.kv.free:
+            return None  # the very next iteration is short of KV: the slow path preempts
+        rem = self.resp[run] - self.gen[run]
+        first_done = rem.min() / (1.0 + self.spec.expected_accepted[k])  # expected rounds to a completion
+        rows = int(min(rem.min(), max(1, MAX_DRAW_CELLS // (B * k)), first_done + 4))  # a jump may end event-free
+        acc = self._accepted(run, rows, k)
+        adv = 1 + acc
+        m = decode_jump(c, rem, own, shared, self.kv.free, self.p.block_size, adv, q)
+        prev = np.cumsum(adv, axis=0) - adv
+        ctx = (c + prev[:m]).sum(axis=1).astype(np.float64) + B * q
+        m = self._adaptive_limit(B, ctx - B * k, m)
+        if m == 0:
+            return None
+        ctx = ctx[:m]
+        gpu = self.fwd.decode_times_s(B, ctx, q=q)
+        draft = self.spec.drafter.propose_times_s(B, ctx, k)
+        total = self._account_decode(B, ctx, gpu, draft, m, q)
+        advanced = prev[m - 1] + adv[m - 1]
+        self._set_own(run, c + prev[m - 1], q)
+        self.computed[run] = c + advanced
+        self.gen[run] += np.minimum(advanced, rem)
+        self.rounds[run] += m
+        self._count_drafts(acc[:m], k)
+        self.stats.spec_iterations += m
+        return self._close_jump(run, m, B, total)
+
+    def _adaptive_limit(self, B: int, ctx_after_first_token: np.ndarray, m: int) -> int:
+        """With adaptive k, end the jump where the context bucket (and so maybe k) changes."""
+        if self.spec is None or not self.spec.adaptive or m == 0:
+            return m
+        buckets = ctx_bucket((np.asarray(ctx_after_first_token[:m]) - B) / B)
+        change = np.flatnonzero(buckets != buckets[0])
+        return int(change[0]) if len(change) else m
+
+    def _set_own(self, run: np.ndarray, c_last: np.ndarray, q: int) -> None:
+        """Private blocks after a jump whose last iteration reserved slots up to ``c_last + q``."""
+        new_own = np.maximum(self.kv.own[run], np.maximum(0, blocks_for(c_last + q, self.p.block_size) - self.kv.shared[run]))
         self.kv.free -= int((new_own - self.kv.own[run]).sum())
         self.kv.own[run] = new_own
         assert self.kv.free >= 0
+
+    def _close_jump(self, run: np.ndarray, m: int, B: int, total: float) -> Segment:
         t0 = self.now
         self.now = t0 + total
         finished = self._finish_done(run)
-        self.max_kv_used = max(self.max_kv_used, self.kv.used() + 0)
+        self.max_kv_used = max(self.max_kv_used, self.kv.used())
         self.stats.iterations += m
         return Segment(self.id, t0, self.now, m, B, "decode", B * m, 0, 0, finished)
 
-    def _account_decode(self, B: int, ctx: np.ndarray, gpu: np.ndarray, total: float, m: int) -> None:
+    def _account_decode(self, B: int, ctx: np.ndarray, gpu: np.ndarray, draft: np.ndarray, m: int, q: int) -> float:
+        """Add a jump's time to the breakdown; returns its total duration."""
+        host = self._host_s(B, 0) + (self.spec.drafter.host_time_s(B) if q > 1 else 0.0)
+        dt = self._combine(gpu + draft, host)
+        total = float(dt.sum())
         comp = self.stats.components_s
-        const = self.fwd.decode_const_parts(B)
-        for k, v in const.items():
-            comp[k] += v * m
-        attn = float(np.sum(self.fwd.attention_time_s(B, ctx)))
+        const = self.fwd.decode_const_parts(B, q)
+        for key, v in const.items():
+            comp[key] += v * m
+        attn = float(np.sum(self.fwd.attention_time_s(B, ctx, decode_pairs=verify_pairs(ctx, B, q))))
         comp["attention"] += attn
-        gpu_sum = float(gpu.sum())
-        comp["launch"] += gpu_sum - attn - sum(const.values()) * m
-        comp["host_exposed"] += total - gpu_sum
+        gpu_sum, draft_sum = float(gpu.sum()), float(np.sum(draft))
+        comp["launch"] += max(0.0, gpu_sum - attn - sum(const.values()) * m)
+        comp["drafting"] += draft_sum
+        comp["host_exposed"] += total - gpu_sum - draft_sum
         self.stats.busy_s += total
+        return total
 
     # ------------------------------------------------------------------ slow path
     def _one_iteration(self) -> Segment:
-        sched, preemptions = self._schedule()
+        k = self._k(len(self.running), float(self.computed[self.running].sum()) + len(self.running)) if self.running else 0
+        sched, preemptions = self._schedule(k)
         assert len(sched[0]), "engine stalled: nothing schedulable (KV smaller than one request?)"
-        shape, prefill_tokens = self._pass_shape(sched)
+        shape, prefill_tokens, n_dec, kq = self._pass_shape(sched)
         parts = self.fwd.components(shape)
         gpu = sum(parts.values())
+        draft = 0.0
         host = self._host_s(len(sched[0]), prefill_tokens)
-        dt = float(self._combine(gpu, host))
+        if self.spec is not None:
+            if kq > 0:
+                draft = float(self.spec.drafter.propose_times_s(n_dec, np.array([shape.decode_ctx_tokens]), kq)[0])
+                host += self.spec.drafter.host_time_s(n_dec)
+            draft += self.spec.drafter.prefill_time_s(shape)
+        dt = float(self._combine(gpu + draft, host))
         comp = self.stats.components_s
-        for k, v in parts.items():
-            comp[k] += v
-        comp["host_exposed"] += dt - gpu
+        for key, v in parts.items():
+            comp[key] += v
+        comp["drafting"] += draft
+        comp["host_exposed"] += dt - gpu - draft
         self.stats.busy_s += dt
         self.stats.iterations += 1
         self.stats.prefill_tokens += prefill_tokens
@@ -245,8 +353,10 @@ class Engine:
         kind = "mixed" if prefill_tokens else "step"
         return Segment(self.id, t0, self.now, 1, B, kind, shape.num_tokens, prefill_tokens, preemptions, finished)
 
-    def _schedule(self) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], int]:
-        """Pick (seqs, new_tokens, computed_before) for one iteration; also returns preemptions."""
+    def _schedule(self, k: int = 0) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], int]:
+        """Pick (seqs, new_tokens, computed_before) for one iteration; also returns preemptions.
+
+        A decoding request is scheduled for 1 + k tokens (fewer when the budget runs out)."""
         budget = self.p.max_num_batched_tokens
         seqs: list[int] = []
         news: list[int] = []
@@ -255,15 +365,16 @@ class Engine:
         i = 0
         preemptions = 0
         while i < len(self.running) and budget > 0:
-            idx = self._bulk_decodes(i, budget)
+            idx = self._bulk_decodes(i, budget, k)
             if len(idx):
                 bulks.append(idx)
                 i += len(idx)
-                budget -= len(idx)
+                budget -= len(idx) * (1 + k)
                 continue
             s = self.running[i]
-            n = min(self.num_tokens(s) - int(self.computed[s]), budget)
             c = int(self.computed[s])
+            pending = self.num_tokens(s) - c
+            n = min(pending + (k if pending == 1 else 0), budget)
             need = self.kv.own_after(s, c + n) - int(self.kv.own[s])
             victim_was_self = False
             while need > self.kv.free:
@@ -287,29 +398,29 @@ class Engine:
         self.max_kv_used = max(self.max_kv_used, self.kv.used())
         arr = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
         bulk = np.concatenate(bulks) if bulks else np.zeros(0, dtype=np.int64)
-        sched = (np.concatenate([bulk, arr(seqs)]), np.concatenate([np.ones(len(bulk), np.int64), arr(news)]),
-                 np.concatenate([self.computed[bulk] - 1, arr(befores)]))
+        sched = (np.concatenate([bulk, arr(seqs)]), np.concatenate([np.full(len(bulk), 1 + k, np.int64), arr(news)]),
+                 np.concatenate([self.computed[bulk], arr(befores)]))
         return sched, preemptions
 
-    def _bulk_decodes(self, start: int, budget: int) -> np.ndarray:
+    def _bulk_decodes(self, start: int, budget: int, k: int = 0) -> np.ndarray:
         """Schedule, at once, the longest run of decoding requests from ``running[start]`` whose
-        new blocks fit in the free pool (vLLM would schedule them one by one with the same
-        result).  Returns them (their ``computed`` already advanced by one); empty when the
-        request at ``start`` is not decoding or needs a block that is not free.
+        1 + k new slots fit in the free pool and the budget (vLLM would schedule them one by
+        one with the same result).  Empty when the request at ``start`` is not decoding or
+        needs a block that is not free.
         """
+        q = 1 + k
         run = np.fromiter(self.running[start:], dtype=np.int64, count=len(self.running) - start)
         pending = self.prompt[run] + self.gen[run] - self.computed[run]
         other = np.flatnonzero(pending != 1)
-        k = min(int(other[0]) if len(other) else len(run), budget)
-        idx = run[:k]
+        n = min(int(other[0]) if len(other) else len(run), budget // q)
+        idx = run[:n]
         c = self.computed[idx]
-        new_own = np.maximum(0, blocks_for(c + 1, self.p.block_size) - self.kv.shared[idx])
+        new_own = np.maximum(self.kv.own[idx], blocks_for(c + q, self.p.block_size) - self.kv.shared[idx])
         fits = np.cumsum(new_own - self.kv.own[idx]) <= self.kv.free
-        k = int(np.argmin(fits)) if not fits.all() else k
-        idx, c, new_own = idx[:k], c[:k], new_own[:k]
+        n = int(np.argmin(fits)) if not fits.all() else n
+        idx, new_own = idx[:n], new_own[:n]
         self.kv.free -= int((new_own - self.kv.own[idx]).sum())
         self.kv.own[idx] = new_own
-        self.computed[idx] = c + 1
         return idx
 
     def _admit(self, sched: tuple[list, list, list], budget: int) -> int:
@@ -346,30 +457,53 @@ class Engine:
         self.stats.preemptions += 1
         self.waiting.appendleft(s)
 
-    def _pass_shape(self, sched: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[PassShape, int]:
+    def _pass_shape(self, sched: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[PassShape, int, int, int]:
+        """The pass's shape; also prefill tokens, decoding requests and their drafts k."""
         seqs, n, c = sched
         total = self.prompt[seqs] + self.gen[seqs]
-        dec = n == 1
+        dec = c + 1 == total
         pn, pc = n[~dec], c[~dec]
+        qd, cd = n[dec], c[dec]
+        ctx = cd + qd
         shape = PassShape(
             num_tokens=int(n.sum()),
-            num_logits=int(np.count_nonzero(c + n == total)),
-            decode_seqs=int(np.count_nonzero(dec)),
-            decode_ctx_tokens=float((c[dec] + 1).sum()),
+            num_logits=int(qd.sum()) + int(np.count_nonzero(pc + pn == total[~dec])),
+            decode_seqs=int(len(qd)),
+            decode_ctx_tokens=float(ctx.sum()),
             prefill_seqs=int(len(pn)),
             prefill_pairs=float((pn * (pc + (pn + 1) / 2.0)).sum()),
             prefill_kv_tokens=float((pc + pn).sum()),
+            decode_pairs=float((qd * ctx - qd * (qd - 1) / 2.0).sum()),
         )
-        return shape, int(pn.sum())
+        kq = int(qd.max()) - 1 if len(qd) else 0
+        return shape, int(pn.sum()), int(len(qd)), kq
 
     def _advance(self, sched: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
         seqs, n, c = sched
-        self.computed[seqs] = c + n
-        sampled = seqs[c + n == self.prompt[seqs] + self.gen[seqs]]
+        total = self.prompt[seqs] + self.gen[seqs]
+        dec = c + 1 == total
+        pre, pre_n, pre_c = seqs[~dec], n[~dec], c[~dec]
+        self.computed[pre] = pre_c + pre_n
+        sampled = pre[pre_c + pre_n == total[~dec]]
         self.gen[sampled] += 1
-        first = sampled[self.gen[sampled] == 1]
+        d, dn, dc = seqs[dec], n[dec], c[dec]
+        adv = np.ones(len(d), dtype=np.int64)
+        if len(d) and dn.max() > 1:
+            self.stats.spec_iterations += 1
+            ks = [int(dn[0]) - 1] if dn.min() == dn.max() else np.unique(dn - 1).tolist()
+            for k in ks:
+                rows = np.flatnonzero(dn - 1 == k) if len(ks) > 1 else np.arange(len(d))
+                if k > 0:
+                    acc = self._accepted(d[rows], 1, k)[0]
+                    adv[rows] += acc
+                    self.rounds[d[rows]] += 1
+                    self._count_drafts(acc[None, :], k)
+        self.computed[d] = dc + adv
+        self.gen[d] += np.minimum(adv, self.resp[d] - self.gen[d])
+        touched = np.concatenate([sampled, d])
+        first = touched[np.isnan(self.first_token_s[touched])]
         self.first_token_s[first] = self.now
-        done = sampled[self.gen[sampled] == self.resp[sampled]]
+        done = touched[self.gen[touched] == self.resp[touched]]
         return self._finish(done.tolist()) if len(done) else 0
 
     def _finish_done(self, run: np.ndarray) -> int:

@@ -12,6 +12,7 @@ from rlsim.cost import ForwardModel, MemoryPlan, plan_memory
 from rlsim.errors import ConfigError, InfeasibleConfig
 from rlsim.hardware import HardwareProfile, load_profile
 from rlsim.models import ModelArch, load_model
+from rlsim.speculation.drafter import Drafter, build_drafter
 from rlsim.units import GB, GIB
 
 __all__ = ["Resolved", "resolve"]
@@ -33,6 +34,13 @@ class Resolved:
     num_engines: int
     memory: MemoryPlan
     max_model_len: int
+    drafter: Drafter | None = None
+    spec_memory: MemoryPlan | None = None
+
+    @property
+    def speculative(self):
+        """The scenario's SpeculativeConfig, or None."""
+        return self.scenario.rollout.engine.speculative_config
 
     def forward_model(self) -> ForwardModel:
         e = self.scenario.rollout.engine
@@ -115,29 +123,38 @@ def _prompt_cap(dist, base_dir: Path) -> int:
     return int(dist.load(base_dir).max())
 
 
-def _check_memory(sc: Scenario, arch: ModelArch, hw: HardwareProfile, src: str, tp: int, wdt: str, kvdt: str, max_len: int) -> MemoryPlan:
+def _check_memory(sc: Scenario, arch: ModelArch, hw: HardwareProfile, src: str, tp: int, wdt: str, kvdt: str,
+                  max_len: int, drafter: Drafter | None = None) -> MemoryPlan:
     e = sc.rollout.engine
-    plan = plan_memory(arch, hw.hbm_bytes, e.gpu_memory_utilization, tp, wdt, kvdt, e.activation_reserve_gib * GIB, e.block_size)
+    extra_w = drafter.weight_bytes_per_gpu if drafter else 0.0
+    extra_kv = drafter.kv_bytes_per_token_per_gpu if drafter else 0.0
+    plan = plan_memory(arch, hw.hbm_bytes, e.gpu_memory_utilization, tp, wdt, kvdt, e.activation_reserve_gib * GIB,
+                       e.block_size, extra_w, extra_kv)
+    with_draft = f" and the {drafter.name} drafter" if drafter and extra_w else ""
     if plan.kv_bytes <= 0:
         raise InfeasibleConfig.at(
             src, "rollout.engine.tensor_parallel_size", tp,
-            f"is too small: {arch.name} weights need {plan.weight_bytes / GB:.1f} GB per GPU ({wdt}) + "
+            f"is too small: {arch.name} weights{with_draft} need {plan.weight_bytes / GB:.1f} GB per GPU ({wdt}) + "
             f"{e.activation_reserve_gib:g} GiB reserve, but {hw.name} x gpu_memory_utilization "
             f"{e.gpu_memory_utilization:g} leaves {plan.usable_bytes / GB:.1f} GB (raise tensor_parallel_size or use fp8)",
         )
     if plan.kv_capacity_tokens < max_len:
         raise InfeasibleConfig.at(
             src, "rollout.engine.gpu_memory_utilization", e.gpu_memory_utilization,
-            f"leaves KV cache for {plan.kv_capacity_tokens} tokens per engine, less than one max-length "
-            f"sequence (max_model_len = {max_len})",
+            f"leaves KV cache for {plan.kv_capacity_tokens} tokens per engine{with_draft.replace(' and', ' with')}, "
+            f"less than one max-length sequence (max_model_len = {max_len})",
         )
+    return plan
+
+
+def _check_batching(sc: Scenario, src: str, max_len: int) -> None:
+    e = sc.rollout.engine
     if e.max_num_batched_tokens < e.max_num_seqs:
         raise ConfigError.at(src, "rollout.engine.max_num_batched_tokens", e.max_num_batched_tokens,
                              f"must be >= max_num_seqs = {e.max_num_seqs} (vLLM's rule)")
     if not e.enable_chunked_prefill and e.max_num_batched_tokens < max_len:
         raise ConfigError.at(src, "rollout.engine.max_num_batched_tokens", e.max_num_batched_tokens,
                              f"must be >= max_model_len = {max_len} without chunked prefill (vLLM's rule)")
-    return plan
 
 
 def resolve(loaded: LoadedScenario) -> Resolved:
@@ -153,5 +170,12 @@ def resolve(loaded: LoadedScenario) -> Resolved:
     kvdt = "bf16" if sc.rollout.engine.kv_cache_dtype == "auto" else sc.rollout.engine.kv_cache_dtype
     max_len = _max_model_len(sc, arch, src, base)
     tp = sc.rollout.engine.tensor_parallel_size
+    _check_batching(sc, src, max_len)
     plan = _check_memory(sc, arch, hw, src, tp, wdt, kvdt, max_len)
-    return Resolved(sc, src, base, hw, arch, wdt, kvdt, tp, gpus, engines, plan, max_len)
+    e = sc.rollout.engine
+    drafter = spec_plan = None
+    if e.speculative_config is not None:
+        drafter = build_drafter(e.speculative_config, arch, hw, tp, kvdt, not e.enforce_eager, wdt, src,
+                                e.max_cudagraph_capture_size)
+        spec_plan = _check_memory(sc, arch, hw, src, tp, wdt, kvdt, max_len, drafter)
+    return Resolved(sc, src, base, hw, arch, wdt, kvdt, tp, gpus, engines, plan, max_len, drafter, spec_plan)

@@ -16,6 +16,8 @@ import simpy
 from rlsim.engine import Engine, EngineParams, Segment
 from rlsim.errors import ConfigError
 from rlsim.sim.build import Resolved
+from rlsim.speculation.acceptance import AcceptanceSampler
+from rlsim.speculation.runtime import SpecRuntime
 from rlsim.units import GB
 from rlsim.workload import Batch, sample_batch
 
@@ -24,11 +26,15 @@ __all__ = ["RolloutResult", "simulate_rollout", "engine_params", "rng_streams"]
 
 @dataclass
 class RolloutResult:
-    """What a rollout simulation produced: a summary plus per-sequence and per-segment tables."""
+    """What a rollout simulation produced: a summary plus per-sequence and per-segment tables.
+
+    With speculative decoding, ``baseline`` is the paired run without it (same sequences) and
+    ``summary`` carries ``baseline`` and ``speedup`` objects."""
 
     summary: dict
     sequences: pd.DataFrame
     segments: pd.DataFrame
+    baseline: "RolloutResult | None" = None
 
 
 def rng_streams(seed: int, n: int = 4) -> list[np.random.Generator]:
@@ -36,14 +42,15 @@ def rng_streams(seed: int, n: int = 4) -> list[np.random.Generator]:
     return [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
-def engine_params(res: Resolved) -> EngineParams:
+def engine_params(res: Resolved, speculative: bool = False) -> EngineParams:
     e = res.scenario.rollout.engine
+    memory = res.spec_memory if speculative else res.memory
     c = e.cpu_overhead
     return EngineParams(
         max_num_seqs=e.max_num_seqs,
         max_num_batched_tokens=e.max_num_batched_tokens,
         block_size=e.block_size,
-        num_blocks=res.memory.num_blocks,
+        num_blocks=memory.num_blocks,
         enable_chunked_prefill=e.enable_chunked_prefill,
         enable_prefix_caching=e.enable_prefix_caching,
         async_scheduling=e.async_scheduling,
@@ -64,14 +71,26 @@ def _clip_to_model_len(batch: Batch, res: Resolved) -> np.ndarray:
     return np.minimum(batch.response_len, limit - batch.prompt_len)
 
 
-def _build_engines(res: Resolved, batch: Batch, response: np.ndarray) -> list[Engine]:
-    fwd = res.forward_model()
-    params = engine_params(res)
+def spec_runtime(res: Resolved, batch: Batch, response: np.ndarray, seed: int, fwd) -> SpecRuntime:
+    """Drafter, acceptance sampler and k policy of a scenario's speculative_config."""
+    spec = res.speculative
+    k = spec.num_speculative_tokens
+    sampler = AcceptanceSampler(spec.acceptance, k, seed, batch.seq_id, response)
+    expected = np.array([spec.acceptance.mean_acceptance_length(j) - 1.0 if j else 0.0 for j in range(k + 1)])
+    adaptive = spec.adaptive_k is not None and spec.adaptive_k.enabled
+    min_k = min(spec.adaptive_k.min_k, k) if spec.adaptive_k is not None else 0
+    return SpecRuntime(k, res.drafter, sampler, fwd, expected, spec.disable_by_batch_size, adaptive, min_k)
+
+
+def _build_engines(res: Resolved, batch: Batch, response: np.ndarray, spec: SpecRuntime | None) -> list[Engine]:
+    fwd = res.forward_model() if spec is None else spec.target
+    params = engine_params(res, speculative=spec is not None)
     owner = batch.group_id % res.num_engines
     engines = []
     for e in range(res.num_engines):
         idx = np.flatnonzero(owner == e)
-        engines.append(Engine(e, fwd, params, batch.seq_id[idx], batch.group_id[idx], batch.prompt_len[idx], response[idx]))
+        engines.append(Engine(e, fwd, params, batch.seq_id[idx], batch.group_id[idx], batch.prompt_len[idx],
+                              response[idx], spec=spec))
     return engines
 
 
@@ -91,18 +110,37 @@ def _run(engines: list[Engine]) -> list[Segment]:
     return segments
 
 
-def simulate_rollout(res: Resolved, seed: int | None = None) -> RolloutResult:
-    """Simulate one batch (num_prompts_per_step x num_generations_per_prompt sequences)."""
+def simulate_rollout(res: Resolved, seed: int | None = None, speculative: bool = True, paired: bool = True) -> RolloutResult:
+    """Simulate one batch (num_prompts_per_step x num_generations_per_prompt sequences).
+
+    With a ``speculative_config`` (and ``speculative``), the run speculates and, if ``paired``,
+    the baseline without speculation is simulated on the identical sequences; the summary then
+    gains ``baseline`` and ``speedup.rollout`` = baseline rollout time / speculative rollout time.
+    """
     sc = res.scenario
     seed = sc.seed if seed is None else seed
-    rng_workload = rng_streams(seed)[0]
+    rng_workload, rng_accept = rng_streams(seed)[:2]
     batch = sample_batch(sc.workload, rng_workload, res.base_dir)
     response = _clip_to_model_len(batch, res)
-    engines = _build_engines(res, batch, response)
+    spec = None
+    if speculative and res.speculative is not None:
+        accept_seed = int(rng_accept.integers(0, 2**62))
+        spec = spec_runtime(res, batch, response, accept_seed, res.forward_model())
+    result = _simulate_batch(res, seed, batch, response, spec)
+    if spec is not None and paired:
+        base = _simulate_batch(res, seed, batch, response, None)
+        result.baseline = base
+        result.summary["baseline"] = base.summary
+        result.summary["speedup"] = {"rollout": base.summary["rollout_time_s"] / result.summary["rollout_time_s"]}
+    return result
+
+
+def _simulate_batch(res: Resolved, seed: int, batch: Batch, response: np.ndarray, spec: SpecRuntime | None) -> RolloutResult:
+    engines = _build_engines(res, batch, response, spec)
     segments = _run(engines)
     seqs = _sequence_table(engines, batch)
     segs = pd.DataFrame([s.__dict__ for s in segments]).sort_values(["engine", "t0_s"], kind="stable").reset_index(drop=True)
-    summary = _summary(res, seed, engines, seqs, segs)
+    summary = _summary(res, seed, engines, seqs, segs, spec)
     return RolloutResult(summary, seqs, segs)
 
 
@@ -120,7 +158,25 @@ def _sequence_table(engines: list[Engine], batch: Batch) -> pd.DataFrame:
     return df
 
 
-def _summary(res: Resolved, seed: int, engines: list[Engine], seqs: pd.DataFrame, segs: pd.DataFrame) -> dict:
+def _spec_summary(engines: list[Engine], spec: SpecRuntime | None) -> dict:
+    """vLLM's spec-decode metrics over the run (None values without speculation)."""
+    if spec is None:
+        return {"mean_acceptance_length": None, "per_position_acceptance": None, "draft_acceptance_rate": None,
+                "num_drafts": 0, "num_draft_tokens": 0, "num_accepted_tokens": 0}
+    drafts = sum(e.stats.num_drafts for e in engines)
+    draft_tokens = sum(e.stats.num_draft_tokens for e in engines)
+    accepted = sum(e.stats.num_accepted_tokens for e in engines)
+    per_pos = sum(e.stats.accepted_per_pos for e in engines)[: spec.k_max]
+    return {
+        "mean_acceptance_length": 1.0 + accepted / drafts if drafts else None,
+        "per_position_acceptance": (per_pos / drafts).tolist() if drafts else None,
+        "draft_acceptance_rate": accepted / draft_tokens if draft_tokens else None,
+        "num_drafts": int(drafts), "num_draft_tokens": int(draft_tokens), "num_accepted_tokens": int(accepted),
+    }
+
+
+def _summary(res: Resolved, seed: int, engines: list[Engine], seqs: pd.DataFrame, segs: pd.DataFrame,
+             spec: SpecRuntime | None = None) -> dict:
     finish = np.sort(seqs["finish_s"].to_numpy())
     n = len(finish)
     rollout_s = float(finish[-1])
@@ -134,8 +190,10 @@ def _summary(res: Resolved, seed: int, engines: list[Engine], seqs: pd.DataFrame
         for k, v in e.stats.components_s.items():
             comp[k] = comp.get(k, 0.0) + v
     total_comp = sum(comp.values())
-    hw, arch, mem = res.hw, res.arch, res.memory
-    return {
+    hw, arch = res.hw, res.arch
+    mem = res.spec_memory if spec is not None else res.memory
+    sp = res.speculative
+    out = {
         "scenario": res.scenario.name,
         "seed": seed,
         "rollout_time_s": rollout_s,
@@ -165,4 +223,11 @@ def _summary(res: Resolved, seed: int, engines: list[Engine], seqs: pd.DataFrame
         "memory": {"weight_gb_per_gpu": mem.weight_bytes / GB, "kv_cache_gb_per_gpu": mem.kv_bytes / GB,
                    "kv_capacity_tokens_per_engine": mem.kv_capacity_tokens, "max_model_len": res.max_model_len,
                    "peak_kv_blocks_used_frac": max(e.max_kv_used for e in engines) / max(1, mem.num_blocks)},
+        "speculative": None if spec is None else {
+            "method": sp.method, "num_speculative_tokens": sp.num_speculative_tokens, "drafter": res.drafter.name,
+            "adaptive_k": spec.adaptive, "disable_by_batch_size": sp.disable_by_batch_size,
+            "spec_iterations_frac": sum(e.stats.spec_iterations for e in engines) / max(1, sum(e.stats.iterations for e in engines)),
+        },
     }
+    out.update(_spec_summary(engines, spec))
+    return out
