@@ -175,6 +175,10 @@ def validation_error_to_config_error(
         rule = "is not a known key"
         if known:
             hint = suggest(str(parts[-1]), known)
-            rule += f" (did you mean {hint!r}?)" if hint else f" (known: {', '.join(known)})"
+            tags = [p for p in loc[:-1] if isinstance(p, str) and p not in parts]
+            if hint == str(parts[-1]) and tags:  # valid for another member of a tagged union
+                rule = f"is not a key of kind {tags[-1]!r} (remove it, or change kind)"
+            else:
+                rule += f" (did you mean {hint!r}?)" if hint else f" (known: {', '.join(known)})"
         return ConfigError.at(source, path, value, rule)
     return ConfigError.at(source, path, value, _rule(first["msg"]))

@@ -89,6 +89,8 @@ def render_rollout(summary: dict, wall_s: float | None = None) -> str:
         ("peak KV use", f"{100 * m['peak_kv_blocks_used_frac']:.0f} %"),
         ("hardware", f"{h['profile']} ({h['calibration_status']}: {h['calibration_source']})"),
     ], "memory and assumptions:"))
+    for w in s.get("warnings", [])[1:]:  # the first (calibration status) is in the table above
+        out.append(f"warning: {w}")
     if wall_s is not None:
         out.append(f"simulated in {wall_s:.2f} s wall")
     return "\n\n".join(out)
@@ -154,6 +156,8 @@ def run(
     the speedup is reported."""
     from rlsim.api import simulate_seeds
 
+    if out is not None:
+        _prepare_out(out)
     t0 = time.perf_counter()
     results, stats = simulate_seeds(scenario, seeds, overrides=set_ or [], seed=seed, baseline=not no_baseline)
     wall = time.perf_counter() - t0
@@ -229,9 +233,43 @@ def models_show(name: str = typer.Argument(..., help="catalog name, HF id, or pa
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: usage mistakes and RlsimError print one line, exit 2."""
+    exc = _click_exceptions()
     try:
-        app()
-    except RlsimError as err:  # pragma: no cover - commands catch their own
+        rv = app(standalone_mode=False)
+    except exc.UsageError as err:
+        if type(err).__name__ == "NoArgsIsHelpError":
+            typer.echo(err.ctx.get_help() if err.ctx else str(err))
+            sys.exit(0)
+        typer.echo(f"error: {err.format_message()}", err=True)
+        sys.exit(2)
+    except (getattr(exc, "Exit", typer.Exit), typer.Exit) as err:
+        sys.exit(getattr(err, "exit_code", 0))
+    except (getattr(exc, "Abort", typer.Abort), typer.Abort):
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    except RlsimError as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _click_exceptions():
+    """click's exception module (typer >= 0.22 vendors click as typer._click)."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - older typer depends on click
+        from click import exceptions
+    return exceptions
+
+
+def _prepare_out(out: Path) -> None:
+    """Create ``--out`` before simulating, so a bad folder fails fast and nothing is lost."""
+    from rlsim.errors import ConfigError
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out = {str(out)!r}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out = {str(out)!r}: cannot create the folder ({exc.strerror})") from None

@@ -11,6 +11,7 @@ import pydantic
 import yaml
 
 from rlsim._validation import validation_error_to_config_error
+from rlsim._yaml import read_yaml_mapping
 from rlsim.config.scenario import Scenario
 from rlsim.errors import ConfigError
 
@@ -29,19 +30,7 @@ class LoadedScenario:
 
 def read_yaml(path: str | Path, what: str = "scenario") -> dict:
     """Read a YAML mapping; every failure is a one-line ConfigError naming the file."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{what} = {str(path)!r}: file not found")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}:{where} invalid YAML: {problem}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
-    return data
+    return read_yaml_mapping(path, what)
 
 
 def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:

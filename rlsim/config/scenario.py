@@ -48,17 +48,22 @@ class ModelConfig(BaseModel):
 
 
 class CpuOverheadConfig(BaseModel):
-    """Host time per engine step: ``step_us + per_seq_us * num_seqs`` (scheduler, input prep, output).
+    """Host time per engine step: ``step_us + per_seq_us * num_seqs + per_prefill_token_us *
+    prefill_tokens`` (scheduler, input preparation, output processing).
 
-    Defaults are assumed from the vLLM V1 figures in hardware_and_models.md C2 (~0.5-2 ms per step
-    without async scheduling for small batches, growing with the batch).  With
-    ``async_scheduling`` the host work overlaps the GPU and only ``max(gpu, cpu)`` is paid.
+    Defaults are assumed from the vLLM V1 figures in hardware_and_models.md C2: ~0.5-2 ms per
+    step without async scheduling for small batches, growing roughly linearly with the batch;
+    1 ms also closes most of the gap between the simulated ~5.8 ms GPU step of Llama-3.1-8B at
+    batch 1 on H100 and vLLM V1's reported 7.07 ms TPOT [VLLM-20780].  With ``async_scheduling``
+    the host work of step N+1 overlaps the GPU work of step N: a step costs ``max(gpu, host) +
+    async_exposed_us`` (C2: ~0.1-0.3 ms still exposed).
     """
 
     model_config = _FROZEN
-    step_us: float = Field(default=300.0, ge=0, description="fixed host time per step, us (assumed)")
+    step_us: float = Field(default=1000.0, ge=0, description="fixed host time per step, us (assumed)")
     per_seq_us: float = Field(default=4.0, ge=0, description="host time per scheduled sequence, us (assumed)")
     per_prefill_token_us: float = Field(default=0.02, ge=0, description="host time per prefill token, us (assumed)")
+    async_exposed_us: float = Field(default=150.0, ge=0, description="host time not hidden by async scheduling, us (assumed)")
 
 
 class AdaptiveKConfig(BaseModel):
@@ -97,7 +102,7 @@ class EngineConfig(BaseModel):
     max_num_batched_tokens: int = Field(default=8192, ge=1)
     max_model_len: int | None = Field(default=None, ge=1, description="None = prompt cap + max_new_tokens")
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
-    block_size: int = Field(default=16, ge=1)
+    block_size: Literal[1, 8, 16, 32, 64, 128, 256] = Field(default=16, description="vLLM's allowed KV block sizes")
     kv_cache_dtype: Literal["auto", "bf16", "fp8"] = "auto"
     enable_prefix_caching: bool = True
     enable_chunked_prefill: bool = True

@@ -16,8 +16,12 @@ The pass is composed from op times (rlsim.hardware.ops), per DESIGN 4:
 Under CUDA graphs (``cuda_graphs=True``) a decode-only pass is padded up to the next captured
 batch size (vLLM's capture sizes 1, 2, 4, 8, 16, 24, ... up to ``max_capture_size``) and pays no
 per-kernel launch cost; mixed prefill/decode passes run piecewise (attention outside the graph,
-shapes unpadded).  Eagerly, collectives use their eager latency and the pass cannot be shorter
-than the host time to launch its kernels (``kernels x kernel_launch_us``).
+``EAGER_KERNELS_PIECEWISE`` launches per layer, shapes unpadded).  Eagerly, collectives use their
+eager latency and every small kernel of a layer (norms, RoPE, activation, residual adds,
+attention metadata: ``SMALL_KERNELS_PER_LAYER``) adds its launch time, ``kernel_launch_us``:
+those kernels are shorter than a launch, so the GPU waits for the host (GEMM launches hide
+behind their own execution).  With the H100 profile this adds ~1.8 ms to a Llama-3.1-8B decode
+step, against a reported 8.4 ms eager vs 5.1 ms graphed (hardware_and_models.md A3.6, UNVERIFIED).
 
 All functions here are pure; a ForwardModel caches the parts that depend only on token counts.
 """
@@ -30,7 +34,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from rlsim.cost.memory import kv_heads_per_gpu, kv_values_per_token_per_layer_per_gpu
+from rlsim.cost.memory import head_dtype, kv_values_per_token_per_layer_per_gpu, local_shape
 from rlsim.hardware import ops
 from rlsim.units import dtype_bytes
 
@@ -40,8 +44,10 @@ __all__ = ["PassShape", "ForwardModel", "COMPONENTS", "cudagraph_capture_sizes"]
 ELEMENTWISE_PASSES = 8
 #: fp32 passes over the logits by the sampler (softmax, temperature, top-p/k, draw; assumed).
 SAMPLER_PASSES = 4
-#: Kernels per decoder layer (GEMMs, attention, norms, activation, collectives; assumed).
-KERNELS_PER_LAYER = 14
+#: Kernels per decoder layer shorter than their own launch in eager mode (assumed).
+SMALL_KERNELS_PER_LAYER = 10
+#: Kernels per layer launched outside the graph under piecewise CUDA graphs (attention; assumed).
+EAGER_KERNELS_PIECEWISE = 2
 
 #: The names of the time components a pass is broken into.
 COMPONENTS = ("linear", "attention", "moe", "communication", "elementwise", "lm_head_sampling", "launch")
@@ -159,7 +165,7 @@ class ForwardModel:
         hw, a, tp, T = self.hw, self.arch, self.tp, num_tokens
         linear = 0.0
         for w in self._weights:
-            n, k = _split(w, tp)
+            n, k = local_shape(a, w, tp)
             linear += w.layers * float(ops.gemm_time_s(hw, T, n, k, self.weight_dtype))
         moe = self._moe_time_s(T) if (a.is_moe and self._moe_layers) else 0.0
         hidden_bytes = T * a.hidden_size * 2.0
@@ -191,9 +197,9 @@ class ForwardModel:
         t = 0.0
         vocab = 0
         for w in self._head:
-            n, k = _split(w, tp)
+            n, k = local_shape(self.arch, w, tp)
             vocab = w.out_features
-            t += float(ops.gemm_time_s(hw, num_logits, n, k, self.weight_dtype))
+            t += float(ops.gemm_time_s(hw, num_logits, n, k, head_dtype(self.weight_dtype)))
         if tp > 1:
             t += float(ops.collective_time_s(hw, "all_gather", num_logits * vocab * 2.0, tp, cuda_graph=graphed))
         t += float(ops.elementwise_time_s(hw, SAMPLER_PASSES * num_logits * vocab * 4.0))
@@ -208,10 +214,8 @@ class ForwardModel:
         linear, moe, comm, elem, head = self._token_cost(T, shape.num_logits, graphed)
         attn = float(self.attention_time_s(shape.decode_seqs, shape.decode_ctx_tokens, shape.prefill_pairs,
                                            shape.prefill_kv_tokens, shape.decode_pairs))
-        parts = {"linear": linear, "attention": attn, "moe": moe, "communication": comm, "elementwise": elem,
-                 "lm_head_sampling": head, "launch": 0.0}
-        parts["launch"] = self._launch_overhead_s(sum(parts.values()), decode_only)
-        return parts
+        return {"linear": linear, "attention": attn, "moe": moe, "communication": comm, "elementwise": elem,
+                "lm_head_sampling": head, "launch": self.launch_overhead_s(decode_only)}
 
     def time_s(self, shape: PassShape) -> float:
         """Total time of one pass (seconds)."""
@@ -223,22 +227,21 @@ class ForwardModel:
         context in ``ctx_tokens`` (the engine's fast path).  Equal to :meth:`time_s` pointwise:
         the pass is ``const + max(memory slope x ctx, compute slope x ctx + offset)``, the
         attention roofline being the only context-dependent part."""
-        const, mem, comp, offset, floor = self._decode_coeffs(batch, q)
+        const, mem, comp, offset = self._decode_coeffs(batch, q)
         ctx = np.asarray(ctx_tokens, dtype=np.float64)
-        total = const + np.maximum(mem * ctx, comp * ctx + offset)
-        return np.maximum(total, floor) if floor else total
+        return const + np.maximum(mem * ctx, comp * ctx + offset)
 
     @functools.lru_cache(maxsize=8192)
-    def _decode_coeffs(self, batch: int, q: int) -> tuple[float, float, float, float, float]:
+    def _decode_coeffs(self, batch: int, q: int) -> tuple[float, float, float, float]:
         T = self.padded_tokens(batch * q, True)
         hw = self.hw
         da = hw.efficiency.decode_attention
         L = self._layers
-        const = sum(self._token_cost(T, batch * q, self.cuda_graphs)) + L * (da.per_seq_us * batch + da.latency_us) * 1e-6
+        const = (sum(self._token_cost(T, batch * q, self.cuda_graphs)) + L * (da.per_seq_us * batch + da.latency_us) * 1e-6
+                 + self.launch_overhead_s(True))
         mem = L * self._kv_bytes_per_tok_layer / (hw.hbm_bandwidth_bytes_per_s * da.mem_eff)
         per_flop = L * self._decode_flops_per_pair / (hw.peak_flops("bf16") * hw.efficiency.prefill_attention.compute_eff)
-        floor = 0.0 if self.cuda_graphs else self._launches() * hw.efficiency.kernel_launch_us * 1e-6
-        return const, mem, per_flop * q, -per_flop * batch * q * (q - 1) / 2.0, floor
+        return const, mem, per_flop * q, -per_flop * batch * q * (q - 1) / 2.0
 
     def decode_const_parts(self, batch: int, q: int = 1) -> dict[str, float]:
         """The context-independent components of a decode pass at ``batch`` sequences."""
@@ -246,16 +249,13 @@ class ForwardModel:
         linear, moe, comm, elem, head = self._token_cost(T, batch * q, self.cuda_graphs)
         return {"linear": linear, "moe": moe, "communication": comm, "elementwise": elem, "lm_head_sampling": head}
 
-    def _launches(self) -> int:
-        return self._layers * KERNELS_PER_LAYER + 6
-
-    def _launch_overhead_s(self, gpu_s: float, decode_only: bool) -> float:
-        """Host launch time not hidden behind the GPU (eager, or the piecewise part)."""
+    def launch_overhead_s(self, decode_only: bool) -> float:
+        """Host launch time the GPU waits for: eager small kernels, or piecewise attention."""
         launch_s = self.hw.efficiency.kernel_launch_us * 1e-6
         if not self.cuda_graphs:
-            return max(0.0, self._launches() * launch_s - gpu_s)
-        if not decode_only:  # piecewise graphs: attention launched eagerly, one kernel per layer
-            return max(0.0, self._layers * launch_s - gpu_s)
+            return self._layers * SMALL_KERNELS_PER_LAYER * launch_s
+        if not decode_only:
+            return self._layers * EAGER_KERNELS_PIECEWISE * launch_s
         return 0.0
 
 
@@ -263,12 +263,3 @@ def verify_pairs(ctx_tokens, batch: int, q: int):
     """Query-key pairs of ``batch`` sequences with ``q`` causal new tokens each and total context
     ``ctx_tokens`` (summed): each sequence contributes q*C - q(q-1)/2."""
     return np.asarray(ctx_tokens, dtype=np.float64) * q - batch * q * (q - 1) / 2.0
-
-
-def _split(w, tp: int) -> tuple[int, int]:
-    """(n, k) of a linear weight on one TP rank."""
-    if w.parallel == "column":
-        return max(1, w.out_features // tp), w.in_features
-    if w.parallel == "row":
-        return w.out_features, max(1, w.in_features // tp)
-    return w.out_features, w.in_features

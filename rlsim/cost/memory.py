@@ -18,21 +18,47 @@ from rlsim.units import dtype_bytes
 __all__ = ["MemoryPlan", "plan_memory", "weight_bytes_per_gpu", "kv_bytes_per_token_per_gpu"]
 
 
+def local_shape(arch, w, tp: int) -> tuple[int, int]:
+    """(n, k) of linear weight ``w`` on one TP rank.
+
+    Column-parallel weights split their outputs, row-parallel their inputs, replicated ones are
+    whole.  A GQA ``qkv_proj`` keeps at least one KV head per rank (vLLM replicates KV heads
+    when TP exceeds their number)."""
+    if w.name == "qkv_proj" and arch.attention_kind != "mla" and w.group == "attention":
+        heads = arch.num_attention_heads // tp
+        return (heads + 2 * kv_heads_per_gpu(arch, tp)) * arch.head_dim, w.in_features
+    if w.parallel == "column":
+        return max(1, w.out_features // tp), w.in_features
+    if w.parallel == "row":
+        return w.out_features, max(1, w.in_features // tp)
+    return w.out_features, w.in_features
+
+
+def head_dtype(weight_dtype: str) -> str:
+    """dtype of the embedding and LM head: bf16 unless the model is bf16/fp16 already
+    (vLLM's fp8 checkpoints keep them unquantised)."""
+    return weight_dtype if weight_dtype in ("bf16", "fp16") else "bf16"
+
+
 def weight_bytes_per_gpu(arch, tp: int, dtype: str) -> float:
     """Weight bytes resident on one GPU of a TP (or TP = EP) group.
 
-    Linear weights and the (vocab-parallel) embedding are at ``dtype`` and split over TP unless
-    replicated; norms (small vectors) are bf16 and replicated.
+    Linear weights are at ``dtype`` (embedding and LM head at :func:`head_dtype`) and split as
+    :func:`local_shape` says; experts divide over the group either way (TP splits each expert,
+    EP splits the set); norms (small vectors) are bf16 and replicated.
     """
-    wb = dtype_bytes(dtype)
-    linear = 0.0
+    total = 0.0
     linear_params = 0
     for w in arch.linear_weights():
-        linear += w.params / (1 if w.parallel == "replicated" else tp)
+        if w.shares_storage:
+            continue
+        n, k = local_shape(arch, w, tp)
+        wdt = head_dtype(dtype) if w.group == "head" else dtype
+        total += n * k * w.layers * w.copies_per_layer * dtype_bytes(wdt)
         linear_params += w.params
     emb = arch.embedding_params
     other = arch.total_params - linear_params - emb
-    return (linear + emb / tp) * wb + max(other, 0) * 2.0
+    return total + emb / tp * dtype_bytes(head_dtype(dtype)) + max(other, 0) * 2.0
 
 
 def kv_heads_per_gpu(arch, tp: int) -> int:

@@ -61,9 +61,10 @@ class EngineParams:
     enable_chunked_prefill: bool = True
     enable_prefix_caching: bool = True
     async_scheduling: bool = True
-    cpu_step_s: float = 300e-6
+    cpu_step_s: float = 1000e-6
     cpu_per_seq_s: float = 4e-6
     cpu_per_prefill_token_s: float = 0.02e-6
+    async_exposed_s: float = 0.0
     fast: bool = True
 
 
@@ -168,7 +169,10 @@ class Engine:
         return p.cpu_step_s + p.cpu_per_seq_s * seqs + p.cpu_per_prefill_token_s * prefill_tokens
 
     def _combine(self, gpu_s, host_s):
-        return np.maximum(gpu_s, host_s) if self.p.async_scheduling else gpu_s + host_s
+        """Step time from GPU and host time: overlapped with async scheduling, else serial."""
+        if self.p.async_scheduling:
+            return np.maximum(gpu_s, host_s) + self.p.async_exposed_s
+        return gpu_s + host_s
 
     def _decode_only_and_closed(self) -> bool:
         """All running requests decode and no waiting request can be admitted now."""
@@ -318,7 +322,7 @@ class Engine:
         gpu_sum, draft_sum = float(gpu.sum()), float(np.sum(draft))
         comp["launch"] += max(0.0, gpu_sum - attn - sum(const.values()) * m)
         comp["drafting"] += draft_sum
-        comp["host_exposed"] += total - gpu_sum - draft_sum
+        comp["host_exposed"] += max(0.0, total - gpu_sum - draft_sum)
         self.stats.busy_s += total
         return total
 
@@ -342,7 +346,7 @@ class Engine:
         for key, v in parts.items():
             comp[key] += v
         comp["drafting"] += draft
-        comp["host_exposed"] += dt - gpu - draft
+        comp["host_exposed"] += max(0.0, dt - gpu - draft)
         self.stats.busy_s += dt
         self.stats.iterations += 1
         self.stats.prefill_tokens += prefill_tokens
@@ -439,8 +443,6 @@ class Engine:
             self.status[s] = RUNNING
             if np.isnan(self.admit_s[s]):
                 self.admit_s[s] = self.now
-            if self.gen[s] > 0:
-                self.stats.recomputed_tokens += n
             self.running.append(s)
             sched[0].append(s)
             sched[1].append(n)
@@ -483,6 +485,7 @@ class Engine:
         total = self.prompt[seqs] + self.gen[seqs]
         dec = c + 1 == total
         pre, pre_n, pre_c = seqs[~dec], n[~dec], c[~dec]
+        self.stats.recomputed_tokens += int(pre_n[self.gen[pre] > 0].sum())  # re-prefill after preemption
         self.computed[pre] = pre_c + pre_n
         sampled = pre[pre_c + pre_n == total[~dec]]
         self.gen[sampled] += 1

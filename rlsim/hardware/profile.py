@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pydantic
-import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 
 import rlsim
 from rlsim import units
 from rlsim.errors import ConfigError, format_location
 from rlsim._validation import suggest, validation_error_to_config_error
+from rlsim._yaml import read_yaml_mapping
 
 __all__ = [
     "PROFILES_DIR",
@@ -413,18 +413,7 @@ def load_profile(name_or_path: str, *, source: str | None = None, path: str = "h
 
 def _load_file(file: Path, expected_name: str | None) -> HardwareProfile:
     src = str(file)
-    try:
-        data = yaml.safe_load(file.read_text())
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{src}: YAML syntax error{where}: {e.problem or e.context}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{src}: YAML syntax error: {str(e).splitlines()[0]}") from None
-    except OSError as e:
-        raise ConfigError(f"{src}: cannot read file ({e.strerror})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{src}: the top level must be a mapping of keys, got {type(data).__name__}")
+    data = read_yaml_mapping(file, "hardware profile")
     try:
         profile = HardwareProfile.model_validate(data)
     except pydantic.ValidationError as err:

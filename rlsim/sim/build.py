@@ -72,12 +72,30 @@ def _load_hw(sc: Scenario, src: str, base_dir: Path) -> HardwareProfile:
 def _load_arch(sc: Scenario, src: str, base_dir: Path) -> ModelArch:
     name = _resolve_path(sc.model.name, base_dir, lambda v: v.endswith(".json") or Path(base_dir / v).is_dir())
     try:
-        return load_model(name)
+        arch = load_model(name)
     except ConfigError as err:
         msg = str(err)
         if msg.startswith("model = "):
             msg = f"{src}: model.name = " + msg[len("model = "):]
         raise type(err)(msg) from None
+    if arch.kind != "target":
+        raise ConfigError.at(src, "model.name", sc.model.name,
+                             "is an EAGLE-3 draft head, not a policy model (use it as speculative_config.model)")
+    return arch
+
+
+def _check_lengths(sc: Scenario, src: str, base_dir: Path) -> None:
+    """Read empirical length files now, so their errors name the scenario field."""
+    for field in ("prompt_length", "response_length"):
+        dist = getattr(sc.workload, field)
+        if dist.kind != "empirical":
+            continue
+        try:
+            dist.load(base_dir)
+        except ConfigError as err:
+            msg = str(err)
+            where = f"{src}: workload.{field}"
+            raise ConfigError(f"{where}.{msg}" if msg.startswith("path = ") else f"{where}: {msg}") from None
 
 
 def _check_tp(sc: Scenario, arch: ModelArch, src: str) -> None:
@@ -162,6 +180,7 @@ def resolve(loaded: LoadedScenario) -> Resolved:
     sc, src, base = loaded.scenario, loaded.source, loaded.base_dir
     hw = _load_hw(sc, src, base)
     arch = _load_arch(sc, src, base)
+    _check_lengths(sc, src, base)
     _check_tp(sc, arch, src)
     gpus, engines = _check_gpus(sc, src)
     wdt = sc.model.dtype or arch.weight_dtype

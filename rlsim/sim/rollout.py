@@ -57,6 +57,7 @@ def engine_params(res: Resolved, speculative: bool = False) -> EngineParams:
         cpu_step_s=c.step_us * 1e-6,
         cpu_per_seq_s=c.per_seq_us * 1e-6,
         cpu_per_prefill_token_s=c.per_prefill_token_us * 1e-6,
+        async_exposed_s=c.async_exposed_us * 1e-6,
         fast=res.scenario.simulation.mode == "fast",
     )
 
@@ -230,4 +231,15 @@ def _summary(res: Resolved, seed: int, engines: list[Engine], seqs: pd.DataFrame
         },
     }
     out.update(_spec_summary(engines, spec))
+    out["warnings"] = _warnings(res)
+    return out
+
+
+def _warnings(res: Resolved) -> list[str]:
+    """Where the numbers rest on extrapolation or uncalibrated data (DESIGN 2.7)."""
+    hw, out = res.hw, []
+    if hw.calibration.status != "calibrated":
+        out.append(f"hardware profile {hw.name} is {hw.calibration.status}: {hw.calibration.source}")
+    if res.tp > 1 and hw.collectives_extrapolated(res.tp):
+        out.append(f"{hw.name}: collectives over {res.tp} GPUs extrapolate beyond the measured group sizes")
     return out

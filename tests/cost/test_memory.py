@@ -14,7 +14,17 @@ def test_weights_per_gpu_split_over_tp():
     m = load_model("Qwen3-8B")
     assert weight_bytes_per_gpu(m, 1, "bf16") == pytest.approx(m.total_params * 2, rel=1e-6)
     assert weight_bytes_per_gpu(m, 2, "bf16") == pytest.approx(m.total_params, rel=0.01)
-    assert weight_bytes_per_gpu(m, 1, "fp8") == pytest.approx(m.total_params, rel=0.01)
+    emb_and_head = m.embedding_params + m.lm_head_params  # kept bf16 in fp8 checkpoints
+    assert weight_bytes_per_gpu(m, 1, "fp8") == pytest.approx(m.total_params + emb_and_head, rel=1e-3)
+
+
+def test_qkv_keeps_one_kv_head_per_rank_beyond_the_kv_head_count():
+    from rlsim.cost.memory import local_shape
+
+    m = load_model("Qwen3-235B-A22B")  # 64 heads, 4 KV heads
+    qkv = next(w for w in m.linear_weights() if w.name == "qkv_proj")
+    assert local_shape(m, qkv, 4) == ((16 + 2 * 1) * 128, 4096)
+    assert local_shape(m, qkv, 8) == ((8 + 2 * 1) * 128, 4096)  # KV heads replicated: 1280 columns
 
 
 def test_kv_heads_replicate_when_tp_exceeds_them():

@@ -212,7 +212,7 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_profile(str(f))
     msg = str(e.value)
-    assert msg.startswith(f"{f}: YAML syntax error at line 3")
+    assert msg == f"{f}: line 3 invalid YAML: expected ',' or ']', but got ':'"
     assert "\n" not in msg
 
 
