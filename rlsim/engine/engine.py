@@ -48,6 +48,8 @@ __all__ = ["EngineParams", "Segment", "Engine"]
 WAITING, RUNNING, FINISHED = 0, 1, 2
 #: Cap on (iterations x sequences) of random draws per fast-path jump with speculation.
 MAX_DRAW_CELLS = 200_000
+#: Future draft rounds buffered per sequence (acceptance draws; see Engine._accepted).
+ACCEPT_BUFFER_ROUNDS = 96
 
 
 @dataclass(frozen=True)
@@ -96,9 +98,17 @@ class EngineStats:
     components_s: dict = field(default_factory=lambda: {c: 0.0 for c in COMPONENTS + ("drafting", "host_exposed")})
     num_drafts: int = 0
     num_draft_tokens: int = 0
-    num_accepted_tokens: int = 0
-    accepted_per_pos: np.ndarray = field(default_factory=lambda: np.zeros(32, dtype=np.int64))
+    accepted_hist: np.ndarray = field(default_factory=lambda: np.zeros(33, dtype=np.int64))  # rounds by accepted count
     spec_iterations: int = 0
+
+    @property
+    def num_accepted_tokens(self) -> int:
+        return int((self.accepted_hist * np.arange(len(self.accepted_hist))).sum())
+
+    @property
+    def accepted_per_pos(self) -> np.ndarray:
+        """Rounds whose position i (0-based) was accepted: rounds with more than i accepted."""
+        return np.cumsum(self.accepted_hist[::-1])[::-1][1:]
 
 
 class Engine:
@@ -140,6 +150,8 @@ class Engine:
         self.kv = KvCache(params.num_blocks, params.block_size, group_local.astype(np.int64), shared, num_groups)
         self.spec = spec  # rlsim.speculation.SpecRuntime or None
         self.rounds = np.zeros(n, dtype=np.int64)  # draft rounds so far (indexes acceptance draws)
+        self._acc_buf: np.ndarray | None = None  # buffered future acceptance draws (see _accepted)
+        self._acc_base: np.ndarray | None = None
         self.waiting: deque[int] = deque(range(n))
         self.running: list[int] = []
         self.now = start_s
@@ -154,10 +166,12 @@ class Engine:
 
     def step(self) -> Segment:
         """Advance by one segment (a fast-path jump or a single iteration)."""
-        if self.p.fast and self._decode_only_and_closed():
-            seg = self._fast_decode()
-            if seg is not None:
-                return seg
+        if self.p.fast:
+            closed = self._decode_only_and_closed()
+            if closed is not None:
+                seg = self._fast_decode(*closed)
+                if seg is not None:
+                    return seg
         return self._one_iteration()
 
     # ------------------------------------------------------------------ helpers
@@ -174,15 +188,17 @@ class Engine:
             return np.maximum(gpu_s, host_s) + self.p.async_exposed_s
         return gpu_s + host_s
 
-    def _decode_only_and_closed(self) -> bool:
-        """All running requests decode and no waiting request can be admitted now."""
+    def _decode_only_and_closed(self) -> tuple[np.ndarray, int] | None:
+        """(running, k) when all running requests decode and no waiting one can be admitted."""
         if not self.running:
-            return False
+            return None
         run = np.fromiter(self.running, dtype=np.int64, count=len(self.running))
         if np.any(self.prompt[run] + self.gen[run] - self.computed[run] != 1):
-            return False
+            return None
         k = self._k(len(run), float(self.computed[run].sum()) + len(run))
-        return not self._head_admissible(self.p.max_num_batched_tokens - len(run) * (1 + k))
+        if self._head_admissible(self.p.max_num_batched_tokens - len(run) * (1 + k)):
+            return None
+        return run, k
 
     def _head_admissible(self, budget: int) -> bool:
         if not self.waiting or budget <= 0 or len(self.running) >= self.p.max_num_seqs:
@@ -196,17 +212,51 @@ class Engine:
         return self.kv.admission_blocks(s, hit + n) <= self.kv.free
 
     # ------------------------------------------------------------------ speculation
+    def _slow_k(self) -> int:
+        """k for a slow-path iteration (the context sum is needed only by adaptive k)."""
+        if self.spec is None or not self.running:
+            return 0
+        B = len(self.running)
+        if not self.spec.adaptive:
+            return self._k(B, 0.0)
+        run = np.fromiter(self.running, dtype=np.int64, count=B)
+        return self._k(B, float(self.computed[run].sum()) + B)
+
     def _k(self, batch: int, ctx_tokens: float) -> int:
         """Drafts per decoding request this iteration (0 without speculation)."""
         return 0 if self.spec is None else self.spec.k_for(batch, ctx_tokens)
 
     def _accepted(self, run: np.ndarray, rounds: int, k: int, gen_before: np.ndarray | None = None) -> np.ndarray:
-        """Accepted drafts (rounds x len(run)) for the next ``rounds`` draft rounds of ``run``."""
+        """Accepted drafts (rounds x len(run)) for the next ``rounds`` draft rounds of ``run``.
+
+        Draws come from a per-engine buffer of ``ACCEPT_BUFFER_ROUNDS`` future rounds per
+        sequence at k_max (a round with k drafts accepts ``min(A_kmax, k)`` of the same draw),
+        refilled from the counter-based sampler; the outcome is identical to sampling directly.
+        """
+        sampler = self.spec.sampler
+        if getattr(sampler.model, "context_decay", None) is not None:
+            return self._accepted_with_context(run, rounds, k, gen_before)
+        if rounds > ACCEPT_BUFFER_ROUNDS:
+            return sampler.sample(self.seq_ids[run], self.rounds[run], rounds, k)
+        if self._acc_buf is None:
+            self._acc_buf = np.zeros((len(self.seq_ids), ACCEPT_BUFFER_ROUNDS), dtype=np.int8)
+            self._acc_base = np.full(len(self.seq_ids), -(10**9), dtype=np.int64)
+        offset = self.rounds[run] - self._acc_base[run]
+        stale = (offset < 0) | (offset + rounds > ACCEPT_BUFFER_ROUNDS)
+        if stale.any():
+            refill = run[stale]
+            self._acc_buf[refill] = sampler.sample(self.seq_ids[refill], self.rounds[refill], ACCEPT_BUFFER_ROUNDS,
+                                                   self.spec.k_max).T
+            self._acc_base[refill] = self.rounds[refill]
+            offset = self.rounds[run] - self._acc_base[run]
+        acc = self._acc_buf[run[None, :], offset[None, :] + np.arange(rounds)[:, None]].astype(np.int64)
+        return np.minimum(acc, k) if k < self.spec.k_max else acc
+
+    def _accepted_with_context(self, run: np.ndarray, rounds: int, k: int, gen_before: np.ndarray | None) -> np.ndarray:
+        """Row by row: the context (and so the decayed acceptance) depends on earlier rounds."""
         sampler = self.spec.sampler
         ids = self.seq_ids[run]
-        if getattr(sampler.model, "context_decay", None) is None:
-            return sampler.sample(ids, self.rounds[run], rounds, k)
-        out = np.empty((rounds, len(run)), dtype=np.int64)  # context decay: row by row
+        out = np.empty((rounds, len(run)), dtype=np.int64)
         ctx = (self.prompt[run] + (self.gen[run] if gen_before is None else gen_before)).astype(np.float64)
         for r in range(rounds):
             out[r] = sampler.sample(ids, self.rounds[run] + r, 1, k, ctx[None, :])[0]
@@ -214,19 +264,16 @@ class Engine:
         return out
 
     def _count_drafts(self, acc: np.ndarray, k: int) -> None:
+        """vLLM's counters: drafts, draft tokens, accepted tokens, accepted per position."""
         st = self.stats
         st.num_drafts += acc.size
         st.num_draft_tokens += acc.size * k
-        st.num_accepted_tokens += int(acc.sum())
-        counts = np.bincount(acc.ravel(), minlength=k + 1)
-        st.accepted_per_pos[:k] += np.cumsum(counts[::-1])[::-1][1:k + 1]
+        st.accepted_hist[: k + 1] += np.bincount(acc.ravel(), minlength=k + 1)
 
     # ------------------------------------------------------------------ fast path
-    def _fast_decode(self) -> Segment | None:
+    def _fast_decode(self, run: np.ndarray, k: int) -> Segment | None:
         """Jump over decode-only iterations up to the next completion or KV shortage."""
-        run = np.fromiter(self.running, dtype=np.int64, count=len(self.running))
         c = self.computed[run]
-        k = self._k(len(run), float(c.sum()) + len(run))
         if k > 0:
             return self._fast_spec(run, c, k)
         B = len(run)
@@ -266,8 +313,7 @@ class Engine:
         rows = int(min(rem.min(), max(1, MAX_DRAW_CELLS // (B * k)), first_done + 4))  # a jump may end event-free
         acc = self._accepted(run, rows, k)
         adv = 1 + acc
-        m = decode_jump(c, rem, own, shared, self.kv.free, self.p.block_size, adv, q)
-        prev = np.cumsum(adv, axis=0) - adv
+        m, prev = decode_jump(c, rem, own, shared, self.kv.free, self.p.block_size, adv, q)
         ctx = (c + prev[:m]).sum(axis=1).astype(np.float64) + B * q
         m = self._adaptive_limit(B, ctx - B * k, m)
         if m == 0:
@@ -315,12 +361,12 @@ class Engine:
         total = float(dt.sum())
         comp = self.stats.components_s
         const = self.fwd.decode_const_parts(B, q)
+        launch = self.fwd.launch_overhead_s(True)
         for key, v in const.items():
             comp[key] += v * m
-        attn = float(np.sum(self.fwd.attention_time_s(B, ctx, decode_pairs=verify_pairs(ctx, B, q))))
-        comp["attention"] += attn
         gpu_sum, draft_sum = float(gpu.sum()), float(np.sum(draft))
-        comp["launch"] += max(0.0, gpu_sum - attn - sum(const.values()) * m)
+        comp["launch"] += launch * m
+        comp["attention"] += max(0.0, gpu_sum - (sum(const.values()) + launch) * m)  # the context-dependent part
         comp["drafting"] += draft_sum
         comp["host_exposed"] += max(0.0, total - gpu_sum - draft_sum)
         self.stats.busy_s += total
@@ -328,7 +374,7 @@ class Engine:
 
     # ------------------------------------------------------------------ slow path
     def _one_iteration(self) -> Segment:
-        k = self._k(len(self.running), float(self.computed[self.running].sum()) + len(self.running)) if self.running else 0
+        k = self._slow_k()
         sched, preemptions = self._schedule(k)
         assert len(sched[0]), "engine stalled: nothing schedulable (KV smaller than one request?)"
         shape, prefill_tokens, n_dec, kq = self._pass_shape(sched)

@@ -21,8 +21,9 @@ __all__ = ["decode_jump"]
 
 
 def decode_jump(c: np.ndarray, rem: np.ndarray, own: np.ndarray, shared: np.ndarray, free: int,
-                block_size: int, adv: np.ndarray, q: int) -> int:
-    """Iterations (rows of ``adv``) that can run before the next event; may be 0."""
+                block_size: int, adv: np.ndarray, q: int) -> tuple[int, np.ndarray]:
+    """Iterations (rows of ``adv``) that can run before the next event (may be 0), and the
+    tokens each sequence advanced before each row."""
     cum = np.cumsum(adv, axis=0)
     prev = cum - adv
     done_rows = np.flatnonzero((cum >= rem).any(axis=1))
@@ -32,9 +33,4 @@ def decode_jump(c: np.ndarray, rem: np.ndarray, own: np.ndarray, shared: np.ndar
     short = np.flatnonzero(extra > free)
     if len(short):
         m = min(m, int(short[0]))
-    return m
-
-
-def blocks_after(c: np.ndarray, advanced: np.ndarray, own: np.ndarray, shared: np.ndarray, block_size: int, q: int) -> np.ndarray:
-    """Private blocks held after the last iteration, whose slots covered ``c + advanced_before + q``."""
-    return np.maximum(own, np.maximum(0, blocks_for(c + advanced + q, block_size) - shared))
+    return m, prev
