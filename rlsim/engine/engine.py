@@ -86,6 +86,32 @@ class Segment:
     finished: int = 0
 
 
+@dataclass(frozen=True)
+class Jump:
+    """A planned fast-path jump: ``m`` decode iterations of the running batch ``run``."""
+
+    run: np.ndarray
+    c: np.ndarray          # cached tokens of each sequence at the start
+    k: int                 # drafts per iteration (0: no speculation)
+    m: int
+    ctx: np.ndarray        # total context per iteration
+    gpu: np.ndarray        # target pass time per iteration
+    draft: np.ndarray      # drafting time per iteration
+    dt: np.ndarray         # step time per iteration
+    cum: np.ndarray        # cumulative step time
+    adv: np.ndarray        # tokens advanced per iteration and sequence (m x B; (m x 1) ones without drafts)
+    acc: np.ndarray | None
+    t0: float
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.cum[-1])
+
+    def iterations_started_by(self, elapsed_s: float) -> int:
+        """Iterations begun within ``elapsed_s`` of the start (the one in progress included)."""
+        return int(np.searchsorted(self.cum, elapsed_s, side="right")) + 1
+
+
 @dataclass
 class EngineStats:
     """Totals accumulated over a run."""
@@ -130,49 +156,87 @@ class Engine:
         self.id = engine_id
         self.fwd = forward
         self.p = params
-        n = len(seq_ids)
-        self.seq_ids = np.asarray(seq_ids)
-        _, group_local = np.unique(np.asarray(group_ids), return_inverse=True)
-        self.prompt = np.asarray(prompt_len, dtype=np.int64)
-        self.resp = np.asarray(response_len, dtype=np.int64)
-        self.gen = np.zeros(n, dtype=np.int64)
-        self.computed = np.zeros(n, dtype=np.int64)
-        self.status = np.full(n, WAITING, dtype=np.int8)
-        self.preempted = np.zeros(n, dtype=np.int64)
-        self.admit_s = np.full(n, np.nan)
-        self.first_token_s = np.full(n, np.nan)
-        self.finish_s = np.full(n, np.nan)
-        num_groups = int(group_local.max()) + 1 if n else 0
-        if n and np.any(np.bincount(group_local, self.prompt, num_groups) != np.bincount(group_local, minlength=num_groups)
-                        * self.prompt[np.unique(group_local, return_index=True)[1]]):
-            raise ValueError("the samples of one group must share one prompt length")
-        shared = shared_prompt_blocks(self.prompt, params.block_size, params.enable_prefix_caching)
-        self.kv = KvCache(params.num_blocks, params.block_size, group_local.astype(np.int64), shared, num_groups)
         self.spec = spec  # rlsim.speculation.SpecRuntime or None
-        self.rounds = np.zeros(n, dtype=np.int64)  # draft rounds so far (indexes acceptance draws)
+        empty_i = np.zeros(0, dtype=np.int64)
+        self.seq_ids, self.prompt, self.resp, self.gen, self.computed = (empty_i.copy() for _ in range(5))
+        self.preempted, self.rounds = empty_i.copy(), empty_i.copy()
+        self.status = np.zeros(0, dtype=np.int8)
+        self.admit_s, self.first_token_s, self.finish_s = (np.zeros(0) for _ in range(3))
+        self.kv = KvCache(params.num_blocks, params.block_size, empty_i.copy(), empty_i.copy(), 0)
+        self._group_index: dict[int, int] = {}
         self._acc_buf: np.ndarray | None = None  # buffered future acceptance draws (see _accepted)
         self._acc_base: np.ndarray | None = None
-        self.waiting: deque[int] = deque(range(n))
+        self.waiting: deque[int] = deque()
         self.running: list[int] = []
+        self.admitting = True  # False while draining for a weight update
+        self.just_finished: list[int] = []  # global ids finished by the last step
         self.now = start_s
         self.stats = EngineStats()
         self.peak_running = 0
         self.max_kv_used = 0
+        self.add_sequences(seq_ids, group_ids, prompt_len, response_len)
+
+    def add_sequences(self, seq_ids, group_ids, prompt_len, response_len) -> None:
+        """Queue more requests (FIFO after the waiting ones); samples of a group share a prompt."""
+        seq_ids, group_ids = np.asarray(seq_ids, dtype=np.int64), np.asarray(group_ids, dtype=np.int64)
+        prompt, resp = np.asarray(prompt_len, dtype=np.int64), np.asarray(response_len, dtype=np.int64)
+        n0, n = len(self.seq_ids), len(seq_ids)
+        if n == 0:
+            return
+        local = np.array([self._group_index.setdefault(int(g), len(self._group_index)) for g in group_ids], dtype=np.int64)
+        first = {}
+        for g, p in zip(local.tolist(), prompt.tolist()):
+            if first.setdefault(g, p) != p:
+                raise ValueError("the samples of one group must share one prompt length")
+        zeros = np.zeros(n, dtype=np.int64)
+        self.seq_ids = np.concatenate([self.seq_ids, seq_ids])
+        self.prompt = np.concatenate([self.prompt, prompt])
+        self.resp = np.concatenate([self.resp, resp])
+        self.gen, self.computed = np.concatenate([self.gen, zeros]), np.concatenate([self.computed, zeros])
+        self.preempted, self.rounds = np.concatenate([self.preempted, zeros]), np.concatenate([self.rounds, zeros])
+        self.status = np.concatenate([self.status, np.full(n, WAITING, dtype=np.int8)])
+        nan = np.full(n, np.nan)
+        self.admit_s, self.first_token_s = np.concatenate([self.admit_s, nan]), np.concatenate([self.first_token_s, nan])
+        self.finish_s = np.concatenate([self.finish_s, nan])
+        shared = shared_prompt_blocks(prompt, self.p.block_size, self.p.enable_prefix_caching)
+        self.kv.extend(local, shared, len(self._group_index))
+        self._acc_buf = self._acc_base = None
+        self.waiting.extend(range(n0, n0 + n))
 
     # ------------------------------------------------------------------ public
     def done(self) -> bool:
-        """True when every sequence has finished."""
+        """True when every queued sequence has finished."""
         return not self.waiting and not self.running
+
+    def idle(self) -> bool:
+        """True when nothing can run now (all done, or draining finished with requests held)."""
+        return not self.running and (not self.waiting or not self.admitting)
 
     def step(self) -> Segment:
         """Advance by one segment (a fast-path jump or a single iteration)."""
-        if self.p.fast:
-            closed = self._decode_only_and_closed()
-            if closed is not None:
-                seg = self._fast_decode(*closed)
-                if seg is not None:
-                    return seg
+        jump = self.plan()
+        return self.commit(jump) if jump is not None else self._one_iteration()
+
+    def plan(self) -> "Jump | None":
+        """A fast-path jump from now (nothing changed yet), or None when the next iteration must
+        take the slow path.  :meth:`commit` applies it, in full or its first iterations."""
+        self.just_finished = []
+        if not self.p.fast:
+            return None
+        closed = self._decode_only_and_closed()
+        return self._plan_fast(*closed) if closed is not None else None
+
+    def step_slow(self) -> Segment:
+        """One iteration on the slow path (scheduling, prefill, preemption)."""
+        self.just_finished = []
         return self._one_iteration()
+
+    def preempt_all(self) -> int:
+        """Preempt every running request (KV recompute after an in-flight weight update)."""
+        n = len(self.running)
+        while self.running:
+            self._preempt(self.running[-1])
+        return n
 
     # ------------------------------------------------------------------ helpers
     def num_tokens(self, s: int) -> int:
@@ -201,7 +265,7 @@ class Engine:
         return run, k
 
     def _head_admissible(self, budget: int) -> bool:
-        if not self.waiting or budget <= 0 or len(self.running) >= self.p.max_num_seqs:
+        if not self.admitting or not self.waiting or budget <= 0 or len(self.running) >= self.p.max_num_seqs:
             return False
         s = self.waiting[0]
         hit = self.kv.prefix_hit_tokens(s) if self.p.enable_prefix_caching else 0
@@ -271,11 +335,11 @@ class Engine:
         st.accepted_hist[: k + 1] += np.bincount(acc.ravel(), minlength=k + 1)
 
     # ------------------------------------------------------------------ fast path
-    def _fast_decode(self, run: np.ndarray, k: int) -> Segment | None:
-        """Jump over decode-only iterations up to the next completion or KV shortage."""
+    def _plan_fast(self, run: np.ndarray, k: int) -> "Jump | None":
+        """Plan a jump over decode-only iterations up to the next completion or KV shortage."""
         c = self.computed[run]
         if k > 0:
-            return self._fast_spec(run, c, k)
+            return self._plan_spec(run, c, k)
         B = len(run)
         m = int((self.resp[run] - self.gen[run]).min())
         bs = self.p.block_size
@@ -294,14 +358,10 @@ class Engine:
             return None  # the next iteration preempts (or changes k): take the slow path
         ctx = float(c.sum()) + B * np.arange(1, m + 1, dtype=np.float64)
         gpu = self.fwd.decode_times_s(B, ctx)
-        total = self._account_decode(B, ctx, gpu, np.zeros(m), m, 1)
-        self.computed[run] = c + m
-        self.gen[run] += m
-        self._set_own(run, c + m - 1, 1)
-        return self._close_jump(run, m, B, total)
+        return self._jump(run, c, 0, m, ctx, gpu, np.zeros(m), np.ones((m, 1), dtype=np.int64), None)
 
-    def _fast_spec(self, run: np.ndarray, c: np.ndarray, k: int) -> Segment | None:
-        """Jump with speculation: draw acceptance for the coming rounds, stop at the first event."""
+    def _plan_spec(self, run: np.ndarray, c: np.ndarray, k: int) -> "Jump | None":
+        """Plan a jump with speculation: acceptance drawn for the coming rounds."""
         B, q = len(run), 1 + k
         if B * q > self.p.max_num_batched_tokens:
             return None
@@ -321,15 +381,35 @@ class Engine:
         ctx = ctx[:m]
         gpu = self.fwd.decode_times_s(B, ctx, q=q)
         draft = self.spec.drafter.propose_times_s(B, ctx, k)
-        total = self._account_decode(B, ctx, gpu, draft, m, q)
-        advanced = prev[m - 1] + adv[m - 1]
-        self._set_own(run, c + prev[m - 1], q)
+        return self._jump(run, c, k, m, ctx, gpu, draft, adv[:m], acc[:m])
+
+    def _jump(self, run, c, k, m, ctx, gpu, draft, adv, acc) -> "Jump":
+        B = len(run)
+        host = self._host_s(B, 0) + (self.spec.drafter.host_time_s(B) if k > 0 else 0.0)
+        dt = np.broadcast_to(self._combine(gpu + draft, host), (m,))
+        return Jump(run, c, k, m, ctx, gpu, np.broadcast_to(draft, (m,)), dt, np.cumsum(dt), adv, acc, self.now)
+
+    def commit(self, j: "Jump", m: int | None = None) -> Segment:
+        """Apply the first ``m`` iterations of a planned jump (all by default)."""
+        m = j.m if m is None else max(1, min(m, j.m))
+        run, c, k, B, q = j.run, j.c, j.k, len(j.run), 1 + j.k
+        total = self._account_decode(B, j.ctx[:m], j.gpu[:m], j.draft[:m], j.dt[:m], m, q)
+        if k == 0:
+            advanced = np.full(B, m, dtype=np.int64)
+            last = c + m - 1
+        else:
+            prev_last = j.adv[: m - 1].sum(axis=0) if m > 1 else np.zeros(B, dtype=np.int64)
+            advanced = prev_last + j.adv[m - 1]
+            last = c + prev_last
+            self.rounds[run] += m
+            self._count_drafts(j.acc[:m], k)
+            self.stats.spec_iterations += m
+        rem = self.resp[run] - self.gen[run]
+        self._set_own(run, last, q)
         self.computed[run] = c + advanced
         self.gen[run] += np.minimum(advanced, rem)
-        self.rounds[run] += m
-        self._count_drafts(acc[:m], k)
-        self.stats.spec_iterations += m
-        return self._close_jump(run, m, B, total)
+        self.now = j.t0 + total
+        return self._close_jump(run, m, B, j.t0)
 
     def _adaptive_limit(self, B: int, ctx_after_first_token: np.ndarray, m: int) -> int:
         """With adaptive k, end the jump where the context bucket (and so maybe k) changes."""
@@ -346,18 +426,15 @@ class Engine:
         self.kv.own[run] = new_own
         assert self.kv.free >= 0
 
-    def _close_jump(self, run: np.ndarray, m: int, B: int, total: float) -> Segment:
-        t0 = self.now
-        self.now = t0 + total
+    def _close_jump(self, run: np.ndarray, m: int, B: int, t0: float) -> Segment:
         finished = self._finish_done(run)
         self.max_kv_used = max(self.max_kv_used, self.kv.used())
         self.stats.iterations += m
         return Segment(self.id, t0, self.now, m, B, "decode", B * m, 0, 0, finished)
 
-    def _account_decode(self, B: int, ctx: np.ndarray, gpu: np.ndarray, draft: np.ndarray, m: int, q: int) -> float:
+    def _account_decode(self, B: int, ctx: np.ndarray, gpu: np.ndarray, draft: np.ndarray, dt: np.ndarray,
+                        m: int, q: int) -> float:
         """Add a jump's time to the breakdown; returns its total duration."""
-        host = self._host_s(B, 0) + (self.spec.drafter.host_time_s(B) if q > 1 else 0.0)
-        dt = self._combine(gpu + draft, host)
         total = float(dt.sum())
         comp = self.stats.components_s
         const = self.fwd.decode_const_parts(B, q)
@@ -442,7 +519,7 @@ class Engine:
             befores.append(c)
             budget -= n
             i += 1
-        if preemptions == 0:
+        if preemptions == 0 and self.admitting:
             self._admit((seqs, news, befores), budget)
         self.peak_running = max(self.peak_running, len(self.running))
         self.max_kv_used = max(self.max_kv_used, self.kv.used())
@@ -565,5 +642,6 @@ class Engine:
             self.kv.release(s)
             self.status[s] = FINISHED
             self.finish_s[s] = self.now
+        self.just_finished = self.seq_ids[done].tolist()
         self.running = [s for s in self.running if s not in gone]
         return len(done)

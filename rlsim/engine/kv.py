@@ -40,6 +40,16 @@ class KvCache:
         self.group_ref = np.zeros(num_groups, dtype=np.int64)
         self.group_cached_tokens = np.zeros(num_groups, dtype=np.int64)
 
+    def extend(self, group_of: np.ndarray, shared_blocks: np.ndarray, num_groups: int) -> None:
+        """Track more sequences (their local group indices and shared prompt blocks)."""
+        self.group_of = np.concatenate([self.group_of, group_of])
+        self.shared = np.concatenate([self.shared, shared_blocks])
+        self.own = np.concatenate([self.own, np.zeros(len(group_of), dtype=np.int64)])
+        grow = num_groups - len(self.group_ref)
+        if grow > 0:
+            self.group_ref = np.concatenate([self.group_ref, np.zeros(grow, dtype=np.int64)])
+            self.group_cached_tokens = np.concatenate([self.group_cached_tokens, np.zeros(grow, dtype=np.int64)])
+
     # ------------------------------------------------------------- queries
     def used(self) -> int:
         """Blocks in use."""
