@@ -29,6 +29,8 @@ models_app = typer.Typer(help="Model architectures in the built-in catalog.", no
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(models_app, name="models")
 app.add_typer(acceptance_app, name="acceptance")
+calibrate_app = typer.Typer(help="Fit hardware profiles to measured kernel latencies and report the error.", no_args_is_help=True)
+app.add_typer(calibrate_app, name="calibrate")
 
 
 def _user_errors(fn: Callable) -> Callable:
@@ -149,8 +151,12 @@ def run(
     seeds: int = typer.Option(1, "--seeds", min=1, help="run seeds SEED..SEED+N-1 and report mean and 95 % interval"),
     no_baseline: bool = typer.Option(False, "--no-baseline", help="with speculative_config: skip the paired no-speculation run"),
     json_: bool = typer.Option(False, "--json", help="print summary.json to stdout instead of the table"),
+    baseline_mode: str = typer.Option("no-spec", "--baseline-mode",
+                                      help="RL scenarios: baseline = same pipeline without speculation (no-spec) "
+                                           "or the synchronous colocated twin without speculation (sync)"),
 ) -> None:
-    """Simulate one RL rollout batch of SCENARIO and explain where the time went.
+    """Simulate SCENARIO: one rollout batch, or RL steps when it has an rl: section; explain
+    where the time went.
 
     With a speculative_config the no-speculation baseline runs on the identical sequences and
     the speedup is reported."""
@@ -158,8 +164,14 @@ def run(
 
     if out is not None:
         _prepare_out(out)
+    from rlsim.config import load_scenario
+
+    loaded = load_scenario(scenario, set_ or [], seed)
+    if loaded.scenario.rl is not None:
+        _run_rl(loaded, seed, baseline_mode, out, json_)
+        return
     t0 = time.perf_counter()
-    results, stats = simulate_seeds(scenario, seeds, overrides=set_ or [], seed=seed, baseline=not no_baseline)
+    results, stats = simulate_seeds(loaded, seeds, seed=seed, baseline=not no_baseline)
     wall = time.perf_counter() - t0
     result = results[0]
     if seeds > 1:
@@ -177,6 +189,60 @@ def run(
 
         paths = write_outputs(result, out, title=result.summary["scenario"])
         typer.echo(f"\nwrote {', '.join(str(p) for p in paths)}", err=json_)
+
+
+def _run_rl(loaded, seed, baseline_mode: str, out: Optional[Path], json_: bool) -> None:
+    from rlsim.errors import ConfigError
+    from rlsim.rl.run import simulate_rl
+    from rlsim.sim import resolve
+
+    if baseline_mode not in ("no-spec", "sync"):
+        raise ConfigError(f"--baseline-mode = {baseline_mode!r} must be one of: no-spec, sync")
+    t0 = time.perf_counter()
+    result = simulate_rl(resolve(loaded), seed, baseline_mode)
+    wall = time.perf_counter() - t0
+    if json_:
+        typer.echo(json.dumps(result.summary, indent=2, sort_keys=True))
+    else:
+        typer.echo(render_rl(result, wall))
+    if out is not None:
+        from rlsim.results.rl import write_rl_outputs
+
+        paths = write_rl_outputs(result, out)
+        typer.echo(f"\nwrote {', '.join(str(p) for p in paths)}", err=json_)
+
+
+def render_rl(result, wall_s: float | None = None) -> str:
+    """Per-step table, steady-state breakdown per run, speedups, assumptions."""
+    s = result.summary
+    lines = [f"RL: {s['scenario']} (seed {s['seed']}, pipeline {s['pipeline']})"]
+    for name, run in result.runs.items():
+        df = run.steps
+        lines.append(f"\n{name}: {run.summary['pipeline']}, pools {run.summary['pools']}")
+        lines.append("  step  warm-up  step(s)  sync(s)  gen(s)  reward(s)  logprob(s)  train(s)  rollout(s)  tok/s")
+        for r in df.itertuples(index=False):
+            lines.append(f"  {r.step:>4}  {'yes' if r.warmup else '':>7}  {r.step_time_s:7.1f}  {r.weight_sync_time_s:7.1f}"
+                         f"  {r.generation_time_s:6.1f}  {r.reward_time_s:9.1f}  {r.logprob_time_s:10.1f}"
+                         f"  {r.train_time_s + r.drafter_train_time_s:8.1f}  {r.generation_makespan_s:10.1f}"
+                         f"  {r.rollout_tokens_per_s:8,.0f}")
+    rows = [("", *result.runs.keys())]
+    for label, key in (("step time (s)", "step_time_s"), ("  weight sync (s)", "weight_sync_time_s"),
+                       ("  generation, exposed (s)", "generation_time_s"), ("  reward (s)", "reward_time_s"),
+                       ("  logprob (s)", "logprob_time_s"), ("  train (s)", "train_time_s"),
+                       ("  drafter training (s)", "drafter_train_time_s"), ("rollout makespan (s)", "generation_makespan_s"),
+                       ("rollout tokens/s", "rollout_tokens_per_s"), ("mean acceptance length", "mean_acceptance_length")):
+        rows.append((label, *[_fmt(r.summary[key]) if r.summary[key] is not None else "-" for r in result.runs.values()]))
+    w = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    lines.append("\nsteady state (mean over non-warm-up steps):")
+    lines += ["  " + "  ".join(str(c).rjust(w[i]) if i else str(c).ljust(w[i]) for i, c in enumerate(r)) for r in rows]
+    if s["speedup"]:
+        lines.append("\nspeedups:")
+        lines += [f"  {k:<22} {v:.3f}x" for k, v in s["speedup"].items()]
+    h = s["hardware"]
+    lines.append(f"\nhardware {h['profile']}: {h['calibration_status']} ({h['calibration_source']})")
+    if wall_s is not None:
+        lines.append(f"simulated in {wall_s:.2f} s wall")
+    return "\n".join(lines)
 
 
 @acceptance_app.command("from-vllm")
@@ -230,6 +296,61 @@ def models_show(name: str = typer.Argument(..., help="catalog name, HF id, or pa
     from rlsim.models import describe, load_model
 
     typer.echo(json.dumps(describe(load_model(name)), indent=2, default=str))
+
+
+@calibrate_app.command("fit")
+@_user_errors
+def calibrate_fit(
+    traces: Path = typer.Option(..., "--traces", help="one system's aiconfigurator folder, a folder of Vidur CSVs, or Chrome-trace JSON"),
+    profile: str = typer.Option(..., "--profile", help="profile name or YAML path; rewritten in place unless --out"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write the fitted profile here instead"),
+    all_shapes: bool = typer.Option(False, "--all-shapes", help="fit every measured shape, not only the catalog models' shapes"),
+    keys: Optional[str] = typer.Option(None, "--keys", help="comma-separated keys to fit (e.g. gemm:bf16,nccl_all_reduce)"),
+    folds: int = typer.Option(5, "--folds", min=2, help="grouped k-fold for the held-out error"),
+    patterns: Optional[Path] = typer.Option(None, "--patterns", help="JSON/YAML kernel-name pattern table for Chrome traces"),
+) -> None:
+    """Fit each op class's efficiency parameters (least squares on log time) and write them
+    into the profile with provenance and in-sample / held-out error."""
+    from rlsim.calibration import calibrate_profile
+
+    key_list = [k.strip() for k in keys.split(",") if k.strip()] if keys else None
+    hw, results = calibrate_profile(profile, traces, out=out, relevant=not all_shapes, keys=key_list, n_folds=folds,
+                                    patterns=patterns, progress=lambda k: typer.echo(f"fitting {k} ...", err=True))
+    typer.echo(f"{'key':<28} {'rows':>7}  {'in-sample med/p90 %':>20}  {'held-out med/p90 %':>19}")
+    for r in results:
+        a, b = r.in_sample, r.held_out
+        typer.echo(f"{r.key:<28} {r.rows:>7,}  {a['median_abs_pct_err']:>9.1f} /{a['p90_abs_pct_err']:>7.1f}  "
+                   f"{b['median_abs_pct_err']:>9.1f} /{b['p90_abs_pct_err']:>7.1f}")
+    typer.echo(f"wrote {hw.source} ({hw.calibration.status})")
+
+
+@calibrate_app.command("check")
+@_user_errors
+def calibrate_check(
+    profile: str = typer.Option(..., "--profile", help="profile name or YAML path"),
+    traces: Path = typer.Option(..., "--traces", help="measurements (same layouts as calibrate fit)"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write {key: {n, median_abs_pct_err, p90_abs_pct_err}} here"),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="write parity plots (PNG) into this folder"),
+    relevant: bool = typer.Option(False, "--relevant", help="only shapes the catalog models produce"),
+    patterns: Optional[Path] = typer.Option(None, "--patterns", help="JSON/YAML kernel-name pattern table for Chrome traces"),
+) -> None:
+    """Predict every measured row with the cost model and print the error per op class and dtype."""
+    from rlsim.calibration import check_profile, parity_plots, render_check
+
+    hw, result = check_profile(profile, traces, relevant=relevant, patterns=patterns)
+    typer.echo(render_check(result, hw, str(traces), relevant))
+    if json_out is not None:
+        try:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(json.dumps(result["keys"], indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            from rlsim.errors import ConfigError
+
+            raise ConfigError(f"--json = {str(json_out)!r}: cannot write ({exc.strerror})") from None
+        typer.echo(f"wrote {json_out}")
+    if plots is not None:
+        paths = parity_plots(result, plots, title=f"{hw.name} vs {traces}")
+        typer.echo(f"wrote {len(paths)} parity plots to {plots}")
 
 
 def main() -> None:

@@ -147,6 +147,7 @@ class Scenario(BaseModel):
     rollout: RolloutConfig = RolloutConfig()
     workload: WorkloadConfig
     simulation: SimulationConfig = SimulationConfig()
+    rl: "RLConfig | None" = Field(default=None, description="RL steps (sync/async pipelines); None = one rollout batch")
 
     @field_validator("name")
     @classmethod
@@ -154,3 +155,8 @@ class Scenario(BaseModel):
         if not v.strip():
             raise ValueError("must not be empty")
         return v
+
+
+from rlsim.rl.config import RLConfig  # noqa: E402  (after Scenario's dependencies)
+
+Scenario.model_rebuild()

@@ -168,9 +168,13 @@ def decode_attention_time_s(
     return _out(np.where(seqs > 0, t, 0.0))
 
 
-def prefill_attention_time_s(hw: HardwareProfile, flops: ArrayLike, kv_bytes: ArrayLike = 0.0) -> float | np.ndarray:
-    """Prefill attention, one layer: ``max(flops / (peak_bf16 * compute_eff),
-    kv_bytes / (hbm_bw * mem_eff)) + latency``.
+def prefill_attention_time_s(
+    hw: HardwareProfile, flops: ArrayLike, kv_bytes: ArrayLike = 0.0, seq_len: ArrayLike | None = None
+) -> float | np.ndarray:
+    """Prefill attention, one layer: ``max(flops / (peak_bf16 * eff), kv_bytes / (hbm_bw *
+    mem_eff)) + latency`` with ``eff = compute_eff`` or, when ``seq_len`` (query tokens per
+    sequence) is given, ``compute_eff * s / (s + s_half_tokens)`` (short sequences fill fewer
+    tiles).
 
     Causal FLOPs per sequence ~ ``2 * 2 * s^2 * heads * head_dim / 2`` (QK^T and PV, halved by
     causality; computed by the model layer).  Nothing to do gives 0 s.
@@ -178,6 +182,9 @@ def prefill_attention_time_s(hw: HardwareProfile, flops: ArrayLike, kv_bytes: Ar
     pa = hw.efficiency.prefill_attention
     fl, kv = _f(flops), _f(kv_bytes)
     compute = fl / (hw.peak_flops("bf16") * pa.compute_eff)
+    if seq_len is not None and pa.s_half_tokens > 0:
+        s = np.maximum(_f(seq_len), 1.0)
+        compute = compute * (s + pa.s_half_tokens) / s
     memory = kv / (hw.hbm_bandwidth_bytes_per_s * pa.mem_eff)
     t = np.maximum(compute, memory) + units.us(pa.latency_us)
     return _out(np.where((fl > 0) | (kv > 0), t, 0.0))
@@ -207,7 +214,13 @@ def _alpha_beta(ab: AlphaBeta, op: str, nbytes: np.ndarray, n: float, bw: float)
     ni = max(int(round(n)), 2)
     alpha = units.us(by_group_size(ab.alpha_us, ni))
     eff = by_group_size(ab.busbw_eff, ni, clamp=True)
-    return alpha, nbytes * _factor(op, n) / (bw * eff)
+    beta = nbytes * _factor(op, n) / (bw * eff)
+    if ab.large_alpha_us is not None and ab.large_busbw_eff is not None:
+        # faster of two protocols; returned as (alpha, beta) with the choice folded into beta
+        alpha2 = units.us(by_group_size(ab.large_alpha_us, ni))
+        beta2 = nbytes * _factor(op, n) / (bw * by_group_size(ab.large_busbw_eff, ni, clamp=True))
+        return alpha, np.minimum(beta, alpha2 - alpha + beta2)
+    return alpha, beta
 
 
 def _nccl_domain(hw: HardwareProfile, op: str, nbytes: np.ndarray, n: int) -> tuple[float, np.ndarray]:
@@ -224,7 +237,7 @@ def _pipelined(*stages: tuple[float, np.ndarray]) -> np.ndarray:
 
 
 def collective_time_s(
-    hw: HardwareProfile, op: str, nbytes: ArrayLike, num_gpus: int, *, cuda_graph: bool = True
+    hw: HardwareProfile, op: str, nbytes: ArrayLike, num_gpus: int, *, cuda_graph: bool = True, backend: str = "auto"
 ) -> float | np.ndarray:
     """Time of one collective over ``num_gpus`` GPUs (0 for a group of <= 1 or 0 bytes).
 
@@ -253,9 +266,15 @@ def collective_time_s(
     overlap: ``t = sum(alpha) + max(bytes_i * factor_i / bw_i)`` -- for large all-reduces the
     bus bandwidth tends to ``g * nic_bw * eff`` per GPU, the node's NIC bandwidth (A3.5).  A
     group that is not a whole number of domains is treated with fractional ``r`` (approximate).
+
+    ``backend``: ``"auto"`` (the choice above), ``"nccl"`` (never the custom all-reduce) or
+    ``"custom"`` (always vLLM's custom all-reduce, whatever the size; in-domain all-reduce
+    only) -- the calibration check uses the latter two to predict each measured table.
     """
     if op not in COLLECTIVE_OPS:
         raise ValueError(f"unknown collective {op!r}; expected one of {COLLECTIVE_OPS}")
+    if backend not in ("auto", "nccl", "custom"):
+        raise ValueError(f"backend = {backend!r}; expected auto, nccl or custom")
     b = _f(nbytes)
     n = int(num_gpus)
     if n <= 1:
@@ -265,11 +284,16 @@ def collective_time_s(
         alpha, beta = _nccl_domain(hw, op, b, n)
         t = alpha + beta
         car = hw.collectives.custom_all_reduce
-        if op == "all_reduce" and n <= car.max_gpus:
+        if op == "all_reduce" and (backend == "custom" or (backend == "auto" and n <= car.max_gpus)):
             alpha = units.us(by_group_size(car.graph_alpha_us if cuda_graph else car.eager_alpha_us, n))
             eff = by_group_size(car.busbw_eff, n, clamp=True)
             custom = alpha + b * _factor(op, n) / (hw.nvlink_bw_bytes_per_s * eff)
-            t = np.where(b <= car.max_bytes, custom, t)
+            if car.two_shot_extra_alpha_us is not None and car.two_shot_busbw_eff is not None:
+                eff2 = by_group_size(car.two_shot_busbw_eff, n, clamp=True)
+                two = alpha + units.us(by_group_size(car.two_shot_extra_alpha_us, n)) + b * _factor(op, n) / (
+                    hw.nvlink_bw_bytes_per_s * eff2)
+                custom = np.minimum(custom, two)
+            t = custom if backend == "custom" else np.where(b <= car.max_bytes, custom, t)
     else:
         g, r = domain, n / domain
         if op == "all_reduce":

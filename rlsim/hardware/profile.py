@@ -39,6 +39,7 @@ __all__ = [
     "Topology",
     "Collectives",
     "Calibration",
+    "TrainingEfficiency",
     "profiles_dir",
     "list_profiles",
     "load_profile",
@@ -156,6 +157,10 @@ class Calibration(_Frozen):
     source: str
     vllm_version: str | None = None
     errors: dict[str, float | dict[str, float]] = Field(default_factory=dict)
+    #: Terms of the measurement harness, not of a real forward pass (e.g. the eager host floor
+    #: of fp8_block GEMM rows, us).  Used only to predict benchmark rows in ``rlsim calibrate
+    #: check``; the simulator never reads them.  Keys: rlsim.calibration.predict.BENCHMARK_EFFECTS.
+    benchmark_effects: dict[str, NonNeg] = Field(default_factory=dict)
 
 
 class PeakTflops(_Frozen):
@@ -210,9 +215,13 @@ class DecodeAttentionEff(_Frozen):
 
 
 class PrefillAttentionEff(_Frozen):
+    """``compute_eff`` is reached by long sequences; with ``s_half_tokens`` > 0 and the
+    sequence length known, the efficiency is ``compute_eff * s / (s + s_half_tokens)``."""
+
     compute_eff: Eff
     mem_eff: Eff
     latency_us: NonNeg
+    s_half_tokens: NonNeg = 0.0
 
 
 class ElementwiseEff(_Frozen):
@@ -251,10 +260,16 @@ class Topology(_Frozen):
 
 
 class AlphaBeta(_Frozen):
-    """``t = alpha_us(n) + bytes * factor(op, n) / (link_bw * busbw_eff(n))``."""
+    """``t = alpha_us(n) + bytes * factor(op, n) / (link_bw * busbw_eff(n))``.
+
+    With ``large_alpha_us`` / ``large_busbw_eff`` set, a second protocol (NCCL's Simple protocol
+    / larger chunks: more latency, more bandwidth) is available and the faster one is used:
+    ``t = min(alpha + bytes*f/(bw*eff), large_alpha + bytes*f/(bw*large_eff))``."""
 
     alpha_us: AlphaUs
     busbw_eff: EffByN
+    large_alpha_us: AlphaUs | None = None
+    large_busbw_eff: EffByN | None = None
 
 
 class NcclOps(_Frozen):
@@ -272,6 +287,10 @@ class CustomAllReduce(_Frozen):
     busbw_eff: EffByN
     max_bytes: PosInt
     max_gpus: PosInt
+    #: Optional second algorithm (vLLM's two-shot all-reduce for larger buffers): extra latency
+    #: over the one-shot path and its own bus efficiency; the faster path is used.
+    two_shot_extra_alpha_us: AlphaUs | None = None
+    two_shot_busbw_eff: EffByN | None = None
 
 
 class Collectives(_Frozen):
@@ -280,6 +299,16 @@ class Collectives(_Frozen):
     custom_all_reduce: CustomAllReduce
     #: Largest group size with measured collective data; larger groups are extrapolated.
     measured_max_gpus: PosInt
+
+
+class TrainingEfficiency(_Frozen):
+    """Trainer model-FLOPs utilisation (optional section ``training``), used by
+    :mod:`rlsim.training`: achieved fraction of the bf16 dense peak on the trainer's executed
+    FLOPs, per model class.  Absent = rlsim.training's documented defaults."""
+
+    mfu_dense: Eff
+    mfu_moe: Eff
+    mfu_source: str
 
 
 # --------------------------------------------------------------------------- the profile
@@ -300,6 +329,7 @@ class HardwareProfile(_Frozen):
     topology: Topology
     collectives: Collectives
     price_per_gpu_hour_usd: NonNeg
+    training: TrainingEfficiency | None = None
 
     _source: str | None = PrivateAttr(default=None)
 

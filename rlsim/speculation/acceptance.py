@@ -306,7 +306,10 @@ class AcceptanceSampler:
         seed: int,
         seq_ids: npt.ArrayLike,
         response_len: npt.ArrayLike,
+        extra_scale: npt.ArrayLike | None = None,
     ) -> None:
+        """``extra_scale`` (n,) multiplies each sequence's conditional rates (clipped to 1), e.g.
+        a frozen drafter's drift as the policy moves away from it (rlsim.rl)."""
         assert k_max >= 1 and seed >= 0, (k_max, seed)
         self.model = model
         self.k_max = int(k_max)
@@ -314,7 +317,10 @@ class AcceptanceSampler:
         self.seq_ids = _read_only(np.array(seq_ids, dtype=np.int64))
         lengths = np.asarray(response_len)
         assert lengths.shape == self.seq_ids.shape and self.seq_ids.ndim == 1, (lengths.shape, self.seq_ids.shape)
-        self.scales = _read_only(sequence_scales(model, self.k_max, self.seed, lengths))
+        scales = sequence_scales(model, self.k_max, self.seed, lengths)
+        if extra_scale is not None:
+            scales = scales * np.broadcast_to(np.asarray(extra_scale, dtype=np.float64), scales.shape)
+        self.scales = _read_only(scales)
         base = model.conditional_rates(self.k_max)
         self.conditional = _read_only(np.clip(self.scales[:, None] * base[None, :], 0.0, 1.0))
         self._survive = _read_only(np.cumprod(self.conditional, axis=1))  # P(A >= i), no decay

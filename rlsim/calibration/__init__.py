@@ -1,0 +1,106 @@
+"""Calibration against measured kernel latencies (DESIGN.md section 9).
+
+- :mod:`~rlsim.calibration.readers`: aiconfigurator tables, Vidur CSVs, Chrome traces -> one
+  tidy DataFrame;
+- :mod:`~rlsim.calibration.predict`: every row predicted by the simulator's own op functions;
+- :mod:`~rlsim.calibration.fit`: deterministic least squares on log time per op class and
+  dtype, grouped k-fold held-out error;
+- :mod:`~rlsim.calibration.check`: error tables and parity plots;
+- :mod:`~rlsim.calibration.profile_io`: write a fitted profile with provenance comments.
+
+:func:`calibrate_profile` and :func:`check_profile` are what ``rlsim calibrate fit`` and
+``rlsim calibrate check`` call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from rlsim.calibration.check import CONTRACT_KEYS, check, parity_plots, render_check
+from rlsim.calibration.fit import FitResult, fit_profile, key_specs
+from rlsim.calibration.predict import predict
+from rlsim.calibration.readers import read_aiconfigurator, read_chrome_trace, read_traces, read_vidur
+from rlsim.calibration.relevant import relevant_mask
+from rlsim.errors import CalibrationError
+from rlsim.hardware.profile import HardwareProfile, load_profile
+
+__all__ = [
+    "CONTRACT_KEYS", "FitResult", "calibrate_profile", "check", "check_profile", "fit_profile", "key_specs",
+    "parity_plots", "predict", "read_aiconfigurator", "read_chrome_trace", "read_traces", "read_vidur",
+    "relevant_mask", "render_check", "describe_dataset",
+]
+
+
+def describe_dataset(df: pd.DataFrame, traces: str | Path) -> tuple[str, str | None]:
+    """(data-set description, kernel framework version) for provenance."""
+    gpus = sorted({str(g) for g in df["gpu"].dropna().unique()})
+    srcs = sorted({str(s).split(":", 1)[0] for s in df["source"].dropna().unique()})
+    versions = sorted({str(v) for v in df.loc[df["op_class"].isin(["gemm", "moe", "generation_attention",
+                                                                   "context_attention", "custom_all_reduce"]), "version"].dropna().unique()})
+    nccl = sorted({str(v) for v in df.loc[df["op_class"].str.startswith("nccl_"), "version"].dropna().unique()})
+    desc = f"{'+'.join(srcs)} {'/'.join(gpus)}"
+    if versions:
+        desc += f" (vLLM {'/'.join(versions)} kernels" + (f", NCCL {'/'.join(nccl)}" if nccl else "") + ")"
+    return desc, (versions[0] if len(versions) == 1 else None)
+
+
+def calibrate_profile(
+    profile: str | Path, traces: str | Path, *, out: str | Path | None = None, relevant: bool = True,
+    keys: list[str] | None = None, n_folds: int = 5, patterns=None, progress: Callable[[str], None] | None = None,
+) -> tuple[HardwareProfile, list[FitResult]]:
+    """Fit ``profile``'s efficiencies to the measurements under ``traces`` and write the result
+    to ``out`` (default: overwrite ``profile`` when it is a file path)."""
+    from rlsim.calibration.profile_io import write_profile
+
+    hw = load_profile(str(profile), path="--profile")
+    df = read_traces(traces, patterns=patterns)
+    if relevant:
+        df = df[relevant_mask(df, hw.collectives.custom_all_reduce.max_bytes)].reset_index(drop=True)
+    if df.empty:
+        raise CalibrationError(f"--traces = {str(traces)!r}: no rows with catalog-model shapes (try --all-shapes)")
+    data, results = fit_profile(hw, df, keys=keys, n_folds=n_folds, progress=progress)
+    desc, version = describe_dataset(df, traces)
+    shapes = "catalog-model shapes (tokens <= 16384, TP 1-8)" if relevant else "all shapes"
+    fitted_comments: dict[tuple, str] = {}
+    errors = dict(hw.calibration.errors)
+    for r in results:
+        e_in, e_cv = r.in_sample, r.held_out
+        note = (f"fit: {r.key} on {desc}, {r.rows} rows of {shapes}; |err| median/p90 in-sample "
+                f"{e_in['median_abs_pct_err']:.1f}/{e_in['p90_abs_pct_err']:.1f} %, {n_folds}-fold held-out "
+                f"{e_cv['median_abs_pct_err']:.1f}/{e_cv['p90_abs_pct_err']:.1f} %")
+        for name in r.params:
+            spec = next(s for s in key_specs(df) if s.key == r.key)
+            for p in spec.params:
+                if p.name == name:
+                    path = p.path[:-1] if isinstance(p.path[-1], int) else p.path
+                    fitted_comments[path] = note
+        errors[r.key] = {
+            "rows": float(r.rows),
+            "median_ape": round(e_in["median_abs_pct_err"] / 100, 4), "p90_ape": round(e_in["p90_abs_pct_err"] / 100, 4),
+            "cv_median_ape": round(e_cv["median_abs_pct_err"] / 100, 4), "cv_p90_ape": round(e_cv["p90_abs_pct_err"] / 100, 4),
+        }
+    worst = max((r.held_out["median_abs_pct_err"] for r in results), default=float("nan"))
+    data["calibration"] = {
+        **data["calibration"],
+        "status": "calibrated",
+        "source": f"fitted by rlsim calibrate fit on {desc}, {shapes}; held-out median |err| <= {worst:.0f} % per op class",
+        "vllm_version": version,
+        "errors": errors,
+    }
+    fitted_comments[("calibration",)] = "written by rlsim calibrate fit; errors are fractions (0.05 = 5 %)"
+    target = Path(out) if out is not None else Path(hw.source)
+    if out is None and not Path(str(profile)).suffix:
+        target = Path(hw.source)
+    note = [f"Efficiencies marked 'fit:' were fitted by `rlsim calibrate fit` on {desc};",
+            "calibration.errors holds in-sample and held-out (grouped k-fold by shape) |error| fractions."]
+    new = write_profile(Path(hw.source), data, target, fitted_comments, note)
+    return new, results
+
+
+def check_profile(profile: str | Path, traces: str | Path, *, relevant: bool = False, patterns=None) -> tuple[HardwareProfile, dict]:
+    hw = load_profile(str(profile), path="--profile")
+    df = read_traces(traces, patterns=patterns)
+    return hw, check(hw, df, relevant=relevant)

@@ -1,0 +1,307 @@
+"""Fit a hardware profile's efficiency parameters to measured kernel latencies.
+
+Each *key* (``gemm:bf16``, ``moe:fp8``, ``nccl_all_reduce``, ...) selects rows of the tidy
+frame and names the profile parameters that explain them (:func:`key_specs`).  The fit is a
+deterministic bounded least-squares problem on log time (``scipy.optimize.least_squares``,
+trust-region reflective, a fixed set of starting points, the best kept): residual
+``log(predicted) - log(measured)`` where ``predicted`` is :func:`rlsim.calibration.predict.predict`
+-- the simulator's own op functions.  Bounds keep every parameter physical: efficiencies in
+[0.005, 1], latencies and per-row costs >= 0.
+
+Held-out error: grouped k-fold (default 5 folds) where a group is one *shape* (a GEMM's
+``(n, k)``; a MoE layer shape and split; an attention head configuration; a collective's
+message size), so every held-out row's shape was never seen by the fit that predicts it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares
+
+from rlsim.calibration.predict import predict
+from rlsim.errors import CalibrationError
+from rlsim.hardware.profile import HardwareProfile
+
+__all__ = ["Param", "KeySpec", "key_specs", "key_rows", "fit_key", "fit_profile", "errors_of", "FitResult",
+           "set_params", "get_param", "cv_groups"]
+
+N_FOLDS = 5
+EFF_MIN = 0.005
+MAX_LATENCY_US = 1e4
+
+
+@dataclass(frozen=True)
+class Param:
+    """One fitted number at ``path`` in the profile's data (dict keys / group sizes)."""
+
+    path: tuple
+    kind: str  # "eff" in (0, 1], "nonneg" >= 0 (us or tokens)
+
+    @property
+    def name(self) -> str:
+        return ".".join(str(p) for p in self.path)
+
+    def bounds(self) -> tuple[float, float]:
+        return (EFF_MIN, 1.0) if self.kind == "eff" else (0.0, MAX_LATENCY_US)
+
+
+@dataclass
+class KeySpec:
+    key: str
+    select: Callable[[pd.DataFrame], np.ndarray]
+    params: list[Param]
+    group_cols: list[str]
+    starts: list[dict[str, float]] = field(default_factory=list)
+
+
+def get_param(data: dict, path: tuple) -> Any:
+    cur: Any = data
+    for p in path:
+        if isinstance(cur, dict) and p in cur:
+            cur = cur[p]
+        else:
+            return None
+    return cur
+
+
+def set_params(data: dict, params: list[Param], x: np.ndarray) -> dict:
+    """A copy of profile ``data`` with ``params`` set to ``x`` (scalars become maps for group sizes)."""
+    out = copy.deepcopy(data)
+    for p, v in zip(params, x):
+        cur = out
+        for i, key in enumerate(p.path[:-1]):
+            nxt = cur.get(key)
+            if not isinstance(nxt, dict):
+                # a scalar per-group-size parameter becomes a map
+                nxt = {} if nxt is None else {n: nxt for n in (2, 4, 8)}
+                cur[key] = nxt
+            cur = nxt
+        cur[p.path[-1]] = float(v)
+    return out
+
+
+def _profile(data: dict) -> HardwareProfile:
+    return HardwareProfile.model_validate(data)
+
+
+def _sel(op: str, dtype: str | None = None, **eq) -> Callable[[pd.DataFrame], np.ndarray]:
+    def f(df: pd.DataFrame) -> np.ndarray:
+        m = (df["op_class"] == op).to_numpy().copy()
+        if dtype is not None:
+            m &= (df["dtype"] == dtype).to_numpy()
+        for c, v in eq.items():
+            m &= (df[c].fillna(v if c == "distribution" else np.nan) == v).to_numpy()
+        return m
+
+    return f
+
+
+def _half(op: str) -> Callable[[pd.DataFrame], np.ndarray]:
+    def f(df: pd.DataFrame) -> np.ndarray:
+        return ((df["op_class"] == op) & df["dtype"].isin(["bf16", "fp16"])).to_numpy()
+
+    return f
+
+
+def key_specs(df: pd.DataFrame) -> list[KeySpec]:
+    """The keys this data can fit, in fitting order (prefill before decode: the decode
+    attention's FLOP term uses the prefill compute efficiency)."""
+    specs: list[KeySpec] = []
+    have = set(zip(df["op_class"], df["dtype"].fillna("")))
+    for d in ("bf16", "fp8", "fp8_block", "fp4"):
+        if ("gemm", d) in have:
+            base = ("efficiency", "gemm", d)
+            ps = [Param(base + (n,), k) for n, k in
+                  (("compute_eff", "eff"), ("m_half_tokens", "nonneg"), ("mem_eff", "eff"), ("latency_us", "nonneg"))]
+            if d == "fp8_block":
+                ps += [Param(("calibration", "benchmark_effects", n), "nonneg") for n in
+                       ("gemm_fp8_block_host_floor_us", "gemm_fp8_block_host_floor_large_m_us",
+                        "gemm_fp8_block_host_floor_unaligned_extra_us")]
+            specs.append(KeySpec(f"gemm:{d}", _sel("gemm", d), ps, ["n", "k"]))
+    for d in ("bf16", "fp8", "fp8_block", "fp4"):
+        if ("moe", d) in have:
+            base = ("efficiency", "moe", d)
+            ps = [Param(base + (n,), k) for n, k in
+                  (("compute_eff", "eff"), ("m_half_tokens", "nonneg"), ("mem_eff", "eff"), ("latency_us", "nonneg"),
+                   ("per_routed_token_us", "nonneg"))]
+            specs.append(KeySpec(f"moe:{d}", _sel("moe", d, distribution="balanced"), ps,
+                                 ["hidden_size", "inter_size", "num_experts", "topk", "moe_tp", "moe_ep"]))
+    if ("context_attention", "bf16") in have:
+        base = ("efficiency", "prefill_attention")
+        specs.append(KeySpec("context_attention:bf16", _sel("context_attention", "bf16"),
+                             [Param(base + (n,), k) for n, k in (("compute_eff", "eff"), ("mem_eff", "eff"), ("latency_us", "nonneg"),
+                                                                   ("s_half_tokens", "nonneg"))],
+                             ["num_heads", "num_kv_heads", "head_dim", "seq_len"]))
+    if ("generation_attention", "bf16") in have:
+        base = ("efficiency", "decode_attention")
+        specs.append(KeySpec("generation_attention:bf16", _sel("generation_attention", "bf16"),
+                             [Param(base + (n,), k) for n, k in (("mem_eff", "eff"), ("per_seq_us", "nonneg"), ("latency_us", "nonneg"))]
+                             + [Param(("calibration", "benchmark_effects", "decode_attention_l2_speedup"), "nonneg")],
+                             ["num_heads", "num_kv_heads", "head_dim", "seq_len"]))
+    for op in ("all_reduce", "all_gather", "reduce_scatter", "alltoall"):
+        sub = df[(df["op_class"] == f"nccl_{op}") & df["dtype"].isin(["bf16", "fp16"])]
+        if len(sub):
+            ns = sorted(int(n) for n in sub["num_gpus"].unique())
+            base = ("collectives", "nccl", op)
+            ps = [Param(base + ("alpha_us", n), "nonneg") for n in ns] + [Param(base + ("busbw_eff", n), "eff") for n in ns]
+            ps += [Param(base + ("large_alpha_us", n), "nonneg") for n in ns] + [Param(base + ("large_busbw_eff", n), "eff") for n in ns]
+            specs.append(KeySpec(f"nccl_{op}", _half(f"nccl_{op}"), ps, ["nbytes"]))
+    sub = df[df["op_class"] == "custom_all_reduce"]
+    if len(sub):
+        ns = sorted(int(n) for n in sub["num_gpus"].unique())
+        base = ("collectives", "custom_all_reduce")
+        ps = [Param(base + ("graph_alpha_us", n), "nonneg") for n in ns]
+        if (sub["backend"] == "eager").any():
+            ps += [Param(base + ("eager_alpha_us", n), "nonneg") for n in ns]
+        ps += [Param(base + ("busbw_eff", n), "eff") for n in ns]
+        ps += [Param(base + ("two_shot_extra_alpha_us", n), "nonneg") for n in ns]
+        ps += [Param(base + ("two_shot_busbw_eff", n), "eff") for n in ns]
+        specs.append(KeySpec("custom_all_reduce", _sel("custom_all_reduce"), ps, ["nbytes"]))
+    return specs
+
+
+def key_rows(df: pd.DataFrame, key: str) -> np.ndarray:
+    """Mask of the rows a check key covers (``gemm:fp8``, ``nccl_all_reduce``, ...)."""
+    op, _, dtype = key.partition(":")
+    m = (df["op_class"] == op).to_numpy().copy()
+    if dtype:
+        m &= (df["dtype"] == dtype).to_numpy()
+    elif op.startswith("nccl_") or op == "custom_all_reduce":
+        m &= df["dtype"].isin(["bf16", "fp16"]).to_numpy()
+    return m
+
+
+def errors_of(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
+    """``n``, median and p90 absolute percentage error (rows with a prediction)."""
+    ok = np.isfinite(pred) & (meas > 0)
+    if not ok.any():
+        return {"n": 0, "median_abs_pct_err": float("nan"), "p90_abs_pct_err": float("nan")}
+    e = np.abs(pred[ok] / meas[ok] - 1.0) * 100.0
+    return {"n": int(ok.sum()), "median_abs_pct_err": float(np.median(e)), "p90_abs_pct_err": float(np.percentile(e, 90))}
+
+
+def cv_groups(df: pd.DataFrame, cols: list[str], n_folds: int = N_FOLDS) -> np.ndarray:
+    """Deterministic fold index per row: unique shape groups, shuffled with a fixed seed."""
+    keys = df[cols].astype(float).fillna(-1.0).to_numpy()
+    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+    order = np.random.default_rng(0).permutation(len(uniq))
+    fold_of_group = np.empty(len(uniq), dtype=int)
+    fold_of_group[order] = np.arange(len(uniq)) % n_folds
+    return fold_of_group[inv.ravel()]
+
+
+@dataclass
+class FitResult:
+    key: str
+    params: dict[str, float]
+    rows: int
+    in_sample: dict[str, float]
+    held_out: dict[str, float]
+    data: dict = field(repr=False, default_factory=dict)
+
+
+#: Starting values for parameters a profile may not have yet (matched by name fragment).
+_DEFAULT_START = {"large_alpha_us": 25.0, "large_busbw_eff": 0.9, "two_shot_extra_alpha_us": 8.0,
+                  "two_shot_busbw_eff": 0.9, "l2_speedup": 2.0, "s_half_tokens": 128.0}
+
+
+def _starts(params: list[Param], data: dict) -> list[np.ndarray]:
+    cur = []
+    for p in params:
+        v = get_param(data, p.path)
+        if v is None:  # a missing per-group-size entry: use the scalar / nearest one
+            parent = get_param(data, p.path[:-1])
+            if isinstance(parent, dict) and parent:
+                v = parent[min(parent, key=lambda n: abs(n - p.path[-1]))]
+            elif isinstance(parent, (int, float)):
+                v = parent
+            else:
+                v = _DEFAULT_START.get(next((k for k in _DEFAULT_START if k in p.name), ""), 0.5 if p.kind == "eff" else 10.0)
+        lo, hi = p.bounds()
+        cur.append(float(min(max(v, lo + 1e-6), hi - 1e-6)))
+    alt = []
+    for p, v in zip(params, cur):
+        if p.kind == "eff":
+            alt.append(0.5)
+        else:
+            alt.append(max(v, 1.0))
+    alt2 = [0.8 if p.kind == "eff" else v * 0.3 + 0.5 for p, v in zip(params, cur)]
+    return [np.array(cur), np.array(alt), np.array(alt2)]
+
+
+def _solve(data: dict, params: list[Param], df: pd.DataFrame, starts: list[np.ndarray]) -> np.ndarray:
+    meas = df["measured_s"].to_numpy(dtype=float)
+    logm = np.log(meas)
+    lo = np.array([p.bounds()[0] for p in params])
+    hi = np.array([p.bounds()[1] for p in params])
+
+    def resid(x: np.ndarray) -> np.ndarray:
+        pred = predict(_profile(set_params(data, params, x)), df)
+        r = np.log(np.maximum(pred, 1e-12)) - logm
+        return np.where(np.isfinite(r), r, 10.0)
+
+    best, best_cost = None, math.inf
+    for x0 in starts:
+        x0 = np.clip(x0, lo + 1e-9, hi - 1e-9)
+        try:
+            res = least_squares(resid, x0, bounds=(lo, hi), method="trf", x_scale="jac", max_nfev=400,
+                                diff_step=1e-3)
+        except ValueError as exc:
+            raise CalibrationError(f"fit failed: {exc}") from None
+        if res.cost < best_cost:
+            best, best_cost = res.x, res.cost
+    return best
+
+
+def fit_key(data: dict, spec: KeySpec, df: pd.DataFrame, *, n_folds: int = N_FOLDS, cv: bool = True) -> FitResult:
+    """Fit ``spec``'s parameters on the rows of ``df`` it selects; ``data`` is the profile's
+    dict (other parameters held fixed).  Returns the fitted data and in-sample / held-out error."""
+    rows = df[spec.select(df)].reset_index(drop=True)
+    meas = rows["measured_s"].to_numpy(dtype=float)
+    keep = meas > 0
+    rows, meas = rows[keep].reset_index(drop=True), meas[keep]
+    if len(rows) < len(spec.params) + 1:
+        raise CalibrationError(f"{spec.key}: {len(rows)} usable rows, need more than {len(spec.params)} to fit")
+    starts = _starts(spec.params, data)
+    x = _solve(data, spec.params, rows, starts)
+    fitted = set_params(data, spec.params, x)
+    in_pred = predict(_profile(fitted), rows)
+    held = np.full(len(rows), np.nan)
+    if cv:
+        folds = cv_groups(rows, spec.group_cols, n_folds)
+        for f in range(min(n_folds, int(folds.max()) + 1)):
+            tr, te = folds != f, folds == f
+            if tr.sum() <= len(spec.params) or not te.any():
+                continue
+            xf = _solve(data, spec.params, rows[tr].reset_index(drop=True), [x] + starts[:1])
+            held[te] = predict(_profile(set_params(data, spec.params, xf)), rows[te].reset_index(drop=True))
+    return FitResult(
+        key=spec.key, params={p.name: float(v) for p, v in zip(spec.params, x)}, rows=len(rows),
+        in_sample=errors_of(in_pred, meas), held_out=errors_of(held, meas), data=fitted,
+    )
+
+
+def fit_profile(hw: HardwareProfile, df: pd.DataFrame, *, keys: list[str] | None = None, n_folds: int = N_FOLDS,
+                cv: bool = True, progress: Callable[[str], None] | None = None) -> tuple[dict, list[FitResult]]:
+    """Fit every key the data supports (or ``keys``) in order; returns (profile data, results)."""
+    data = hw.model_dump(mode="python")
+    results = []
+    specs = key_specs(df)
+    if keys is not None:
+        unknown = sorted(set(keys) - {s.key for s in specs})
+        if unknown:
+            raise CalibrationError(f"--keys: {', '.join(unknown)} not fittable from this data (have: {', '.join(s.key for s in specs)})")
+        specs = [s for s in specs if s.key in keys]
+    for spec in specs:
+        if progress:
+            progress(spec.key)
+        r = fit_key(data, spec, df, n_folds=n_folds, cv=cv)
+        data = r.data
+        results.append(r)
+    return data, results

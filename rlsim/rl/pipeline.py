@@ -1,0 +1,217 @@
+"""Sync and async RL pipelines as simpy processes over one engine pool (DESIGN 8).
+
+Per RL step t: batch t (prompts x group size, its own seeded draw) is dealt to the rollout
+pool once the pool holds weights of version >= t - lag (lag = 0 for the sync pipelines,
+``max_trajectory_age_steps`` for async); when its last sequence finishes, the reward takes
+``reward_time_s``; the trainer then runs logprob passes and the training step (and, every N
+steps, the drafter's online training), publishes version t + 1 and blocks while the weights
+reach the rollout pool (colocated: resharding + sleep/wake; disaggregated: broadcast).
+
+Per step the trainer's critical path is split into exposed weight sync, exposed generation
+(the trainer waiting for trajectories), exposed reward, logprob and train time, which add up
+to the step time.  A frozen drafter's acceptance decays per policy step
+(``acceptance_drift_per_step``); online drafter training restores it every N steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from rlsim.engine import Engine
+from rlsim.rl.pool import EnginePool
+from rlsim.sim.build import Resolved
+from rlsim.sim.rollout import engine_params
+from rlsim.speculation.acceptance import AcceptanceSampler
+from rlsim.speculation.runtime import SpecRuntime
+from rlsim.workload import sample_batch
+
+__all__ = ["PipelineResult", "simulate_pipeline", "StepBatch"]
+
+
+@dataclass(frozen=True)
+class StepBatch:
+    """The sequences of one RL step, with global ids (step * N + i)."""
+
+    seq_id: np.ndarray
+    group_id: np.ndarray
+    prompt: np.ndarray
+    response: np.ndarray
+
+
+@dataclass
+class PipelineResult:
+    """Per-step table, summary, and the pool's engine segments / Gantt intervals."""
+
+    summary: dict
+    steps: pd.DataFrame
+    segments: pd.DataFrame
+    gantt: pd.DataFrame
+
+
+def step_batches(res: Resolved, seed: int, steps: int) -> list[StepBatch]:
+    """One seeded batch per step; identical for the speculative and the baseline runs."""
+    wl = res.scenario.workload
+    n = wl.num_sequences_per_step
+    groups = wl.num_prompts_per_step
+    out = []
+    for t in range(steps):
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(7, t))))
+        b = sample_batch(wl, rng, res.base_dir)
+        response = np.minimum(b.response_len, res.max_model_len - b.prompt_len)
+        out.append(StepBatch(b.seq_id + t * n, b.group_id + t * groups, b.prompt_len, response))
+    return out
+
+
+def _versions(res: Resolved, steps: int, lag: int) -> np.ndarray:
+    """Nominal policy version generating each step's batch."""
+    return np.maximum(0, np.arange(steps) - lag)
+
+
+def _drift_scale(res: Resolved, versions: np.ndarray) -> np.ndarray:
+    """Acceptance multiplier per step: (1 - drift) ** (policy version - drafter version)."""
+    d = res.scenario.rl.drafter
+    every = d.online_training_every_steps
+    drafter_version = (versions // every) * every if every else np.zeros_like(versions)
+    return (1.0 - d.acceptance_drift_per_step) ** (versions - drafter_version)
+
+
+def _spec(res: Resolved, batches: list[StepBatch], versions: np.ndarray, seed: int, fwd) -> SpecRuntime:
+    spec = res.speculative
+    k = spec.num_speculative_tokens
+    ids = np.concatenate([b.seq_id for b in batches])
+    resp = np.concatenate([b.response for b in batches])
+    scale = np.repeat(_drift_scale(res, versions), [len(b.seq_id) for b in batches])
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(8,))))
+    sampler = AcceptanceSampler(spec.acceptance, k, int(rng.integers(0, 2**62)), ids, resp, extra_scale=scale)
+    expected = np.array([spec.acceptance.mean_acceptance_length(j) - 1.0 if j else 0.0 for j in range(k + 1)])
+    adaptive = spec.adaptive_k is not None and spec.adaptive_k.enabled
+    min_k = min(spec.adaptive_k.min_k, k) if spec.adaptive_k is not None else 0
+    return SpecRuntime(k, res.drafter, sampler, fwd, expected, spec.disable_by_batch_size, adaptive, min_k)
+
+
+class _Run:
+    """The simpy processes of one pipeline run and what they record."""
+
+    def __init__(self, res: Resolved, plan, batches: list[StepBatch], spec: SpecRuntime | None, lag: int) -> None:
+        self.res, self.plan, self.batches, self.lag = res, plan, batches, lag
+        self.env = simpy.Environment()
+        fwd = spec.target if spec is not None else res.forward_model()
+        params = engine_params(res, speculative=spec is not None)
+        empty = np.zeros(0, dtype=np.int64)
+        engines = [Engine(e, fwd, params, empty, empty, empty, empty, spec=spec) for e in range(res.num_engines)]
+        self.pool = EnginePool(self.env, engines, len(batches[0].seq_id))
+        steps = len(batches)
+        self.version_ready = [self.env.event() for _ in range(steps + 1)]
+        self.version_ready[0].succeed()
+        self.ready = [self.env.event() for _ in range(steps)]
+        self.rec = {k: np.full(steps, np.nan) for k in ("dispatch_s", "batch_done_s", "ready_s", "train_start_s",
+                                                          "train_end_s", "sync_start_s", "sync_end_s")}
+
+    def run(self) -> None:
+        self.env.process(self._dispatcher())
+        self.env.process(self._trainer())
+        self.env.run()
+
+    def _dispatcher(self):
+        for t, b in enumerate(self.batches):
+            yield self.version_ready[max(0, t - self.lag)]
+            self.rec["dispatch_s"][t] = self.env.now
+            owner = b.group_id % len(self.pool.states)
+            done = self.pool.submit(t, owner, b.seq_id, b.group_id, b.prompt, b.response)
+            self.env.process(self._reward(t, done))
+
+    def _reward(self, t: int, done):
+        yield done
+        self.rec["batch_done_s"][t] = self.env.now
+        yield self.env.timeout(self.plan.reward_s)
+        self.rec["ready_s"][t] = self.env.now
+        self.ready[t].succeed()
+
+    def _trainer(self):
+        rl = self.res.scenario.rl
+        for t in range(len(self.batches)):
+            yield self.ready[t]
+            self.rec["train_start_s"][t] = self.env.now
+            yield self.env.timeout(self.plan.train_s[t])
+            self.rec["train_end_s"][t] = self.env.now
+            self.rec["sync_start_s"][t] = self.env.now
+            if t + 1 < len(self.batches):
+                yield self.env.process(self.pool.update_weights(self.plan.sync_s[t], rl.in_flight_weight_updates,
+                                                                rl.recompute_kv_on_weight_update))
+            self.rec["sync_end_s"][t] = self.env.now
+            self.version_ready[t + 1].succeed()
+
+
+def simulate_pipeline(res: Resolved, plan, seed: int, speculative: bool, pipeline: str | None = None) -> PipelineResult:
+    """Run the RL pipeline; ``plan`` (rlsim.rl.plan.CostPlan) holds per-step trainer and sync times."""
+    rl = res.scenario.rl
+    mode = pipeline or rl.pipeline
+    lag = rl.max_trajectory_age_steps if mode == "async" else 0
+    batches = step_batches(res, seed, rl.num_steps)
+    versions = _versions(res, rl.num_steps, lag)
+    spec = _spec(res, batches, versions, seed, res.forward_model()) if (speculative and res.speculative) else None
+    run = _Run(res, plan, batches, spec, lag)
+    run.run()
+    return _result(res, plan, run, batches, spec, mode, lag)
+
+
+def _result(res, plan, run: _Run, batches, spec, mode: str, lag: int) -> PipelineResult:
+    rec = {k: v.copy() for k, v in run.rec.items()}
+    steps = len(batches)
+    prev_free = np.concatenate([[0.0], rec["sync_end_s"][:-1]])
+    prev_end = np.concatenate([[0.0], rec["train_end_s"][:-1]])
+    sync_exposed = prev_free - prev_end
+    reward_exposed = np.clip(rec["train_start_s"] - np.maximum(rec["batch_done_s"], prev_free), 0.0, plan.reward_s)
+    gen_exposed = rec["train_start_s"] - prev_free - reward_exposed
+    tokens = np.array([int(b.response.sum()) for b in batches])
+    makespan = rec["batch_done_s"] - rec["dispatch_s"]
+    df = pd.DataFrame({
+        "step": np.arange(steps), "warmup": np.arange(steps) < rl_warmup(res),
+        "step_time_s": rec["train_end_s"] - prev_end,
+        "weight_sync_time_s": sync_exposed, "generation_time_s": gen_exposed, "reward_time_s": reward_exposed,
+        "logprob_time_s": plan.logprob_s, "train_time_s": plan.train_only_s, "drafter_train_time_s": plan.drafter_s,
+        "generation_makespan_s": makespan, "rollout_tokens": tokens, "rollout_tokens_per_s": tokens / makespan,
+        **rec,
+    })
+    segs = pd.DataFrame([s.__dict__ for s in run.pool.segments()])
+    segs = segs.sort_values(["engine", "t0_s"], kind="stable").reset_index(drop=True) if len(segs) else segs
+    gantt = _gantt(df, mode)
+    return PipelineResult(_summary(res, df, run, spec, mode, lag), df, segs, gantt)
+
+
+def rl_warmup(res: Resolved) -> int:
+    rl = res.scenario.rl
+    return min(rl.warmup_steps, rl.num_steps - 1)
+
+
+def _gantt(df: pd.DataFrame, mode: str) -> pd.DataFrame:
+    rows = []
+    for r in df.itertuples(index=False):
+        rows.append(("rollout", r.step, "generation", r.dispatch_s, r.batch_done_s))
+        rows.append(("training", r.step, "logprob + train", r.train_start_s, r.train_end_s))
+        if r.sync_end_s > r.sync_start_s:
+            rows.append(("training", r.step, "weight sync", r.sync_start_s, r.sync_end_s))
+    return pd.DataFrame(rows, columns=["pool", "step", "what", "start_s", "end_s"])
+
+
+def _summary(res: Resolved, df: pd.DataFrame, run: _Run, spec, mode: str, lag: int) -> dict:
+    steady = df[~df["warmup"]]
+    keys = ["step_time_s", "generation_time_s", "logprob_time_s", "train_time_s", "weight_sync_time_s",
+            "reward_time_s", "drafter_train_time_s", "generation_makespan_s", "rollout_tokens_per_s"]
+    out = {k: float(steady[k].mean()) for k in keys}
+    engines = [st.engine for st in run.pool.states]
+    drafts = sum(e.stats.num_drafts for e in engines)
+    accepted = sum(e.stats.num_accepted_tokens for e in engines)
+    out.update({
+        "pipeline": mode, "max_trajectory_age_steps": lag, "num_steps": len(df), "warmup_steps": int(df["warmup"].sum()),
+        "mean_acceptance_length": (1.0 + accepted / drafts) if drafts else None,
+        "draft_acceptance_rate": (accepted / sum(e.stats.num_draft_tokens for e in engines)) if drafts else None,
+        "preemptions": int(sum(e.stats.preemptions for e in engines)),
+        "warmup": df[df["warmup"]][["step", "step_time_s", "generation_time_s"]].to_dict("records"),
+        "total_time_s": float(df["train_end_s"].iloc[-1]),
+    })
+    return out

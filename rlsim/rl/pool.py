@@ -1,0 +1,157 @@
+"""A pool of data-parallel vLLM engines as simpy processes, fed batch after batch.
+
+Each engine is a thin simpy process: it plans a fast-path jump (or runs one slow iteration),
+waits for it, and reports finished sequences.  A new batch or an in-flight weight update
+interrupts engines in the middle of a jump; the jump is then committed up to the iteration in
+progress, so admissions and pauses happen at the next iteration boundary, as in vLLM.
+
+Weight updates (DESIGN 8):
+
+* in flight (``in_flight=True``): every engine pauses ``sync_s`` at its next iteration
+  boundary (idle ones at once) and goes on with the new weights; with ``recompute_kv`` its
+  running requests are preempted and recompute their KV;
+* otherwise: engines stop admitting, drain their running requests, then all pause ``sync_s``
+  and resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from rlsim.engine import Engine, Segment
+
+__all__ = ["EnginePool"]
+
+
+@dataclass
+class _EngineState:
+    engine: Engine
+    proc: object = None
+    wake: object = None          # event an idle engine waits on
+    in_jump: bool = False
+    pause_s: float = 0.0         # pending in-flight pause
+    recompute: bool = False
+    update_done: object = None   # event to succeed after the pause
+    segments: list = field(default_factory=list)
+
+
+class EnginePool:
+    """Engines fed from batches; ``submit`` returns the event of the batch's completion."""
+
+    def __init__(self, env: simpy.Environment, engines: list[Engine], seqs_per_batch: int) -> None:
+        self.env = env
+        self.states = [_EngineState(e) for e in engines]
+        self.seqs_per_batch = seqs_per_batch
+        self.remaining: dict[int, int] = {}
+        self.done_events: dict[int, simpy.Event] = {}
+        self.done_at: dict[int, float] = {}
+        self._drained: simpy.Event | None = None
+        for st in self.states:
+            st.proc = env.process(self._serve(st))
+
+    # ------------------------------------------------------------------ public
+    def submit(self, batch: int, owner: np.ndarray, seq_ids, group_ids, prompt, response) -> simpy.Event:
+        """Deal a batch (owner[i] = engine of sequence i) and wake or interrupt the engines."""
+        self.remaining[batch] = len(seq_ids)
+        ev = self.done_events[batch] = self.env.event()
+        for i, st in enumerate(self.states):
+            idx = np.flatnonzero(owner == i)
+            if len(idx):
+                st.engine.add_sequences(seq_ids[idx], group_ids[idx], prompt[idx], response[idx])
+                self._nudge(st)
+        return ev
+
+    def update_weights(self, sync_s: float, in_flight: bool, recompute_kv: bool):
+        """A process: the pool switches to new weights; completes when every engine has them."""
+        if in_flight:
+            events = []
+            for st in self.states:
+                st.pause_s, st.recompute = sync_s, recompute_kv
+                st.update_done = self.env.event()
+                events.append(st.update_done)
+                self._nudge(st)
+            yield self.env.all_of(events)
+            return
+        self._drained = self.env.event()
+        for st in self.states:
+            st.engine.admitting = False
+            self._nudge(st)
+        self._check_drained()
+        yield self._drained
+        self._drained = None
+        yield self.env.timeout(sync_s)
+        for st in self.states:
+            st.engine.admitting = True
+            self._nudge(st)
+
+    def segments(self) -> list[Segment]:
+        return [s for st in self.states for s in st.segments]
+
+    # ------------------------------------------------------------------ engine process
+    def _nudge(self, st: _EngineState) -> None:
+        if st.wake is not None and not st.wake.triggered:
+            st.wake.succeed()
+        elif st.in_jump:
+            st.proc.interrupt()
+
+    def _check_drained(self) -> None:
+        if self._drained is not None and not self._drained.triggered and not any(st.engine.running for st in self.states):
+            self._drained.succeed()
+
+    def _serve(self, st: _EngineState):
+        env, eng = self.env, st.engine
+        while True:
+            if st.pause_s > 0:
+                yield from self._pause(st)
+                continue
+            if eng.idle():
+                st.wake = env.event()
+                yield st.wake
+                st.wake = None
+                eng.now = env.now
+                continue
+            eng.now = env.now
+            jump = eng.plan()
+            if jump is None:
+                seg = eng.step_slow()
+                yield from self._sleep_until(seg.t1_s)
+            else:
+                st.in_jump = True
+                try:
+                    yield env.timeout(jump.duration_s)
+                    seg = eng.commit(jump)
+                except simpy.Interrupt:
+                    seg = eng.commit(jump, jump.iterations_started_by(env.now - jump.t0))
+                st.in_jump = False
+                yield from self._sleep_until(seg.t1_s)
+            st.segments.append(seg)
+            self._finished(eng.just_finished, seg.t1_s)
+            self._check_drained()
+
+    def _pause(self, st: _EngineState):
+        st.engine.now = self.env.now
+        if st.recompute:
+            st.engine.preempt_all()
+        yield from self._sleep_until(self.env.now + st.pause_s)
+        st.pause_s, st.recompute = 0.0, False
+        if st.update_done is not None:
+            st.update_done.succeed()
+            st.update_done = None
+
+    def _sleep_until(self, t: float):
+        while self.env.now < t:
+            try:
+                yield self.env.timeout(t - self.env.now)
+            except simpy.Interrupt:
+                pass
+
+    def _finished(self, seq_ids: list[int], t: float) -> None:
+        for sid in seq_ids:
+            b = sid // self.seqs_per_batch
+            self.remaining[b] -= 1
+            if self.remaining[b] == 0:
+                self.done_at[b] = t
+                self.done_events[b].succeed()

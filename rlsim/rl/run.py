@@ -1,0 +1,79 @@
+"""Run an RL scenario: the speculative pipeline, its baseline(s), and the speedups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rlsim.rl.pipeline import PipelineResult, simulate_pipeline, step_batches
+from rlsim.rl.plan import cost_plan
+from rlsim.sim.build import Resolved
+
+__all__ = ["RLResult", "simulate_rl", "SUMMARY_KEYS"]
+
+#: Keys of the ``spec`` / ``baseline`` objects of an RL summary.
+SUMMARY_KEYS = ("step_time_s", "generation_time_s", "logprob_time_s", "train_time_s", "weight_sync_time_s",
+                "reward_time_s", "drafter_train_time_s", "generation_makespan_s", "rollout_tokens_per_s",
+                "mean_acceptance_length", "draft_acceptance_rate", "preemptions", "pipeline", "warmup", "total_time_s")
+
+
+@dataclass
+class RLResult:
+    """The runs of an RL scenario and the summary that compares them."""
+
+    summary: dict
+    runs: dict[str, PipelineResult]
+
+
+def _pipeline(res: Resolved, seed: int, speculative: bool, mode: str) -> PipelineResult:
+    batches = step_batches(res, seed, res.scenario.rl.num_steps)
+    plan = cost_plan(res, batches, mode, speculative)
+    out = simulate_pipeline(res, plan, seed, speculative, mode)
+    out.summary["pools"] = {"rollout_gpus": plan.pools.rollout_gpus, "training_gpus": plan.pools.training_gpus,
+                            "colocated": plan.pools.colocated}
+    return out
+
+
+def simulate_rl(res: Resolved, seed: int | None = None, baseline_mode: str = "no-spec") -> RLResult:
+    """Simulate the scenario's RL pipeline with speculation (if configured) and its baselines.
+
+    ``baseline``: the same pipeline without speculation (``baseline_mode="no-spec"``) or the
+    synchronous colocated twin without speculation (``"sync"``).  An async scenario also gets
+    ``sync_baseline`` (the sync twin without speculation) and ``speedup.end_to_end_vs_sync``.
+    """
+    rl = res.scenario.rl
+    seed = res.scenario.seed if seed is None else seed
+    spec_on = res.speculative is not None
+    runs = {"spec": _pipeline(res, seed, spec_on, rl.pipeline)}
+    if baseline_mode == "sync":
+        runs["baseline"] = _pipeline(res, seed, False, "sync_colocated")
+    elif spec_on:
+        runs["baseline"] = _pipeline(res, seed, False, rl.pipeline)
+    if rl.pipeline == "async" and baseline_mode != "sync":
+        runs["sync_baseline"] = _pipeline(res, seed, False, "sync_colocated")
+    return RLResult(_summary(res, seed, runs, baseline_mode), runs)
+
+
+def _pick(s: dict) -> dict:
+    return {k: s.get(k) for k in SUMMARY_KEYS} | {"pools": s.get("pools")}
+
+
+def _summary(res: Resolved, seed: int, runs: dict, baseline_mode: str) -> dict:
+    spec = runs["spec"].summary
+    out = {"scenario": res.scenario.name, "seed": seed, "pipeline": res.scenario.rl.pipeline,
+           "speculative": res.speculative is not None, "baseline_mode": baseline_mode, "spec": _pick(spec)}
+    speedup = {}
+    if "baseline" in runs:
+        b = runs["baseline"].summary
+        out["baseline"] = _pick(b)
+        speedup = {"end_to_end": b["step_time_s"] / spec["step_time_s"],
+                   "generation": b["generation_makespan_s"] / spec["generation_makespan_s"],
+                   "rollout_throughput": spec["rollout_tokens_per_s"] / b["rollout_tokens_per_s"]}
+    if "sync_baseline" in runs:
+        sb = runs["sync_baseline"].summary
+        out["sync_baseline"] = _pick(sb)
+        speedup["end_to_end_vs_sync"] = sb["step_time_s"] / spec["step_time_s"]
+    out["speedup"] = speedup
+    out["hardware"] = {"profile": res.hw.name, "calibration_status": res.hw.calibration.status,
+                       "calibration_source": res.hw.calibration.source}
+    out["model"] = {"name": res.arch.name, "weight_dtype": res.weight_dtype}
+    return out
