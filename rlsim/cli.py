@@ -353,6 +353,20 @@ def calibrate_check(
         typer.echo(f"wrote {len(paths)} parity plots to {plots}")
 
 
+@calibrate_app.command("transfer")
+@_user_errors
+def calibrate_transfer(
+    source: str = typer.Option(..., "--from", help="calibrated profile (name or path) of the same architecture"),
+    target: str = typer.Option(..., "--to", help="profile to receive its efficiencies (datasheet kept); rewritten in place"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write here instead of rewriting --to"),
+) -> None:
+    """Give a GPU without measurements the efficiencies of a calibrated one (status: transferred)."""
+    from rlsim.calibration.transfer import transfer_efficiencies
+
+    hw = transfer_efficiencies(source, target, out=out)
+    typer.echo(f"wrote {hw.source} ({hw.calibration.status}: {hw.calibration.source})")
+
+
 def main() -> None:
     """Console-script entry point: usage mistakes and RlsimError print one line, exit 2."""
     exc = _click_exceptions()

@@ -13,7 +13,7 @@ import numpy as np
 from rlsim.errors import ConfigError
 from rlsim.models import load_model
 from rlsim.sim.build import Resolved
-from rlsim.training.cost import drafter_train_cost, train_step_cost, weight_sync_cost
+from rlsim.training.cost import drafter_train_cost, resolve_sync_mode, train_step_cost, weight_sync_cost
 from rlsim.training.layout import validate_layout
 
 __all__ = ["CostPlan", "Pools", "pools", "cost_plan"]
@@ -63,13 +63,17 @@ def cost_plan(res: Resolved, batches, mode: str, speculative: bool) -> CostPlan:
     """Trainer, drafter and weight-sync costs of every step."""
     rl = res.scenario.rl
     pl = pools(res, mode)
-    layout = validate_layout(res.arch, rl.training, pl.training_gpus, res.hw, res.source, "rl.training")
+    layout = validate_layout(res.arch, rl.training, pl.training_gpus, res.hw, res.source, "rl.training",
+                             num_gpus_path="cluster.num_gpus" if pl.colocated else None,
+                             max_sequence_tokens=res.max_model_len)
+    mode_sync = resolve_sync_mode(rl.weight_sync, pl.colocated, res.source)
     every = rl.drafter.online_training_every_steps
     draft_arch = _draft_arch(res) if (speculative and every) else None
     logprob, train, drafter = [], [], []
     for t, b in enumerate(batches):
         cost = train_step_cost(res.arch, res.hw, layout, (b.prompt + b.response).astype(np.float64),
-                               reference_logprob=rl.reference_policy_kl_penalty > 0, prompt_tokens=b.prompt)
+                               reference_logprob=rl.reference_policy_kl_penalty > 0, prompt_tokens=b.prompt,
+                               max_sequence_tokens=res.max_model_len)
         logprob.append(cost.logprob_s)
         train.append(cost.train_s)
         due = draft_arch is not None and (t + 1) % every == 0
@@ -80,7 +84,7 @@ def cost_plan(res: Resolved, batches, mode: str, speculative: bool) -> CostPlan:
     for t in range(len(batches)):
         due = draft_arch is not None and (t + 1) % every == 0
         ws = weight_sync_cost(
-            res.arch, res.hw, mode="colocated" if pl.colocated else "disaggregated", rollout_tp=res.tp,
+            res.arch, res.hw, mode=mode_sync, rollout_tp=res.tp,
             rollout_engines=res.num_engines, rollout_weight_dtype=res.weight_dtype, training_gpus=pl.training_gpus,
             cfg=rl.weight_sync, same_nvlink_domain=_same_domain(res, pl), extra_bytes=extra if due else 0.0)
         sync.append(ws.total_s)

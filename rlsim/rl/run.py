@@ -33,6 +33,28 @@ def _pipeline(res: Resolved, seed: int, speculative: bool, mode: str) -> Pipelin
     return out
 
 
+def sync_twin(res: Resolved) -> Resolved:
+    """The synchronous colocated twin of a scenario: every GPU of both pools generates and
+    trains, speculation as configured, weight sync resharding + sleep/wake."""
+    from rlsim.config import LoadedScenario
+    from rlsim.rl.plan import pools
+    from rlsim.sim import resolve
+
+    sc = res.scenario
+    rl = sc.rl
+    if rl.pipeline == "sync_colocated":
+        return res
+    pl = pools(res, rl.pipeline)
+    twin_rl = rl.model_copy(update={
+        "pipeline": "sync_colocated",
+        "training": rl.training.model_copy(update={"num_gpus": None}),
+        "weight_sync": rl.weight_sync.model_copy(update={"mode": "auto"}),
+    })
+    twin = sc.model_copy(update={"rl": twin_rl, "rollout": sc.rollout.model_copy(
+        update={"num_gpus": pl.rollout_gpus + pl.training_gpus})})
+    return resolve(LoadedScenario(twin, res.source, res.base_dir, {}))
+
+
 def simulate_rl(res: Resolved, seed: int | None = None, baseline_mode: str = "no-spec") -> RLResult:
     """Simulate the scenario's RL pipeline with speculation (if configured) and its baselines.
 
@@ -45,11 +67,11 @@ def simulate_rl(res: Resolved, seed: int | None = None, baseline_mode: str = "no
     spec_on = res.speculative is not None
     runs = {"spec": _pipeline(res, seed, spec_on, rl.pipeline)}
     if baseline_mode == "sync":
-        runs["baseline"] = _pipeline(res, seed, False, "sync_colocated")
+        runs["baseline"] = _pipeline(sync_twin(res), seed, False, "sync_colocated")
     elif spec_on:
         runs["baseline"] = _pipeline(res, seed, False, rl.pipeline)
-    if rl.pipeline == "async" and baseline_mode != "sync":
-        runs["sync_baseline"] = _pipeline(res, seed, False, "sync_colocated")
+    if rl.pipeline != "sync_colocated" and baseline_mode != "sync":
+        runs["sync_baseline"] = _pipeline(sync_twin(res), seed, False, "sync_colocated")
     return RLResult(_summary(res, seed, runs, baseline_mode), runs)
 
 

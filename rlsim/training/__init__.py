@@ -3,8 +3,10 @@
 Public API::
 
     TrainingConfig, WeightSyncConfig, DrafterTrainingConfig          pydantic configs (rl.training, ...)
-    validate_layout(arch, cfg, num_gpus, hw, source, path="rl.training") -> TrainLayout
-    train_step_cost(arch, hw, layout, seq_tokens, *, reference_logprob, prompt_tokens=None) -> TrainStepCost
+    validate_layout(arch, cfg, num_gpus, hw, source, path="rl.training", *,
+                    num_gpus_path=None, max_sequence_tokens=None) -> TrainLayout
+    train_step_cost(arch, hw, layout, seq_tokens, *, reference_logprob, prompt_tokens=None,
+                    max_sequence_tokens=None) -> TrainStepCost
     weight_sync_cost(arch, hw, *, mode, rollout_tp, rollout_engines, rollout_weight_dtype,
                      training_gpus, cfg, same_nvlink_domain, extra_bytes=0.0) -> WeightSyncCost
     drafter_train_cost(draft_arch, hw, layout, tokens) -> float

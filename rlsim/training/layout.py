@@ -283,11 +283,14 @@ def validate_layout(
     need = layout.total_bytes_per_gpu
     if need > usable:
         g = GIB
+        hint = "raise tensor/pipeline/expert parallelism or the GPU count"
+        if act > 0 and not cfg.activation_checkpointing:
+            hint += ", or enable activation_checkpointing"
         raise InfeasibleConfig.at(
             source, f"{path}.tensor_parallel_size", tp,
             f"with pipeline_parallel_size = {pp}, context_parallel_size = {cp}, expert_parallel_size = {ep} "
             f"needs {need / g:.1f} GiB per GPU (weights {weights / g:.1f} + grads {grads / g:.1f} + "
             f"optimizer {optim / g:.1f} + activations {act / g:.1f}) > {usable / g:.1f} GiB usable of "
-            f"{hw.hbm_bytes / g:.1f} GiB HBM on {hw.name}; raise tensor/pipeline parallelism or enable activation_checkpointing",
+            f"{hw.hbm_bytes / g:.1f} GiB HBM on {hw.name}; {hint}",
         )
     return layout
