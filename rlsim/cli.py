@@ -245,6 +245,37 @@ def render_rl(result, wall_s: float | None = None) -> str:
     return "\n".join(lines)
 
 
+@app.command()
+@_user_errors
+def validate(
+    case: Optional[List[str]] = typer.Option(None, "--case", help="run only this case (repeatable); default: all"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the results as JSON here"),
+) -> None:
+    """Published vs simulated for every validation case, with the delta and pass/fail per case
+    (exit code 1 if any case fails)."""
+    from rlsim.errors import ConfigError
+    from rlsim.validation import CASE_NAMES, run_validation
+
+    for c in case or []:
+        if c not in CASE_NAMES:
+            raise ConfigError(f"--case = {c!r} is not a validation case (cases: {', '.join(CASE_NAMES)})")
+    results = run_validation(case or None)
+    w = max(len(r.case.name) for r in results)
+    typer.echo(f"{'case':<{w}}  {'published':>10}  {'simulated':>10}  {'delta':>8}  result  tolerance")
+    for r in results:
+        typer.echo(f"{r.case.name:<{w}}  {r.case.published:>10.4g}  {r.simulated:>10.4g}  {r.delta_pct:>7.1f}%  "
+                   f"{'pass' if r.passed else 'FAIL':<6}  {r.case.tolerance}")
+        typer.echo(f"{'':<{w}}  {r.case.what}; source: {r.case.source}")
+    failed = sum(not r.passed for r in results)
+    typer.echo(f"\n{len(results) - failed} passed, {failed} failed")
+    if json_out is not None:
+        json_out.write_text(json.dumps([{"case": r.case.name, "published": r.case.published, "simulated": r.simulated,
+                                         "delta_pct": r.delta_pct, "passed": r.passed, "low": r.case.low,
+                                         "high": r.case.high, "source": r.case.source} for r in results], indent=2))
+    if failed:
+        raise typer.Exit(code=1)
+
+
 @acceptance_app.command("from-vllm")
 @_user_errors
 def acceptance_from_vllm(
