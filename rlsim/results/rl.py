@@ -40,6 +40,8 @@ def write_breakdown_png(result, path: Path) -> None:
             bottom += df[key].to_numpy()
         for xi, b in zip(x, bottom):
             ax.text(xi, b, name, ha="center", va="bottom", fontsize=6, rotation=90)
+    steps = runs[0][1].steps["step"].to_numpy()
+    ax.set_xticks(steps + width * (len(runs) - 1) / 2, [str(int(t)) for t in steps])
     ax.set_xlabel("RL step")
     ax.set_ylabel("seconds")
     ax.set_title(f"{result.summary['scenario']}: step time breakdown per run")
