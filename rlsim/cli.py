@@ -168,7 +168,7 @@ def run(
 
     loaded = load_scenario(scenario, set_ or [], seed)
     if loaded.scenario.rl is not None:
-        _run_rl(loaded, seed, baseline_mode, out, json_)
+        _run_rl(loaded, seed, baseline_mode, out, json_, seeds)
         return
     t0 = time.perf_counter()
     results, stats = simulate_seeds(loaded, seeds, seed=seed, baseline=not no_baseline)
@@ -191,7 +191,7 @@ def run(
         typer.echo(f"\nwrote {', '.join(str(p) for p in paths)}", err=json_)
 
 
-def _run_rl(loaded, seed, baseline_mode: str, out: Optional[Path], json_: bool) -> None:
+def _run_rl(loaded, seed, baseline_mode: str, out: Optional[Path], json_: bool, seeds: int = 1) -> None:
     from rlsim.errors import ConfigError
     from rlsim.rl.run import simulate_rl
     from rlsim.sim import resolve
@@ -199,17 +199,40 @@ def _run_rl(loaded, seed, baseline_mode: str, out: Optional[Path], json_: bool) 
     if baseline_mode not in ("no-spec", "sync"):
         raise ConfigError(f"--baseline-mode = {baseline_mode!r} must be one of: no-spec, sync")
     t0 = time.perf_counter()
-    result = simulate_rl(resolve(loaded), seed, baseline_mode)
+    res = resolve(loaded)
+    first = loaded.scenario.seed if seed is None else seed
+    results = [simulate_rl(res, first + i, baseline_mode) for i in range(seeds)]
+    result = results[0]
     wall = time.perf_counter() - t0
+    if seeds > 1:
+        result.summary["seeds"] = _rl_seed_stats([r.summary for r in results])
     if json_:
         typer.echo(json.dumps(result.summary, indent=2, sort_keys=True))
     else:
         typer.echo(render_rl(result, wall))
+        if seeds > 1:
+            typer.echo("\n" + render_seeds(result.summary["seeds"]))
     if out is not None:
         from rlsim.results.rl import write_rl_outputs
 
         paths = write_rl_outputs(result, out)
         typer.echo(f"\nwrote {', '.join(str(p) for p in paths)}", err=json_)
+
+
+def _rl_seed_stats(summaries: list[dict]) -> dict:
+    """Mean and 95 % interval over seeds of the RL headline numbers."""
+    from rlsim.api import _mean_ci
+
+    import numpy as np
+
+    rows = {"spec_step_time_s": [s["spec"]["step_time_s"] for s in summaries]}
+    if "baseline" in summaries[0]:
+        rows["baseline_step_time_s"] = [s["baseline"]["step_time_s"] for s in summaries]
+    for k in summaries[0]["speedup"]:
+        rows[f"speedup_{k}"] = [s["speedup"][k] for s in summaries]
+    out = {"num_seeds": len(summaries), "seeds": [s["seed"] for s in summaries]}
+    out.update({k: _mean_ci(np.asarray(v, dtype=np.float64)) for k, v in rows.items()})
+    return out
 
 
 def render_rl(result, wall_s: float | None = None) -> str:
