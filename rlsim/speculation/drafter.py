@@ -43,6 +43,7 @@ class Drafter:
     kv_bytes_per_token_per_gpu: float
     host_s_per_seq: float = 0.0
     name: str = ""
+    step_overhead_s: float = 0.0  # idle GPU time per draft forward (config draft_step_overhead_us)
 
     def propose_times_s(self, batch: int, ctx_tokens: np.ndarray, k: int) -> np.ndarray:
         """GPU time to propose ``k`` drafts for ``batch`` sequences at total contexts ``ctx_tokens``
@@ -50,7 +51,7 @@ class Drafter:
         ctx = np.asarray(ctx_tokens, dtype=np.float64)
         if self.fwd is None or k <= 0 or batch <= 0:
             return np.zeros_like(ctx)
-        first = self.fwd.decode_times_s(batch, ctx, q=k + 1)
+        first = self.fwd.decode_times_s(batch, ctx, q=k + 1) + k * self.step_overhead_s
         if k == 1:
             return first
         steps = batch * np.arange(1, k, dtype=np.float64).reshape((-1,) + (1,) * ctx.ndim)
@@ -104,7 +105,7 @@ def build_drafter(spec, target: ModelArch, hw, tp: int, kv_dtype: str, cuda_grap
                            num_moe_layers=target.num_mtp_layers if target.is_moe else 0)
         wbytes = sum(w.params / (1 if w.parallel == "replicated" else dtp) for w in weights) * dtype_bytes(weight_dtype)
         kv = kv_bytes_per_token_per_gpu(target, dtp, kv_dtype) / target.num_hidden_layers * target.num_mtp_layers
-        return Drafter("mtp", fwd, wbytes, kv, 0.0, f"{target.name} MTP")
+        return Drafter("mtp", fwd, wbytes, kv, 0.0, f"{target.name} MTP", spec.draft_step_overhead_us * 1e-6)
     name = spec.model or default_draft_model(method, target)
     if name is None:
         raise ConfigError.at(source, f"{where}.model", None, f"is required for method '{method}' (a draft model name or path)")
@@ -122,4 +123,4 @@ def build_drafter(spec, target: ModelArch, hw, tp: int, kv_dtype: str, cuda_grap
                        max_capture_size=max_capture_size)
     wbytes = weight_bytes_per_gpu(draft, dtp, draft_dtype)  # on each GPU that hosts the draft
     kv = kv_bytes_per_token_per_gpu(draft, dtp, kv_dtype)
-    return Drafter(method, fwd, wbytes, kv, 0.0, draft.name)
+    return Drafter(method, fwd, wbytes, kv, 0.0, draft.name, spec.draft_step_overhead_us * 1e-6)
