@@ -24,8 +24,7 @@ import simpy
 from rlsim.engine import Engine
 from rlsim.rl.pool import EnginePool
 from rlsim.sim.build import Resolved
-from rlsim.sim.rollout import engine_params
-from rlsim.speculation.acceptance import AcceptanceSampler
+from rlsim.sim.rollout import engine_params, spec_runtime
 from rlsim.speculation.runtime import SpecRuntime
 from rlsim.workload import sample_batch
 
@@ -80,17 +79,17 @@ def _drift_scale(res: Resolved, versions: np.ndarray) -> np.ndarray:
 
 
 def _spec(res: Resolved, batches: list[StepBatch], versions: np.ndarray, seed: int, fwd) -> SpecRuntime:
-    spec = res.speculative
-    k = spec.num_speculative_tokens
+    """One acceptance sampler over every step's sequences, with each step's drafter drift."""
     ids = np.concatenate([b.seq_id for b in batches])
     resp = np.concatenate([b.response for b in batches])
     scale = np.repeat(_drift_scale(res, versions), [len(b.seq_id) for b in batches])
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(8,))))
-    sampler = AcceptanceSampler(spec.acceptance, k, int(rng.integers(0, 2**62)), ids, resp, extra_scale=scale)
-    expected = np.array([spec.acceptance.mean_acceptance_length(j) - 1.0 if j else 0.0 for j in range(k + 1)])
-    adaptive = spec.adaptive_k is not None and spec.adaptive_k.enabled
-    min_k = min(spec.adaptive_k.min_k, k) if spec.adaptive_k is not None else 0
-    return SpecRuntime(k, res.drafter, sampler, fwd, expected, spec.disable_by_batch_size, adaptive, min_k)
+    return spec_runtime(res, _Ids(ids), resp, int(rng.integers(0, 2**62)), fwd, extra_scale=scale)
+
+
+@dataclass(frozen=True)
+class _Ids:
+    seq_id: np.ndarray
 
 
 class _Run:
