@@ -421,6 +421,111 @@ def calibrate_transfer(
     typer.echo(f"wrote {hw.source} ({hw.calibration.status}: {hw.calibration.source})")
 
 
+@app.command()
+@_user_errors
+def sweep(
+    scenario: Path = typer.Argument(..., help="scenario YAML (see scenarios/)"),
+    grid: Optional[List[str]] = typer.Option(None, "--grid", help="path=v1,v2,... (YAML values; a..b = integer range); "
+                                             "repeatable, full factorial"),
+    zip_: Optional[List[str]] = typer.Option(None, "--zip", help="path=v1,v2,...; repeatable, zipped together (same length)"),
+    out: Path = typer.Option(..., "--out", help="results parquet: streamed as points finish; rerun to resume"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="override a field for every point: path=value; repeatable"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="first seed (default: the scenario's)"),
+    seeds: int = typer.Option(1, "--seeds", min=1, help="run seeds SEED..SEED+N-1 for every point"),
+    backend: str = typer.Option("local", "--backend", help="local (process pool) or ray"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="parallel workers (default: all CPUs; ray: local instance CPUs)"),
+    address: Optional[str] = typer.Option(None, "--address", help="ray: cluster address (auto, ray://host:10001); default a local instance"),
+    no_baseline: bool = typer.Option(False, "--no-baseline", help="skip the no-speculation baselines (no speedup columns)"),
+) -> None:
+    """Sweep SCENARIO over --grid / --zip values; one row per point and seed in --out, with its
+    error when it is infeasible or fails; the no-speculation baseline is simulated once per
+    distinct non-speculative setting and shared."""
+    from rlsim.analysis.sweep import summarize
+    from rlsim.analysis.sweep import sweep as run_sweep
+
+    if not grid and not zip_:
+        from rlsim.errors import ConfigError
+
+        raise ConfigError("sweep: give at least one --grid or --zip axis")
+    with _progress_bar("sweep") as bar:
+        df = run_sweep(scenario, grid or [], zip_ or [], overrides=set_ or [], seeds=seeds, seed=seed, out=out,
+                       backend=backend, workers=workers, address=address, baseline=not no_baseline, progress=bar)
+    typer.echo(summarize(df))
+    typer.echo(f"\nwrote {out}")
+
+
+@app.command()
+@_user_errors
+def plan(
+    scenario: Path = typer.Argument(..., help="RL scenario YAML (with an rl: section)"),
+    target_step_time_s: float = typer.Option(..., "--target-step-time-s", help="the steady-state RL step time to reach"),
+    gpus: str = typer.Option("h100_sxm,b200_sxm,gb200", "--gpus", help="comma-separated hardware profiles to consider"),
+    max_gpus: Optional[int] = typer.Option(None, "--max-gpus", min=1, help="largest cluster to consider (default: the scenario's)"),
+    out: Path = typer.Option(Path("plan"), "--out", help="folder for plan.md, pareto.png, points.csv"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="override a field of every point (e.g. rl.num_steps=3)"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="parallel workers (default: all CPUs)"),
+    k_values: str = typer.Option("2,3,4", "--k", help="speculative k values to try (besides no speculation)"),
+) -> None:
+    """Cheapest cluster reaching a target step time: searches GPU kind, GPU count, rollout /
+    training split, rollout TP/EP and k (with and without speculation); writes plan.md,
+    pareto.png (cost vs step time) and points.csv (every point, infeasible ones with reasons)."""
+    from rlsim.analysis.plan import run_plan
+
+    _prepare_out(out)
+    t0 = time.perf_counter()
+    with _progress_bar("plan") as bar:
+        result = run_plan(scenario, target_step_time_s, gpus=[g.strip() for g in gpus.split(",") if g.strip()],
+                          max_gpus=max_gpus, out=out, overrides=set_ or [], workers=workers,
+                          k_values=_int_list(k_values, "--k"), progress=bar)
+    typer.echo(result.headline)
+    typer.echo(f"\nwrote {', '.join(str(p) for p in result.paths)} in {time.perf_counter() - t0:.0f} s")
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    from rlsim.errors import ConfigError
+
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} = {text!r} must be comma-separated integers") from None
+    if not vals or min(vals) < 1:
+        raise ConfigError(f"{option} = {text!r} must list integers >= 1")
+    return vals
+
+
+class _progress_bar:
+    """A rich progress bar on stderr fed by ``progress(done, total, row)`` callbacks."""
+
+    def __init__(self, what: str):
+        self.what, self._p, self._task = what, None, None
+
+    def __enter__(self):
+        try:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self._p = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                               TextColumn("eta"), TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+            self._p.start()
+        except ImportError:  # pragma: no cover - rich ships with typer
+            self._p = None
+        return self
+
+    def __call__(self, done: int, total: int, row=None) -> None:
+        if self._p is None:
+            typer.echo(f"{self.what}: {done}/{total}", err=True)
+            return
+        if self._task is None:
+            self._task = self._p.add_task(self.what, total=total, completed=done)
+        else:
+            self._p.update(self._task, total=total, completed=done)
+
+    def __exit__(self, *exc):
+        if self._p is not None:
+            self._p.stop()
+        return False
+
+
 def main() -> None:
     """Console-script entry point: usage mistakes and RlsimError print one line, exit 2."""
     exc = _click_exceptions()

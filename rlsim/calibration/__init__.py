@@ -82,7 +82,8 @@ def calibrate_profile(
             "median_ape": round(e_in["median_abs_pct_err"] / 100, 4), "p90_ape": round(e_in["p90_abs_pct_err"] / 100, 4),
             "cv_median_ape": round(e_cv["median_abs_pct_err"] / 100, 4), "cv_p90_ape": round(e_cv["p90_abs_pct_err"] / 100, 4),
         }
-    worst = max((r.held_out["median_abs_pct_err"] for r in results), default=float("nan"))
+    worst = 100 * max((e["cv_median_ape"] for e in errors.values() if isinstance(e, dict) and "cv_median_ape" in e),
+                      default=float("nan"))
     data["calibration"] = {
         **data["calibration"],
         "status": "calibrated",

@@ -73,6 +73,15 @@ def _scalar(v: Any) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _fallback_comment(path: tuple, v: Any) -> str | None:
+    """A source comment for numbers the original file did not have."""
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return None
+    if path[:2] == ("calibration", "errors"):
+        return "rlsim calibrate fit: |error| as a fraction (cv_ = grouped k-fold held-out)"
+    return "schema default (not fitted)"
+
+
 def _emit(data: dict, path: tuple, ind: int, comments: dict[tuple, str], lines: list[str]) -> None:
     pad = " " * ind
     for k, v in data.items():
@@ -90,7 +99,7 @@ def _emit(data: dict, path: tuple, ind: int, comments: dict[tuple, str], lines: 
                 continue
         else:
             text = f"{pad}{k}: {_scalar(v)}"
-        c = comments.get(p)
+        c = comments.get(p) or _fallback_comment(p, v)
         if c:
             text = f"{text:<40} # {c}" if len(text) < 40 else f"{text}  # {c}"
         lines.append(text)

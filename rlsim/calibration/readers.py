@@ -321,8 +321,8 @@ DEFAULT_KERNEL_PATTERNS: list[tuple[str, str]] = [
     (r"nccl.*reduce_?scatter", "nccl_reduce_scatter"),
     (r"nccl.*(alltoall|sendrecv)", "nccl_alltoall"),
     (r"fused_moe|moe_align|topk_softmax|moe_sum|flashinfer.*moe|cutlass_moe", "moe"),
-    (r"flash_?attn.*(splitkv|decode)|paged_attention|flashinfer.*decode|fmha.*decode", "generation_attention"),
-    (r"flash_?attn|fmha|flashinfer.*prefill|attention", "context_attention"),
+    (r"flash_fwd_splitkv|flash_?attn.*(splitkv|decode)|paged_attention|flashinfer.*decode|fmha.*decode", "generation_attention"),
+    (r"flash_fwd|flash_?attn|fmha|flashinfer.*prefill|attention", "context_attention"),
     (r"gemm|cutlass|cublas|nvjet|xmma|sm\d+_.*(h|s)mma|deep_?gemm|scaled_mm|matmul", "gemm"),
     (r"rms_?norm|layer_?norm|rotary|silu|gelu|act_and_mul|elementwise|vectorized|reduce_kernel|add_kernel", "elementwise"),
 ]

@@ -1,5 +1,10 @@
 """Roofline op timing against hand-computed values (parameters read from the shipped profiles,
-formulas written out by hand), vectorisation, and collective tiers."""
+formulas written out by hand), vectorisation, and collective tiers.
+
+The shipped profiles are calibrated (``rlsim calibrate fit``), so the fixtures pin the GEMM bf16
+and collective parameters to the reference-table values (A3.1-A3.4) these hand computations
+quote; the calibrated extensions (two NCCL protocols, two-shot custom all-reduce) are tested at
+the end of the file."""
 
 from __future__ import annotations
 
@@ -22,14 +27,49 @@ from rlsim.hardware.profile import by_group_size
 US = 1e-6
 
 
+_AB = lambda a, e: {"alpha_us": a, "busbw_eff": e}  # noqa: E731
+
+#: Reference-table (pre-calibration) values, hardware_and_models.md A3.1-A3.4.
+_REFERENCE = {
+    "h100_sxm": {
+        "gemm_bf16": {"compute_eff": 0.80, "m_half_tokens": 16, "mem_eff": 0.92, "latency_us": 4},
+        "nccl": {"all_reduce": _AB({2: 6.2, 4: 9.4, 8: 15.5}, {2: 0.71, 4: 0.78, 8: 0.99}),
+                 "all_gather": _AB(8.5, 0.74), "reduce_scatter": _AB(8.5, 0.74), "alltoall": _AB(8.5, 0.70)},
+        "custom_all_reduce": {"graph_alpha_us": {2: 4.3, 4: 4.6, 8: 4.7}, "eager_alpha_us": {2: 20.6, 4: 22, 8: 23},
+                              "busbw_eff": {2: 0.59, 4: 0.55, 8: 0.62}, "max_bytes": 8388608, "max_gpus": 8},
+        "scale_out": _AB(20, 0.94),
+    },
+    "gb200": {
+        "nccl": {"all_reduce": _AB({2: 9.5, 4: 15.75}, 0.70), "all_gather": _AB(13.5, 0.68),
+                 "reduce_scatter": _AB(13.5, 0.68), "alltoall": _AB(13.5, 0.63)},
+        "custom_all_reduce": {"graph_alpha_us": 7.4, "eager_alpha_us": 21.5, "busbw_eff": 0.44, "max_bytes": 8388608,
+                              "max_gpus": 4},
+        "scale_out": _AB(20, 0.94),
+    },
+}
+
+
+def _reference(name: str):
+    from rlsim.hardware.profile import HardwareProfile
+
+    d = load_profile(name).model_dump()
+    ref = _REFERENCE[name]
+    if "gemm_bf16" in ref:
+        d["efficiency"]["gemm"]["bf16"] = ref["gemm_bf16"]
+    d["collectives"]["nccl"] = ref["nccl"]
+    d["collectives"]["custom_all_reduce"] = ref["custom_all_reduce"]
+    d["collectives"]["scale_out"] = ref["scale_out"]
+    return HardwareProfile.model_validate(d)
+
+
 @pytest.fixture(scope="module")
 def h100():
-    return load_profile("h100_sxm")
+    return _reference("h100_sxm")
 
 
 @pytest.fixture(scope="module")
 def gb200():
-    return load_profile("gb200")
+    return _reference("gb200")
 
 
 # --------------------------------------------------------------------------- GEMM
@@ -275,3 +315,49 @@ def test_p2p(h100):
     assert p2p_time_s(h100, 1e9) == pytest.approx(10e-6 + 1e9 / (450e9 * ag.busbw_eff), rel=1e-12)
     assert p2p_time_s(h100, 1e9, same_domain=False) > p2p_time_s(h100, 1e9)
     assert p2p_time_s(h100, 0) == 0.0
+
+
+# --------------------------------------------------------------------------- calibrated extensions
+
+
+def test_two_nccl_protocols_take_the_faster(h100):
+    d = h100.model_dump()
+    d["collectives"]["nccl"]["all_reduce"].update(large_alpha_us={2: 30.0}, large_busbw_eff={2: 0.95})
+    from rlsim.hardware.profile import HardwareProfile
+
+    hw = HardwareProfile.model_validate(d)
+    small, big = 4096.0, 512 * 2**20
+    ll = 6.2e-6 + small * 1.0 / (450e9 * 0.71)
+    assert collective_time_s(hw, "all_reduce", small, 2, backend="nccl") == pytest.approx(ll, rel=1e-12)
+    simple = 30e-6 + big * 1.0 / (450e9 * 0.95)
+    assert collective_time_s(hw, "all_reduce", big, 2, backend="nccl") == pytest.approx(simple, rel=1e-12)
+
+
+def test_custom_all_reduce_two_shot_and_backends(h100):
+    d = h100.model_dump()
+    d["collectives"]["custom_all_reduce"].update(two_shot_extra_alpha_us=5.0, two_shot_busbw_eff=0.9)
+    from rlsim.hardware.profile import HardwareProfile
+
+    hw = HardwareProfile.model_validate(d)
+    b = 4 * 2**20
+    one = 4.7e-6 + b * 1.75 / (450e9 * 0.62)
+    two = 4.7e-6 + 5e-6 + b * 1.75 / (450e9 * 0.9)
+    assert collective_time_s(hw, "all_reduce", b, 8) == pytest.approx(min(one, two), rel=1e-12)
+    # backend="custom" ignores max_bytes, backend="nccl" never uses the custom kernel
+    big = 64 * 2**20
+    assert collective_time_s(hw, "all_reduce", big, 8, backend="custom") < collective_time_s(hw, "all_reduce", big, 8, backend="nccl") * 10
+    assert collective_time_s(hw, "all_reduce", 1024, 8, backend="nccl") == pytest.approx(_nccl(hw, "all_reduce", 1024, 8))
+    with pytest.raises(ValueError, match="backend"):
+        collective_time_s(hw, "all_reduce", 1024, 8, backend="nvls")
+
+
+def test_prefill_short_sequences_are_less_efficient():
+    from rlsim.hardware.profile import HardwareProfile
+
+    d = load_profile("h100_sxm").model_dump()
+    d["efficiency"]["prefill_attention"].update(compute_eff=0.6, s_half_tokens=500.0, latency_us=0.0)
+    hw = HardwareProfile.model_validate(d)
+    fl = 1e12
+    base = prefill_attention_time_s(hw, fl)
+    assert base == pytest.approx(fl / (989e12 * 0.6), rel=1e-12)
+    assert prefill_attention_time_s(hw, fl, seq_len=500) == pytest.approx(2 * base, rel=1e-12)

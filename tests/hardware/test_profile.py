@@ -54,7 +54,8 @@ def test_every_shipped_profile_loads(name):
     assert p.source.endswith(f"{name}.yaml")
     assert p.peak_flops("bf16") > 1e14
     assert p.peak_flops("fp8_block") == p.peak_flops("fp8") == pytest.approx(2 * p.peak_flops("bf16"), rel=2e-3)
-    assert p.calibration.status == "uncalibrated"
+    # fitted by `rlsim calibrate fit` (tests/calibration); H200 has no measurements
+    assert p.calibration.status == ("transferred" if name == "h200_sxm" else "calibrated")
     json.dumps(describe_profile(p))  # JSON-able for `profiles show`
 
 
@@ -79,7 +80,7 @@ def test_h100_si_accessors(h100):
     assert h100.hbm_bandwidth_bytes_per_s == pytest.approx(3.35e12)
     assert h100.nvlink_bw_bytes_per_s == pytest.approx(450e9)
     assert h100.nic_bw_bytes_per_s == pytest.approx(50e9)
-    assert h100.gemm_eff("bf16").compute_eff == 0.80
+    assert 0.5 < h100.gemm_eff("bf16").compute_eff <= 1.0  # calibrated (A3.1: ~0.8 for large shapes)
     assert h100.gemm_eff("fp16") is h100.gemm_eff("bf16")
     assert h100.moe_eff("fp8_block").per_routed_token_us >= 0
 
@@ -88,7 +89,7 @@ def test_h200_is_h100_efficiencies_with_its_own_datasheet(h100):
     h200 = load_profile("h200_sxm")
     assert h200.efficiency == h100.efficiency
     assert h200.collectives == h100.collectives
-    assert h200.calibration.source == "datasheet + Hopper efficiencies transferred from h100_sxm"
+    assert h200.calibration.source.startswith("datasheet + Hopper efficiencies transferred from h100_sxm")
     assert h200.hbm_bandwidth_bytes_per_s == pytest.approx(4.8e12)
     assert h200.gpu.hbm_capacity_gib == 141
 

@@ -126,7 +126,7 @@ def test_moe_verify_costs_relatively_more_than_dense_at_small_batch():
 
     moe = ratio("Qwen3-235B-A22B", enable_expert_parallel=True)
     dense = ratio("Qwen3-32B")
-    assert moe > 1.5 and dense < 1.1 and moe > dense + 0.4, (moe, dense)
+    assert moe > 1.3 and dense < 1.1 and moe > dense + 0.3, (moe, dense)
 
 
 def test_spec_runtime_expected_accepted_matches_model():

@@ -1,0 +1,96 @@
+"""Fitting: synthetic measurements from known parameters are recovered (within 2 %); the
+fitted profile stays physical; grouped folds never split a shape."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rlsim.calibration.fit import cv_groups, errors_of, fit_key, key_specs, set_params
+from rlsim.calibration.predict import predict
+from rlsim.calibration.readers import COLUMNS, _tidy
+from rlsim.hardware import load_profile
+from rlsim.hardware.profile import HardwareProfile
+
+
+def _gemm_rows(dtype: str) -> pd.DataFrame:
+    ms = [1, 4, 16, 64, 256, 1024, 4096, 16384]
+    nks = [(1024, 1024), (4096, 4096), (6144, 4096), (4096, 12288), (8192, 8192), (512, 2048)]
+    rows = [{"op_class": "gemm", "dtype": dtype, "m": m, "n": n, "k": k, "measured_s": 1.0} for m, (n, k) in itertools.product(ms, nks)]
+    return _tidy(pd.DataFrame(rows))
+
+
+def _synthetic(data: dict, spec, truth: list[float], df: pd.DataFrame) -> pd.DataFrame:
+    hw = HardwareProfile.model_validate(set_params(data, spec.params, np.array(truth)))
+    return df.assign(measured_s=predict(hw, df))
+
+
+def test_gemm_recovers_known_parameters():
+    data = load_profile("h100_sxm").model_dump()
+    df = _gemm_rows("bf16")
+    spec = next(s for s in key_specs(df) if s.key == "gemm:bf16")
+    truth = [0.71, 40.0, 0.87, 5.0]  # compute_eff, m_half_tokens, mem_eff, latency_us
+    df = _synthetic(data, spec, truth, df)
+    start = set_params(data, spec.params, np.array([0.5, 10.0, 0.6, 2.0]))
+    r = fit_key(start, spec, df, cv=False)
+    got = [r.params[p.name] for p in spec.params]
+    np.testing.assert_allclose(got, truth, rtol=0.02)
+    assert r.in_sample["median_abs_pct_err"] < 0.1
+
+
+def test_prefill_attention_recovers_known_parameters():
+    data = load_profile("b200_sxm").model_dump()
+    rows = [{"op_class": "context_attention", "dtype": "bf16", "batch_size": b, "seq_len": s, "num_heads": h,
+             "num_kv_heads": kv, "head_dim": 128, "window_size": 0, "measured_s": 1.0}
+            for b, s, (h, kv) in itertools.product([1, 4, 16], [16, 128, 1024, 4096, 16384], [(32, 8), (8, 2)])]
+    df = _tidy(pd.DataFrame(rows))
+    spec = next(s for s in key_specs(df) if s.key == "context_attention:bf16")
+    truth = [0.62, 0.5, 12.0, 700.0]  # compute_eff, mem_eff, latency_us, s_half_tokens
+    df = _synthetic(data, spec, truth, df)
+    # mem_eff is not identifiable when no row is memory-bound: check the others
+    r = fit_key(data, spec, df, cv=False)
+    got = {p.path[-1]: r.params[p.name] for p in spec.params}
+    for name, t in zip(("compute_eff", "latency_us", "s_half_tokens"), (0.62, 12.0, 700.0)):
+        assert got[name] == pytest.approx(t, rel=0.02), name
+
+
+def test_fit_keeps_parameters_physical():
+    data = load_profile("h100_sxm").model_dump()
+    df = _gemm_rows("fp8")
+    rng = np.random.default_rng(1)
+    df["measured_s"] = rng.uniform(1e-6, 1e-2, len(df))  # nonsense data: bounds must hold
+    spec = next(s for s in key_specs(df) if s.key == "gemm:fp8")
+    r = fit_key(data, spec, df, cv=False)
+    HardwareProfile.model_validate(r.data)  # validators: eff in (0, 1], latencies >= 0
+    for p in spec.params:
+        lo, hi = p.bounds()
+        assert lo <= r.params[p.name] <= hi
+
+
+def test_folds_group_by_shape():
+    df = _gemm_rows("bf16")
+    folds = cv_groups(df, ["n", "k"], 5)
+    per_shape = df.assign(f=folds).groupby(["n", "k"])["f"].nunique()
+    assert (per_shape == 1).all()
+    assert len(set(folds)) == 5
+    np.testing.assert_array_equal(folds, cv_groups(df, ["n", "k"], 5))  # deterministic
+
+
+def test_held_out_error_reported():
+    data = load_profile("h100_sxm").model_dump()
+    df = _gemm_rows("bf16")
+    spec = next(s for s in key_specs(df) if s.key == "gemm:bf16")
+    df = _synthetic(data, spec, [0.7, 30.0, 0.9, 4.0], df)
+    df["measured_s"] *= np.exp(np.random.default_rng(0).normal(0, 0.05, len(df)))
+    r = fit_key(data, spec, df, n_folds=3)
+    assert r.held_out["n"] == len(df)
+    assert 1.0 < r.in_sample["median_abs_pct_err"] < 8.0
+    assert r.held_out["median_abs_pct_err"] >= r.in_sample["median_abs_pct_err"] * 0.8
+
+
+def test_errors_of():
+    e = errors_of(np.array([1.1, 0.9, np.nan, 2.0]), np.array([1.0, 1.0, 1.0, 1.0]))
+    assert e["n"] == 3 and e["median_abs_pct_err"] == pytest.approx(10.0)
