@@ -166,7 +166,7 @@ def cases(names: list[str] | None = None) -> list[Case]:
         lev,
         Case("vllm_v1_llama8b_bs1_tpot_ms", "vLLM #20780 (hardware_and_models.md A3.6/C3)",
              "Llama-3.1-8B batch-1 decode TPOT on H100, ms (sync scheduling)", 7.07, 7.07 * 0.8, 7.07 * 1.2,
-             lambda: _tpot_ms("Llama-3.1-8B", "h100_sxm"), "+-20 % (uncalibrated profile)"),
+             lambda: _tpot_ms("Llama-3.1-8B", "h100_sxm"), "+-20 %"),
         Case("eagle3_llama8b_bs1_speedup", "vLLM #20780: TPOT 7.07 -> 4.05 ms at K=4 (1.75x)",
              "EAGLE-3 on Llama-3.1-8B, batch 1, K=4, AL 3.08", 1.75, 1.75 * 0.8, 1.75 * 1.2, _eagle3_llama, "+-20 %"),
         Case("areal_h200_decode_batch64_over_batch1", "AReaL RFC 545: 8.2 ms @1 vs 8.8 ms @64 (H200)",
