@@ -73,6 +73,7 @@ class PassShape:
     prefill_pairs: float = 0.0
     prefill_kv_tokens: float = 0.0
     decode_pairs: float | None = None
+    prefill_tokens: float = 0.0  # query tokens of the prefill chunks (their mean sets the tile efficiency)
 
 
 def cudagraph_capture_sizes(max_size: int) -> np.ndarray:
@@ -139,7 +140,7 @@ class ForwardModel:
         return per, per
 
     def attention_time_s(self, decode_seqs: int, decode_ctx_tokens, prefill_pairs: float = 0.0,
-                         prefill_kv_tokens: float = 0.0, decode_pairs=None):
+                         prefill_kv_tokens: float = 0.0, decode_pairs=None, prefill_seq_len: float | None = None):
         """All layers' attention; ``decode_ctx_tokens`` / ``decode_pairs`` may be arrays."""
         t = 0.0
         if decode_seqs > 0:
@@ -149,7 +150,8 @@ class ForwardModel:
             t = t + ops.decode_attention_time_s(self.hw, kv, decode_seqs, fl)
         if prefill_pairs > 0:
             t = t + ops.prefill_attention_time_s(
-                self.hw, prefill_pairs * self._prefill_flops_per_pair, prefill_kv_tokens * self._kv_bytes_per_tok_layer
+                self.hw, prefill_pairs * self._prefill_flops_per_pair, prefill_kv_tokens * self._kv_bytes_per_tok_layer,
+                prefill_seq_len,
             )
         return t * self._layers
 
@@ -212,8 +214,9 @@ class ForwardModel:
         graphed = self.cuda_graphs
         T = self.padded_tokens(shape.num_tokens, decode_only)
         linear, moe, comm, elem, head = self._token_cost(T, shape.num_logits, graphed)
+        chunk = shape.prefill_tokens / shape.prefill_seqs if (shape.prefill_seqs and shape.prefill_tokens) else None
         attn = float(self.attention_time_s(shape.decode_seqs, shape.decode_ctx_tokens, shape.prefill_pairs,
-                                           shape.prefill_kv_tokens, shape.decode_pairs))
+                                           shape.prefill_kv_tokens, shape.decode_pairs, chunk))
         return {"linear": linear, "attention": attn, "moe": moe, "communication": comm, "elementwise": elem,
                 "lm_head_sampling": head, "launch": self.launch_overhead_s(decode_only)}
 

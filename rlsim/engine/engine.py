@@ -599,6 +599,7 @@ class Engine:
             prefill_pairs=float((pn * (pc + (pn + 1) / 2.0)).sum()),
             prefill_kv_tokens=float((pc + pn).sum()),
             decode_pairs=float((qd * ctx - qd * (qd - 1) / 2.0).sum()),
+            prefill_tokens=float(pn.sum()),
         )
         kq = int(qd.max()) - 1 if len(qd) else 0
         return shape, int(pn.sum()), int(len(qd)), kq
