@@ -9,6 +9,7 @@ Public API::
 Errors a user can cause are :class:`rlsim.errors.RlsimError` subclasses (see rlsim.errors).
 """
 
+from rlsim.analysis import sweep
 from rlsim.api import seed_statistics, simulate, simulate_seeds
 from rlsim.config import LoadedScenario, Scenario, load_scenario
 from rlsim.errors import CalibrationError, ConfigError, InfeasibleConfig, RlsimError
@@ -20,6 +21,7 @@ __all__ = [
     "simulate",
     "simulate_seeds",
     "seed_statistics",
+    "sweep",
     "load_scenario",
     "LoadedScenario",
     "Scenario",

@@ -498,14 +498,20 @@ class _progress_bar:
 
     def __init__(self, what: str):
         self.what, self._p, self._task = what, None, None
+        self._t0 = time.perf_counter()
 
     def __enter__(self):
         try:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+            console = Console(stderr=True)
+            if not console.is_terminal:  # a log file: plain lines, every 10 %
+                self._step = -1
+                self._t0 = time.perf_counter()
+                return self
             self._p = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                               TextColumn("eta"), TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+                               TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False)
             self._p.start()
         except ImportError:  # pragma: no cover - rich ships with typer
             self._p = None
@@ -513,7 +519,10 @@ class _progress_bar:
 
     def __call__(self, done: int, total: int, row=None) -> None:
         if self._p is None:
-            typer.echo(f"{self.what}: {done}/{total}", err=True)
+            step = (10 * done) // max(1, total)
+            if step != getattr(self, "_step", None) or done == total:
+                self._step = step
+                typer.echo(f"{self.what}: {done}/{total} done, {time.perf_counter() - getattr(self, '_t0', 0.0):.0f} s", err=True)
             return
         if self._task is None:
             self._task = self._p.add_task(self.what, total=total, completed=done)
