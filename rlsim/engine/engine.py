@@ -49,7 +49,7 @@ WAITING, RUNNING, FINISHED = 0, 1, 2
 #: Cap on (iterations x sequences) of random draws per fast-path jump with speculation.
 MAX_DRAW_CELLS = 200_000
 #: Future draft rounds buffered per sequence (acceptance draws; see Engine._accepted).
-ACCEPT_BUFFER_ROUNDS = 96
+ACCEPT_BUFFER_ROUNDS = 256
 
 
 @dataclass(frozen=True)
@@ -313,7 +313,8 @@ class Engine:
                                                    self.spec.k_max).T
             self._acc_base[refill] = self.rounds[refill]
             offset = self.rounds[run] - self._acc_base[run]
-        acc = self._acc_buf[run[None, :], offset[None, :] + np.arange(rounds)[:, None]].astype(np.int64)
+        flat = (run * ACCEPT_BUFFER_ROUNDS + offset)[None, :] + np.arange(rounds)[:, None]
+        acc = self._acc_buf.ravel().take(flat).astype(np.int64)
         return np.minimum(acc, k) if k < self.spec.k_max else acc
 
     def _accepted_with_context(self, run: np.ndarray, rounds: int, k: int, gen_before: np.ndarray | None) -> np.ndarray:
