@@ -11,6 +11,20 @@ from rlsim.errors import ConfigError
 __all__ = ["read_yaml_mapping"]
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"{self._rlsim_path}: line {key_node.start_mark.line + 1} duplicate key {key!r} "
+                                  f"(first given on line {seen[key] + 1})")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml_mapping(path: str | Path, what: str) -> dict:
     """Read ``path`` as a YAML mapping; ``what`` names the argument in messages (``scenario``)."""
     p = Path(path)
@@ -19,7 +33,12 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict:
     if not p.is_file():
         raise ConfigError(f"{what} = {str(path)!r}: file not found")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        loader = _UniqueKeyLoader(p.read_text(encoding="utf-8"))
+        loader._rlsim_path = str(path)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): is this a YAML file?") from None
     except OSError as exc:

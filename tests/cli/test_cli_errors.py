@@ -99,3 +99,8 @@ def test_malformed_set_expression(scen):
 
 def test_unknown_profile_on_profiles_show():
     assert _error(["profiles", "show", "a100"]).startswith("error: profile = 'a100' is not a known profile")
+
+
+def test_duplicate_yaml_key_is_an_error(scen, tmp_path):
+    (tmp_path / "d.yaml").write_text("name: x\nseed: 1\nseed: 2\n")
+    assert _error(["run", "d.yaml"]) == "error: d.yaml: line 3 duplicate key 'seed' (first given on line 2)"
