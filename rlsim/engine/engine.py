@@ -99,7 +99,7 @@ class Jump:
     draft: np.ndarray      # drafting time per iteration
     dt: np.ndarray         # step time per iteration
     cum: np.ndarray        # cumulative step time
-    adv: np.ndarray        # tokens advanced per iteration and sequence (m x B; (m x 1) ones without drafts)
+    adv: np.ndarray | None  # tokens advanced per iteration and sequence (m x B); None without drafts (1 each)
     acc: np.ndarray | None
     t0: float
 
@@ -359,7 +359,7 @@ class Engine:
             return None  # the next iteration preempts (or changes k): take the slow path
         ctx = float(c.sum()) + B * np.arange(1, m + 1, dtype=np.float64)
         gpu = self.fwd.decode_times_s(B, ctx)
-        return self._jump(run, c, 0, m, ctx, gpu, np.zeros(m), np.ones((m, 1), dtype=np.int64), None)
+        return self._jump(run, c, 0, m, ctx, gpu, np.zeros(m), None, None)
 
     def _plan_spec(self, run: np.ndarray, c: np.ndarray, k: int) -> "Jump | None":
         """Plan a jump with speculation: acceptance drawn for the coming rounds."""

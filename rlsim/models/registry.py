@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rlsim.catalog import model_files
-from rlsim.errors import ConfigError
+from rlsim.errors import ConfigError, format_location
 from rlsim.models.arch import ModelArch
 from rlsim.models.hf import model_from_hf_config
 
@@ -26,23 +26,26 @@ def list_models() -> list[str]:
     return sorted(model_files())
 
 
-def load_model(name_or_path: str) -> ModelArch:
-    """The architecture of a catalog model, an HF id of one, or a ``config.json`` path."""
+def load_model(name_or_path: str, *, source: str | None = None, path: str = "model") -> ModelArch:
+    """The architecture of a catalog model, an HF id of one, or a ``config.json`` path.
+
+    ``source`` / ``path`` say where the name came from, for the message when it cannot be
+    found (e.g. ``source="scenario.yaml", path="model.name"``)."""
     name = _catalog_name(name_or_path)
     if name is not None:
         return _load_catalog(name)
-    path = Path(name_or_path)
-    if path.is_dir() and (path / "config.json").is_file():
-        path = path / "config.json"
-    if path.is_file():
-        stem = path.parent.name if path.name == "config.json" and path.parent.name else path.stem
-        return model_from_hf_config(_read_json(path, str(name_or_path)), stem, str(name_or_path))
+    file = Path(name_or_path)
+    if file.is_dir() and (file / "config.json").is_file():
+        file = file / "config.json"
+    if file.is_file():
+        stem = file.parent.name if file.name == "config.json" and file.parent.name else file.stem
+        return model_from_hf_config(_read_json(file, str(name_or_path)), stem, str(name_or_path))
     tail = _catalog_name(name_or_path.rsplit("/", 1)[-1]) if name_or_path.count("/") == 1 else None
     if tail is not None:
         return _load_catalog(tail)
     if "/" in name_or_path or name_or_path.endswith(".json"):
-        raise ConfigError(f"model = {name_or_path!r}: file not found")
-    raise ConfigError.at(None, "model", name_or_path, _unknown_rule(name_or_path))
+        raise ConfigError(f"{format_location(source, path)} = {name_or_path!r}: file not found")
+    raise ConfigError.at(source, path, name_or_path, _unknown_rule(name_or_path))
 
 
 def catalog_entry(name: str) -> dict[str, Any]:

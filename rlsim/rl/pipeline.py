@@ -65,7 +65,7 @@ def step_batches(res: Resolved, seed: int, steps: int) -> list[StepBatch]:
     return out
 
 
-def _versions(res: Resolved, steps: int, lag: int) -> np.ndarray:
+def _versions(steps: int, lag: int) -> np.ndarray:
     """Nominal policy version generating each step's batch."""
     return np.maximum(0, np.arange(steps) - lag)
 
@@ -84,12 +84,7 @@ def _spec(res: Resolved, batches: list[StepBatch], versions: np.ndarray, seed: i
     resp = np.concatenate([b.response for b in batches])
     scale = np.repeat(_drift_scale(res, versions), [len(b.seq_id) for b in batches])
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(8,))))
-    return spec_runtime(res, _Ids(ids), resp, int(rng.integers(0, 2**62)), fwd, extra_scale=scale)
-
-
-@dataclass(frozen=True)
-class _Ids:
-    seq_id: np.ndarray
+    return spec_runtime(res, ids, resp, int(rng.integers(0, 2**62)), fwd, extra_scale=scale)
 
 
 class _Run:
@@ -151,7 +146,7 @@ def simulate_pipeline(res: Resolved, plan, seed: int, speculative: bool, pipelin
     mode = pipeline or rl.pipeline
     lag = rl.max_trajectory_age_steps if mode == "async" else 0
     batches = step_batches(res, seed, rl.num_steps)
-    versions = _versions(res, rl.num_steps, lag)
+    versions = _versions(rl.num_steps, lag)
     spec = _spec(res, batches, versions, seed, res.forward_model()) if (speculative and res.speculative) else None
     run = _Run(res, plan, batches, spec, lag)
     run.run()

@@ -71,13 +71,7 @@ def _load_hw(sc: Scenario, src: str, base_dir: Path) -> HardwareProfile:
 
 def _load_arch(sc: Scenario, src: str, base_dir: Path) -> ModelArch:
     name = _resolve_path(sc.model.name, base_dir, lambda v: v.endswith(".json") or Path(base_dir / v).is_dir())
-    try:
-        arch = load_model(name)
-    except ConfigError as err:
-        msg = str(err)
-        if msg.startswith("model = "):
-            msg = f"{src}: model.name = " + msg[len("model = "):]
-        raise type(err)(msg) from None
+    arch = load_model(name, source=src, path="model.name")
     if arch.kind != "target":
         raise ConfigError.at(src, "model.name", sc.model.name,
                              "is an EAGLE-3 draft head, not a policy model (use it as speculative_config.model)")

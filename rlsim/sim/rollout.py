@@ -72,13 +72,13 @@ def _clip_to_model_len(batch: Batch, res: Resolved) -> np.ndarray:
     return np.minimum(batch.response_len, limit - batch.prompt_len)
 
 
-def spec_runtime(res: Resolved, batch: Batch, response: np.ndarray, seed: int, fwd, extra_scale=None) -> SpecRuntime:
+def spec_runtime(res: Resolved, seq_ids: np.ndarray, response: np.ndarray, seed: int, fwd, extra_scale=None) -> SpecRuntime:
     """Drafter, acceptance sampler and k policy of a scenario's speculative_config.
 
     ``extra_scale`` (per sequence) multiplies acceptance, e.g. a frozen drafter's drift in RL."""
     spec = res.speculative
     k = spec.num_speculative_tokens
-    sampler = AcceptanceSampler(spec.acceptance, k, seed, batch.seq_id, response, extra_scale=extra_scale)
+    sampler = AcceptanceSampler(spec.acceptance, k, seed, seq_ids, response, extra_scale=extra_scale)
     expected = np.array([spec.acceptance.mean_acceptance_length(j) - 1.0 if j else 0.0 for j in range(k + 1)])
     adaptive = spec.adaptive_k is not None and spec.adaptive_k.enabled
     min_k = min(spec.adaptive_k.min_k, k) if spec.adaptive_k is not None else 0
@@ -128,7 +128,7 @@ def simulate_rollout(res: Resolved, seed: int | None = None, speculative: bool =
     spec = None
     if speculative and res.speculative is not None:
         accept_seed = int(rng_accept.integers(0, 2**62))
-        spec = spec_runtime(res, batch, response, accept_seed, res.forward_model())
+        spec = spec_runtime(res, batch.seq_id, response, accept_seed, res.forward_model())
     result = _simulate_batch(res, seed, batch, response, spec)
     if spec is not None and paired:
         base = _simulate_batch(res, seed, batch, response, None)

@@ -82,16 +82,6 @@ def default_draft_model(method: str, target: ModelArch) -> str | None:
     return None
 
 
-def _load_draft(name: str, source: str | None, path: str) -> ModelArch:
-    try:
-        return load_model(name)
-    except ConfigError as err:
-        msg = str(err)
-        if msg.startswith("model = "):
-            msg = f"{source}: {path} = " + msg[len("model = "):] if source else f"{path} = " + msg[len("model = "):]
-        raise ConfigError(msg) from None
-
-
 def build_drafter(spec, target: ModelArch, hw, tp: int, kv_dtype: str, cuda_graphs: bool,
                   weight_dtype: str, source: str | None = None, max_capture_size: int = 512) -> Drafter:
     """Build the drafter of ``spec`` (a SpeculativeConfig) for ``target`` at tensor parallel ``tp``."""
@@ -114,7 +104,7 @@ def build_drafter(spec, target: ModelArch, hw, tp: int, kv_dtype: str, cuda_grap
     name = spec.model or default_draft_model(method, target)
     if name is None:
         raise ConfigError.at(source, f"{where}.model", None, f"is required for method '{method}' (a draft model name or path)")
-    draft = _load_draft(name, source, f"{where}.model")
+    draft = load_model(name, source=source, path=f"{where}.model")
     is_head = draft.kind == "eagle3_head"
     if method in ("eagle", "eagle3") and not is_head:
         raise ConfigError.at(source, f"{where}.model", name, f"is not an EAGLE-3 head (method '{method}')")

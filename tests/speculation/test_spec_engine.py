@@ -142,4 +142,4 @@ def _batch(res):
     from rlsim.workload import sample_batch
 
     b = sample_batch(res.scenario.workload, rng_streams(0)[0])
-    return b, b.response_len
+    return b.seq_id, b.response_len
