@@ -90,6 +90,7 @@ def render_rollout(summary: dict, wall_s: float | None = None) -> str:
         ("KV capacity / engine (tokens)", m["kv_capacity_tokens_per_engine"]),
         ("peak KV use", f"{100 * m['peak_kv_blocks_used_frac']:.0f} %"),
         ("hardware", f"{h['profile']} ({h['calibration_status']}: {h['calibration_source']})"),
+        *([("kernel tables", _tables_line(h["kernel_tables"]).split(": ", 1)[1])] if h.get("kernel_tables") else []),
     ], "memory and assumptions:"))
     for w in s.get("warnings", [])[1:]:  # the first (calibration status) is in the table above
         out.append(f"warning: {w}")
@@ -263,9 +264,18 @@ def render_rl(result, wall_s: float | None = None) -> str:
         lines += [f"  {k:<22} {v:.3f}x" for k, v in s["speedup"].items()]
     h = s["hardware"]
     lines.append(f"\nhardware {h['profile']}: {h['calibration_status']} ({h['calibration_source']})")
+    if h.get("kernel_tables"):
+        lines.append(_tables_line(h["kernel_tables"]))
     if wall_s is not None:
         lines.append(f"simulated in {wall_s:.2f} s wall")
     return "\n".join(lines)
+
+
+def _tables_line(t: dict) -> str:
+    """One line on table mode: distinct op lookups and how many fell back to the fitted model."""
+    per = ", ".join(f"{k} {v['fallbacks']}/{v['lookups']}" for k, v in t["ops"].items())
+    return (f"kernel tables: {t['source']}: {t['lookups']} op lookups, {t['fallbacks']} fell back to the fitted "
+            f"model ({100 * t['fallback_frac']:.0f} %; {per})")
 
 
 @app.command()
@@ -387,16 +397,20 @@ def calibrate_check(
     plots: Optional[Path] = typer.Option(None, "--plots", help="write parity plots (PNG) into this folder"),
     relevant: bool = typer.Option(False, "--relevant", help="only shapes the catalog models produce"),
     patterns: Optional[Path] = typer.Option(None, "--patterns", help="JSON/YAML kernel-name pattern table for Chrome traces"),
+    table_mode: bool = typer.Option(False, "--table-mode", help="also report table mode's held-out error "
+                                    "(kernel_tables over these measurements, each size left out in turn)"),
 ) -> None:
     """Predict every measured row with the cost model and print the error per op class and dtype."""
     from rlsim.calibration import check_profile, parity_plots, render_check
 
-    hw, result = check_profile(profile, traces, relevant=relevant, patterns=patterns)
+    hw, result = check_profile(profile, traces, relevant=relevant, patterns=patterns, table_mode=table_mode)
     typer.echo(render_check(result, hw, str(traces), relevant))
     if json_out is not None:
+        doc = dict(result["keys"])
+        doc.update({f"{k}@table_mode": v for k, v in result.get("table_mode", {}).items()})
         try:
             json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(json.dumps(result["keys"], indent=2) + "\n", encoding="utf-8")
+            json_out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
             from rlsim.errors import ConfigError
 

@@ -101,7 +101,9 @@ def calibrate_profile(
     return new, results
 
 
-def check_profile(profile: str | Path, traces: str | Path, *, relevant: bool = False, patterns=None) -> tuple[HardwareProfile, dict]:
+def check_profile(profile: str | Path, traces: str | Path, *, relevant: bool = False, patterns=None,
+                  table_mode: bool = False) -> tuple[HardwareProfile, dict]:
+    """Load ``profile`` and the measurements under ``traces`` and :func:`check` one against the other."""
     hw = load_profile(str(profile), path="--profile")
     df = read_traces(traces, patterns=patterns)
-    return hw, check(hw, df, relevant=relevant)
+    return hw, check(hw, df, relevant=relevant, table_mode=table_mode)

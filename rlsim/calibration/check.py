@@ -18,8 +18,9 @@ from rlsim.calibration.predict import predict
 from rlsim.calibration.relevant import relevant_mask
 from rlsim.errors import CalibrationError
 from rlsim.hardware.profile import HardwareProfile
+from rlsim.hardware.tables import KernelTables
 
-__all__ = ["CONTRACT_KEYS", "row_keys", "check", "render_check", "parity_plots", "shape_label", "SIZE_BANDS_S"]
+__all__ = ["CONTRACT_KEYS", "row_keys", "check", "table_mode_errors", "render_check", "parity_plots", "shape_label", "SIZE_BANDS_S"]
 
 #: Keys every report lists (in this order) when the data has them; others follow sorted.
 CONTRACT_KEYS = [
@@ -68,10 +69,16 @@ def shape_label(row: pd.Series) -> str:
     return str(row.get("kernel_source") or o)
 
 
-def check(hw: HardwareProfile, df: pd.DataFrame, *, relevant: bool = False, worst: int = 3) -> dict:
-    """Per-key error summary.  Returns ``{"keys": {key: {n, median_abs_pct_err, p90_abs_pct_err}},
-    "worst": {key: [(shape, measured_us, predicted_us, err_pct)]}, "bands": {key: {band: stats}},
-    "rows": frame with predictions, "skipped": rows without a prediction}``."""
+def check(hw: HardwareProfile, df: pd.DataFrame, *, relevant: bool = False, worst: int = 3,
+          table_mode: bool = False) -> dict:
+    """Per-key error summary of the fitted model (a profile's kernel tables are ignored).
+    Returns ``{"keys": {key: {n, median_abs_pct_err, p90_abs_pct_err}}, "worst": {key: [(shape,
+    measured_us, predicted_us, err_pct)]}, "bands": {key: {band: stats}}, "rows": frame with
+    predictions, "skipped": rows without a prediction}``; with ``table_mode`` also
+    ``"table_mode": {key: stats}``, see :func:`table_mode_errors`."""
+    if hw.tables is not None:
+        hw = hw.with_kernel_tables(None)
+    tables = KernelTables.from_frame(df, "measured rows") if table_mode else None
     if relevant:
         df = df[relevant_mask(df, hw.collectives.custom_all_reduce.max_bytes)]
     df = df.reset_index(drop=True)
@@ -96,8 +103,33 @@ def check(hw: HardwareProfile, df: pd.DataFrame, *, relevant: bool = False, wors
             if b.any():
                 bands[name] = errors_of(sub["predicted_s"].to_numpy()[b.to_numpy()], sub["measured_s"].to_numpy()[b.to_numpy()])
         out_bands[k] = bands
-    return {"keys": out_keys, "worst": out_worst, "bands": out_bands, "rows": frame,
-            "skipped": int((~np.isfinite(pred)).sum())}
+    out = {"keys": out_keys, "worst": out_worst, "bands": out_bands, "rows": frame,
+           "skipped": int((~np.isfinite(pred)).sum())}
+    if tables is not None:
+        out["table_mode"] = table_mode_errors(tables, df, pred, keys, order)
+    return out
+
+
+def table_mode_errors(tables: KernelTables, df: pd.DataFrame, pred: np.ndarray, keys: np.ndarray,
+                      order: list[str]) -> dict[str, dict]:
+    """Table mode's held-out error per key: each row predicted from its curve with its own size
+    left out (:meth:`KernelTables.holdout_s`), the fitted model where that is impossible (curve
+    end points, keys table mode does not serve) -- what a query at an unmeasured size gets.
+    ``{key: {n, median_abs_pct_err, p90_abs_pct_err, table_rows, table_median_abs_pct_err,
+    table_p90_abs_pct_err}}`` (``table_*``: the interpolated rows alone)."""
+    held = tables.holdout_s(df)
+    meas = df["measured_s"].to_numpy(dtype=float)
+    out = {}
+    for k in order:
+        sel = keys == k
+        hit = sel & np.isfinite(held)
+        if not hit.any():
+            continue
+        both = np.where(np.isfinite(held), held, pred)
+        e_all, e_tab = errors_of(both[sel], meas[sel]), errors_of(held[hit], meas[hit])
+        out[k] = {**e_all, "table_rows": e_tab["n"], "table_median_abs_pct_err": e_tab["median_abs_pct_err"],
+                  "table_p90_abs_pct_err": e_tab["p90_abs_pct_err"]}
+    return out
 
 
 def render_check(result: dict, hw: HardwareProfile, traces: str, relevant: bool) -> str:
@@ -114,6 +146,13 @@ def render_check(result: dict, hw: HardwareProfile, traces: str, relevant: bool)
         lines.append(f"  {k:<28} {e['n']:>7,} {e['median_abs_pct_err']:>9.1f} {e['p90_abs_pct_err']:>8.1f}   {worst}")
         for band, b in result["bands"][k].items():
             lines.append(f"  {'  ' + band:<28} {b['n']:>7,} {b['median_abs_pct_err']:>9.1f} {b['p90_abs_pct_err']:>8.1f}")
+    if "table_mode" in result:
+        lines += ["", "table mode (kernel_tables), held out: each row interpolated from its curve without its own size;",
+                  "curve end points and untabulated keys use the fitted model",
+                  f"  {'key':<28} {'rows':>7} {'median %':>9} {'p90 %':>8}   {'interpolated rows':>17} {'median %':>9} {'p90 %':>8}"]
+        for k, e in result["table_mode"].items():
+            lines.append(f"  {k:<28} {e['n']:>7,} {e['median_abs_pct_err']:>9.1f} {e['p90_abs_pct_err']:>8.1f}   "
+                         f"{e['table_rows']:>17,} {e['table_median_abs_pct_err']:>9.1f} {e['table_p90_abs_pct_err']:>8.1f}")
     if result["skipped"]:
         lines.append(f"\n{result['skipped']:,} rows have no model prediction (other dtypes, skewed routing, "
                      "sliding windows, unmapped kernels) and are not scored")

@@ -136,16 +136,12 @@ def _moe(hw: HardwareProfile, sub: pd.DataFrame, dtype: str) -> np.ndarray:
     tp, ep = np.nan_to_num(_col(sub, "moe_tp"), nan=1.0), np.nan_to_num(_col(sub, "moe_ep"), nan=1.0)
     h, inter = _col(sub, "hidden_size"), _col(sub, "inter_size")
     out = np.empty(len(sub))
-    # moe_time_s takes scalar topk / widths: loop over the (few) distinct layer shapes
+    # moe_layer_time_s takes scalar layer shapes: loop over the (few) distinct ones
     keys = np.stack([E, k, tp, ep, h, inter], axis=1)
     uniq, inv = np.unique(keys, axis=0, return_inverse=True)
     for j, (e_, k_, tp_, ep_, h_, i_) in enumerate(uniq):
         sel = inv.ravel() == j
-        touched = np.asarray(ops.expected_experts_touched(T[sel], e_, k_), dtype=float)
-        out[sel] = ops.moe_time_s(
-            hw, T[sel] / ep_, e_ / ep_, touched / ep_, int(2 * i_ / tp_), int(h_), int(h_), dtype, int(k_),
-            overhead_rows=T[sel] * k_,
-        )
+        out[sel] = ops.moe_layer_time_s(hw, T[sel], int(e_), int(k_), int(h_), int(i_), dtype, tp=int(tp_), ep=int(ep_))
     return out
 
 

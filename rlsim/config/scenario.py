@@ -35,6 +35,12 @@ class ClusterConfig(BaseModel):
     model_config = _FROZEN
     hardware: str = Field(description="hardware profile name (h100_sxm, ...) or path to a profile YAML")
     num_gpus: int = Field(ge=1, description="GPUs in the cluster")
+    kernel_tables: str | None = Field(
+        default=None,
+        description="table mode: folder of measured kernel latencies (aiconfigurator / Vidur / Chrome traces, relative "
+                    "to the scenario) interpolated where they cover an op, the fitted model elsewhere; overrides "
+                    "the profile's kernel_tables",
+    )
 
 
 class ModelConfig(BaseModel):

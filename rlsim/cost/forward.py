@@ -181,15 +181,12 @@ class ForwardModel:
 
     def _moe_time_s(self, T: int) -> float:
         a, tp = self.arch, self.tp
-        E, k = a.num_experts, a.num_experts_per_tok
-        touched = float(ops.expected_experts_touched(T, E, k, self.moe_skew))
         gate_up = next(w for w in self._experts if w.name.endswith("gate_up"))
-        if self.expert_parallel:  # each rank owns E/tp whole experts; all-gather dispatch
-            t = ops.moe_time_s(self.hw, T / tp, E / tp, touched / tp, gate_up.out_features, a.hidden_size,
-                               a.hidden_size, self.weight_dtype, k, overhead_rows=T * k)
-        else:  # every expert split tp ways along its intermediate dimension
-            t = ops.moe_time_s(self.hw, T, E, touched, gate_up.out_features // tp, a.hidden_size,
-                               a.hidden_size, self.weight_dtype, k)
+        gated = gate_up.out_features == 2 * a.moe_intermediate_size
+        # expert parallel: each rank owns E/tp whole experts; else every expert is split tp ways
+        ep_split = {"tp": 1, "ep": tp} if self.expert_parallel else {"tp": tp, "ep": 1}
+        t = ops.moe_layer_time_s(self.hw, T, a.num_experts, a.num_experts_per_tok, a.hidden_size,
+                                 a.moe_intermediate_size, self.weight_dtype, skew=self.moe_skew, gated=gated, **ep_split)
         return self._moe_layers * float(t)  # router GEMMs are among the layer's linear weights
 
     def _head_time_s(self, num_logits: int, graphed: bool) -> float:

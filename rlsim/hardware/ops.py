@@ -13,6 +13,8 @@ with the per-op-class parameters of ``profile.efficiency``.  ``latency`` is the 
 of one kernel (as under CUDA graphs); the extra host launch cost of eager mode
 (``efficiency.kernel_launch_us`` per kernel) is added by the engine, which knows how many
 kernels a step launches.  Collectives use alpha-beta per tier (NVLink domain, scale-out NIC).
+In table mode (``hw.tables``, :mod:`rlsim.hardware.tables`) GEMM, fused-MoE and in-domain
+collective times come from measured curves where those cover the query.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = [
     "COLLECTIVE_OPS",
     "gemm_time_s",
     "moe_time_s",
+    "moe_layer_time_s",
     "expected_experts_touched",
     "decode_attention_time_s",
     "prefill_attention_time_s",
@@ -39,6 +42,7 @@ __all__ = [
 ArrayLike = Any  # float | int | np.ndarray
 COLLECTIVE_OPS = ("all_reduce", "all_gather", "reduce_scatter", "alltoall")
 _ACT_BYTES = units.dtype_bytes("bf16")  # activations are bf16 in every op below
+_EFF_NAME = {"fp16": "bf16"}  # dtypes sharing another's parameters and tables
 
 
 def _f(x: ArrayLike) -> np.ndarray:
@@ -47,6 +51,26 @@ def _f(x: ArrayLike) -> np.ndarray:
 
 def _out(x: np.ndarray) -> float | np.ndarray:
     return float(x) if np.ndim(x) == 0 else x
+
+
+def _tabulated(hw: HardwareProfile, op_key: str, ident: tuple, size: ArrayLike, t: ArrayLike) -> np.ndarray:
+    """Table mode (:mod:`rlsim.hardware.tables`): measured time where ``hw``'s kernel tables
+    cover ``(op_key, *ident)`` at ``size``, else the model's ``t``.  Identity entries may be
+    arrays (one lookup per distinct combination)."""
+    tab = hw.tables
+    t = _f(t)
+    if tab is None:
+        return t
+    arrays = np.broadcast_arrays(*[np.asarray(v, dtype=object) for v in ident], _f(size), t)
+    *ids, x, t = (a.ravel() for a in arrays)
+    out = t.copy()
+    combos = {tuple(c) for c in zip(*ids)} if ids else {()}
+    for combo in sorted(combos, key=str):
+        sel = np.ones(len(x), dtype=bool)
+        for col, v in zip(ids, combo):
+            sel &= col == v
+        out[sel] = tab.lookup(op_key, combo, x[sel], t[sel])
+    return out.reshape(arrays[-1].shape)
 
 
 # --------------------------------------------------------------------------- GEMM / MoE
@@ -69,6 +93,8 @@ def gemm_time_s(hw: HardwareProfile, m: ArrayLike, n: ArrayLike, k: ArrayLike, d
     nbytes = (m * k + m * n) * _ACT_BYTES + n * k * wb
     memory = nbytes / (hw.hbm_bandwidth_bytes_per_s * e.mem_eff)
     t = np.maximum(compute, memory) + units.us(e.latency_us)
+    if dtype != "fp8_block":  # fp8_block tables carry the eager harness floor (tables module)
+        t = _tabulated(hw, f"gemm:{_EFF_NAME.get(dtype, dtype)}", (n, k), m, t)
     return _out(np.where((m > 0) & (n > 0) & (k > 0), t, 0.0))
 
 
@@ -120,6 +146,38 @@ def moe_time_s(
     over = rows if overhead_rows is None else _f(overhead_rows)
     t = np.maximum(compute, memory) + units.us(e.latency_us) + units.us(e.per_routed_token_us) * over
     return _out(np.where((rows > 0) | (over > 0), t, 0.0))
+
+
+def moe_layer_time_s(
+    hw: HardwareProfile,
+    num_tokens: ArrayLike,
+    num_experts: int,
+    topk: int,
+    hidden: int,
+    inter: int,
+    dtype: str,
+    *,
+    tp: int = 1,
+    ep: int = 1,
+    skew: float = 0.0,
+    gated: bool = True,
+) -> float | np.ndarray:
+    """One MoE layer's experts on one GPU of a ``tp x ep`` split, as vLLM's fused MoE runs it.
+
+    Each of ``ep`` ranks owns ``E/ep`` whole experts and, with the all-gather dispatch, walks
+    all ``T * topk`` routed rows while computing its ``1/ep`` share of them; ``tp`` splits every
+    expert's intermediate dimension ``inter``.  Distinct experts touched follow
+    :func:`expected_experts_touched` (``skew`` for a concentrated router).  The time is
+    :func:`moe_time_s`, or a measured curve in table mode (key ``moe:<dtype>``, identity
+    ``(hidden, inter, E, topk, tp, ep)``).
+    """
+    T = _f(num_tokens)
+    touched = _f(expected_experts_touched(T, num_experts, topk, skew))
+    n_gate_up = int((2 if gated else 1) * inter // tp)
+    t = moe_time_s(hw, T / ep, num_experts / ep, touched / ep, n_gate_up, hidden, hidden, dtype, topk,
+                   overhead_rows=T * topk, gated=gated)
+    t = _tabulated(hw, f"moe:{_EFF_NAME.get(dtype, dtype)}", (hidden, inter, num_experts, topk, tp, ep), T, t)
+    return _out(np.where(T > 0, t, 0.0))
 
 
 def expected_experts_touched(
@@ -236,6 +294,20 @@ def _pipelined(*stages: tuple[float, np.ndarray]) -> np.ndarray:
     return sum(a for a, _ in stages) + np.maximum.reduce([b for _, b in stages])
 
 
+def _custom_all_reduce(hw: HardwareProfile, nbytes: np.ndarray, n: int, cuda_graph: bool) -> np.ndarray:
+    """vLLM's custom all-reduce over ``n`` GPUs of one NVLink domain (see collective_time_s)."""
+    car = hw.collectives.custom_all_reduce
+    alpha = units.us(by_group_size(car.graph_alpha_us if cuda_graph else car.eager_alpha_us, n))
+    eff = by_group_size(car.busbw_eff, n, clamp=True)
+    custom = alpha + nbytes * _factor("all_reduce", n) / (hw.nvlink_bw_bytes_per_s * eff)
+    if car.two_shot_extra_alpha_us is not None and car.two_shot_busbw_eff is not None:
+        eff2 = by_group_size(car.two_shot_busbw_eff, n, clamp=True)
+        two = alpha + units.us(by_group_size(car.two_shot_extra_alpha_us, n)) + nbytes * _factor("all_reduce", n) / (
+            hw.nvlink_bw_bytes_per_s * eff2)
+        custom = np.minimum(custom, two)
+    return custom
+
+
 def collective_time_s(
     hw: HardwareProfile, op: str, nbytes: ArrayLike, num_gpus: int, *, cuda_graph: bool = True, backend: str = "auto"
 ) -> float | np.ndarray:
@@ -267,6 +339,10 @@ def collective_time_s(
     bus bandwidth tends to ``g * nic_bw * eff`` per GPU, the node's NIC bandwidth (A3.5).  A
     group that is not a whole number of domains is treated with fractional ``r`` (approximate).
 
+    In table mode (:mod:`rlsim.hardware.tables`) an in-domain custom all-reduce or NCCL
+    collective takes the measured curve for its group size (and graph / eager) where it covers
+    ``nbytes``.
+
     ``backend``: ``"auto"`` (the choice above), ``"nccl"`` (never the custom all-reduce) or
     ``"custom"`` (always vLLM's custom all-reduce, whatever the size; in-domain all-reduce
     only) -- the calibration check uses the latter two to predict each measured table.
@@ -281,19 +357,18 @@ def collective_time_s(
         return _out(np.zeros_like(b))
     domain = hw.topology.nvlink_domain_gpus
     if n <= domain:
-        alpha, beta = _nccl_domain(hw, op, b, n)
-        t = alpha + beta
         car = hw.collectives.custom_all_reduce
+        use_custom = np.zeros(b.shape, dtype=bool)
         if op == "all_reduce" and (backend == "custom" or (backend == "auto" and n <= car.max_gpus)):
-            alpha = units.us(by_group_size(car.graph_alpha_us if cuda_graph else car.eager_alpha_us, n))
-            eff = by_group_size(car.busbw_eff, n, clamp=True)
-            custom = alpha + b * _factor(op, n) / (hw.nvlink_bw_bytes_per_s * eff)
-            if car.two_shot_extra_alpha_us is not None and car.two_shot_busbw_eff is not None:
-                eff2 = by_group_size(car.two_shot_busbw_eff, n, clamp=True)
-                two = alpha + units.us(by_group_size(car.two_shot_extra_alpha_us, n)) + b * _factor(op, n) / (
-                    hw.nvlink_bw_bytes_per_s * eff2)
-                custom = np.minimum(custom, two)
-            t = custom if backend == "custom" else np.where(b <= car.max_bytes, custom, t)
+            use_custom = np.ones(b.shape, dtype=bool) if backend == "custom" else b <= car.max_bytes
+        t = np.zeros(b.shape)
+        if use_custom.any():
+            bc = b[use_custom]
+            t[use_custom] = _tabulated(hw, "custom_all_reduce", (n, "graph" if cuda_graph else "eager"), bc,
+                                       _custom_all_reduce(hw, bc, n, cuda_graph))
+        if not use_custom.all():
+            bn = b[~use_custom]
+            t[~use_custom] = _tabulated(hw, f"nccl_{op}", (n,), bn, sum(_nccl_domain(hw, op, bn, n)))
     else:
         g, r = domain, n / domain
         if op == "all_reduce":

@@ -17,16 +17,19 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pydantic
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 
 import rlsim
 from rlsim import units
-from rlsim.errors import ConfigError, format_location
+from rlsim.errors import CalibrationError, ConfigError, format_location
 from rlsim._validation import suggest, validation_error_to_config_error
 from rlsim._yaml import read_yaml_mapping
+
+if TYPE_CHECKING:
+    from rlsim.hardware.tables import KernelTables
 
 __all__ = [
     "PROFILES_DIR",
@@ -330,14 +333,43 @@ class HardwareProfile(_Frozen):
     collectives: Collectives
     price_per_gpu_hour_usd: NonNeg
     training: TrainingEfficiency | None = None
+    #: Table mode (:mod:`rlsim.hardware.tables`): a folder of measured kernel latencies (any
+    #: format ``rlsim calibrate`` reads; relative to this file) interpolated in log space where
+    #: they cover a query, the fitted model elsewhere.  None = the fitted model only.
+    kernel_tables: str | None = None
 
     _source: str | None = PrivateAttr(default=None)
+    _tables: Any = PrivateAttr(default=None)
 
     # ---- provenance
     @property
     def source(self) -> str:
         """The file this profile was loaded from (or ``<name> profile`` when built in memory)."""
         return self._source or f"{self.name} profile"
+
+    @property
+    def tables(self) -> "KernelTables | None":
+        """The loaded kernel tables of table mode, or None."""
+        return self._tables
+
+    def with_kernel_tables(self, path: str | None, *, source: str | None = None, field: str = "kernel_tables",
+                           shown: str | None = None) -> "HardwareProfile":
+        """A copy in table mode over the measurements at ``path`` (None: the fitted model only).
+        ``source`` / ``field`` / ``shown`` name where ``path`` came from (and as what value) in
+        the error for an unreadable folder.  Lookup counts restart."""
+        new = self.model_copy(update={"kernel_tables": path})
+        new._source = self._source
+        new._tables = None if path is None else _read_tables(path, source or self.source, field, shown)
+        if new._tables is not None:
+            new._tables.reset_counts()
+        return new
+
+    def calibration_summary(self) -> dict[str, Any]:
+        """What a run report states about this profile: name, calibration status and source
+        (which carries the fitted error), and table mode's lookups / fallbacks (or None)."""
+        tables = None if self._tables is None else self._tables.report()
+        return {"profile": self.name, "calibration_status": self.calibration.status,
+                "calibration_source": self.calibration.source, "kernel_tables": tables}
 
     # ---- SI accessors
     def peak_flops(self, dtype: str) -> float:
@@ -451,7 +483,25 @@ def _load_file(file: Path, expected_name: str | None) -> HardwareProfile:
     if expected_name is not None and profile.name != expected_name:
         raise ConfigError.at(src, "name", profile.name, f"must match the file name {expected_name!r}")
     profile._source = src
+    if profile.kernel_tables is not None:
+        tables = Path(profile.kernel_tables).expanduser()
+        tables = tables if tables.is_absolute() else file.parent / tables
+        profile._tables = _read_tables(str(tables), src, "kernel_tables", shown=profile.kernel_tables)
+        profile._tables.reset_counts()
     return profile
+
+
+def _read_tables(path: str, source: str, field: str, shown: str | None = None):
+    """Load table-mode measurements; an unreadable folder is a ConfigError naming ``field``."""
+    from rlsim.hardware.tables import load_kernel_tables
+
+    if not Path(path).expanduser().exists():
+        raise ConfigError.at(source, field, shown or path, "is not a folder or file of kernel measurements (not found)")
+    try:
+        return load_kernel_tables(path)
+    except CalibrationError as err:
+        detail = str(err).split(": ", 1)[-1]
+        raise ConfigError.at(source, field, shown or path, f"cannot be read as kernel measurements ({detail})") from None
 
 
 def describe_profile(p: HardwareProfile) -> dict[str, Any]:

@@ -95,7 +95,6 @@ def _summary(res: Resolved, seed: int, runs: dict, baseline_mode: str) -> dict:
         out["sync_baseline"] = _pick(sb)
         speedup["end_to_end_vs_sync"] = sb["step_time_s"] / spec["step_time_s"]
     out["speedup"] = speedup
-    out["hardware"] = {"profile": res.hw.name, "calibration_status": res.hw.calibration.status,
-                       "calibration_source": res.hw.calibration.source}
+    out["hardware"] = res.hw.calibration_summary()
     out["model"] = {"name": res.arch.name, "weight_dtype": res.weight_dtype}
     return out

@@ -66,7 +66,13 @@ def _resolve_path(value: str, base_dir: Path, is_path) -> str:
 
 def _load_hw(sc: Scenario, src: str, base_dir: Path) -> HardwareProfile:
     name = _resolve_path(sc.cluster.hardware, base_dir, lambda v: "/" in v or v.endswith((".yaml", ".yml")))
-    return load_profile(name, source=src, path="cluster.hardware")
+    hw = load_profile(name, source=src, path="cluster.hardware")
+    tables = sc.cluster.kernel_tables
+    if tables is not None:
+        p = Path(tables).expanduser()
+        hw = hw.with_kernel_tables(str(p if p.is_absolute() else base_dir / p), source=src, field="cluster.kernel_tables",
+                                    shown=tables)
+    return hw
 
 
 def _load_arch(sc: Scenario, src: str, base_dir: Path) -> ModelArch:
