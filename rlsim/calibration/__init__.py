@@ -20,7 +20,7 @@ from typing import Callable
 import pandas as pd
 
 from rlsim.calibration.check import CONTRACT_KEYS, check, parity_plots, render_check
-from rlsim.calibration.fit import FitResult, fit_profile, key_specs
+from rlsim.calibration.fit import FP8_BLOCK_FROM_BF16, FitResult, fit_profile, key_specs
 from rlsim.calibration.predict import predict
 from rlsim.calibration.readers import read_aiconfigurator, read_chrome_trace, read_traces, read_vidur
 from rlsim.calibration.relevant import relevant_mask
@@ -71,12 +71,16 @@ def calibrate_profile(
         note = (f"fit: {r.key} on {desc}, {r.rows} rows of {shapes}; |err| median/p90 in-sample "
                 f"{e_in['median_abs_pct_err']:.1f}/{e_in['p90_abs_pct_err']:.1f} %, {n_folds}-fold held-out "
                 f"{e_cv['median_abs_pct_err']:.1f}/{e_cv['p90_abs_pct_err']:.1f} %")
-        for name in r.params:
-            spec = next(s for s in key_specs(df) if s.key == r.key)
-            for p in spec.params:
-                if p.name == name:
-                    path = p.path[:-1] if isinstance(p.path[-1], int) else p.path
-                    fitted_comments[path] = note
+        spec = next(s for s in key_specs(df) if s.key == r.key)
+        for p in spec.params:
+            path = p.path[:-1] if isinstance(p.path[-1], int) else p.path
+            fitted_comments[path] = note
+        for path, options in spec.choices.items():
+            fitted_comments[path] = f"{note}; chosen from {', '.join(str(o) for o in options)}"
+        if r.key == "gemm:fp8_block":
+            for name in FP8_BLOCK_FROM_BF16:
+                fitted_comments[("efficiency", "gemm", "fp8_block", name)] = (
+                    "copied from gemm.bf16 by rlsim calibrate fit (the eager harness constant hides it in fp8_block rows)")
         errors[r.key] = {
             "rows": float(r.rows),
             "median_ape": round(e_in["median_abs_pct_err"] / 100, 4), "p90_ape": round(e_in["p90_abs_pct_err"] / 100, 4),

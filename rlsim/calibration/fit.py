@@ -16,6 +16,7 @@ message size), so every held-out row's shape was never seen by the fit that pred
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -26,6 +27,7 @@ from scipy.optimize import least_squares
 
 from rlsim.calibration.predict import predict
 from rlsim.errors import CalibrationError
+from rlsim.hardware import ops
 from rlsim.hardware.profile import HardwareProfile
 
 __all__ = ["Param", "KeySpec", "key_specs", "key_rows", "fit_key", "fit_profile", "errors_of", "FitResult",
@@ -34,6 +36,7 @@ __all__ = ["Param", "KeySpec", "key_specs", "key_rows", "fit_key", "fit_profile"
 N_FOLDS = 5
 EFF_MIN = 0.005
 MAX_LATENCY_US = 1e4
+MAX_SPEEDUP = 10.0
 
 
 @dataclass(frozen=True)
@@ -41,14 +44,18 @@ class Param:
     """One fitted number at ``path`` in the profile's data (dict keys / group sizes)."""
 
     path: tuple
-    kind: str  # "eff" in (0, 1], "nonneg" >= 0 (us or tokens)
+    kind: str  # "eff" in (0, 1], "frac" in [0, 1], "speedup" in [1, 10], "nonneg" >= 0 (us, ns or tokens)
 
     @property
     def name(self) -> str:
         return ".".join(str(p) for p in self.path)
 
     def bounds(self) -> tuple[float, float]:
-        return (EFF_MIN, 1.0) if self.kind == "eff" else (0.0, MAX_LATENCY_US)
+        if self.kind == "eff":
+            return EFF_MIN, 1.0
+        if self.kind == "speedup":
+            return 1.0, MAX_SPEEDUP
+        return (0.0, 1.0) if self.kind == "frac" else (0.0, MAX_LATENCY_US)
 
 
 @dataclass
@@ -58,6 +65,9 @@ class KeySpec:
     params: list[Param]
     group_cols: list[str]
     starts: list[dict[str, float]] = field(default_factory=list)
+    #: discrete parameters (path -> candidate values): the fit keeps the candidate with the
+    #: lowest in-sample cost; held-out folds reuse it
+    choices: dict[tuple, list] = field(default_factory=dict)
 
 
 def get_param(data: dict, path: tuple) -> Any:
@@ -109,45 +119,64 @@ def _half(op: str) -> Callable[[pd.DataFrame], np.ndarray]:
     return f
 
 
+#: GEMM parameters of fp8_block that the fit copies from the bf16 fit (see _gemm_spec).
+FP8_BLOCK_FROM_BF16 = ("latency_us", "k_loop_ns", "overlap_loss")
+#: Candidate per-expert row tiles of the fused-MoE kernels (vLLM's BLOCK_SIZE_M configs).
+MOE_BLOCK_M_CHOICES = (16, 32, 64, 128)
+#: Starting points of the GEMM fit besides the profile's values (helper of _gemm_spec).
+_GEMM_STARTS = [{"compute_eff": 0.7, "mem_eff": 0.8, "latency_us": 3.0, "k_loop_ns": 0.5, "overlap_loss": 0.3,
+                 "act_quant_row_ns": 3.0, "act_quant_pass_ns": 3.0},
+                {"compute_eff": 0.7, "mem_eff": 0.8, "latency_us": 3.0, "k_loop_ns": 0.5, "overlap_loss": 0.0,
+                 "act_quant_row_ns": 1.0, "act_quant_pass_ns": 1.0}]
+
+
+def _gemm_spec(df: pd.DataFrame, d: str) -> KeySpec:
+    """GEMM parameters for weight dtype ``d``.  fp8_block: the eager harness adds a floor and a
+    constant (traces README); a GPU latency cannot be told apart from that constant, so
+    ``latency_us``, ``k_loop_ns`` and ``overlap_loss`` stay as the bf16 fit left them (copied by
+    :func:`fit_profile`), the per-pass quantisation cost stays 0 (per-token-group scales), and
+    the constant goes to the harness."""
+    base = ("efficiency", "gemm", d)
+    names = [("compute_eff", "eff"), ("mem_eff", "eff"), ("latency_us", "nonneg"), ("k_loop_ns", "nonneg"),
+             ("overlap_loss", "frac"), ("act_quant_row_ns", "nonneg"), ("act_quant_pass_ns", "nonneg")]
+    if d != "fp8_block":
+        return KeySpec(f"gemm:{d}", _sel("gemm", d), [Param(base + (n,), k) for n, k in names], ["n", "k"], _GEMM_STARTS)
+    ps = [Param(base + (n,), k) for n, k in names if n in ("compute_eff", "mem_eff", "act_quant_row_ns")]
+    ps += [Param(("calibration", "benchmark_effects", n), "nonneg") for n in
+           ("gemm_fp8_block_host_floor_us", "gemm_fp8_block_host_floor_large_m_us",
+            "gemm_fp8_block_host_floor_unaligned_extra_us", "gemm_fp8_block_harness_extra_us")]
+    return KeySpec(f"gemm:{d}", _sel("gemm", d), ps, ["n", "k"], _floor_starts(df[_sel("gemm", d)(df)]))
+
+
 def key_specs(df: pd.DataFrame) -> list[KeySpec]:
-    """The keys this data can fit, in fitting order (prefill before decode: the decode
-    attention's FLOP term uses the prefill compute efficiency)."""
+    """The keys this data can fit, in fitting order (decode before prefill: one-token prompts
+    are predicted by the decode formula; the decode FLOP term, which uses the prefill compute
+    efficiency, is negligible for one-token queries)."""
     specs: list[KeySpec] = []
     have = set(zip(df["op_class"], df["dtype"].fillna("")))
     for d in ("bf16", "fp8", "fp8_block", "fp4"):
         if ("gemm", d) in have:
-            base = ("efficiency", "gemm", d)
-            ps = [Param(base + (n,), k) for n, k in
-                  (("compute_eff", "eff"), ("m_half_tokens", "nonneg"), ("mem_eff", "eff"), ("latency_us", "nonneg"))]
-            if d == "fp8_block":
-                # the eager harness adds a floor and a constant (traces README): a GPU latency
-                # cannot be told apart from that constant, so latency_us stays as given (the
-                # bf16 fit's value, see fit_profile) and the constant goes to the harness
-                ps = ps[:3] + [Param(("calibration", "benchmark_effects", n), "nonneg") for n in
-                               ("gemm_fp8_block_host_floor_us", "gemm_fp8_block_host_floor_large_m_us",
-                                "gemm_fp8_block_host_floor_unaligned_extra_us", "gemm_fp8_block_harness_extra_us")]
-            starts = _floor_starts(df[_sel("gemm", d)(df)]) if d == "fp8_block" else []
-            specs.append(KeySpec(f"gemm:{d}", _sel("gemm", d), ps, ["n", "k"], starts))
+            specs.append(_gemm_spec(df, d))
     for d in ("bf16", "fp8", "fp8_block", "fp4"):
         if ("moe", d) in have:
             base = ("efficiency", "moe", d)
             ps = [Param(base + (n,), k) for n, k in
-                  (("compute_eff", "eff"), ("m_half_tokens", "nonneg"), ("mem_eff", "eff"), ("latency_us", "nonneg"),
-                   ("per_routed_token_us", "nonneg"))]
+                  (("compute_eff", "eff"), ("mem_eff", "eff"), ("latency_us", "nonneg"), ("per_routed_token_us", "nonneg"))]
             specs.append(KeySpec(f"moe:{d}", _sel("moe", d, distribution="balanced"), ps,
-                                 ["hidden_size", "inter_size", "num_experts", "topk", "moe_tp", "moe_ep"]))
-    if ("context_attention", "bf16") in have:
-        base = ("efficiency", "prefill_attention")
-        specs.append(KeySpec("context_attention:bf16", _sel("context_attention", "bf16"),
-                             [Param(base + (n,), k) for n, k in (("compute_eff", "eff"), ("mem_eff", "eff"), ("latency_us", "nonneg"),
-                                                                   ("s_half_tokens", "nonneg"))],
-                             ["num_heads", "num_kv_heads", "head_dim", "seq_len"]))
+                                 ["hidden_size", "inter_size", "num_experts", "topk", "moe_tp", "moe_ep"],
+                                 choices={base + ("block_m_tokens",): list(MOE_BLOCK_M_CHOICES)}))
+    attn = ["num_heads", "num_kv_heads", "head_dim", "seq_len"]
     if ("generation_attention", "bf16") in have:
         base = ("efficiency", "decode_attention")
         specs.append(KeySpec("generation_attention:bf16", _sel("generation_attention", "bf16"),
-                             [Param(base + (n,), k) for n, k in (("mem_eff", "eff"), ("per_seq_us", "nonneg"), ("latency_us", "nonneg"))]
-                             + [Param(("calibration", "benchmark_effects", "decode_attention_l2_speedup"), "nonneg")],
-                             ["num_heads", "num_kv_heads", "head_dim", "seq_len"]))
+                             [Param(base + (n,), k) for n, k in (("mem_eff", "eff"), ("cta_us", "nonneg"), ("latency_us", "nonneg"))]
+                             + [Param(("calibration", "benchmark_effects", "decode_attention_l2_speedup"), "speedup")], attn))
+    if ("context_attention", "bf16") in have:
+        base = ("efficiency", "prefill_attention")
+        specs.append(KeySpec("context_attention:bf16", _sel("context_attention", "bf16"),
+                             [Param(base + (n,), k) for n, k in (("compute_eff", "eff"), ("latency_us", "nonneg"), ("tile_us", "nonneg"),
+                                                                   ("tok_head_ns", "nonneg"), ("tok_kvhead_ns", "nonneg"),
+                                                                   ("crit_eff", "eff"))], attn))
     for op in ("all_reduce", "all_gather", "reduce_scatter", "alltoall"):
         sub = df[(df["op_class"] == f"nccl_{op}") & df["dtype"].isin(["bf16", "fp16"])]
         if len(sub):
@@ -158,14 +187,16 @@ def key_specs(df: pd.DataFrame) -> list[KeySpec]:
             specs.append(KeySpec(f"nccl_{op}", _half(f"nccl_{op}"), ps, ["nbytes"]))
     sub = df[df["op_class"] == "custom_all_reduce"]
     if len(sub):
-        ns = sorted(int(n) for n in sub["num_gpus"].unique())
         base = ("collectives", "custom_all_reduce")
-        ps = [Param(base + ("graph_alpha_us", n), "nonneg") for n in ns]
+        names = [("alpha_us", "nonneg"), ("barrier_per_peer_us", "nonneg"), ("oneshot_link_eff", "eff"),
+                 ("oneshot_iter_us", "nonneg")]
+        if ops.custom_all_reduce_two_shot(sub["nbytes"].to_numpy(float), 4).any() and (sub["num_gpus"] > 2).any():
+            names += [("twoshot_extra_us", "nonneg"), ("twoshot_link_eff", "eff")]
         if (sub["backend"] == "eager").any():
-            ps += [Param(base + ("eager_alpha_us", n), "nonneg") for n in ns]
-        ps += [Param(base + ("busbw_eff", n), "eff") for n in ns]
-        ps += [Param(base + ("two_shot_extra_alpha_us", n), "nonneg") for n in ns]
-        ps += [Param(base + ("two_shot_busbw_eff", n), "eff") for n in ns]
+            names += [("eager_floor_us", "nonneg"), ("eager_extra_us", "nonneg")]
+            if (sub["num_gpus"] > 4).any():  # the two-shot floor shows at 8 GPUs only
+                names += [("eager_twoshot_floor_per_peer_us", "nonneg")]
+        ps = [Param(base + (n,), k) for n, k in names]
         specs.append(KeySpec("custom_all_reduce", _sel("custom_all_reduce"), ps, ["nbytes"]))
     return specs
 
@@ -229,8 +260,7 @@ class FitResult:
 
 
 #: Starting values for parameters a profile may not have yet (matched by name fragment).
-_DEFAULT_START = {"large_alpha_us": 25.0, "large_busbw_eff": 0.9, "two_shot_extra_alpha_us": 8.0,
-                  "two_shot_busbw_eff": 0.9, "l2_speedup": 2.0, "s_half_tokens": 128.0,
+_DEFAULT_START = {"large_alpha_us": 25.0, "large_busbw_eff": 0.9, "l2_speedup": 2.0,
                   "harness_extra_us": 30.0}
 
 
@@ -258,7 +288,9 @@ def _starts(params: list[Param], data: dict) -> list[np.ndarray]:
     return [np.array(cur), np.array(alt), np.array(alt2)]
 
 
-def _solve(data: dict, params: list[Param], df: pd.DataFrame, starts: list[np.ndarray]) -> np.ndarray:
+def _solve(data: dict, params: list[Param], df: pd.DataFrame, starts: list[np.ndarray]) -> tuple[np.ndarray, float]:
+    """Best bounded least-squares solution over ``starts`` and its cost (half the sum of
+    squared log residuals)."""
     meas = df["measured_s"].to_numpy(dtype=float)
     logm = np.log(meas)
     lo = np.array([p.bounds()[0] for p in params])
@@ -279,7 +311,34 @@ def _solve(data: dict, params: list[Param], df: pd.DataFrame, starts: list[np.nd
             raise CalibrationError(f"fit failed: {exc}") from None
         if res.cost < best_cost:
             best, best_cost = res.x, res.cost
-    return best
+    return best, best_cost
+
+
+def _spec_starts(spec: KeySpec, data: dict) -> list[np.ndarray]:
+    starts = _starts(spec.params, data)
+    for st in spec.starts:  # extra starting points named by parameter (last path element)
+        x0 = starts[0].copy()
+        for i, p in enumerate(spec.params):
+            if p.path[-1] in st:
+                x0[i] = st[p.path[-1]]
+        starts.append(x0)
+    return starts
+
+
+def _fit_with_choices(data: dict, spec: KeySpec, rows: pd.DataFrame) -> tuple[dict, np.ndarray, list[np.ndarray]]:
+    """Solve for every combination of ``spec.choices`` (none: one solve); keep the cheapest.
+    Returns (data with the chosen discrete values, x, the starting points used)."""
+    best = None
+    paths = list(spec.choices)
+    for combo in itertools.product(*(spec.choices[p] for p in paths)):
+        trial = copy.deepcopy(data)
+        for path, value in zip(paths, combo):
+            get_param(trial, path[:-1])[path[-1]] = value
+        starts = _spec_starts(spec, trial)
+        x, cost = _solve(trial, spec.params, rows, starts)
+        if best is None or cost < best[3]:
+            best = (trial, x, starts, cost)
+    return best[0], best[1], best[2]
 
 
 def fit_key(data: dict, spec: KeySpec, df: pd.DataFrame, *, n_folds: int = N_FOLDS, cv: bool = True) -> FitResult:
@@ -291,14 +350,7 @@ def fit_key(data: dict, spec: KeySpec, df: pd.DataFrame, *, n_folds: int = N_FOL
     rows, meas = rows[keep].reset_index(drop=True), meas[keep]
     if len(rows) < len(spec.params) + 1:
         raise CalibrationError(f"{spec.key}: {len(rows)} usable rows, need more than {len(spec.params)} to fit")
-    starts = _starts(spec.params, data)
-    for st in spec.starts:  # extra starting points named by parameter (last path element)
-        x0 = starts[0].copy()
-        for i, p in enumerate(spec.params):
-            if p.path[-1] in st:
-                x0[i] = st[p.path[-1]]
-        starts.append(x0)
-    x = _solve(data, spec.params, rows, starts)
+    data, x, starts = _fit_with_choices(data, spec, rows)
     fitted = set_params(data, spec.params, x)
     in_pred = predict(_profile(fitted), rows)
     held = np.full(len(rows), np.nan)
@@ -308,7 +360,7 @@ def fit_key(data: dict, spec: KeySpec, df: pd.DataFrame, *, n_folds: int = N_FOL
             tr, te = folds != f, folds == f
             if tr.sum() <= len(spec.params) or not te.any():
                 continue
-            xf = _solve(data, spec.params, rows[tr].reset_index(drop=True), [x] + starts[:1])
+            xf, _ = _solve(data, spec.params, rows[tr].reset_index(drop=True), [x] + starts[:1])
             held[te] = predict(_profile(set_params(data, spec.params, xf)), rows[te].reset_index(drop=True))
     return FitResult(
         key=spec.key, params={p.name: float(v) for p, v in zip(spec.params, x)}, rows=len(rows),
@@ -331,8 +383,9 @@ def fit_profile(hw: HardwareProfile, df: pd.DataFrame, *, keys: list[str] | None
         if progress:
             progress(spec.key)
         if spec.key == "gemm:fp8_block" and data["efficiency"]["gemm"].get("fp8_block") is not None:
-            data = copy.deepcopy(data)  # GPU latency of the block-scaled kernel = the bf16 kernel's
-            data["efficiency"]["gemm"]["fp8_block"]["latency_us"] = data["efficiency"]["gemm"]["bf16"]["latency_us"]
+            data = copy.deepcopy(data)  # kernel floor and k loop of the block-scaled kernel = the bf16 kernel's
+            for name in FP8_BLOCK_FROM_BF16:
+                data["efficiency"]["gemm"]["fp8_block"][name] = data["efficiency"]["gemm"]["bf16"][name]
         r = fit_key(data, spec, df, n_folds=n_folds, cv=cv)
         data = r.data
         results.append(r)

@@ -5,14 +5,13 @@ function the simulator itself calls, with the same shape conventions as
 :mod:`rlsim.cost.forward`:
 
 - ``gemm``: ``gemm_time_s(hw, m, n, k, dtype)``;
-- ``moe``: ``moe_time_s`` with the table's tokens split over expert parallelism the way the
-  engine does it (each of ``ep`` ranks owns ``E/ep`` experts and walks all ``T*topk`` routed
-  rows; ``tp`` splits each expert's intermediate dimension), expected distinct experts for
-  balanced routing;
+- ``moe``: ``moe_layer_time_s`` with the table's ``tp x ep`` split (each of ``ep`` ranks owns
+  ``E/ep`` experts and walks all ``T*topk`` routed rows; ``tp`` splits each expert's
+  intermediate dimension) and the benchmark's routing (:data:`BENCHMARK_ROUTING`);
 - ``generation_attention``: ``decode_attention_time_s`` with ``kv_bytes = batch x context x 2 x
   kv_heads x head_dim x bytes(kv dtype)`` and ``4 x heads x head_dim`` FLOPs per query-key pair;
 - ``context_attention``: ``prefill_attention_time_s`` with causal pairs ``s(s+1)/2`` per
-  sequence and the keys read once;
+  sequence, ``s`` keys per sequence (one-token prompts: the decode formula, as vLLM runs them);
 - ``nccl_<op>``: ``collective_time_s(..., backend="nccl")``; ``custom_all_reduce``:
   ``collective_time_s("all_reduce", ..., backend="custom", cuda_graph=backend == "graph")``;
 - ``elementwise``: ``elementwise_time_s(hw, nbytes)``.
@@ -32,7 +31,7 @@ from rlsim import units
 from rlsim.hardware import ops
 from rlsim.hardware.profile import HardwareProfile
 
-__all__ = ["predict", "BENCHMARK_EFFECTS", "decode_kv_bytes", "supported_mask"]
+__all__ = ["predict", "BENCHMARK_EFFECTS", "BENCHMARK_ROUTING", "moe_router_groups", "decode_kv_bytes", "supported_mask"]
 
 #: Benchmark-only terms in ``calibration.benchmark_effects`` (microseconds unless named):
 #: the eager harness of fp8_block GEMMs, ``measured = max(GPU time + extra, floor(m))``, and
@@ -47,6 +46,12 @@ BENCHMARK_EFFECTS = {
     "decode_attention_l2_speedup": "KV read speed-up when a decode-attention row's KV fits in L2 "
                                    "(the op is timed alone with the same inputs replayed)",
 }
+#: Benchmark properties with no parameter, applied by :func:`predict` with ``benchmark=True``
+#: (inferred from the data; the simulator uses a real router's expected spread instead):
+#: fused-MoE tables' *balanced* routing deals rows to experts round-robin (times go flat
+#: exactly at T x top-k = E), and for group-limited routers the tied scores that routing
+#: produces keep the lowest-index groups (see _group_limited_rank0).
+BENCHMARK_ROUTING = ("moe_round_robin_routing", "moe_group_limited_ties")
 
 _KV_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
 _WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "fp8_block", "fp4")
@@ -99,14 +104,14 @@ def predict(hw: HardwareProfile, df: pd.DataFrame, *, benchmark: bool = True) ->
             for d in pd.unique(dt[sel_c]):
                 idx = np.flatnonzero(sel_c & (dt == d))
                 sub = df.iloc[idx]
-                out[idx] = _gemm(hw, sub, d, benchmark) if cls == "gemm" else _moe(hw, sub, d)
+                out[idx] = _gemm(hw, sub, d, benchmark) if cls == "gemm" else _moe(hw, sub, d, benchmark)
             continue
         idx = np.flatnonzero(sel_c)
         sub = df.iloc[idx]
         if cls == "generation_attention":
             out[idx] = _decode(hw, sub, benchmark)
         elif cls == "context_attention":
-            out[idx] = _prefill(hw, sub)
+            out[idx] = _prefill(hw, sub, benchmark)
         elif cls == "custom_all_reduce":
             out[idx] = _custom_ar(hw, sub)
         elif cls.startswith("nccl_"):
@@ -131,18 +136,63 @@ def _gemm(hw: HardwareProfile, sub: pd.DataFrame, dtype: str, benchmark: bool) -
     return t
 
 
-def _moe(hw: HardwareProfile, sub: pd.DataFrame, dtype: str) -> np.ndarray:
+def _moe(hw: HardwareProfile, sub: pd.DataFrame, dtype: str, benchmark: bool = True) -> np.ndarray:
+    """Fused-MoE rows.  With ``benchmark`` the tables' *balanced* routing is modelled as the
+    benchmark deals it (:data:`BENCHMARK_ROUTING`): round-robin, and for layers of a catalog
+    model with a group-limited router :func:`_group_limited_rank0`."""
     T, E, k = _col(sub, "num_tokens"), _col(sub, "num_experts"), _col(sub, "topk")
     tp, ep = np.nan_to_num(_col(sub, "moe_tp"), nan=1.0), np.nan_to_num(_col(sub, "moe_ep"), nan=1.0)
     h, inter = _col(sub, "hidden_size"), _col(sub, "inter_size")
     out = np.empty(len(sub))
-    # moe_layer_time_s takes scalar layer shapes: loop over the (few) distinct ones
+    groups = moe_router_groups() if benchmark else {}
+    # the op functions take scalar layer shapes: loop over the (few) distinct ones
     keys = np.stack([E, k, tp, ep, h, inter], axis=1)
     uniq, inv = np.unique(keys, axis=0, return_inverse=True)
     for j, (e_, k_, tp_, ep_, h_, i_) in enumerate(uniq):
         sel = inv.ravel() == j
-        out[sel] = ops.moe_layer_time_s(hw, T[sel], int(e_), int(k_), int(h_), int(i_), dtype, tp=int(tp_), ep=int(ep_))
+        shape = (int(h_), int(i_), int(e_), int(k_))
+        if shape in groups:
+            tokens, touched, padded = _group_limited_rank0(T[sel], *shape[2:], int(ep_), *groups[shape],
+                                                           hw.moe_eff(dtype).block_m_tokens)
+            out[sel] = ops.moe_time_s(hw, tokens, e_ / ep_, touched, int(2 * i_ / tp_), int(h_), int(h_), dtype, int(k_),
+                                      overhead_rows=T[sel] * k_, padded_rows=padded)
+        else:
+            out[sel] = ops.moe_layer_time_s(hw, T[sel], int(e_), int(k_), int(h_), int(i_), dtype, tp=int(tp_),
+                                            ep=int(ep_), routing="round_robin" if benchmark else "random")
     return out
+
+
+def _group_limited_rank0(T: np.ndarray, E: int, k: int, ep: int, n_group: int, topk_group: int,
+                         block_m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What EP rank 0 computes for a *balanced* benchmark row of a group-limited router
+    (DeepSeek-V3: 256 experts in 8 groups of 32, a token keeps its best 4 groups): returns
+    (tokens x top-k = rows on rank 0, distinct experts touched there, rows padded to ``block_m``).
+
+    The benchmark gives token t the experts ``(j(t) + 32 i) mod 256``, one per group; every
+    group's score then ties and the router keeps the lowest-index ``topk_group`` groups, where
+    the token has one real pick each; its other ``k - topk_group`` picks tie too and go to the
+    lowest-index experts (about T rows each).  Rank 0 holds ``L = min(topk_group, (E/ep)/S)``
+    kept groups (group size ``S = E / n_group``), so it receives ``T (L + k - topk_group)`` rows
+    over ``min(L min(T, S) + k - topk_group, L S)`` experts.  Inferred from the tables: ep=1 and
+    ep=2 rows time alike, ep1 times grow by ~4.4 fp8 experts' weights per token up to T = 32,
+    and rank-0 work at T = 16384 goes 1 : 1 : 0.77 : 0.66 for ep 1, 2, 4, 8 (rule: 1 : 1 :
+    0.75 : 0.625)."""
+    S = E / n_group
+    fill = k - topk_group
+    L = min(topk_group, (E / ep) / S)
+    touched = np.minimum(L * np.minimum(T, S) + fill, L * S if L >= 1 else E / ep)
+    real = T * L  # one real pick per kept group, dealt round-robin over its L*S experts
+    padded = np.asarray(ops.moe_padded_rows(real, np.full_like(T, L * S), block_m), dtype=float)
+    padded = padded + fill * np.ceil(T / block_m) * block_m
+    return T * (L + fill) / k, touched, padded
+
+
+def moe_router_groups() -> dict[tuple[int, int, int, int], tuple[int, int]]:
+    """``{(hidden, moe_intermediate, experts, top-k): (n_group, topk_group)}`` of the catalog's
+    MoE models with group-limited routing."""
+    from rlsim.calibration.relevant import catalog_shapes
+
+    return catalog_shapes()["moe_groups"]
 
 
 def _decode(hw: HardwareProfile, sub: pd.DataFrame, benchmark: bool = True) -> np.ndarray:
@@ -152,16 +202,21 @@ def _decode(hw: HardwareProfile, sub: pd.DataFrame, benchmark: bool = True) -> n
         kv = np.where(kv <= hw.l2_bytes, kv / max(l2, 1e-3), kv)
     pairs = _col(sub, "batch_size") * _col(sub, "seq_len")
     flops = pairs * 4.0 * _col(sub, "num_heads") * _col(sub, "head_dim")
-    return np.asarray(ops.decode_attention_time_s(hw, kv, _col(sub, "batch_size"), flops), dtype=float)
+    return np.asarray(ops.decode_attention_time_s(hw, kv, _col(sub, "batch_size"), flops, _col(sub, "num_kv_heads")),
+                      dtype=float)
 
 
-def _prefill(hw: HardwareProfile, sub: pd.DataFrame) -> np.ndarray:
+def _prefill(hw: HardwareProfile, sub: pd.DataFrame, benchmark: bool = True) -> np.ndarray:
+    """Prefill rows; one-token prompts run vLLM's decode kernel (the tables' kernel_source says
+    so on Blackwell, and H100 times match decode rows), so they take the decode formula."""
     b, s = _col(sub, "batch_size"), _col(sub, "seq_len")
-    kvb = sub["dtype"].map(_KV_BYTES).to_numpy(dtype=float)
-    pairs = b * s * (s + 1) / 2.0
-    flops = pairs * 4.0 * _col(sub, "num_heads") * _col(sub, "head_dim")
-    kv = b * s * 2.0 * _col(sub, "num_kv_heads") * _col(sub, "head_dim") * kvb
-    return np.asarray(ops.prefill_attention_time_s(hw, flops, kv, seq_len=s), dtype=float)
+    h, kh, d = _col(sub, "num_heads"), _col(sub, "num_kv_heads"), _col(sub, "head_dim")
+    flops = b * s * (s + 1) / 2.0 * 4.0 * h * d
+    out = np.asarray(ops.prefill_attention_time_s(hw, b, b * s, flops, s, h, kh, 4.0 * d), dtype=float)
+    one = s <= 1
+    if one.any():
+        out[one] = _decode(hw, sub[one], benchmark)
+    return out
 
 
 def _nccl(hw: HardwareProfile, sub: pd.DataFrame, op: str) -> np.ndarray:

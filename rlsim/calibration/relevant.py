@@ -29,11 +29,12 @@ TP_SIZES = (1, 2, 4, 8)
 @lru_cache(maxsize=1)
 def catalog_shapes() -> dict:
     """``{"gemm": {(n, k)}, "moe": {(hidden, inter, E, topk)}, "attn": {(heads, kv_heads, head_dim)},
-    "hidden": {hidden sizes}}`` over the catalog models and :data:`TP_SIZES`."""
+    "hidden": {hidden sizes}, "moe_groups": {(hidden, inter, E, topk): (n_group, topk_group)}}`` over
+    the catalog models and :data:`TP_SIZES`."""
     from rlsim.cost.memory import kv_heads_per_gpu, local_shape
     from rlsim.models import list_models, load_model
 
-    gemm, moe, attn, hidden = set(), set(), set(), set()
+    gemm, moe, attn, hidden, groups = set(), set(), set(), set(), {}
     for name in list_models():
         a = load_model(name)
         if a.is_draft_head:
@@ -41,13 +42,16 @@ def catalog_shapes() -> dict:
         hidden.add(a.hidden_size)
         if a.is_moe:
             moe.add((a.hidden_size, a.moe_intermediate_size, a.num_experts, a.num_experts_per_tok))
+            if a.router_topk_groups < a.router_groups:
+                groups[(a.hidden_size, a.moe_intermediate_size, a.num_experts, a.num_experts_per_tok)] = (
+                    a.router_groups, a.router_topk_groups)
         for tp in TP_SIZES:
             for w in a.linear_weights():
                 if w.group != "expert":
                     gemm.add(tuple(int(x) for x in local_shape(a, w, tp)))
             if a.attention_kind != "mla" and a.num_attention_heads % tp == 0:
                 attn.add((a.num_attention_heads // tp, kv_heads_per_gpu(a, tp), a.head_dim))
-    return {"gemm": gemm, "moe": moe, "attn": attn, "hidden": hidden}
+    return {"gemm": gemm, "moe": moe, "attn": attn, "hidden": hidden, "moe_groups": groups}
 
 
 def _pairs(df: pd.DataFrame, cols: list[str], allowed: set) -> np.ndarray:

@@ -34,7 +34,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from rlsim.cost.memory import head_dtype, kv_values_per_token_per_layer_per_gpu, local_shape
+from rlsim.cost.memory import head_dtype, kv_heads_per_gpu, kv_values_per_token_per_layer_per_gpu, local_shape
 from rlsim.hardware import ops
 from rlsim.units import dtype_bytes
 
@@ -118,6 +118,7 @@ class ForwardModel:
         self._layers = arch.num_hidden_layers if num_layers is None else num_layers
         self._moe_layers = arch.num_moe_layers if num_moe_layers is None else num_moe_layers
         self._heads = arch.num_attention_heads // tp
+        self._kv_heads = 1 if arch.attention_kind == "mla" else kv_heads_per_gpu(arch, tp)  # MLA: one latent KV head
         self._kv_values = kv_values_per_token_per_layer_per_gpu(arch, tp)
         self._kv_bytes_per_tok_layer = self._kv_values * dtype_bytes(kv_dtype)
         self._decode_flops_per_pair, self._prefill_flops_per_pair = self._attention_flops_per_pair()
@@ -140,18 +141,21 @@ class ForwardModel:
         return per, per
 
     def attention_time_s(self, decode_seqs: int, decode_ctx_tokens, prefill_pairs: float = 0.0,
-                         prefill_kv_tokens: float = 0.0, decode_pairs=None, prefill_seq_len: float | None = None):
-        """All layers' attention; ``decode_ctx_tokens`` / ``decode_pairs`` may be arrays."""
+                         prefill_kv_tokens: float = 0.0, decode_pairs=None, prefill_seqs: int = 0,
+                         prefill_tokens: float = 0.0):
+        """All layers' attention; ``decode_ctx_tokens`` / ``decode_pairs`` may be arrays.  Prefill
+        chunks: ``prefill_seqs`` of them, ``prefill_tokens`` query tokens in all, ``prefill_pairs``
+        causal query-key pairs, ``prefill_kv_tokens`` keys read (cached + new)."""
         t = 0.0
         if decode_seqs > 0:
             kv = np.asarray(decode_ctx_tokens, dtype=np.float64) * self._kv_bytes_per_tok_layer
             pairs = decode_ctx_tokens if decode_pairs is None else decode_pairs
             fl = np.asarray(pairs, dtype=np.float64) * self._decode_flops_per_pair
-            t = t + ops.decode_attention_time_s(self.hw, kv, decode_seqs, fl)
-        if prefill_pairs > 0:
+            t = t + ops.decode_attention_time_s(self.hw, kv, decode_seqs, fl, self._kv_heads)
+        if prefill_pairs > 0 and prefill_seqs > 0:
             t = t + ops.prefill_attention_time_s(
-                self.hw, prefill_pairs * self._prefill_flops_per_pair, prefill_kv_tokens * self._kv_bytes_per_tok_layer,
-                prefill_seq_len,
+                self.hw, prefill_seqs, max(prefill_tokens, prefill_seqs), prefill_pairs * self._prefill_flops_per_pair,
+                prefill_kv_tokens / prefill_seqs, self._heads, self._kv_heads, self._prefill_flops_per_pair / self._heads,
             )
         return t * self._layers
 
@@ -211,9 +215,9 @@ class ForwardModel:
         graphed = self.cuda_graphs
         T = self.padded_tokens(shape.num_tokens, decode_only)
         linear, moe, comm, elem, head = self._token_cost(T, shape.num_logits, graphed)
-        chunk = shape.prefill_tokens / shape.prefill_seqs if (shape.prefill_seqs and shape.prefill_tokens) else None
         attn = float(self.attention_time_s(shape.decode_seqs, shape.decode_ctx_tokens, shape.prefill_pairs,
-                                           shape.prefill_kv_tokens, shape.decode_pairs, chunk))
+                                           shape.prefill_kv_tokens, shape.decode_pairs, shape.prefill_seqs,
+                                           shape.prefill_tokens))
         return {"linear": linear, "attention": attn, "moe": moe, "communication": comm, "elementwise": elem,
                 "lm_head_sampling": head, "launch": self.launch_overhead_s(decode_only)}
 
@@ -225,23 +229,23 @@ class ForwardModel:
         """Vectorised decode-only pass time for ``batch`` sequences of ``q`` new tokens each
         (q = 1 + k for a speculative verify pass; logits at every new token) at each total
         context in ``ctx_tokens`` (the engine's fast path).  Equal to :meth:`time_s` pointwise:
-        the pass is ``const + max(memory slope x ctx, compute slope x ctx + offset)``, the
+        the pass is ``const + max(memory slope x ctx, compute slope x ctx + offset, cta)``, the
         attention roofline being the only context-dependent part."""
-        const, mem, comp, offset = self._decode_coeffs(batch, q)
+        const, mem, comp, offset, cta = self._decode_coeffs(batch, q)
         ctx = np.asarray(ctx_tokens, dtype=np.float64)
-        return const + np.maximum(mem * ctx, comp * ctx + offset)
+        return const + np.maximum(np.maximum(mem * ctx, comp * ctx + offset), cta)
 
     @functools.lru_cache(maxsize=8192)
-    def _decode_coeffs(self, batch: int, q: int) -> tuple[float, float, float, float]:
+    def _decode_coeffs(self, batch: int, q: int) -> tuple[float, float, float, float, float]:
         T = self.padded_tokens(batch * q, True)
         hw = self.hw
         da = hw.efficiency.decode_attention
         L = self._layers
-        const = (sum(self._token_cost(T, batch * q, self.cuda_graphs)) + L * (da.per_seq_us * batch + da.latency_us) * 1e-6
-                 + self.launch_overhead_s(True))
+        const = sum(self._token_cost(T, batch * q, self.cuda_graphs)) + L * da.latency_us * 1e-6 + self.launch_overhead_s(True)
         mem = L * self._kv_bytes_per_tok_layer / (hw.hbm_bandwidth_bytes_per_s * da.mem_eff)
         per_flop = L * self._decode_flops_per_pair / (hw.peak_flops("bf16") * hw.efficiency.prefill_attention.compute_eff)
-        return const, mem, per_flop * q, -per_flop * batch * q * (q - 1) / 2.0
+        cta = L * da.cta_us * 1e-6 * batch * self._kv_heads / hw.gpu.sm_count
+        return const, mem, per_flop * q, -per_flop * batch * q * (q - 1) / 2.0, cta
 
     def decode_const_parts(self, batch: int, q: int = 1) -> dict[str, float]:
         """The context-independent components of a decode pass at ``batch`` sequences."""

@@ -31,11 +31,13 @@ __all__ = [
     "gemm_time_s",
     "moe_time_s",
     "moe_layer_time_s",
+    "moe_padded_rows",
     "expected_experts_touched",
     "decode_attention_time_s",
     "prefill_attention_time_s",
     "elementwise_time_s",
     "collective_time_s",
+    "custom_all_reduce_time_s",
     "p2p_time_s",
 ]
 
@@ -76,26 +78,54 @@ def _tabulated(hw: HardwareProfile, op_key: str, ident: tuple, size: ArrayLike, 
 # --------------------------------------------------------------------------- GEMM / MoE
 
 
-def gemm_time_s(hw: HardwareProfile, m: ArrayLike, n: ArrayLike, k: ArrayLike, dtype: str) -> float | np.ndarray:
-    """Dense GEMM ``y[m,n] = x[m,k] @ W[k,n]`` with weights in ``dtype``.
+#: Output-tile rows of the GEMM kernels for m > 128 (CUTLASS switches kernels at m = 129;
+#: ../shared/traces/README.md): m is padded to a multiple of this above 128.
+GEMM_TILE_M = 128
+#: Elements of one activation row the quantisation kernel handles per pass (chosen from the
+#: data among 1,024-4,096 on all three GPUs; 256 threads x 8 fp8 values).
+ACT_QUANT_PASS_ELEMS = 2048
 
-    ``t = max(2mnk / (peak_d * eff(m)), bytes / (hbm_bw * mem_eff)) + latency`` with
-    ``eff(m) = compute_eff * m / (m + m_half_tokens)`` (small-m / tile-quantisation loss) and
-    ``bytes = (m*k + m*n) * 2`` (bf16 activations in and out) ``+ n*k * bytes(dtype)`` (weights).
-    The compute term is evaluated as ``2nk(m + m_half) / (peak * compute_eff)`` (same value, no
-    division by m).  fp8_block uses the fp8 peak; any zero dimension gives 0 s.
+
+def gemm_time_s(hw: HardwareProfile, m: ArrayLike, n: ArrayLike, k: ArrayLike, dtype: str) -> float | np.ndarray:
+    """Dense GEMM ``y[m,n] = x[m,k] @ W[k,n]`` with weights in ``dtype``::
+
+        m_pad = m if m <= 128 else ceil(m / 128) * 128         (128-row output tiles)
+        C = 2 * n * k * m_pad / (peak(dtype) * compute_eff)
+        M = ((m*k + m*n) * 2 + n*k * bytes(dtype)) / (hbm_bw * mem_eff)
+        t = latency_us + k * k_loop_ns + max(C, M) + overlap_loss * min(C, M)
+            + m * (act_quant_row_ns + act_quant_pass_ns * ceil(k / 2048))
+
+    (bf16 activations in and out; the last term is the dynamic activation quantisation of
+    quantised GEMMs, 0 for bf16).  Parameters: :class:`~rlsim.hardware.profile.GemmEff`.
+    fp8_block uses the fp8 peak.  In table mode a measured curve for ``(n, k)`` replaces the
+    model inside its m range.  Any zero dimension gives 0 s.
     """
     e = hw.gemm_eff(dtype)
     peak = hw.peak_flops(dtype)
     wb = units.dtype_bytes(dtype)
     m, n, k = _f(m), _f(n), _f(k)
-    compute = 2.0 * n * k * (m + e.m_half_tokens) / (peak * e.compute_eff)
-    nbytes = (m * k + m * n) * _ACT_BYTES + n * k * wb
-    memory = nbytes / (hw.hbm_bandwidth_bytes_per_s * e.mem_eff)
-    t = np.maximum(compute, memory) + units.us(e.latency_us)
+    m_pad = np.where(m > GEMM_TILE_M, np.ceil(m / GEMM_TILE_M) * GEMM_TILE_M, m)
+    compute = 2.0 * n * k * m_pad / (peak * e.compute_eff)
+    memory = ((m * k + m * n) * _ACT_BYTES + n * k * wb) / (hw.hbm_bandwidth_bytes_per_s * e.mem_eff)
+    quant = m * (e.act_quant_row_ns + e.act_quant_pass_ns * np.ceil(k / ACT_QUANT_PASS_ELEMS)) * 1e-9
+    t = (units.us(e.latency_us) + k * e.k_loop_ns * 1e-9 + np.maximum(compute, memory)
+         + e.overlap_loss * np.minimum(compute, memory) + quant)
     if dtype != "fp8_block":  # fp8_block tables carry the eager harness floor (tables module)
         t = _tabulated(hw, f"gemm:{_EFF_NAME.get(dtype, dtype)}", (n, k), m, t)
     return _out(np.where((m > 0) & (n > 0) & (k > 0), t, 0.0))
+
+
+def moe_padded_rows(rows: ArrayLike, touched: ArrayLike, block_m: int) -> np.ndarray:
+    """Rows the grouped GEMMs compute when ``rows`` routed rows are spread as evenly as possible
+    over ``touched`` experts and every expert's rows are padded to a multiple of ``block_m``
+    (vLLM's moe_align_block_size): ``r`` experts get ``q+1`` rows and the rest ``q``, with
+    ``q = floor(rows / touched)``, ``r = rows - q * touched``."""
+    rows, touched = _f(rows), _f(touched)
+    safe = np.where(touched > 0, touched, 1.0)
+    q = np.floor(rows / safe)
+    r = rows - q * safe
+    padded = (r * np.ceil((q + 1) / block_m) + (safe - r) * np.ceil(q / block_m)) * block_m
+    return _out(np.where((touched > 0) & (rows > 0), padded, 0.0))
 
 
 def moe_time_s(
@@ -111,27 +141,32 @@ def moe_time_s(
     *,
     overhead_rows: ArrayLike | None = None,
     gated: bool = True,
+    padded_rows: ArrayLike | None = None,
 ) -> float | np.ndarray:
     """One fused-MoE layer (experts only: gate_up GEMM + activation + down GEMM) on one GPU.
 
     Shapes per expert (after TP split): gate_up ``[k_hidden, n_gate_up]`` (n_gate_up = 2 x
     intermediate for a gated activation such as SwiGLU), down ``[k_inter, n_down]`` with
     ``k_inter = n_gate_up / 2`` if ``gated`` else ``n_gate_up``.  Let ``W = k_hidden*n_gate_up
-    + k_inter*n_down`` (weight elements per expert).
+    + k_inter*n_down`` (weight elements per expert).  Parameters:
+    :class:`~rlsim.hardware.profile.MoeEff`.
 
     - routed rows computed here: ``rows = tokens * topk`` -- the caller passes the *local* share
       of tokens (e.g. ``T / ep_size`` for balanced expert parallelism);
-    - FLOPs ``= 2 * rows * W``; ``m`` per expert ``= rows / experts_touched`` so
-      ``flops / (peak * eff(m)) = 2W(rows + m_half * touched) / (peak * compute_eff)``;
+    - FLOPs ``= 2 * W * padded`` with ``padded`` = :func:`moe_padded_rows` (each touched
+      expert's rows padded to ``block_m_tokens``), at ``peak * compute_eff``;
     - bytes ``= touched * W * bytes(dtype)`` (each touched expert's weights read once)
-      ``+ rows * (k_hidden + n_gate_up + k_inter + n_down) * 2`` (bf16 activations);
+      ``+ rows * (k_hidden + n_gate_up + k_inter + n_down) * 2`` (bf16 activations), at
+      ``hbm_bw * mem_eff``;
     - ``t = max(compute, memory) + latency + per_routed_token_us * overhead_rows`` where
       ``overhead_rows`` (default ``rows``) counts the routed rows the sort / align / combine
       kernels walk: with vLLM's all-gather EP dispatch every rank walks all ``T * topk`` rows,
       so pass that there.
 
     ``experts_touched_local`` (see :func:`expected_experts_touched`) is clipped to
-    ``num_experts_local`` and to ``rows``.  Zero tokens and zero overhead rows give 0 s.
+    ``num_experts_local`` and to ``rows``.  ``padded_rows`` overrides the even spread when the
+    caller knows the per-expert row counts (uneven routing).  Zero tokens and zero overhead
+    rows give 0 s.
     """
     e = hw.moe_eff(dtype)
     peak = hw.peak_flops(dtype)
@@ -140,7 +175,8 @@ def moe_time_s(
     touched = np.minimum(np.minimum(_f(experts_touched_local), _f(num_experts_local)), rows)
     k_inter = n_gate_up / 2 if gated else n_gate_up
     w = k_hidden * n_gate_up + k_inter * n_down
-    compute = 2.0 * w * (rows + e.m_half_tokens * touched) / (peak * e.compute_eff)
+    padded = moe_padded_rows(rows, touched, e.block_m_tokens) if padded_rows is None else _f(padded_rows)
+    compute = 2.0 * w * padded / (peak * e.compute_eff)
     nbytes = touched * w * wb + rows * (k_hidden + n_gate_up + k_inter + n_down) * _ACT_BYTES
     memory = nbytes / (hw.hbm_bandwidth_bytes_per_s * e.mem_eff)
     over = rows if overhead_rows is None else _f(overhead_rows)
@@ -161,18 +197,26 @@ def moe_layer_time_s(
     ep: int = 1,
     skew: float = 0.0,
     gated: bool = True,
+    routing: str = "random",
 ) -> float | np.ndarray:
     """One MoE layer's experts on one GPU of a ``tp x ep`` split, as vLLM's fused MoE runs it.
 
     Each of ``ep`` ranks owns ``E/ep`` whole experts and, with the all-gather dispatch, walks
     all ``T * topk`` routed rows while computing its ``1/ep`` share of them; ``tp`` splits every
-    expert's intermediate dimension ``inter``.  Distinct experts touched follow
-    :func:`expected_experts_touched` (``skew`` for a concentrated router).  The time is
-    :func:`moe_time_s`, or a measured curve in table mode (key ``moe:<dtype>``, identity
-    ``(hidden, inter, E, topk, tp, ep)``).
+    expert's intermediate dimension ``inter``.  Distinct experts touched: ``routing="random"``
+    (a real router, the simulator's default) follows :func:`expected_experts_touched` (``skew``
+    for a concentrated router); ``"round_robin"`` deals rows to experts in turn, ``min(E, T *
+    topk)`` (what kernel benchmarks call *balanced* routing).  The time is :func:`moe_time_s`,
+    or a measured curve in table mode (key ``moe:<dtype>``, identity ``(hidden, inter, E,
+    topk, tp, ep)``).
     """
     T = _f(num_tokens)
-    touched = _f(expected_experts_touched(T, num_experts, topk, skew))
+    if routing == "round_robin":
+        touched = np.minimum(float(num_experts), T * topk)
+    elif routing == "random":
+        touched = _f(expected_experts_touched(T, num_experts, topk, skew))
+    else:
+        raise ValueError(f"routing = {routing!r}; expected random or round_robin")
     n_gate_up = int((2 if gated else 1) * inter // tp)
     t = moe_time_s(hw, T / ep, num_experts / ep, touched / ep, n_gate_up, hidden, hidden, dtype, topk,
                    overhead_rows=T * topk, gated=gated)
@@ -207,45 +251,74 @@ def expected_experts_touched(
 # --------------------------------------------------------------------------- attention / elementwise
 
 
-def decode_attention_time_s(
-    hw: HardwareProfile, kv_bytes: ArrayLike, num_seqs: ArrayLike, flops: ArrayLike = 0.0
-) -> float | np.ndarray:
-    """Decode (or short-query, e.g. speculative verify) attention over a batch, one layer.
+#: Query rows per prefill-attention tile (FlashAttention's M tile).
+ATTN_TILE_M = 128
 
-    ``t = max(kv_bytes / (hbm_bw * mem_eff), flops / (peak_bf16 * prefill.compute_eff))
-    + per_seq_us * num_seqs + latency``.  ``kv_bytes`` = sum over sequences of context_len x
-    2 (K and V) x kv_heads_per_gpu x head_dim x bytes(kv dtype); ``flops`` (optional) matters
-    only for multi-token queries.  KV is always read from HBM (the L2 speed-up seen in isolated
-    kernel benchmarks does not survive a real forward pass).  Zero sequences give 0 s.
+
+def decode_attention_time_s(
+    hw: HardwareProfile, kv_bytes: ArrayLike, num_seqs: ArrayLike, flops: ArrayLike = 0.0, num_kv_heads: ArrayLike = 1
+) -> float | np.ndarray:
+    """Decode (or short-query, e.g. speculative verify) attention over a batch, one layer::
+
+        t = latency_us + max(kv_bytes / (hbm_bw * mem_eff),
+                             flops / (peak_bf16 * prefill.compute_eff),
+                             cta_us * num_seqs * num_kv_heads / sm_count)
+
+    ``kv_bytes`` = sum over sequences of context_len x 2 (K and V) x kv_heads_per_gpu x
+    head_dim x bytes(kv dtype); ``flops`` (optional) matters only for multi-token queries.
+    vLLM's decode kernels run one CTA per (sequence, KV head), each with a fixed cost (load Q and
+    a first KV tile, softmax, write O) however short the context: the third term, spread over
+    the SMs.  KV is always read from HBM (the L2 speed-up seen in isolated kernel benchmarks does
+    not survive a real forward pass).  For a fixed batch the time is ``const + max(a * ctx, c *
+    ctx + offset, cta)`` in the total context -- the engine's fast path relies on that.  Zero
+    sequences give 0 s.
     """
     da = hw.efficiency.decode_attention
     memory = _f(kv_bytes) / (hw.hbm_bandwidth_bytes_per_s * da.mem_eff)
     compute = _f(flops) / (hw.peak_flops("bf16") * hw.efficiency.prefill_attention.compute_eff)
     seqs = _f(num_seqs)
-    t = np.maximum(memory, compute) + units.us(da.per_seq_us) * seqs + units.us(da.latency_us)
+    cta = units.us(da.cta_us) * seqs * _f(num_kv_heads) / hw.gpu.sm_count
+    t = np.maximum(np.maximum(memory, compute), cta) + units.us(da.latency_us)
     return _out(np.where(seqs > 0, t, 0.0))
 
 
 def prefill_attention_time_s(
-    hw: HardwareProfile, flops: ArrayLike, kv_bytes: ArrayLike = 0.0, seq_len: ArrayLike | None = None
+    hw: HardwareProfile,
+    num_seqs: ArrayLike,
+    query_tokens: ArrayLike,
+    flops: ArrayLike,
+    keys_per_seq: ArrayLike,
+    num_heads: ArrayLike,
+    num_kv_heads: ArrayLike,
+    head_flops_per_pair: ArrayLike,
 ) -> float | np.ndarray:
-    """Prefill attention, one layer: ``max(flops / (peak_bf16 * eff), kv_bytes / (hbm_bw *
-    mem_eff)) + latency`` with ``eff = compute_eff`` or, when ``seq_len`` (query tokens per
-    sequence) is given, ``compute_eff * s / (s + s_half_tokens)`` (short sequences fill fewer
-    tiles).
+    """Prefill attention (query chunks of >= 2 tokens), one layer, FlashAttention-style::
 
-    Causal FLOPs per sequence ~ ``2 * 2 * s^2 * heads * head_dim / 2`` (QK^T and PV, halved by
-    causality; computed by the model layer).  Nothing to do gives 0 s.
+        s     = query_tokens / num_seqs                      (mean chunk)
+        tiles = num_seqs * num_heads * ceil(s / 128)         (CTAs: one per query tile and head)
+        work  = (tile_us * tiles + (tok_head_ns * heads + tok_kvhead_ns * kv_heads) * 1e-3 * query_tokens)
+                / sm_count + flops / (peak_bf16 * compute_eff)
+        crit  = tile_us + 128 * keys_per_seq * head_flops_per_pair / (peak_bf16 / sm_count * crit_eff)
+        t     = latency_us + max(work, crit)
+
+    ``flops``: causal FLOPs of all chunks (``head_flops_per_pair`` x heads per query-key pair:
+    4 x head_dim for QK^T and PV); ``keys_per_seq``: keys each chunk attends to (cached +
+    new).  The per-tile cost is tile quantisation (short chunks fill a 128-row tile partly),
+    the per-token terms the Q / O traffic per head and the K / V traffic per KV head, and
+    ``crit`` the critical path when too few CTAs fill the GPU: the last query tile of one
+    sequence runs on one SM against all its keys.  Nothing to do gives 0 s.
     """
     pa = hw.efficiency.prefill_attention
-    fl, kv = _f(flops), _f(kv_bytes)
-    compute = fl / (hw.peak_flops("bf16") * pa.compute_eff)
-    if seq_len is not None and pa.s_half_tokens > 0:
-        s = np.maximum(_f(seq_len), 1.0)
-        compute = compute * (s + pa.s_half_tokens) / s
-    memory = kv / (hw.hbm_bandwidth_bytes_per_s * pa.mem_eff)
-    t = np.maximum(compute, memory) + units.us(pa.latency_us)
-    return _out(np.where((fl > 0) | (kv > 0), t, 0.0))
+    b, q, fl = _f(num_seqs), _f(query_tokens), _f(flops)
+    sms = hw.gpu.sm_count
+    peak = hw.peak_flops("bf16")
+    s = q / np.where(b > 0, b, 1.0)
+    tiles = b * _f(num_heads) * np.ceil(s / ATTN_TILE_M)
+    per_tok_us = (pa.tok_head_ns * _f(num_heads) + pa.tok_kvhead_ns * _f(num_kv_heads)) * 1e-3
+    work = units.us(pa.tile_us * tiles + per_tok_us * q) / sms + fl / (peak * pa.compute_eff)
+    crit = units.us(pa.tile_us) + ATTN_TILE_M * _f(keys_per_seq) * _f(head_flops_per_pair) / (peak / sms * pa.crit_eff)
+    t = np.maximum(work, crit) + units.us(pa.latency_us)
+    return _out(np.where((b > 0) & (fl > 0), t, 0.0))
 
 
 def elementwise_time_s(hw: HardwareProfile, nbytes: ArrayLike) -> float | np.ndarray:
@@ -294,18 +367,48 @@ def _pipelined(*stages: tuple[float, np.ndarray]) -> np.ndarray:
     return sum(a for a, _ in stages) + np.maximum.reduce([b for _, b in stages])
 
 
-def _custom_all_reduce(hw: HardwareProfile, nbytes: np.ndarray, n: int, cuda_graph: bool) -> np.ndarray:
-    """vLLM's custom all-reduce over ``n`` GPUs of one NVLink domain (see collective_time_s)."""
+#: vLLM custom all-reduce: one pass of the one-shot kernel moves 36 CTAs x 512 threads x 16 B.
+CUSTOM_AR_PASS_BYTES = 36 * 512 * 16
+
+
+def custom_all_reduce_two_shot(nbytes: ArrayLike, num_gpus: int) -> np.ndarray:
+    """vLLM's algorithm choice (csrc/custom_all_reduce.cuh): one-shot for 2 GPUs; otherwise
+    one-shot below 512 KiB (<= 4 GPUs) or 256 KiB (<= 8 GPUs), two-shot above."""
+    b = _f(nbytes)
+    n = num_gpus
+    if n <= 2:
+        return np.zeros(b.shape, dtype=bool)
+    return b >= (512 * 1024 if n <= 4 else 256 * 1024)
+
+
+def custom_all_reduce_time_s(hw: HardwareProfile, nbytes: ArrayLike, num_gpus: int, cuda_graph: bool = True) -> float | np.ndarray:
+    """vLLM's custom all-reduce of ``nbytes`` per GPU over ``num_gpus`` GPUs of one NVLink
+    domain (parameters and their physics: :class:`~rlsim.hardware.profile.CustomAllReduce`)::
+
+        alpha    = alpha_us + barrier_per_peer_us * (n-1)
+        one-shot = alpha + max((n-1) b / (nvlink_bw * oneshot_link_eff), b / 294,912 B * oneshot_iter_us)
+        two-shot = alpha + twoshot_extra_us + 2(n-1)/n b / (nvlink_bw * twoshot_link_eff)
+        eager    = max(floor, graph + eager_extra_us + 2 b / hbm_bw),
+                   floor = eager_floor_us, or max(that, eager_twoshot_floor_per_peer_us * (n-1)) for two-shot
+
+    with vLLM's fixed choice between one- and two-shot (:func:`custom_all_reduce_two_shot`).
+    0 bytes or one GPU -> 0 s.
+    """
     car = hw.collectives.custom_all_reduce
-    alpha = units.us(by_group_size(car.graph_alpha_us if cuda_graph else car.eager_alpha_us, n))
-    eff = by_group_size(car.busbw_eff, n, clamp=True)
-    custom = alpha + nbytes * _factor("all_reduce", n) / (hw.nvlink_bw_bytes_per_s * eff)
-    if car.two_shot_extra_alpha_us is not None and car.two_shot_busbw_eff is not None:
-        eff2 = by_group_size(car.two_shot_busbw_eff, n, clamp=True)
-        two = alpha + units.us(by_group_size(car.two_shot_extra_alpha_us, n)) + nbytes * _factor("all_reduce", n) / (
-            hw.nvlink_bw_bytes_per_s * eff2)
-        custom = np.minimum(custom, two)
-    return custom
+    b = _f(nbytes)
+    n = int(num_gpus)
+    if n <= 1:
+        return _out(np.zeros_like(b))
+    bw = hw.nvlink_bw_bytes_per_s
+    alpha = units.us(car.alpha_us + car.barrier_per_peer_us * (n - 1))
+    one = alpha + np.maximum((n - 1) * b / (bw * car.oneshot_link_eff), b / CUSTOM_AR_PASS_BYTES * units.us(car.oneshot_iter_us))
+    two = alpha + units.us(car.twoshot_extra_us) + _factor("all_reduce", n) * b / (bw * car.twoshot_link_eff)
+    two_shot = custom_all_reduce_two_shot(b, n)
+    t = np.where(two_shot, two, one)
+    if not cuda_graph:
+        floor = np.where(two_shot, max(car.eager_floor_us, car.eager_twoshot_floor_per_peer_us * (n - 1)), car.eager_floor_us)
+        t = np.maximum(units.us(floor), t + units.us(car.eager_extra_us) + 2.0 * b / hw.hbm_bandwidth_bytes_per_s)
+    return _out(np.where(b > 0, t, 0.0))
 
 
 def collective_time_s(
@@ -319,8 +422,8 @@ def collective_time_s(
     Inside the NVLink domain (``num_gpus <= nvlink_domain_gpus``):
 
     - all-reduce with ``nbytes <= custom_all_reduce.max_bytes`` and ``num_gpus <=
-      custom_all_reduce.max_gpus`` uses vLLM's custom all-reduce:
-      ``alpha(graph or eager, n) + nbytes * 2(n-1)/n / (nvlink_bw * busbw_eff(n))``;
+      custom_all_reduce.max_gpus`` uses vLLM's custom all-reduce
+      (:func:`custom_all_reduce_time_s`, graph or eager);
     - everything else is NCCL: ``alpha_op(n) + nbytes * factor / (nvlink_bw * busbw_eff_op(n))``,
       factor ``2(n-1)/n`` for all-reduce, ``(n-1)/n`` otherwise.  (NCCL parameters come from
       eager nccl-tests; CUDA graphs are not modelled to change them.)
@@ -365,7 +468,7 @@ def collective_time_s(
         if use_custom.any():
             bc = b[use_custom]
             t[use_custom] = _tabulated(hw, "custom_all_reduce", (n, "graph" if cuda_graph else "eager"), bc,
-                                       _custom_all_reduce(hw, bc, n, cuda_graph))
+                                       custom_all_reduce_time_s(hw, bc, n, cuda_graph))
         if not use_custom.all():
             bn = b[~use_custom]
             t[~use_custom] = _tabulated(hw, f"nccl_{op}", (n,), bn, sum(_nccl_domain(hw, op, bn, n)))

@@ -65,6 +65,12 @@ def _efficiency(x: float) -> float:
     return x
 
 
+def _fraction(x: float) -> float:
+    if not (0.0 <= x <= 1.0):
+        raise ValueError("must be in [0, 1]")
+    return x
+
+
 def _non_negative(x: float) -> float:
     if not (x >= 0.0) or math.isinf(x):
         raise ValueError("must be a finite number >= 0")
@@ -78,6 +84,7 @@ def _positive(x: float) -> float:
 
 
 Eff = Annotated[float, AfterValidator(_efficiency)]
+Frac = Annotated[float, AfterValidator(_fraction)]
 NonNeg = Annotated[float, AfterValidator(_non_negative)]
 Pos = Annotated[float, AfterValidator(_positive)]
 PosInt = Annotated[int, Field(ge=1)]
@@ -183,18 +190,36 @@ class GpuSpec(_Frozen):
 
 
 class GemmEff(_Frozen):
-    """Dense GEMM: ``eff_c(m) = compute_eff * m / (m + m_half_tokens)``, HBM at ``mem_eff``."""
+    """Dense GEMM parameters (the formula is :func:`rlsim.hardware.ops.gemm_time_s`).
+
+    ``compute_eff`` / ``mem_eff``: fractions of the dtype's tensor peak and of HBM bandwidth;
+    ``latency_us``: GPU-side floor of one kernel; ``k_loop_ns``: per element of the reduction
+    dimension k (each CTA walks k serially; not hidden at small m); ``overlap_loss``: fraction
+    of the shorter of compute and memory time not overlapped with the longer (pipeline fill,
+    epilogue); ``act_quant_row_ns`` / ``act_quant_pass_ns``: the dynamic activation-quantisation
+    pass of quantised GEMMs, per row of x and per row per 2,048-element pass over k (0 for bf16).
+    """
 
     compute_eff: Eff
-    m_half_tokens: NonNeg
     mem_eff: Eff
     latency_us: NonNeg
+    k_loop_ns: NonNeg = 0.0
+    overlap_loss: Frac = 0.0
+    act_quant_row_ns: NonNeg = 0.0
+    act_quant_pass_ns: NonNeg = 0.0
 
 
-class MoeEff(GemmEff):
-    """Fused MoE: GEMM parameters with m = rows per touched expert, plus a per-routed-row cost."""
+class MoeEff(_Frozen):
+    """Fused-MoE parameters (the formula is :func:`rlsim.hardware.ops.moe_time_s`): every
+    touched expert's rows are padded to ``block_m_tokens`` (vLLM's moe_align_block_size / the
+    grouped-GEMM tile; chosen by the fit from 16, 32, 64, 128), ``per_routed_token_us`` per
+    routed row for sort / permute / combine."""
 
+    compute_eff: Eff
+    mem_eff: Eff
+    latency_us: NonNeg
     per_routed_token_us: NonNeg
+    block_m_tokens: PosInt = 64
 
 
 class GemmByDtype(_Frozen):
@@ -212,19 +237,26 @@ class MoeByDtype(_Frozen):
 
 
 class DecodeAttentionEff(_Frozen):
+    """Decode attention (:func:`rlsim.hardware.ops.decode_attention_time_s`): KV read at
+    ``mem_eff`` of HBM, ``cta_us`` of SM time per (sequence, KV head) CTA, ``latency_us``."""
+
     mem_eff: Eff
-    per_seq_us: NonNeg
+    cta_us: NonNeg
     latency_us: NonNeg
 
 
 class PrefillAttentionEff(_Frozen):
-    """``compute_eff`` is reached by long sequences; with ``s_half_tokens`` > 0 and the
-    sequence length known, the efficiency is ``compute_eff * s / (s + s_half_tokens)``."""
+    """Prefill attention (:func:`rlsim.hardware.ops.prefill_attention_time_s`): causal FLOPs
+    at ``compute_eff`` of the bf16 peak, ``tile_us`` of SM time per (128-row query tile, head),
+    ``tok_head_ns`` / ``tok_kvhead_ns`` of SM time per query token per head / per KV head,
+    ``crit_eff``: one SM's efficiency on the critical path, ``latency_us``."""
 
     compute_eff: Eff
-    mem_eff: Eff
     latency_us: NonNeg
-    s_half_tokens: NonNeg = 0.0
+    tile_us: NonNeg = 0.0
+    tok_head_ns: NonNeg = 0.0
+    tok_kvhead_ns: NonNeg = 0.0
+    crit_eff: Eff = 1.0
 
 
 class ElementwiseEff(_Frozen):
@@ -283,17 +315,34 @@ class NcclOps(_Frozen):
 
 
 class CustomAllReduce(_Frozen):
-    """vLLM custom all-reduce (TP inside one NVLink-connected group, small messages)."""
+    """vLLM's custom all-reduce (TP inside one NVLink-connected group, buffers up to
+    ``max_bytes``), csrc/custom_all_reduce.cuh; the formula is in
+    :func:`rlsim.hardware.ops.custom_all_reduce_time_s`.
 
-    graph_alpha_us: AlphaUs
-    eager_alpha_us: AlphaUs
-    busbw_eff: EffByN
+    Every kernel starts and ends with a flag barrier across the ``n`` ranks (``alpha_us +
+    barrier_per_peer_us * (n-1)``).  One-shot (2 GPUs always; below 512 KiB for <= 4 GPUs,
+    256 KiB for <= 8: vLLM's fixed rule) reads all ``n-1`` peers' buffers over NVLink
+    (``oneshot_link_eff``) in passes of 36 CTAs x 512 threads x 16 B, each pass a remote-load
+    round trip (``oneshot_iter_us``); two-shot is reduce-scatter + all-gather
+    (``2(n-1)/n`` of the buffer at ``twoshot_link_eff``, plus ``twoshot_extra_us`` for the middle
+    barrier and second pass).  Eager calls copy the input into the registered buffer
+    (``eager_extra_us`` + a read and write of it at HBM speed) and cannot beat the host's
+    per-call floor ``eager_floor_us``; ``eager_twoshot_floor_per_peer_us`` raises that floor for
+    two-shot calls with ``n-1`` peers (empirical: seen on H100 and B200 at 8 GPUs, mechanism
+    unknown).
+    """
+
+    alpha_us: NonNeg
+    barrier_per_peer_us: NonNeg
+    oneshot_link_eff: Eff
+    oneshot_iter_us: NonNeg
+    twoshot_extra_us: NonNeg
+    twoshot_link_eff: Eff
+    eager_floor_us: NonNeg
+    eager_extra_us: NonNeg
+    eager_twoshot_floor_per_peer_us: NonNeg = 0.0
     max_bytes: PosInt
     max_gpus: PosInt
-    #: Optional second algorithm (vLLM's two-shot all-reduce for larger buffers): extra latency
-    #: over the one-shot path and its own bus efficiency; the faster path is used.
-    two_shot_extra_alpha_us: AlphaUs | None = None
-    two_shot_busbw_eff: EffByN | None = None
 
 
 class Collectives(_Frozen):

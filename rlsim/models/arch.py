@@ -103,6 +103,10 @@ class ModelArch(BaseModel):
     num_experts_per_tok: NonNegativeInt = 0
     moe_intermediate_size: NonNegativeInt = 0
     num_shared_experts: NonNegativeInt = 0
+    #: Group-limited routing (DeepSeek-V3 ``n_group`` / ``topk_group``): experts form this many
+    #: groups and a token picks its experts from its best ``router_topk_groups`` groups only.
+    router_groups: PositiveInt = 1
+    router_topk_groups: PositiveInt = 1
     num_dense_layers: NonNegativeInt
     attention_kind: Literal["gqa", "mla"] = "gqa"
     q_lora_rank: PositiveInt | None = None

@@ -179,6 +179,8 @@ def _deepseek_v3_fields(r: _Reader) -> dict[str, Any]:
         "num_experts_per_tok": r.int("num_experts_per_tok"),
         "moe_intermediate_size": r.int("moe_intermediate_size"),
         "num_shared_experts": r.int("n_shared_experts", default=0, minimum=0),
+        "router_groups": r.int("n_group", default=1),
+        "router_topk_groups": r.int("topk_group", default=1),
         "num_dense_layers": layers - moe_layers,
         "num_mtp_layers": r.int("num_nextn_predict_layers", default=0, minimum=0),
     }

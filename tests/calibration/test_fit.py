@@ -28,33 +28,80 @@ def _synthetic(data: dict, spec, truth: list[float], df: pd.DataFrame) -> pd.Dat
     return df.assign(measured_s=predict(hw, df))
 
 
+def _recovered(spec, r) -> dict[str, float]:
+    return {p.path[-1]: r.params[p.name] for p in spec.params}
+
+
 def test_gemm_recovers_known_parameters():
     data = load_profile("h100_sxm").model_dump()
-    df = _gemm_rows("bf16")
-    spec = next(s for s in key_specs(df) if s.key == "gemm:bf16")
-    truth = [0.71, 40.0, 0.87, 5.0]  # compute_eff, m_half_tokens, mem_eff, latency_us
+    df = _gemm_rows("fp8")
+    spec = next(s for s in key_specs(df) if s.key == "gemm:fp8")
+    # compute_eff, mem_eff, latency_us, k_loop_ns, overlap_loss, act_quant_row_ns, act_quant_pass_ns
+    truth = [0.71, 0.87, 5.0, 0.6, 0.3, 2.5, 4.0]
     df = _synthetic(data, spec, truth, df)
-    start = set_params(data, spec.params, np.array([0.5, 10.0, 0.6, 2.0]))
+    start = set_params(data, spec.params, np.array([0.5, 0.6, 2.0, 0.2, 0.1, 1.0, 1.0]))
     r = fit_key(start, spec, df, cv=False)
     got = [r.params[p.name] for p in spec.params]
     np.testing.assert_allclose(got, truth, rtol=0.02)
     assert r.in_sample["median_abs_pct_err"] < 0.1
 
 
+def test_moe_recovers_known_parameters_and_block_m():
+    data = load_profile("b200_sxm").model_dump()
+    rows = [{"op_class": "moe", "dtype": "fp8", "num_tokens": t, "hidden_size": h, "inter_size": i, "num_experts": 128,
+             "topk": 8, "moe_tp": tp, "moe_ep": ep, "distribution": "balanced", "measured_s": 1.0}
+            for t in (1, 4, 16, 64, 256, 1024, 4096, 8200, 16384) for h, i in ((2048, 768), (4096, 1536))
+            for tp, ep in ((1, 1), (2, 1), (1, 4))]
+    df = _tidy(pd.DataFrame(rows))
+    spec = next(s for s in key_specs(df) if s.key == "moe:fp8")
+    data["efficiency"]["moe"]["fp8"]["block_m_tokens"] = 32
+    truth = [0.45, 0.75, 15.0, 0.0015]  # compute_eff, mem_eff, latency_us, per_routed_token_us
+    df = _synthetic(data, spec, truth, df)
+    data["efficiency"]["moe"]["fp8"]["block_m_tokens"] = 128
+    r = fit_key(data, spec, df, cv=False)
+    np.testing.assert_allclose([r.params[p.name] for p in spec.params], truth, rtol=0.02)
+    assert r.data["efficiency"]["moe"]["fp8"]["block_m_tokens"] == 32
+
+
+def _attention_rows(op: str) -> pd.DataFrame:
+    rows = [{"op_class": op, "dtype": "bf16", "batch_size": b, "seq_len": s, "num_heads": h,
+             "num_kv_heads": kv, "head_dim": 128, "window_size": 0, "measured_s": 1.0}
+            for b, s, (h, kv) in itertools.product([1, 4, 16, 64, 256, 1024], [16, 128, 1024, 4096, 16384],
+                                                   [(32, 8), (8, 2), (64, 8), (4, 1)])]
+    return _tidy(pd.DataFrame(rows))
+
+
 def test_prefill_attention_recovers_known_parameters():
     data = load_profile("b200_sxm").model_dump()
-    rows = [{"op_class": "context_attention", "dtype": "bf16", "batch_size": b, "seq_len": s, "num_heads": h,
-             "num_kv_heads": kv, "head_dim": 128, "window_size": 0, "measured_s": 1.0}
-            for b, s, (h, kv) in itertools.product([1, 4, 16], [16, 128, 1024, 4096, 16384], [(32, 8), (8, 2)])]
-    df = _tidy(pd.DataFrame(rows))
+    df = _attention_rows("context_attention")
     spec = next(s for s in key_specs(df) if s.key == "context_attention:bf16")
-    truth = [0.62, 0.5, 12.0, 700.0]  # compute_eff, mem_eff, latency_us, s_half_tokens
+    truth = [0.62, 12.0, 3.0, 2.0, 90.0, 0.3]  # compute_eff, latency_us, tile_us, tok_head_ns, tok_kvhead_ns, crit_eff
     df = _synthetic(data, spec, truth, df)
-    # mem_eff is not identifiable when no row is memory-bound: check the others
     r = fit_key(data, spec, df, cv=False)
-    got = {p.path[-1]: r.params[p.name] for p in spec.params}
-    for name, t in zip(("compute_eff", "latency_us", "s_half_tokens"), (0.62, 12.0, 700.0)):
-        assert got[name] == pytest.approx(t, rel=0.02), name
+    np.testing.assert_allclose([r.params[p.name] for p in spec.params], truth, rtol=0.02)
+
+
+def test_decode_attention_recovers_known_parameters():
+    data = load_profile("gb200").model_dump()
+    df = _attention_rows("generation_attention")
+    spec = next(s for s in key_specs(df) if s.key == "generation_attention:bf16")
+    truth = [0.85, 1.6, 10.0, 1.3]  # mem_eff, cta_us, latency_us, decode_attention_l2_speedup
+    df = _synthetic(data, spec, truth, df)
+    r = fit_key(data, spec, df, cv=False)
+    np.testing.assert_allclose([r.params[p.name] for p in spec.params], truth, rtol=0.02)
+
+
+def test_custom_all_reduce_recovers_known_parameters():
+    data = load_profile("h100_sxm").model_dump()
+    rows = [{"op_class": "custom_all_reduce", "dtype": "bf16", "num_gpus": n, "nbytes": 2.0 ** e, "backend": be,
+             "measured_s": 1.0} for n in (2, 4, 8) for e in range(10, 24) for be in ("graph", "eager")]
+    df = _tidy(pd.DataFrame(rows))
+    spec = next(s for s in key_specs(df) if s.key == "custom_all_reduce")
+    truth = [4.0, 0.15, 0.65, 1.3, 5.0, 0.7, 21.0, 6.0, 5.5]  # in the order of spec.params
+    assert [p.path[-1] for p in spec.params][-1] == "eager_twoshot_floor_per_peer_us"
+    df = _synthetic(data, spec, truth, df)
+    r = fit_key(data, spec, df, cv=False)
+    np.testing.assert_allclose([r.params[p.name] for p in spec.params], truth, rtol=0.02)
 
 
 def test_fit_keeps_parameters_physical():
@@ -83,7 +130,7 @@ def test_held_out_error_reported():
     data = load_profile("h100_sxm").model_dump()
     df = _gemm_rows("bf16")
     spec = next(s for s in key_specs(df) if s.key == "gemm:bf16")
-    df = _synthetic(data, spec, [0.7, 30.0, 0.9, 4.0], df)
+    df = _synthetic(data, spec, [0.7, 0.9, 4.0, 0.5, 0.2, 0.0, 0.0], df)
     df["measured_s"] *= np.exp(np.random.default_rng(0).normal(0, 0.05, len(df)))
     r = fit_key(data, spec, df, n_folds=3)
     assert r.held_out["n"] == len(df)

@@ -34,10 +34,11 @@ def test_batch1_decode_is_weight_bytes_over_effective_bandwidth_plus_fixed_overh
     # every linear weight (incl. LM head, not the embedding table) is read once per step
     weight_bytes = sum(w.in_features * w.out_features * w.layers for w in qwen8b.linear_weights()) * 2.0
     n_gemms = sum(w.layers for w in qwen8b.linear_weights())
-    gemm_s = weight_bytes / (bw * eff.mem_eff) + n_gemms * eff.latency_us * 1e-6
+    k_steps = sum(w.in_features * w.layers for w in qwen8b.linear_weights())  # each GEMM walks its k
+    gemm_s = weight_bytes / (bw * eff.mem_eff) + n_gemms * eff.latency_us * 1e-6 + k_steps * eff.k_loop_ns * 1e-9
     kv_bytes = 1024 * 2 * 8 * 128 * 2 * 36  # context x (K,V) x kv heads x head_dim x bf16 x layers
     da = h100.efficiency.decode_attention
-    attn_s = kv_bytes / (bw * da.mem_eff) + 36 * (da.latency_us + da.per_seq_us) * 1e-6
+    attn_s = kv_bytes / (bw * da.mem_eff) + 36 * da.latency_us * 1e-6
     el = h100.efficiency.elementwise
     hidden = 4096 * 2.0
     elem_s = (36 * ELEMENTWISE_PASSES * hidden + hidden + SAMPLER_PASSES * 151936 * 4.0) / (bw * el.mem_eff) + 38 * el.latency_us * 1e-6

@@ -22,6 +22,7 @@ from rlsim.hardware import (
     p2p_time_s,
     prefill_attention_time_s,
 )
+from rlsim.hardware.ops import custom_all_reduce_time_s, moe_padded_rows
 from rlsim.hardware.profile import by_group_size
 
 US = 1e-6
@@ -29,21 +30,26 @@ US = 1e-6
 
 _AB = lambda a, e: {"alpha_us": a, "busbw_eff": e}  # noqa: E731
 
+
+def _car(alpha, per_peer, one_eff, two_eff, eager_floor, max_gpus):
+    """Custom all-reduce parameters from reference-table figures (A3.4); no pass limit."""
+    return {"alpha_us": alpha, "barrier_per_peer_us": per_peer, "oneshot_link_eff": one_eff, "oneshot_iter_us": 0.0,
+            "twoshot_extra_us": 0.0, "twoshot_link_eff": two_eff, "eager_floor_us": eager_floor, "eager_extra_us": 0.0,
+            "max_bytes": 8388608, "max_gpus": max_gpus}
+
 #: Reference-table (pre-calibration) values, hardware_and_models.md A3.1-A3.4.
 _REFERENCE = {
     "h100_sxm": {
-        "gemm_bf16": {"compute_eff": 0.80, "m_half_tokens": 16, "mem_eff": 0.92, "latency_us": 4},
+        "gemm_bf16": {"compute_eff": 0.80, "mem_eff": 0.92, "latency_us": 4},
         "nccl": {"all_reduce": _AB({2: 6.2, 4: 9.4, 8: 15.5}, {2: 0.71, 4: 0.78, 8: 0.99}),
                  "all_gather": _AB(8.5, 0.74), "reduce_scatter": _AB(8.5, 0.74), "alltoall": _AB(8.5, 0.70)},
-        "custom_all_reduce": {"graph_alpha_us": {2: 4.3, 4: 4.6, 8: 4.7}, "eager_alpha_us": {2: 20.6, 4: 22, 8: 23},
-                              "busbw_eff": {2: 0.59, 4: 0.55, 8: 0.62}, "max_bytes": 8388608, "max_gpus": 8},
+        "custom_all_reduce": _car(4.3, 0.06, 0.59, 0.62, 20.6, max_gpus=8),
         "scale_out": _AB(20, 0.94),
     },
     "gb200": {
         "nccl": {"all_reduce": _AB({2: 9.5, 4: 15.75}, 0.70), "all_gather": _AB(13.5, 0.68),
                  "reduce_scatter": _AB(13.5, 0.68), "alltoall": _AB(13.5, 0.63)},
-        "custom_all_reduce": {"graph_alpha_us": 7.4, "eager_alpha_us": 21.5, "busbw_eff": 0.44, "max_bytes": 8388608,
-                              "max_gpus": 4},
+        "custom_all_reduce": _car(7.4, 0.0, 0.44, 0.44, 21.5, max_gpus=4),
         "scale_out": _AB(20, 0.94),
     },
 }
@@ -88,18 +94,39 @@ def test_gemm_bs1_is_weight_stream_bound(h100):
 def test_gemm_8192_cubed_is_compute_bound(h100):
     e = h100.efficiency.gemm.bf16
     m = n = k = 8192
-    eff = e.compute_eff * m / (m + e.m_half_tokens)
-    compute = 2 * m * n * k / (989e12 * eff)
+    compute = 2 * m * n * k / (989e12 * e.compute_eff)
     memory = ((m * k + m * n) * 2 + n * k * 2) / (3.35e12 * e.mem_eff)
     assert compute > 10 * memory
     assert gemm_time_s(h100, m, n, k, "bf16") == pytest.approx(compute + e.latency_us * US, rel=1e-12)
 
 
+def _gemm_by_hand(e, peak, m, n, k, weight_bytes):
+    """The documented GEMM formula, term by term, for one shape."""
+    m_pad = m if m <= 128 else -(-m // 128) * 128
+    c = 2 * n * k * m_pad / (peak * e.compute_eff)
+    mem = ((m * k + m * n) * 2 + n * k * weight_bytes) / (3.35e12 * e.mem_eff)
+    quant = m * (e.act_quant_row_ns + e.act_quant_pass_ns * -(-k // 2048)) * 1e-9
+    return e.latency_us * US + k * e.k_loop_ns * 1e-9 + max(c, mem) + e.overlap_loss * min(c, mem) + quant
+
+
 def test_gemm_fp8_weights_halve_the_weight_bytes(h100):
     e = h100.efficiency.gemm.fp8_block
     n = k = 8192
-    expected = ((n + k) * 2 + n * k * 1) / (3.35e12 * e.mem_eff) + e.latency_us * US
-    assert gemm_time_s(h100, 1, n, k, "fp8_block") == pytest.approx(expected, rel=1e-12)
+    assert gemm_time_s(h100, 1, n, k, "fp8_block") == pytest.approx(_gemm_by_hand(e, 1979e12, 1, n, k, 1), rel=1e-12)
+    assert e.mem_eff == h100.efficiency.gemm.fp8_block.mem_eff
+
+
+def test_gemm_calibrated_terms_by_hand():
+    """The calibrated profile's per-tensor fp8 GEMM: 128-row tiles above m = 128, the k loop,
+    partial overlap, and the activation-quantisation pass per row and per 2,048 elements."""
+    hw = load_profile("h100_sxm")
+    e = hw.efficiency.gemm.fp8
+    assert e.act_quant_row_ns > 0 and e.overlap_loss > 0 and e.k_loop_ns > 0
+    for m, n, k in ((1, 4096, 4096), (129, 12288, 4096), (3000, 128, 2048), (16384, 51200, 5120)):
+        assert gemm_time_s(hw, m, n, k, "fp8") == pytest.approx(_gemm_by_hand(e, 1979e12, m, n, k, 1), rel=1e-12)
+    # m = 129 computes a 256-row tile: much closer to m = 256 than to m = 128 when compute-bound
+    t128, t129, t256 = (gemm_time_s(hw, m, 16384, 16384, "bf16") for m in (128, 129, 256))
+    assert t129 - t128 > 0.8 * (t256 - t128)
 
 
 def test_gemm_zero_tokens_is_free(h100):
@@ -148,13 +175,20 @@ def test_expected_experts_touched_skew():
         expected_experts_touched(1, 128, 8, skew=1.0)
 
 
+def test_moe_padded_rows():
+    assert moe_padded_rows(32, 30, 64) == 30 * 64  # 2 experts get 2 rows, 28 get 1: one tile each
+    assert moe_padded_rows(1000, 8, 64) == 8 * 128  # 125 rows each -> 2 tiles each
+    assert moe_padded_rows(1030, 8, 64) == 6 * 192 + 2 * 128  # 6 experts get 129 rows, 2 get 128
+    assert moe_padded_rows(0, 0, 64) == 0.0
+
+
 def test_moe_hand_computed(h100):
     e = h100.efficiency.moe.bf16
     tokens, topk, touched, hidden, inter = 4, 8, 30.0, 2048, 768
     n_gate_up, k_inter = 2 * inter, inter
     rows = tokens * topk
     w = hidden * n_gate_up + k_inter * hidden
-    compute = 2 * rows * w / (989e12 * e.compute_eff * (rows / touched) / (rows / touched + e.m_half_tokens))
+    compute = 2 * w * 30 * e.block_m_tokens / (989e12 * e.compute_eff)  # 30 experts, one padded tile each
     memory = (touched * w * 2 + rows * (hidden + n_gate_up + k_inter + hidden) * 2) / (3.35e12 * e.mem_eff)
     expected = max(compute, memory) + e.latency_us * US + e.per_routed_token_us * US * rows
     t = moe_time_s(h100, tokens, 128, touched, n_gate_up, hidden, hidden, "bf16", topk)
@@ -180,28 +214,41 @@ def test_moe_zero_tokens_and_vectorised(h100):
 def test_decode_attention_hand_computed(h100):
     da = h100.efficiency.decode_attention
     kv, seqs = 2e9, 64
-    expected = kv / (3.35e12 * da.mem_eff) + da.per_seq_us * US * seqs + da.latency_us * US
+    expected = kv / (3.35e12 * da.mem_eff) + da.latency_us * US
     assert decode_attention_time_s(h100, kv, seqs) == pytest.approx(expected, rel=1e-12)
     assert decode_attention_time_s(h100, 0, 0) == 0.0
     # a huge multi-token query becomes compute-bound (prefill compute efficiency)
     fl = 1e15
     expected_c = fl / (989e12 * h100.efficiency.prefill_attention.compute_eff)
-    assert decode_attention_time_s(h100, kv, seqs, fl) == pytest.approx(
-        expected_c + da.per_seq_us * US * seqs + da.latency_us * US, rel=1e-12
-    )
+    assert decode_attention_time_s(h100, kv, seqs, fl) == pytest.approx(expected_c + da.latency_us * US, rel=1e-12)
+    # many short sequences: one CTA per (sequence, KV head) bounds the time from below
+    cta = da.cta_us * US * 2048 * 8 / 132
+    assert decode_attention_time_s(h100, 1e6, 2048, 0.0, 8) == pytest.approx(cta + da.latency_us * US, rel=1e-12)
     kvs = np.array([0.0, 1e6, 1e9])
     vec = decode_attention_time_s(h100, kvs, np.array([0, 1, 32]))
     assert vec == pytest.approx([decode_attention_time_s(h100, float(k), s) for k, s in zip(kvs, [0, 1, 32])])
 
 
+def _prefill(hw, b, s, h, kh, d=128):
+    return prefill_attention_time_s(hw, b, b * s, b * s * (s + 1) / 2 * 4 * h * d, s, h, kh, 4 * d)
+
+
 def test_prefill_attention_hand_computed(h100):
     pa = h100.efficiency.prefill_attention
-    fl = 4 * 8192**2 / 2 * 32 * 128  # one causal 8k sequence, 32 heads x 128
-    expected = fl / (989e12 * pa.compute_eff) + pa.latency_us * US
-    assert prefill_attention_time_s(h100, fl, 1e6) == pytest.approx(expected, rel=1e-12)
-    assert prefill_attention_time_s(h100, 0.0) == 0.0
-    vec = prefill_attention_time_s(h100, np.array([0.0, fl]))
-    assert vec == pytest.approx([0.0, prefill_attention_time_s(h100, fl)])
+    b, s, h, kh = 4, 8192, 32, 8
+    fl = b * s * (s + 1) / 2 * 4 * h * 128
+    tiles = b * h * 64
+    work = (pa.tile_us * tiles + (pa.tok_head_ns * h + pa.tok_kvhead_ns * kh) * 1e-3 * b * s) * US / 132 + fl / (
+        989e12 * pa.compute_eff)
+    crit = pa.tile_us * US + 128 * s * 4 * 128 / (989e12 / 132 * pa.crit_eff)
+    assert work > crit
+    assert _prefill(h100, b, s, h, kh) == pytest.approx(work + pa.latency_us * US, rel=1e-12)
+    # one long sequence with one head: the last query tile on one SM is the critical path
+    assert _prefill(h100, 1, 16384, 1, 1) == pytest.approx(
+        pa.latency_us * US + pa.tile_us * US + 128 * 16384 * 512 / (989e12 / 132 * pa.crit_eff), rel=1e-12)
+    assert prefill_attention_time_s(h100, 0, 0, 0.0, 0, 32, 8, 512) == 0.0
+    vec = prefill_attention_time_s(h100, np.array([0, b]), np.array([0, b * s]), np.array([0.0, fl]), s, h, kh, 512)
+    assert vec == pytest.approx([0.0, _prefill(h100, b, s, h, kh)])
 
 
 def test_elementwise_hand_computed(h100):
@@ -249,31 +296,57 @@ def test_nccl_factors_2_vs_8_gpus(h100):
     )
 
 
+def _one_shot(car, b, n, bw=450e9):
+    return (car.alpha_us + car.barrier_per_peer_us * (n - 1)) * US + (n - 1) * b / (bw * car.oneshot_link_eff)
+
+
 def test_custom_all_reduce_switches_to_nccl_above_max_bytes(h100):
     car = h100.collectives.custom_all_reduce
     mb = car.max_bytes
+    assert collective_time_s(h100, "all_reduce", mb, 2) == pytest.approx(_one_shot(car, mb, 2), rel=1e-12)
     for n in (2, 4, 8):
-        custom = by_group_size(car.graph_alpha_us, n) * US + mb * 2 * (n - 1) / n / (450e9 * by_group_size(car.busbw_eff, n))
-        assert collective_time_s(h100, "all_reduce", mb, n) == pytest.approx(custom, rel=1e-12)
         assert collective_time_s(h100, "all_reduce", mb + 1, n) == pytest.approx(_nccl(h100, "all_reduce", mb + 1, n), rel=1e-12)
     vec = collective_time_s(h100, "all_reduce", np.array([mb, mb + 1]), 8)
     assert vec == pytest.approx([collective_time_s(h100, "all_reduce", mb, 8), collective_time_s(h100, "all_reduce", mb + 1, 8)])
 
 
+def test_custom_all_reduce_one_and_two_shot_by_vllms_rule():
+    hw = load_profile("h100_sxm")
+    car = hw.collectives.custom_all_reduce
+    # one-shot reads all n-1 peers' buffers, in passes of 36 x 512 x 16 B
+    b = 128 * 1024
+    one = (car.alpha_us + car.barrier_per_peer_us * 7) * US + max(7 * b / (450e9 * car.oneshot_link_eff),
+                                                                  b / 294912 * car.oneshot_iter_us * US)
+    assert custom_all_reduce_time_s(hw, b, 8) == pytest.approx(one, rel=1e-12)
+    # 8 GPUs switch to two-shot at 256 KiB, 4 GPUs at 512 KiB, 2 GPUs never
+    b = 256 * 1024
+    two = (car.alpha_us + car.barrier_per_peer_us * 7 + car.twoshot_extra_us) * US + 1.75 * b / (450e9 * car.twoshot_link_eff)
+    assert custom_all_reduce_time_s(hw, b, 8) == pytest.approx(two, rel=1e-12)
+    assert custom_all_reduce_time_s(hw, b, 4) == pytest.approx(
+        (car.alpha_us + car.barrier_per_peer_us * 3) * US + max(3 * b / (450e9 * car.oneshot_link_eff),
+                                                               b / 294912 * car.oneshot_iter_us * US), rel=1e-12)
+    assert custom_all_reduce_time_s(hw, 0.0, 8) == 0.0 and custom_all_reduce_time_s(hw, 1e6, 1) == 0.0
+
+
 def test_eager_vs_cuda_graph_custom_all_reduce(h100):
-    car = h100.collectives.custom_all_reduce
     small = 64 * 1024
-    diff = collective_time_s(h100, "all_reduce", small, 8, cuda_graph=False) - collective_time_s(h100, "all_reduce", small, 8)
-    assert diff == pytest.approx((car.eager_alpha_us[8] - car.graph_alpha_us[8]) * US, rel=1e-9)
-    assert 15e-6 < diff < 20e-6  # A3.4: CUDA graphs remove ~15-20 us per collective
+    graph = collective_time_s(h100, "all_reduce", small, 8)
+    diff = collective_time_s(h100, "all_reduce", small, 8, cuda_graph=False) - graph
+    assert diff == pytest.approx(h100.collectives.custom_all_reduce.eager_floor_us * US - graph, rel=1e-9)
+    assert 14e-6 < diff < 20e-6  # A3.4: CUDA graphs remove ~15-20 us per collective
     # NCCL-sized messages do not depend on the mode
     assert collective_time_s(h100, "all_reduce", 1e9, 8, cuda_graph=False) == collective_time_s(h100, "all_reduce", 1e9, 8)
+    # calibrated: eager copies the input (+2 b / hbm_bw) and two-shot has a higher floor at 8 GPUs
+    hw = load_profile("h100_sxm")
+    car = hw.collectives.custom_all_reduce
+    b = 4 * 2**20
+    expected = max(max(car.eager_floor_us, 7 * car.eager_twoshot_floor_per_peer_us) * US,
+                   custom_all_reduce_time_s(hw, b, 8) + car.eager_extra_us * US + 2 * b / 3.35e12)
+    assert custom_all_reduce_time_s(hw, b, 8, cuda_graph=False) == pytest.approx(expected, rel=1e-12)
 
 
 def test_gb200_custom_all_reduce_only_inside_a_tray(gb200):
-    assert collective_time_s(gb200, "all_reduce", 1024, 4) == pytest.approx(
-        by_group_size(gb200.collectives.custom_all_reduce.graph_alpha_us, 4) * US + 1024 * 1.5 / (900e9 * 0.44), rel=1e-12
-    )
+    assert collective_time_s(gb200, "all_reduce", 1024, 4) == pytest.approx(7.4e-6 + 3 * 1024 / (900e9 * 0.44), rel=1e-12)
     # 8 GPUs span two trays: NCCL over NVLink (extrapolated), no scale-out
     assert collective_time_s(gb200, "all_reduce", 1024, 8) == pytest.approx(_nccl(gb200, "all_reduce", 1024, 8), rel=1e-12)
     assert gb200.collectives_extrapolated(8)
@@ -333,31 +406,26 @@ def test_two_nccl_protocols_take_the_faster(h100):
     assert collective_time_s(hw, "all_reduce", big, 2, backend="nccl") == pytest.approx(simple, rel=1e-12)
 
 
-def test_custom_all_reduce_two_shot_and_backends(h100):
-    d = h100.model_dump()
-    d["collectives"]["custom_all_reduce"].update(two_shot_extra_alpha_us=5.0, two_shot_busbw_eff=0.9)
-    from rlsim.hardware.profile import HardwareProfile
-
-    hw = HardwareProfile.model_validate(d)
-    b = 4 * 2**20
-    one = 4.7e-6 + b * 1.75 / (450e9 * 0.62)
-    two = 4.7e-6 + 5e-6 + b * 1.75 / (450e9 * 0.9)
-    assert collective_time_s(hw, "all_reduce", b, 8) == pytest.approx(min(one, two), rel=1e-12)
+def test_custom_all_reduce_backends(h100):
     # backend="custom" ignores max_bytes, backend="nccl" never uses the custom kernel
     big = 64 * 2**20
-    assert collective_time_s(hw, "all_reduce", big, 8, backend="custom") < collective_time_s(hw, "all_reduce", big, 8, backend="nccl") * 10
-    assert collective_time_s(hw, "all_reduce", 1024, 8, backend="nccl") == pytest.approx(_nccl(hw, "all_reduce", 1024, 8))
+    assert collective_time_s(h100, "all_reduce", big, 8, backend="custom") == pytest.approx(
+        custom_all_reduce_time_s(h100, big, 8), rel=1e-12)
+    assert collective_time_s(h100, "all_reduce", 1024, 8, backend="nccl") == pytest.approx(_nccl(h100, "all_reduce", 1024, 8))
     with pytest.raises(ValueError, match="backend"):
-        collective_time_s(hw, "all_reduce", 1024, 8, backend="nvls")
+        collective_time_s(h100, "all_reduce", 1024, 8, backend="nvls")
 
 
-def test_prefill_short_sequences_are_less_efficient():
+def test_prefill_short_chunks_pay_whole_tiles():
+    """A 16-token chunk occupies a 128-row query tile: per tile, it costs what a 128-token
+    chunk's tile costs (the per-token terms aside)."""
     from rlsim.hardware.profile import HardwareProfile
 
     d = load_profile("h100_sxm").model_dump()
-    d["efficiency"]["prefill_attention"].update(compute_eff=0.6, s_half_tokens=500.0, latency_us=0.0)
+    d["efficiency"]["prefill_attention"].update(tile_us=2.0, tok_head_ns=0.0, tok_kvhead_ns=0.0, latency_us=0.0,
+                                                compute_eff=1.0, crit_eff=1.0)
     hw = HardwareProfile.model_validate(d)
-    fl = 1e12
-    base = prefill_attention_time_s(hw, fl)
-    assert base == pytest.approx(fl / (989e12 * 0.6), rel=1e-12)
-    assert prefill_attention_time_s(hw, fl, seq_len=500) == pytest.approx(2 * base, rel=1e-12)
+    tiny = 1e-9  # FLOPs negligible next to the tile cost
+    t16 = prefill_attention_time_s(hw, 1024, 1024 * 16, tiny, 16, 32, 8, 512)
+    t128 = prefill_attention_time_s(hw, 1024, 1024 * 128, tiny, 128, 32, 8, 512)
+    assert t16 == pytest.approx(t128, rel=1e-3) and t16 == pytest.approx(2e-6 * 1024 * 32 / 132, rel=1e-3)

@@ -102,7 +102,7 @@ def _aic_gemm_folder(root: Path) -> Path:
 
 def test_profile_kernel_tables_relative_to_the_profile(tmp_path):
     _aic_gemm_folder(tmp_path / "mine")
-    text = Path(H100.source).read_text() + "\nkernel_tables: mine\n"
+    text = Path(H100.source).read_text().replace("kernel_tables: null", "kernel_tables: mine")
     (tmp_path / "h100_tables.yaml").write_text(text)
     hw = load_profile(str(tmp_path / "h100_tables.yaml"))
     assert hw.tables is not None and hw.tables.has("gemm:bf16")
@@ -111,7 +111,7 @@ def test_profile_kernel_tables_relative_to_the_profile(tmp_path):
 
 
 def test_missing_kernel_tables_folder_is_a_config_error(tmp_path):
-    text = Path(H100.source).read_text() + "\nkernel_tables: nowhere\n"
+    text = Path(H100.source).read_text().replace("kernel_tables: null", "kernel_tables: nowhere")
     f = tmp_path / "bad.yaml"
     f.write_text(text)
     with pytest.raises(ConfigError) as exc:
