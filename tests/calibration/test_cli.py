@@ -102,6 +102,33 @@ def test_shipped_profiles_are_calibrated_with_errors(name):
         assert 0 <= e["median_ape"] <= e["p90_ape"] and 0 <= e["cv_median_ape"] <= e["cv_p90_ape"]
 
 
+#: The calibration issue's held-out bounds (median, p90 in %) per key.
+BOUNDS = {**{k: (8.0, 25.0) for k in ("gemm:bf16", "moe:bf16", "generation_attention:bf16", "context_attention:bf16",
+                                     "gemm:fp8_block", "nccl_all_reduce", "custom_all_reduce")},
+          **{k: (12.0, 35.0) for k in ("gemm:fp8", "moe:fp8", "moe:fp8_block")}}
+
+
+@pytest.mark.parametrize("name", ["h100_sxm", "b200_sxm", "gb200"])
+def test_shipped_profiles_meet_the_held_out_bounds(name):
+    """The stored grouped 5-fold held-out errors meet the bounds for every key the data has;
+    the one allowed exception is fp8 fused MoE on H100 (irregular kernel: table mode covers it,
+    see test_table_mode_covers_h100_fp8_moe)."""
+    errors = load_profile(name).calibration.errors
+    missed = {}
+    for key, (med, p90) in BOUNDS.items():
+        e = errors.get(key)
+        if e is None:
+            continue
+        if e["cv_median_ape"] * 100 > med or e["cv_p90_ape"] * 100 > p90:
+            missed[key] = (round(100 * e["cv_median_ape"], 1), round(100 * e["cv_p90_ape"], 1))
+    if name == "h100_sxm":
+        missed.pop("moe:fp8", None)  # the allowed exception
+    assert missed == {}
+    assert all(k in errors for k in ("gemm:bf16", "gemm:fp8", "gemm:fp8_block", "moe:bf16", "moe:fp8", "moe:fp8_block",
+                                     "generation_attention:bf16", "context_attention:bf16", "nccl_all_reduce",
+                                     "custom_all_reduce"))
+
+
 def test_h200_is_transferred():
     h200 = load_profile("h200_sxm")
     assert h200.calibration.status == "transferred"
@@ -126,3 +153,18 @@ def test_check_reproduces_the_fit_errors_on_real_data():
         got = res["keys"][key]
         assert got["n"] == stored["rows"]
         assert got["median_abs_pct_err"] == pytest.approx(100 * stored["median_ape"], abs=0.1)
+
+
+def test_table_mode_covers_h100_fp8_moe():
+    """Table mode over the H100 tables: each fp8 MoE row predicted from its curve without its
+    own token count (the fitted model at curve ends) meets the fp8 bound the parametric model
+    misses at p90."""
+    if not TRACES.is_dir():
+        pytest.skip("../shared/traces not present")
+    from rlsim.calibration import check, read_traces
+
+    res = check(load_profile("h100_sxm"), read_traces(TRACES / "aiconfigurator" / "h100_sxm"), relevant=True,
+                table_mode=True)
+    tm = res["table_mode"]["moe:fp8"]
+    assert tm["n"] == res["keys"]["moe:fp8"]["n"] and tm["table_rows"] > 0.9 * tm["n"]
+    assert tm["median_abs_pct_err"] <= 12.0 and tm["p90_abs_pct_err"] <= 35.0
