@@ -325,16 +325,18 @@ def _spec_starts(spec: KeySpec, data: dict) -> list[np.ndarray]:
     return starts
 
 
-def _fit_with_choices(data: dict, spec: KeySpec, rows: pd.DataFrame) -> tuple[dict, np.ndarray, list[np.ndarray]]:
+def _fit_with_choices(data: dict, spec: KeySpec, rows: pd.DataFrame,
+                      first: list[np.ndarray] | None = None) -> tuple[dict, np.ndarray, list[np.ndarray]]:
     """Solve for every combination of ``spec.choices`` (none: one solve); keep the cheapest.
-    Returns (data with the chosen discrete values, x, the starting points used)."""
+    ``first``: starting points tried before the profile-derived ones.  Returns (data with the
+    chosen discrete values, x, the starting points used)."""
     best = None
     paths = list(spec.choices)
     for combo in itertools.product(*(spec.choices[p] for p in paths)):
         trial = copy.deepcopy(data)
         for path, value in zip(paths, combo):
             get_param(trial, path[:-1])[path[-1]] = value
-        starts = _spec_starts(spec, trial)
+        starts = (first or []) + _spec_starts(spec, trial)
         x, cost = _solve(trial, spec.params, rows, starts)
         if best is None or cost < best[3]:
             best = (trial, x, starts, cost)
@@ -350,6 +352,7 @@ def fit_key(data: dict, spec: KeySpec, df: pd.DataFrame, *, n_folds: int = N_FOL
     rows, meas = rows[keep].reset_index(drop=True), meas[keep]
     if len(rows) < len(spec.params) + 1:
         raise CalibrationError(f"{spec.key}: {len(rows)} usable rows, need more than {len(spec.params)} to fit")
+    original = data
     data, x, starts = _fit_with_choices(data, spec, rows)
     fitted = set_params(data, spec.params, x)
     in_pred = predict(_profile(fitted), rows)
@@ -360,8 +363,12 @@ def fit_key(data: dict, spec: KeySpec, df: pd.DataFrame, *, n_folds: int = N_FOL
             tr, te = folds != f, folds == f
             if tr.sum() <= len(spec.params) or not te.any():
                 continue
-            xf, _ = _solve(data, spec.params, rows[tr].reset_index(drop=True), [x] + starts[:1])
-            held[te] = predict(_profile(set_params(data, spec.params, xf)), rows[te].reset_index(drop=True))
+            train = rows[tr].reset_index(drop=True)
+            if spec.choices:  # discrete choices are re-made on the training folds too
+                fold_data, xf, _ = _fit_with_choices(original, spec, train, first=[x])
+            else:
+                fold_data, (xf, _) = data, _solve(data, spec.params, train, [x] + starts[:1])
+            held[te] = predict(_profile(set_params(fold_data, spec.params, xf)), rows[te].reset_index(drop=True))
     return FitResult(
         key=spec.key, params={p.name: float(v) for p, v in zip(spec.params, x)}, rows=len(rows),
         in_sample=errors_of(in_pred, meas), held_out=errors_of(held, meas), data=fitted,

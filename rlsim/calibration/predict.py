@@ -212,7 +212,8 @@ def _prefill(hw: HardwareProfile, sub: pd.DataFrame, benchmark: bool = True) -> 
     b, s = _col(sub, "batch_size"), _col(sub, "seq_len")
     h, kh, d = _col(sub, "num_heads"), _col(sub, "num_kv_heads"), _col(sub, "head_dim")
     flops = b * s * (s + 1) / 2.0 * 4.0 * h * d
-    out = np.asarray(ops.prefill_attention_time_s(hw, b, b * s, flops, s, h, kh, 4.0 * d), dtype=float)
+    tiles = b * np.ceil(s / ops.ATTN_TILE_M)
+    out = np.asarray(ops.prefill_attention_time_s(hw, b * s, flops, tiles, s, h, kh, 4.0 * d), dtype=float)
     one = s <= 1
     if one.any():
         out[one] = _decode(hw, sub[one], benchmark)

@@ -4,12 +4,16 @@ The pass is composed from op times (rlsim.hardware.ops), per DESIGN 4:
 
 * per layer: every linear weight of the layer as a GEMM over the pass's new tokens (column-
   parallel weights split their outputs over TP, row-parallel their inputs; replicated weights
-  are whole), attention (decode: KV-read bound over every sequence's context; prefill: causal
-  FLOPs over each chunk), two TP all-reduces of the hidden states, and memory-bound elementwise
+  are whole), attention (decode: KV read over every sequence's context, at least a fixed cost
+  per (sequence, KV head) CTA; prefill: causal FLOPs plus per-tile and per-token work over each
+  chunk, or the longest chunk's critical path), two TP all-reduces of the hidden states, and
+  memory-bound elementwise
   work (norms, RoPE, activation, residual adds: ``ELEMENTWISE_PASSES`` reads+writes of the
   hidden state per layer, assumed);
 * MoE layers: a router GEMM and a fused-MoE op whose weight traffic scales with the *distinct
-  experts touched* by the pass's tokens, E(1 - (1 - k/E)^T) for balanced routing;
+  experts touched* by the pass's tokens, E(1 - (1 - k/E)^T) for a real router (tokens pick
+  experts independently; ``moe_skew`` concentrates them), and whose FLOPs count each touched
+  expert's rows padded to the kernel's block;
 * once per pass: embedding gather, LM head on the positions that need logits, a vocab-parallel
   gather of the logits and sampling (``SAMPLER_PASSES`` fp32 passes over the logits, assumed).
 
@@ -62,7 +66,9 @@ class PassShape:
     sequences (None = ``decode_ctx_tokens``, one query per sequence); a speculative verify pass
     has q = 1 + k queries per sequence, ``q*C - q(q-1)/2`` pairs for a context C.  ``prefill_pairs``: sum over prefill chunks of
     query-key pairs, q*(c + (q+1)/2) for a chunk of q new tokens after c cached ones (causal).
-    ``prefill_kv_tokens``: sum over chunks of c + q (keys read).
+    ``prefill_kv_tokens``: sum over chunks of c + q (keys read).  ``prefill_tiles`` /
+    ``prefill_max_keys``: attention query tiles and the longest chunk's keys (see
+    :func:`rlsim.hardware.ops.prefill_attention_time_s`).
     """
 
     num_tokens: int
@@ -73,7 +79,9 @@ class PassShape:
     prefill_pairs: float = 0.0
     prefill_kv_tokens: float = 0.0
     decode_pairs: float | None = None
-    prefill_tokens: float = 0.0  # query tokens of the prefill chunks (their mean sets the tile efficiency)
+    prefill_tokens: float = 0.0  # query tokens of the prefill chunks
+    prefill_tiles: float = 0.0  # sum over chunks of ceil(q / 128): attention query tiles (0: from the mean chunk)
+    prefill_max_keys: float = 0.0  # keys of the chunk attending to the most (0: the mean)
 
 
 def cudagraph_capture_sizes(max_size: int) -> np.ndarray:
@@ -142,10 +150,12 @@ class ForwardModel:
 
     def attention_time_s(self, decode_seqs: int, decode_ctx_tokens, prefill_pairs: float = 0.0,
                          prefill_kv_tokens: float = 0.0, decode_pairs=None, prefill_seqs: int = 0,
-                         prefill_tokens: float = 0.0):
+                         prefill_tokens: float = 0.0, prefill_tiles: float = 0.0, prefill_max_keys: float = 0.0):
         """All layers' attention; ``decode_ctx_tokens`` / ``decode_pairs`` may be arrays.  Prefill
         chunks: ``prefill_seqs`` of them, ``prefill_tokens`` query tokens in all, ``prefill_pairs``
-        causal query-key pairs, ``prefill_kv_tokens`` keys read (cached + new)."""
+        causal query-key pairs, ``prefill_kv_tokens`` keys read (cached + new), ``prefill_tiles``
+        128-row query tiles (sum of ceil(q / 128)), ``prefill_max_keys`` keys of the chunk that
+        attends to the most (0 for either: estimated from the mean chunk)."""
         t = 0.0
         if decode_seqs > 0:
             kv = np.asarray(decode_ctx_tokens, dtype=np.float64) * self._kv_bytes_per_tok_layer
@@ -153,9 +163,12 @@ class ForwardModel:
             fl = np.asarray(pairs, dtype=np.float64) * self._decode_flops_per_pair
             t = t + ops.decode_attention_time_s(self.hw, kv, decode_seqs, fl, self._kv_heads)
         if prefill_pairs > 0 and prefill_seqs > 0:
+            tokens = max(prefill_tokens, prefill_seqs)
+            tiles = prefill_tiles or prefill_seqs * np.ceil(tokens / prefill_seqs / ops.ATTN_TILE_M)
+            keys = prefill_max_keys or prefill_kv_tokens / prefill_seqs
             t = t + ops.prefill_attention_time_s(
-                self.hw, prefill_seqs, max(prefill_tokens, prefill_seqs), prefill_pairs * self._prefill_flops_per_pair,
-                prefill_kv_tokens / prefill_seqs, self._heads, self._kv_heads, self._prefill_flops_per_pair / self._heads,
+                self.hw, tokens, prefill_pairs * self._prefill_flops_per_pair, tiles, keys, self._heads,
+                self._kv_heads, self._prefill_flops_per_pair / self._heads,
             )
         return t * self._layers
 
@@ -217,7 +230,7 @@ class ForwardModel:
         linear, moe, comm, elem, head = self._token_cost(T, shape.num_logits, graphed)
         attn = float(self.attention_time_s(shape.decode_seqs, shape.decode_ctx_tokens, shape.prefill_pairs,
                                            shape.prefill_kv_tokens, shape.decode_pairs, shape.prefill_seqs,
-                                           shape.prefill_tokens))
+                                           shape.prefill_tokens, shape.prefill_tiles, shape.prefill_max_keys))
         return {"linear": linear, "attention": attn, "moe": moe, "communication": comm, "elementwise": elem,
                 "lm_head_sampling": head, "launch": self.launch_overhead_s(decode_only)}
 

@@ -40,6 +40,7 @@ import numpy as np
 
 from rlsim.cost.forward import COMPONENTS, ForwardModel, PassShape, verify_pairs
 from rlsim.engine.jump import decode_jump
+from rlsim.hardware.ops import ATTN_TILE_M
 from rlsim.engine.kv import KvCache, blocks_for, shared_prompt_blocks
 from rlsim.speculation.runtime import ctx_bucket
 
@@ -601,6 +602,8 @@ class Engine:
             prefill_kv_tokens=float((pc + pn).sum()),
             decode_pairs=float((qd * ctx - qd * (qd - 1) / 2.0).sum()),
             prefill_tokens=float(pn.sum()),
+            prefill_tiles=float(np.ceil(pn / ATTN_TILE_M).sum()),
+            prefill_max_keys=float((pc + pn).max()) if len(pn) else 0.0,
         )
         kq = int(qd.max()) - 1 if len(qd) else 0
         return shape, int(pn.sum()), int(len(qd)), kq

@@ -284,41 +284,39 @@ def decode_attention_time_s(
 
 def prefill_attention_time_s(
     hw: HardwareProfile,
-    num_seqs: ArrayLike,
     query_tokens: ArrayLike,
     flops: ArrayLike,
-    keys_per_seq: ArrayLike,
+    query_tiles: ArrayLike,
+    critical_keys: ArrayLike,
     num_heads: ArrayLike,
     num_kv_heads: ArrayLike,
     head_flops_per_pair: ArrayLike,
 ) -> float | np.ndarray:
-    """Prefill attention (query chunks of >= 2 tokens), one layer, FlashAttention-style::
+    """Prefill attention (query chunks of one or more tokens), one layer, FlashAttention-style::
 
-        s     = query_tokens / num_seqs                      (mean chunk)
-        tiles = num_seqs * num_heads * ceil(s / 128)         (CTAs: one per query tile and head)
+        tiles = query_tiles * num_heads                       (CTAs: one per 128-row query tile and head)
         work  = (tile_us * tiles + (tok_head_ns * heads + tok_kvhead_ns * kv_heads) * 1e-3 * query_tokens)
                 / sm_count + flops / (peak_bf16 * compute_eff)
-        crit  = tile_us + 128 * keys_per_seq * head_flops_per_pair / (peak_bf16 / sm_count * crit_eff)
+        crit  = tile_us + 128 * critical_keys * head_flops_per_pair / (peak_bf16 / sm_count * crit_eff)
         t     = latency_us + max(work, crit)
 
+    ``query_tiles``: sum over the chunks of ``ceil(q / 128)`` for ``q`` new tokens each;
     ``flops``: causal FLOPs of all chunks (``head_flops_per_pair`` x heads per query-key pair:
-    4 x head_dim for QK^T and PV); ``keys_per_seq``: keys each chunk attends to (cached +
-    new).  The per-tile cost is tile quantisation (short chunks fill a 128-row tile partly),
-    the per-token terms the Q / O traffic per head and the K / V traffic per KV head, and
-    ``crit`` the critical path when too few CTAs fill the GPU: the last query tile of one
-    sequence runs on one SM against all its keys.  Nothing to do gives 0 s.
+    4 x head_dim for QK^T and PV); ``critical_keys``: keys of the chunk that attends to the most
+    (cached + new).  The per-tile cost is tile quantisation (short chunks fill a 128-row tile
+    partly), the per-token terms the Q / O traffic per head and the K / V traffic per KV head,
+    and ``crit`` the critical path when too few CTAs fill the GPU: the last query tile of the
+    longest sequence runs on one SM against all its keys.  Nothing to do gives 0 s.
     """
     pa = hw.efficiency.prefill_attention
-    b, q, fl = _f(num_seqs), _f(query_tokens), _f(flops)
+    q, fl, tiles = _f(query_tokens), _f(flops), _f(query_tiles) * _f(num_heads)
     sms = hw.gpu.sm_count
     peak = hw.peak_flops("bf16")
-    s = q / np.where(b > 0, b, 1.0)
-    tiles = b * _f(num_heads) * np.ceil(s / ATTN_TILE_M)
     per_tok_us = (pa.tok_head_ns * _f(num_heads) + pa.tok_kvhead_ns * _f(num_kv_heads)) * 1e-3
     work = units.us(pa.tile_us * tiles + per_tok_us * q) / sms + fl / (peak * pa.compute_eff)
-    crit = units.us(pa.tile_us) + ATTN_TILE_M * _f(keys_per_seq) * _f(head_flops_per_pair) / (peak / sms * pa.crit_eff)
+    crit = units.us(pa.tile_us) + ATTN_TILE_M * _f(critical_keys) * _f(head_flops_per_pair) / (peak / sms * pa.crit_eff)
     t = np.maximum(work, crit) + units.us(pa.latency_us)
-    return _out(np.where((b > 0) & (fl > 0), t, 0.0))
+    return _out(np.where((tiles > 0) & (fl > 0), t, 0.0))
 
 
 def elementwise_time_s(hw: HardwareProfile, nbytes: ArrayLike) -> float | np.ndarray:

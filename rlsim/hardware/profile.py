@@ -384,7 +384,9 @@ class HardwareProfile(_Frozen):
     training: TrainingEfficiency | None = None
     #: Table mode (:mod:`rlsim.hardware.tables`): a folder of measured kernel latencies (any
     #: format ``rlsim calibrate`` reads; relative to this file) interpolated in log space where
-    #: they cover a query, the fitted model elsewhere.  None = the fitted model only.
+    #: they cover a query, the fitted model elsewhere.  None = the fitted model only.  Loaded by
+    #: :func:`load_profile` / :meth:`with_kernel_tables`; a profile built in memory with
+    #: ``model_validate`` keeps the path but has no tables (``tables`` is None).
     kernel_tables: str | None = None
 
     _source: str | None = PrivateAttr(default=None)
@@ -408,9 +410,7 @@ class HardwareProfile(_Frozen):
         the error for an unreadable folder.  Lookup counts restart."""
         new = self.model_copy(update={"kernel_tables": path})
         new._source = self._source
-        new._tables = None if path is None else _read_tables(path, source or self.source, field, shown)
-        if new._tables is not None:
-            new._tables.reset_counts()
+        new._tables = None if path is None else _read_tables(path, source or self.source, field, self.name, shown)
         return new
 
     def calibration_summary(self) -> dict[str, Any]:
@@ -535,22 +535,26 @@ def _load_file(file: Path, expected_name: str | None) -> HardwareProfile:
     if profile.kernel_tables is not None:
         tables = Path(profile.kernel_tables).expanduser()
         tables = tables if tables.is_absolute() else file.parent / tables
-        profile._tables = _read_tables(str(tables), src, "kernel_tables", shown=profile.kernel_tables)
-        profile._tables.reset_counts()
+        profile._tables = _read_tables(str(tables), src, "kernel_tables", profile.name, shown=profile.kernel_tables)
     return profile
 
 
-def _read_tables(path: str, source: str, field: str, shown: str | None = None):
-    """Load table-mode measurements; an unreadable folder is a ConfigError naming ``field``."""
+def _read_tables(path: str, source: str, field: str, gpu: str, shown: str | None = None):
+    """Load table-mode measurements for the profile named ``gpu`` (its own lookup counts); an
+    unreadable folder, or measurements of another shipped GPU, is a ConfigError naming ``field``."""
     from rlsim.hardware.tables import load_kernel_tables
 
     if not Path(path).expanduser().exists():
         raise ConfigError.at(source, field, shown or path, "is not a folder or file of kernel measurements (not found)")
     try:
-        return load_kernel_tables(path)
+        tables = load_kernel_tables(path).with_fresh_counts()
     except CalibrationError as err:
         detail = str(err).split(": ", 1)[-1]
         raise ConfigError.at(source, field, shown or path, f"cannot be read as kernel measurements ({detail})") from None
+    other = [g for g in tables.gpus if g in list_profiles() and g != gpu]
+    if other and gpu not in tables.gpus:
+        raise ConfigError.at(source, field, shown or path, f"holds measurements of {', '.join(other)}, not of {gpu}")
+    return tables
 
 
 def describe_profile(p: HardwareProfile) -> dict[str, Any]:

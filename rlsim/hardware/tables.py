@@ -17,20 +17,25 @@ op key               curve identity                                             
 ===================  ==========================================================  =============
 
 A query whose curve is missing, or whose size lies outside the measured range, *falls back*
-to the fitted model (:mod:`rlsim.hardware.ops`); :meth:`KernelTables.report` counts lookups
-and fallbacks per op key (each distinct op evaluation once: the forward model caches op
-times per token count).  Several rows at one size (repeats, kernel variants) are reduced to
-their median.
+to the fitted model (:mod:`rlsim.hardware.ops`); :meth:`KernelTables.report` counts the
+distinct queries (op, shape, size) and how many fell back, per profile.  Several rows at one
+size (repeats, kernel variants) are reduced to their median.  Curves keep what the
+measurement did: MoE curves keep the benchmark's routing (aiconfigurator's "balanced" deals
+rows round-robin, touching more experts at small batches than a real router: pessimistic
+there).  Looking up records the query for the report; it never changes a result.
 
-Not tabulated, on purpose: attention (the engine's fast decode path needs decode time affine
-in the total context, and isolated decode-attention rows carry the L2-residency effect that a
-real forward pass does not have: see ``../shared/traces/README.md``), and ``fp8_block`` GEMM
-rows (their eager harness adds a host floor of 60-310 us that CUDA graphs remove).  Both stay
-on the fitted model.
+Not tabulated, on purpose (they stay on the fitted model): attention (the engine's fast
+decode path needs decode time affine in the total context, and isolated decode-attention
+rows carry the L2-residency effect that a real forward pass does not have: see
+``../shared/traces/README.md``); ``fp8_block`` GEMM rows (their eager harness adds a host
+floor of 60-310 us that CUDA graphs remove); MoE layers of group-limited routers such as
+DeepSeek-V3 (the benchmark's tied router scores pile the work onto EP rank 0); collectives of
+non-half-precision buffers (the simulator sends bf16).
 """
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -74,10 +79,21 @@ def _load_cached(path: str) -> "KernelTables":
 
 
 def _usable(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows table mode uses: positive times, balanced MoE, no fp8_block GEMM (harness floor)."""
+    """Rows table mode uses: positive times; no fp8_block GEMM (harness floor); collectives of
+    half-precision buffers only (what the simulator sends); balanced-routing MoE, except layers of
+    a group-limited router (DeepSeek-V3), whose benchmark routing piles the work on EP rank 0."""
     ok = (df["measured_s"] > 0) & df["op_class"].isin(list(_curve_specs()))
     ok &= ~((df["op_class"] == "gemm") & (df["dtype"] == "fp8_block"))
-    ok &= ~((df["op_class"] == "moe") & (df["distribution"].fillna("balanced") != "balanced"))
+    comm = df["op_class"].str.startswith("nccl_") | (df["op_class"] == "custom_all_reduce")
+    ok &= ~(comm & ~df["dtype"].fillna("bf16").isin(["bf16", "fp16"]))
+    moe = df["op_class"] == "moe"
+    ok &= ~(moe & (df["distribution"].fillna("balanced") != "balanced"))
+    if moe.any():
+        from rlsim.calibration.relevant import catalog_shapes  # calibration builds on hardware: import late
+
+        groups = set(catalog_shapes()["moe_groups"])
+        shape = df[["hidden_size", "inter_size", "num_experts", "topk"]].fillna(-1).astype(int).to_numpy()
+        ok &= ~(moe & np.array([tuple(r) in groups for r in shape], dtype=bool))
     return df[ok]
 
 
@@ -88,7 +104,15 @@ class KernelTables:
         """``curves``: ``(op_key, *identity) -> (log sizes ascending, log seconds)``."""
         self._curves = curves
         self.source = source
-        self._counts: dict[str, list[int]] = {}
+        self.gpus: tuple[str, ...] = ()
+        self._seen: dict[str, set] = {}
+        self._fell: dict[str, set] = {}
+
+    def with_fresh_counts(self) -> "KernelTables":
+        """The same (shared, read-only) curves with counts of their own: one per profile."""
+        new = copy.copy(self)
+        new._seen, new._fell = {}, {}
+        return new
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame, source: str) -> "KernelTables":
@@ -108,7 +132,9 @@ class KernelTables:
             for (dtype, ident), g in med.groupby(level=[0, 1], sort=True):
                 x = g.index.get_level_values(2).to_numpy(dtype=float)
                 curves[(_op_key(op_class, dtype), *ident)] = (np.log(x), np.log(g.to_numpy(dtype=float)))
-        return cls(curves, source)
+        tables = cls(curves, source)
+        tables.gpus = tuple(sorted({str(g) for g in df.get("gpu", pd.Series(dtype=object)).dropna().unique()}))
+        return tables
 
     # ---------------------------------------------------------------- queries
     @property
@@ -131,7 +157,8 @@ class KernelTables:
         n_live = int(live.sum())
         if n_live == 0:
             return out
-        curve = self._curves.get((op_key, *(_norm_one(v) for v in ident)))
+        key = tuple(_norm_one(v) for v in ident)
+        curve = self._curves.get((op_key, *key))
         hit = np.zeros_like(live)
         if curve is not None:
             lx, ly = curve
@@ -140,9 +167,8 @@ class KernelTables:
             hit = live & (q >= lx[0] - _EDGE) & (q <= lx[-1] + _EDGE)
             if hit.any():
                 out[hit] = np.exp(np.interp(q[hit], lx, ly))
-        c = self._counts.setdefault(op_key, [0, 0])
-        c[0] += n_live
-        c[1] += n_live - int(hit.sum())
+        self._seen.setdefault(op_key, set()).update((key, v) for v in x[live].tolist())
+        self._fell.setdefault(op_key, set()).update((key, v) for v in x[live & ~hit].tolist())
         return out
 
     def holdout_s(self, df: pd.DataFrame) -> np.ndarray:
@@ -175,16 +201,21 @@ class KernelTables:
 
     def report(self) -> dict[str, Any]:
         """``{"source", "curves", "ops": {op_key: {"lookups", "fallbacks", "fallback_frac"}},
-        "lookups", "fallbacks", "fallback_frac"}`` since load (or :meth:`reset_counts`)."""
-        ops = {k: {"lookups": n, "fallbacks": f, "fallback_frac": f / n if n else 0.0}
-               for k, (n, f) in sorted(self._counts.items())}
+        "lookups", "fallbacks", "fallback_frac"}``: *distinct* op queries (op, shape, size) since
+        load or :meth:`reset_counts` and how many of them the fitted model answered -- the same
+        numbers whatever the caching or the order of evaluation."""
+        ops = {}
+        for k in sorted(self._seen):
+            n, f = len(self._seen[k]), len(self._fell.get(k, ()))
+            ops[k] = {"lookups": n, "fallbacks": f, "fallback_frac": f / n if n else 0.0}
         n = sum(v["lookups"] for v in ops.values())
         f = sum(v["fallbacks"] for v in ops.values())
         return {"source": self.source, "curves": self.num_curves, "ops": ops, "lookups": n, "fallbacks": f,
                 "fallback_frac": f / n if n else 0.0}
 
     def reset_counts(self) -> None:
-        self._counts.clear()
+        self._seen.clear()
+        self._fell.clear()
 
 
 def _norm_one(v: Any) -> Any:

@@ -68,7 +68,8 @@ class Drafter:
         tokens = shape.num_tokens - shape.decode_seqs  # approximate: prefill tokens of the pass
         tokens = -(-max(1, tokens) // PREFILL_BUCKET_TOKENS) * PREFILL_BUCKET_TOKENS  # bucketed: cached costs
         return self.fwd.time_s(PassShape(tokens, shape.prefill_seqs, 0, 0.0, shape.prefill_seqs,
-                                         shape.prefill_pairs, shape.prefill_kv_tokens, prefill_tokens=float(tokens)))
+                                         shape.prefill_pairs, shape.prefill_kv_tokens, prefill_tokens=float(tokens),
+                                         prefill_tiles=shape.prefill_tiles, prefill_max_keys=shape.prefill_max_keys))
 
     def host_time_s(self, batch: int) -> float:
         """CPU time of drafting (n-gram lookup), added to the step's host time."""

@@ -148,11 +148,32 @@ def test_check_reproduces_the_fit_errors_on_real_data():
 
     hw = load_profile("h100_sxm")
     res = check(hw, read_traces(TRACES / "aiconfigurator" / "h100_sxm"), relevant=True)
-    for key in ("gemm:bf16", "gemm:fp8_block", "moe:bf16", "nccl_all_reduce", "custom_all_reduce"):
+    for key in ("gemm:bf16", "gemm:fp8", "gemm:fp8_block", "moe:bf16", "moe:fp8_block", "generation_attention:bf16",
+                "context_attention:bf16", "nccl_all_reduce", "custom_all_reduce"):
         stored = hw.calibration.errors[key]
         got = res["keys"][key]
         assert got["n"] == stored["rows"]
         assert got["median_abs_pct_err"] == pytest.approx(100 * stored["median_ape"], abs=0.1)
+        assert got["p90_abs_pct_err"] == pytest.approx(100 * stored["p90_ape"], abs=0.1)
+
+
+@pytest.mark.parametrize("name", ["h100_sxm", "b200_sxm"])
+def test_stored_held_out_error_is_reproduced(name):
+    """Re-running the grouped 5-fold fit of one cheap key on the real data gives the held-out
+    error stored in the profile (the fit is deterministic)."""
+    if not TRACES.is_dir():
+        pytest.skip("../shared/traces not present")
+    from rlsim.calibration import read_traces, relevant_mask
+    from rlsim.calibration.fit import fit_key, key_specs
+
+    hw = load_profile(name)
+    df = read_traces(TRACES / "aiconfigurator" / name)
+    df = df[relevant_mask(df, hw.collectives.custom_all_reduce.max_bytes)].reset_index(drop=True)
+    spec = next(s for s in key_specs(df) if s.key == "custom_all_reduce")
+    r = fit_key(hw.model_dump(mode="python"), spec, df)
+    stored = hw.calibration.errors["custom_all_reduce"]
+    assert r.held_out["median_abs_pct_err"] == pytest.approx(100 * stored["cv_median_ape"], abs=0.05)
+    assert r.held_out["p90_abs_pct_err"] == pytest.approx(100 * stored["cv_p90_ape"], abs=0.05)
 
 
 def test_table_mode_covers_h100_fp8_moe():

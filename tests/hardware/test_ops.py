@@ -113,7 +113,9 @@ def test_gemm_fp8_weights_halve_the_weight_bytes(h100):
     e = h100.efficiency.gemm.fp8_block
     n = k = 8192
     assert gemm_time_s(h100, 1, n, k, "fp8_block") == pytest.approx(_gemm_by_hand(e, 1979e12, 1, n, k, 1), rel=1e-12)
-    assert e.mem_eff == h100.efficiency.gemm.fp8_block.mem_eff
+    # same parameters with 2-byte weights: the weight stream (the bulk of a batch-1 GEMM) doubles
+    bf16_like = _gemm_by_hand(e, 1979e12, 1, n, k, 2)
+    assert bf16_like > 1.6 * gemm_time_s(h100, 1, n, k, "fp8_block")
 
 
 def test_gemm_calibrated_terms_by_hand():
@@ -230,7 +232,7 @@ def test_decode_attention_hand_computed(h100):
 
 
 def _prefill(hw, b, s, h, kh, d=128):
-    return prefill_attention_time_s(hw, b, b * s, b * s * (s + 1) / 2 * 4 * h * d, s, h, kh, 4 * d)
+    return prefill_attention_time_s(hw, b * s, b * s * (s + 1) / 2 * 4 * h * d, b * -(-s // 128), s, h, kh, 4 * d)
 
 
 def test_prefill_attention_hand_computed(h100):
@@ -246,8 +248,8 @@ def test_prefill_attention_hand_computed(h100):
     # one long sequence with one head: the last query tile on one SM is the critical path
     assert _prefill(h100, 1, 16384, 1, 1) == pytest.approx(
         pa.latency_us * US + pa.tile_us * US + 128 * 16384 * 512 / (989e12 / 132 * pa.crit_eff), rel=1e-12)
-    assert prefill_attention_time_s(h100, 0, 0, 0.0, 0, 32, 8, 512) == 0.0
-    vec = prefill_attention_time_s(h100, np.array([0, b]), np.array([0, b * s]), np.array([0.0, fl]), s, h, kh, 512)
+    assert prefill_attention_time_s(h100, 0, 0.0, 0, 0, 32, 8, 512) == 0.0
+    vec = prefill_attention_time_s(h100, np.array([0, b * s]), np.array([0.0, fl]), np.array([0, b * 64]), s, h, kh, 512)
     assert vec == pytest.approx([0.0, _prefill(h100, b, s, h, kh)])
 
 
@@ -426,6 +428,6 @@ def test_prefill_short_chunks_pay_whole_tiles():
                                                 compute_eff=1.0, crit_eff=1.0)
     hw = HardwareProfile.model_validate(d)
     tiny = 1e-9  # FLOPs negligible next to the tile cost
-    t16 = prefill_attention_time_s(hw, 1024, 1024 * 16, tiny, 16, 32, 8, 512)
-    t128 = prefill_attention_time_s(hw, 1024, 1024 * 128, tiny, 128, 32, 8, 512)
+    t16 = prefill_attention_time_s(hw, 1024 * 16, tiny, 1024, 16, 32, 8, 512)
+    t128 = prefill_attention_time_s(hw, 1024 * 128, tiny, 1024, 128, 32, 8, 512)
     assert t16 == pytest.approx(t128, rel=1e-3) and t16 == pytest.approx(2e-6 * 1024 * 32 / 132, rel=1e-3)

@@ -159,3 +159,33 @@ def test_check_table_mode_reports_held_out_interpolation(tmp_path):
     tm = data["gemm:bf16@table_mode"]
     assert tm["table_rows"] == 2 and tm["table_median_abs_pct_err"] == pytest.approx(0.0, abs=1e-9)
     assert math.isfinite(data["gemm:bf16"]["median_abs_pct_err"])
+
+
+def test_counts_are_distinct_queries_per_profile():
+    tab = KernelTables.from_frame(_gemm_rows(), "synthetic")
+    a, b = tab.with_fresh_counts(), tab.with_fresh_counts()
+    for _ in range(3):  # repeating a query (no cache) does not inflate the counts
+        a.lookup("gemm:bf16", (4096, 4096), np.array([64.0, 64.0, 9000.0]), np.zeros(3))
+    assert a.report()["lookups"] == 2 and a.report()["fallbacks"] == 1
+    assert b.report()["lookups"] == 0  # another profile's copy counts on its own
+
+
+def test_only_half_precision_collectives_and_no_group_limited_moe_are_tabulated():
+    rows = _tidy(pd.DataFrame(
+        [{"op_class": "nccl_all_reduce", "dtype": d, "num_gpus": 8, "nbytes": b, "backend": "nccl", "measured_s": t * 1e-6}
+         for d, t in (("bf16", 10.0), ("int8", 99.0)) for b in (1024, 2048)]
+        + [{"op_class": "moe", "dtype": "fp8_block", "num_tokens": t, "hidden_size": 7168, "inter_size": 2048,
+            "num_experts": 256, "topk": 8, "moe_tp": 1, "moe_ep": 8, "distribution": "balanced", "measured_s": 1e-3}
+           for t in (1, 100)]))
+    tab = KernelTables.from_frame(rows, "synthetic")
+    assert tab.lookup("nccl_all_reduce", (8,), 1500.0, 0.0) == pytest.approx(10e-6)
+    assert not tab.has("moe:fp8_block")  # DeepSeek-V3's group-limited router: benchmark routing, not tabulated
+
+
+def test_tables_of_another_shipped_gpu_are_refused(tmp_path):
+    folder = _aic_gemm_folder(tmp_path / "h100_sxm")  # aiconfigurator folders are named after the system
+    with pytest.raises(ConfigError) as exc:
+        load_profile("b200_sxm").with_kernel_tables(str(folder), source="s.yaml", field="cluster.kernel_tables",
+                                                    shown="h100_sxm")
+    assert str(exc.value) == "s.yaml: cluster.kernel_tables = 'h100_sxm' holds measurements of h100_sxm, not of b200_sxm"
+    assert load_profile("h100_sxm").with_kernel_tables(str(folder)).tables.has("gemm:bf16")
