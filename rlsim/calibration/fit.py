@@ -343,6 +343,22 @@ def _fit_with_choices(data: dict, spec: KeySpec, rows: pd.DataFrame,
     return best[0], best[1], best[2]
 
 
+def _canonical_protocols(params: list[Param], x: np.ndarray) -> np.ndarray:
+    """NCCL's two protocols enter as ``min(alpha + b/eff, large_alpha + b/large_eff)``, which is
+    symmetric in the pair: order each group size's pair so that ``large_alpha_us >= alpha_us``
+    (Simple: more latency, more bandwidth than LL), the same function at every fitted size but
+    the intended meaning -- which matters where group sizes are interpolated or extrapolated."""
+    x = np.array(x, dtype=float)
+    where = {(p.path[:-2], p.path[-2], p.path[-1]): i for i, p in enumerate(params) if isinstance(p.path[-1], int)}
+    for (base, name, n), i in where.items():
+        if name != "alpha_us":
+            continue
+        j, k, m = (where.get((base, other, n)) for other in ("busbw_eff", "large_alpha_us", "large_busbw_eff"))
+        if None not in (j, k, m) and x[k] < x[i]:
+            x[[i, j, k, m]] = x[[k, m, i, j]]
+    return x
+
+
 def fit_key(data: dict, spec: KeySpec, df: pd.DataFrame, *, n_folds: int = N_FOLDS, cv: bool = True) -> FitResult:
     """Fit ``spec``'s parameters on the rows of ``df`` it selects; ``data`` is the profile's
     dict (other parameters held fixed).  Returns the fitted data and in-sample / held-out error."""
@@ -354,6 +370,7 @@ def fit_key(data: dict, spec: KeySpec, df: pd.DataFrame, *, n_folds: int = N_FOL
         raise CalibrationError(f"{spec.key}: {len(rows)} usable rows, need more than {len(spec.params)} to fit")
     original = data
     data, x, starts = _fit_with_choices(data, spec, rows)
+    x = _canonical_protocols(spec.params, x)
     fitted = set_params(data, spec.params, x)
     in_pred = predict(_profile(fitted), rows)
     held = np.full(len(rows), np.nan)

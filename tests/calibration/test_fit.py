@@ -141,3 +141,15 @@ def test_held_out_error_reported():
 def test_errors_of():
     e = errors_of(np.array([1.1, 0.9, np.nan, 2.0]), np.array([1.0, 1.0, 1.0, 1.0]))
     assert e["n"] == 3 and e["median_abs_pct_err"] == pytest.approx(10.0)
+
+
+def test_two_protocol_fits_are_ordered_low_latency_first():
+    """min(LL, Simple) is symmetric in its two (alpha, eff) pairs: the fit orders each group
+    size's pair so that large_alpha_us >= alpha_us (what extrapolation to other sizes assumes)."""
+    from rlsim.calibration.fit import Param, _canonical_protocols
+
+    base = ("collectives", "nccl", "all_reduce")
+    ps = [Param(base + (name, n), "nonneg" if "alpha" in name else "eff")
+          for name in ("alpha_us", "busbw_eff", "large_alpha_us", "large_busbw_eff") for n in (2, 4)]
+    x = np.array([10.0, 60.0, 0.2, 0.8, 25.0, 16.0, 0.6, 0.26])  # n=4's pair swapped
+    np.testing.assert_array_equal(_canonical_protocols(ps, x), [10.0, 16.0, 0.2, 0.26, 25.0, 60.0, 0.6, 0.8])
