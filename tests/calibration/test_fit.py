@@ -28,8 +28,14 @@ def _synthetic(data: dict, spec, truth: list[float], df: pd.DataFrame) -> pd.Dat
     return df.assign(measured_s=predict(hw, df))
 
 
-def _recovered(spec, r) -> dict[str, float]:
-    return {p.path[-1]: r.params[p.name] for p in spec.params}
+def _assert_recovers(data: dict, df: pd.DataFrame, key: str, truth: list[float]):
+    """Measurements generated from ``truth`` (``key``'s parameters in order) are fitted back
+    within 2 %; returns the fit."""
+    spec = next(s for s in key_specs(df) if s.key == key)
+    df = _synthetic(data, spec, truth, df)
+    r = fit_key(data, spec, df, cv=False)
+    np.testing.assert_allclose([r.params[p.name] for p in spec.params], truth, rtol=0.02)
+    return r
 
 
 def test_gemm_recovers_known_parameters():
@@ -55,11 +61,10 @@ def test_moe_recovers_known_parameters_and_block_m():
     df = _tidy(pd.DataFrame(rows))
     spec = next(s for s in key_specs(df) if s.key == "moe:fp8")
     data["efficiency"]["moe"]["fp8"]["block_m_tokens"] = 32
-    truth = [0.45, 0.75, 15.0, 0.0015]  # compute_eff, mem_eff, latency_us, per_routed_token_us
-    df = _synthetic(data, spec, truth, df)
-    data["efficiency"]["moe"]["fp8"]["block_m_tokens"] = 128
+    df = _synthetic(data, spec, [0.45, 0.75, 15.0, 0.0015], df)  # compute_eff, mem_eff, latency_us, per_routed_token_us
+    data["efficiency"]["moe"]["fp8"]["block_m_tokens"] = 128  # the fit must find 32 again
     r = fit_key(data, spec, df, cv=False)
-    np.testing.assert_allclose([r.params[p.name] for p in spec.params], truth, rtol=0.02)
+    np.testing.assert_allclose([r.params[p.name] for p in spec.params], [0.45, 0.75, 15.0, 0.0015], rtol=0.02)
     assert r.data["efficiency"]["moe"]["fp8"]["block_m_tokens"] == 32
 
 
@@ -73,22 +78,14 @@ def _attention_rows(op: str) -> pd.DataFrame:
 
 def test_prefill_attention_recovers_known_parameters():
     data = load_profile("b200_sxm").model_dump()
-    df = _attention_rows("context_attention")
-    spec = next(s for s in key_specs(df) if s.key == "context_attention:bf16")
-    truth = [0.62, 12.0, 3.0, 2.0, 90.0, 0.3]  # compute_eff, latency_us, tile_us, tok_head_ns, tok_kvhead_ns, crit_eff
-    df = _synthetic(data, spec, truth, df)
-    r = fit_key(data, spec, df, cv=False)
-    np.testing.assert_allclose([r.params[p.name] for p in spec.params], truth, rtol=0.02)
+    # compute_eff, latency_us, tile_us, tok_head_ns, tok_kvhead_ns, crit_eff
+    _assert_recovers(data, _attention_rows("context_attention"), "context_attention:bf16", [0.62, 12.0, 3.0, 2.0, 90.0, 0.3])
 
 
 def test_decode_attention_recovers_known_parameters():
     data = load_profile("gb200").model_dump()
-    df = _attention_rows("generation_attention")
-    spec = next(s for s in key_specs(df) if s.key == "generation_attention:bf16")
-    truth = [0.85, 1.6, 10.0, 1.3]  # mem_eff, cta_us, latency_us, decode_attention_l2_speedup
-    df = _synthetic(data, spec, truth, df)
-    r = fit_key(data, spec, df, cv=False)
-    np.testing.assert_allclose([r.params[p.name] for p in spec.params], truth, rtol=0.02)
+    # mem_eff, cta_us, latency_us, decode_attention_l2_speedup
+    _assert_recovers(data, _attention_rows("generation_attention"), "generation_attention:bf16", [0.85, 1.6, 10.0, 1.3])
 
 
 def test_custom_all_reduce_recovers_known_parameters():
@@ -96,12 +93,9 @@ def test_custom_all_reduce_recovers_known_parameters():
     rows = [{"op_class": "custom_all_reduce", "dtype": "bf16", "num_gpus": n, "nbytes": 2.0 ** e, "backend": be,
              "measured_s": 1.0} for n in (2, 4, 8) for e in range(10, 24) for be in ("graph", "eager")]
     df = _tidy(pd.DataFrame(rows))
-    spec = next(s for s in key_specs(df) if s.key == "custom_all_reduce")
-    truth = [4.0, 0.15, 0.65, 1.3, 5.0, 0.7, 21.0, 6.0, 5.5]  # in the order of spec.params
-    assert [p.path[-1] for p in spec.params][-1] == "eager_twoshot_floor_per_peer_us"
-    df = _synthetic(data, spec, truth, df)
-    r = fit_key(data, spec, df, cv=False)
-    np.testing.assert_allclose([r.params[p.name] for p in spec.params], truth, rtol=0.02)
+    # alpha, barrier per peer, one-shot link eff, pass time, two-shot extra, two-shot eff, eager floor / extra / per peer
+    r = _assert_recovers(data, df, "custom_all_reduce", [4.0, 0.15, 0.65, 1.3, 5.0, 0.7, 21.0, 6.0, 5.5])
+    assert list(r.params)[-1].endswith("eager_twoshot_floor_per_peer_us")
 
 
 def test_fit_keeps_parameters_physical():
