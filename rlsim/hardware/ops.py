@@ -112,7 +112,7 @@ def gemm_time_s(hw: HardwareProfile, m: ArrayLike, n: ArrayLike, k: ArrayLike, d
          + e.overlap_loss * np.minimum(compute, memory) + quant)
     if dtype != "fp8_block":  # fp8_block tables carry the eager harness floor (tables module)
         t = _tabulated(hw, f"gemm:{_EFF_NAME.get(dtype, dtype)}", (n, k), m, t)
-    return _out(np.where((m > 0) & (n > 0) & (k > 0), t, 0.0))
+    return _out(np.where((m == 0) | (n == 0) | (k == 0), 0.0, t))  # NaN shapes stay NaN
 
 
 def moe_padded_rows(rows: ArrayLike, touched: ArrayLike, block_m: int) -> np.ndarray:
@@ -181,7 +181,7 @@ def moe_time_s(
     memory = nbytes / (hw.hbm_bandwidth_bytes_per_s * e.mem_eff)
     over = rows if overhead_rows is None else _f(overhead_rows)
     t = np.maximum(compute, memory) + units.us(e.latency_us) + units.us(e.per_routed_token_us) * over
-    return _out(np.where((rows > 0) | (over > 0), t, 0.0))
+    return _out(np.where((rows == 0) & (over == 0), 0.0, t))  # NaN shapes stay NaN
 
 
 def moe_layer_time_s(

@@ -134,6 +134,8 @@ def test_gemm_calibrated_terms_by_hand():
 def test_gemm_zero_tokens_is_free(h100):
     assert gemm_time_s(h100, 0, 4096, 4096, "bf16") == 0.0
     assert gemm_time_s(h100, 16, 0, 4096, "bf16") == 0.0
+    assert np.isnan(gemm_time_s(h100, float("nan"), 4096, 4096, "bf16"))  # a bad shape is not silently free
+    assert np.isnan(moe_time_s(h100, float("nan"), 128, 8.0, 1536, 2048, 2048, "bf16", 8))
 
 
 def test_gemm_vectorised_equals_scalar(h100):
