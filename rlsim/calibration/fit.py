@@ -139,8 +139,9 @@ def _gemm_spec(df: pd.DataFrame, d: str) -> KeySpec:
     base = ("efficiency", "gemm", d)
     names = [("compute_eff", "eff"), ("mem_eff", "eff"), ("latency_us", "nonneg"), ("k_loop_ns", "nonneg"),
              ("overlap_loss", "frac"), ("act_quant_row_ns", "nonneg"), ("act_quant_pass_ns", "nonneg")]
-    if d != "fp8_block":
-        return KeySpec(f"gemm:{d}", _sel("gemm", d), [Param(base + (n,), k) for n, k in names], ["n", "k"], _GEMM_STARTS)
+    if d != "fp8_block":  # fp16 kernels (Vidur, older stacks) share bf16's peak and parameters
+        select = _half("gemm") if d == "bf16" else _sel("gemm", d)
+        return KeySpec(f"gemm:{d}", select, [Param(base + (n,), k) for n, k in names], ["n", "k"], _GEMM_STARTS)
     ps = [Param(base + (n,), k) for n, k in names if n in ("compute_eff", "mem_eff", "act_quant_row_ns")]
     ps += [Param(("calibration", "benchmark_effects", n), "nonneg") for n in
            ("gemm_fp8_block_host_floor_us", "gemm_fp8_block_host_floor_large_m_us",
@@ -155,7 +156,7 @@ def key_specs(df: pd.DataFrame) -> list[KeySpec]:
     specs: list[KeySpec] = []
     have = set(zip(df["op_class"], df["dtype"].fillna("")))
     for d in ("bf16", "fp8", "fp8_block", "fp4"):
-        if ("gemm", d) in have:
+        if ("gemm", d) in have or (d == "bf16" and ("gemm", "fp16") in have):
             specs.append(_gemm_spec(df, d))
     for d in ("bf16", "fp8", "fp8_block", "fp4"):
         if ("moe", d) in have:
@@ -185,6 +186,10 @@ def key_specs(df: pd.DataFrame) -> list[KeySpec]:
             ps = [Param(base + ("alpha_us", n), "nonneg") for n in ns] + [Param(base + ("busbw_eff", n), "eff") for n in ns]
             ps += [Param(base + ("large_alpha_us", n), "nonneg") for n in ns] + [Param(base + ("large_busbw_eff", n), "eff") for n in ns]
             specs.append(KeySpec(f"nccl_{op}", _half(f"nccl_{op}"), ps, ["nbytes"]))
+    if (df["op_class"] == "elementwise").any():
+        base = ("efficiency", "elementwise")
+        specs.append(KeySpec("elementwise", _sel("elementwise"), [Param(base + ("mem_eff",), "eff"),
+                                                                   Param(base + ("latency_us",), "nonneg")], ["nbytes"]))
     sub = df[df["op_class"] == "custom_all_reduce"]
     if len(sub):
         base = ("collectives", "custom_all_reduce")
@@ -403,6 +408,9 @@ def fit_profile(hw: HardwareProfile, df: pd.DataFrame, *, keys: list[str] | None
         if unknown:
             raise CalibrationError(f"--keys: {', '.join(unknown)} not fittable from this data (have: {', '.join(s.key for s in specs)})")
         specs = [s for s in specs if s.key in keys]
+    if not specs:
+        classes = ", ".join(sorted({f"{o}:{d}" for o, d in zip(df["op_class"], df["dtype"].fillna(""))}))
+        raise CalibrationError(f"no measured rows any key can fit (have: {classes or 'none'})")
     for spec in specs:
         if progress:
             progress(spec.key)

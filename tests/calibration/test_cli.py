@@ -189,3 +189,25 @@ def test_table_mode_covers_h100_fp8_moe():
     tm = res["table_mode"]["moe:fp8"]
     assert tm["n"] == res["keys"]["moe:fp8"]["n"] and tm["table_rows"] > 0.9 * tm["n"]
     assert tm["median_abs_pct_err"] <= 12.0 and tm["p90_abs_pct_err"] <= 35.0
+
+
+def test_fit_on_vidur_csv_and_nothing_fittable(tmp_path):
+    """A Vidur mlp.csv (fp16 kernels) fits the bf16 GEMM key; a file with nothing fittable is a
+    one-line error, not an empty 'calibrated' profile."""
+    vidur = TRACES / "vidur"
+    if not vidur.is_dir():
+        pytest.skip("../shared/traces/vidur not present")
+    mlp = vidur / "compute" / "h100" / "meta-llama" / "Llama-2-7b-hf" / "mlp.csv"
+    fitted = tmp_path / "vidur_fit.yaml"
+    r = runner.invoke(app, ["calibrate", "fit", "--traces", str(mlp), "--profile", "h100_sxm", "--all-shapes",
+                            "--keys", "gemm:bf16", "--folds", "2", "--out", str(fitted)])
+    assert r.exit_code == 0, r.output
+    errors = load_profile(str(fitted)).calibration.errors["gemm:bf16"]
+    assert errors["rows"] == 4176 and errors["cv_median_ape"] < 0.10
+    p2p = next((vidur / "network").glob("*/send_recv.csv"))
+    out = tmp_path / "never.yaml"
+    r = runner.invoke(app, ["calibrate", "fit", "--traces", str(p2p), "--profile", "h100_sxm", "--all-shapes",
+                            "--out", str(out)])
+    assert r.exit_code == 2
+    assert r.output.strip() == "error: no measured rows any key can fit (have: p2p:fp16)"
+    assert not out.exists()
