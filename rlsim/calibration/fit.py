@@ -30,7 +30,7 @@ from rlsim.errors import CalibrationError
 from rlsim.hardware import ops
 from rlsim.hardware.profile import HardwareProfile
 
-__all__ = ["Param", "KeySpec", "key_specs", "key_rows", "fit_key", "fit_profile", "errors_of", "FitResult",
+__all__ = ["Param", "KeySpec", "key_specs", "fit_key", "fit_profile", "errors_of", "FitResult",
            "set_params", "get_param", "cv_groups"]
 
 N_FOLDS = 5
@@ -222,17 +222,6 @@ def _floor_starts(rows: pd.DataFrame) -> list[dict[str, float]]:
     base = {"gemm_fp8_block_host_floor_us": small, "gemm_fp8_block_host_floor_large_m_us": large,
             "gemm_fp8_block_host_floor_unaligned_extra_us": unaligned}
     return [{**base, "gemm_fp8_block_harness_extra_us": e} for e in (2.0, 20.0)]
-
-
-def key_rows(df: pd.DataFrame, key: str) -> np.ndarray:
-    """Mask of the rows a check key covers (``gemm:fp8``, ``nccl_all_reduce``, ...)."""
-    op, _, dtype = key.partition(":")
-    m = (df["op_class"] == op).to_numpy().copy()
-    if dtype:
-        m &= (df["dtype"] == dtype).to_numpy()
-    elif op.startswith("nccl_") or op == "custom_all_reduce":
-        m &= df["dtype"].isin(["bf16", "fp16"]).to_numpy()
-    return m
 
 
 def errors_of(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:

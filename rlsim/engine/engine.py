@@ -602,7 +602,7 @@ class Engine:
             prefill_kv_tokens=float((pc + pn).sum()),
             decode_pairs=float((qd * ctx - qd * (qd - 1) / 2.0).sum()),
             prefill_tokens=float(pn.sum()),
-            prefill_tiles=float(np.ceil(pn / ATTN_TILE_M).sum()),
+            prefill_tiles=float(np.ceil(pn / ATTN_TILE_M).sum()) if len(pn) else 0.0,
             prefill_max_keys=float((pc + pn).max()) if len(pn) else 0.0,
         )
         kq = int(qd.max()) - 1 if len(qd) else 0

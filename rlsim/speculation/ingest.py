@@ -276,10 +276,13 @@ def _build(
     draft_tokens: float | None,
     accepted: float | None,
     per_pos_counts: list[float] | None,
-    draft_rate: float | None,
     source_format: str,
     num_intervals: int = 1,
+    printed_draft_rate: float | None = None,
 ) -> SpecDecodeMetrics:
+    """The metrics record; the draft acceptance rate is accepted / draft tokens when both were
+    counted, else the printed one (already checked by _check_draft_rate)."""
+    draft_rate = accepted / draft_tokens if accepted is not None and draft_tokens else printed_draft_rate
     if per_pos_counts is None and drafts is not None:
         per_pos_counts = [r * drafts for r in rates]
     return SpecDecodeMetrics(
@@ -371,7 +374,8 @@ def _parse_log(lines: list[str], source: str | None) -> SpecDecodeMetrics | None
             draft_tokens=e.drafted,
             accepted=e.accepted,
             per_pos_counts=None,
-            draft_rate=_check_draft_rate(where, e.draft_rate_token, e.draft_rate_label_pct, e.accepted, e.drafted),
+            printed_draft_rate=_check_draft_rate(where, e.draft_rate_token, e.draft_rate_label_pct, e.accepted,
+                                                 e.drafted),
             source_format="log",
         )
     for e in parsed:
@@ -396,7 +400,6 @@ def _parse_log(lines: list[str], source: str | None) -> SpecDecodeMetrics | None
         draft_tokens=draft_tokens,
         accepted=accepted,
         per_pos_counts=per_pos,
-        draft_rate=accepted / draft_tokens if accepted is not None else None,
         source_format="log",
         num_intervals=len(used),
     )
@@ -479,7 +482,6 @@ def _parse_prometheus(lines: list[str], source: str | None) -> SpecDecodeMetrics
         draft_tokens=draft_tokens,
         accepted=accepted,
         per_pos_counts=counts,
-        draft_rate=accepted / draft_tokens if accepted is not None and draft_tokens else None,
         source_format="prometheus",
     )
 
@@ -558,7 +560,7 @@ def _parse_bench(lines: list[str], source: str | None) -> SpecDecodeMetrics | No
         draft_tokens=draft_tokens,
         accepted=accepted,
         per_pos_counts=None,
-        draft_rate=draft_rate,
+        printed_draft_rate=draft_rate,
         source_format="bench_serve",
     )
 
@@ -625,7 +627,6 @@ def _parse_offline(lines: list[str], source: str | None) -> SpecDecodeMetrics | 
         draft_tokens=draft_tokens,
         accepted=accepted,
         per_pos_counts=None,
-        draft_rate=accepted / draft_tokens if accepted is not None and draft_tokens else None,
         source_format="offline_example",
     )
 
