@@ -10,7 +10,7 @@ from typing import Any
 import pydantic
 import yaml
 
-from rlsim._validation import validation_error_to_config_error
+from rlsim._pydantic_errors import validation_error_to_config_error
 from rlsim._yaml import read_yaml_mapping
 from rlsim.config.scenario import Scenario
 from rlsim.errors import ConfigError

@@ -27,7 +27,7 @@ from rlsim.hardware.ops import (
     p2p_time_s,
     prefill_attention_time_s,
 )
-from rlsim._validation import validation_error_to_config_error
+from rlsim._pydantic_errors import validation_error_to_config_error
 
 __all__ = [
     "PROFILES_DIR",

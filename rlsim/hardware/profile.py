@@ -25,7 +25,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 import rlsim
 from rlsim import units
 from rlsim.errors import CalibrationError, ConfigError, format_location
-from rlsim._validation import suggest, validation_error_to_config_error
+from rlsim._pydantic_errors import suggest, validation_error_to_config_error
 from rlsim._yaml import read_yaml_mapping
 
 if TYPE_CHECKING:
