@@ -1,4 +1,4 @@
-"""Library entry points (re-exported from :mod:`rlsim`)."""
+"""Library entry points (re-exported from :mod:`rlsim`): one ``simulate`` for every scenario."""
 
 from __future__ import annotations
 
@@ -8,47 +8,89 @@ import numpy as np
 from scipy import stats
 
 from rlsim.config import LoadedScenario, load_scenario
-from rlsim.sim import RolloutResult, resolve, simulate_rollout
+from rlsim.errors import ConfigError
+from rlsim.results.result import RunResult
+from rlsim.sim import Resolved, resolve, simulate_rollout
 
-__all__ = ["simulate", "simulate_seeds", "seed_statistics"]
+__all__ = ["simulate", "simulate_seeds", "seed_statistics", "BASELINE_MODES"]
+
+#: RL baselines: the same pipeline without speculation, or the sync colocated twin without it.
+BASELINE_MODES = ("no-spec", "sync")
 
 
 def _load(scenario, overrides, seed) -> LoadedScenario:
     return scenario if isinstance(scenario, LoadedScenario) else load_scenario(scenario, overrides, seed)
 
 
+def _simulate(res: Resolved, seed: int, baseline: bool, baseline_mode: str) -> RunResult:
+    """A rollout batch, or the RL pipeline(s) when the scenario has an ``rl:`` section."""
+    if res.scenario.rl is None:
+        return simulate_rollout(res, seed, paired=baseline)
+    from rlsim.rl.run import simulate_rl
+
+    return simulate_rl(res, seed, baseline_mode, baselines=baseline)
+
+
+def _check_mode(baseline_mode: str) -> None:
+    if baseline_mode not in BASELINE_MODES:
+        raise ConfigError(f"--baseline-mode = {baseline_mode!r} must be one of: {', '.join(BASELINE_MODES)}")
+
+
 def simulate(scenario: str | Path | LoadedScenario, overrides: list[str] | tuple[str, ...] = (), seed: int | None = None,
-             baseline: bool = True) -> RolloutResult:
-    """Load (if a path), validate and simulate a scenario; returns summary and tables.
+             baseline: bool = True, baseline_mode: str = "no-spec") -> RunResult:
+    """Load (if a path), validate and simulate a scenario: one rollout batch, or RL steps when it
+    has an ``rl:`` section.  Returns a :class:`~rlsim.results.RunResult` (``.summary``,
+    ``.sequences``, ``.segments``, ``.steps`` (RL), ``.baseline``, ``.runs`` (RL)).
 
     With a ``speculative_config`` the paired no-speculation baseline runs too (unless
-    ``baseline=False``): ``result.summary["speedup"]["rollout"]``, ``result.baseline``.
+    ``baseline=False``): ``result.summary["speedup"]``, ``result.baseline``.  RL scenarios:
+    ``baseline_mode="sync"`` compares with the synchronous colocated twin instead; async ones
+    also get the sync twin as ``sync_baseline``.
 
     >>> r = simulate("scenarios/qwen8b_rollout.yaml", overrides=["workload.num_prompts_per_step=8"])  # doctest: +SKIP
     >>> r.summary["rollout_time_s"]  # doctest: +SKIP
     """
+    _check_mode(baseline_mode)
     loaded = _load(scenario, overrides, seed)
-    return simulate_rollout(resolve(loaded), seed, paired=baseline)
+    seed = loaded.scenario.seed if seed is None else seed
+    return _simulate(resolve(loaded), seed, baseline, baseline_mode)
 
 
 def simulate_seeds(scenario: str | Path | LoadedScenario, num_seeds: int, overrides: list[str] | tuple[str, ...] = (),
-                   seed: int | None = None, baseline: bool = True) -> tuple[list[RolloutResult], dict]:
+                   seed: int | None = None, baseline: bool = True,
+                   baseline_mode: str = "no-spec") -> tuple[list[RunResult], dict]:
     """Simulate seeds ``seed, seed + 1, ...`` (``num_seeds`` of them); returns the results and
     :func:`seed_statistics` over them."""
+    _check_mode(baseline_mode)
     loaded = _load(scenario, overrides, seed)
     res = resolve(loaded)
     first = loaded.scenario.seed if seed is None else seed
-    results = [simulate_rollout(res, first + i, paired=baseline) for i in range(num_seeds)]
+    results = [_simulate(res, first + i, baseline, baseline_mode) for i in range(num_seeds)]
     return results, seed_statistics([r.summary for r in results])
 
 
-def seed_statistics(summaries: list[dict]) -> dict:
-    """Mean and two-sided 95 % Student-t interval over seeds of the headline numbers."""
+def _rollout_rows(summaries: list[dict]) -> dict[str, list]:
     keys = ["rollout_time_s", "output_tokens_per_s", "tail_time_s", "preemptions", "mean_acceptance_length"]
     rows = {k: [s[k] for s in summaries if s.get(k) is not None] for k in keys}
     if all("speedup" in s for s in summaries):
         rows["speedup_rollout"] = [s["speedup"]["rollout"] for s in summaries]
         rows["baseline_rollout_time_s"] = [s["baseline"]["rollout_time_s"] for s in summaries]
+    return rows
+
+
+def _rl_rows(summaries: list[dict]) -> dict[str, list]:
+    rows = {"spec_step_time_s": [s["spec"]["step_time_s"] for s in summaries]}
+    if "baseline" in summaries[0]:
+        rows["baseline_step_time_s"] = [s["baseline"]["step_time_s"] for s in summaries]
+    for k in summaries[0]["speedup"]:
+        rows[f"speedup_{k}"] = [s["speedup"][k] for s in summaries]
+    return rows
+
+
+def seed_statistics(summaries: list[dict]) -> dict:
+    """Mean and two-sided 95 % Student-t interval over seeds of the headline numbers (rollout
+    or RL summaries)."""
+    rows = _rl_rows(summaries) if "spec" in summaries[0] else _rollout_rows(summaries)
     out = {"num_seeds": len(summaries), "seeds": [s["seed"] for s in summaries]}
     for k, vals in rows.items():
         if vals:

@@ -150,7 +150,8 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", help="write summary.json, parquet tables, PNG and trace.json here"),
     seed: Optional[int] = typer.Option(None, "--seed", help="random seed (overrides the scenario's seed)"),
     seeds: int = typer.Option(1, "--seeds", min=1, help="run seeds SEED..SEED+N-1 and report mean and 95 % interval"),
-    no_baseline: bool = typer.Option(False, "--no-baseline", help="with speculative_config: skip the paired no-speculation run"),
+    no_baseline: bool = typer.Option(False, "--no-baseline", help="skip the baselines (the paired no-speculation run; "
+                                                                   "RL: also the sync twin)"),
     json_: bool = typer.Option(False, "--json", help="print summary.json to stdout instead of the table"),
     baseline_mode: str = typer.Option("no-spec", "--baseline-mode",
                                       help="RL scenarios: baseline = same pipeline without speculation (no-spec) "
@@ -162,17 +163,13 @@ def run(
     With a speculative_config the no-speculation baseline runs on the identical sequences and
     the speedup is reported."""
     from rlsim.api import simulate_seeds
+    from rlsim.config import load_scenario
 
     if out is not None:
         _prepare_out(out)
-    from rlsim.config import load_scenario
-
     loaded = load_scenario(scenario, set_ or [], seed)
-    if loaded.scenario.rl is not None:
-        _run_rl(loaded, seed, baseline_mode, out, json_, seeds)
-        return
     t0 = time.perf_counter()
-    results, stats = simulate_seeds(loaded, seeds, seed=seed, baseline=not no_baseline)
+    results, stats = simulate_seeds(loaded, seeds, seed=seed, baseline=not no_baseline, baseline_mode=baseline_mode)
     wall = time.perf_counter() - t0
     result = results[0]
     if seeds > 1:
@@ -180,60 +177,30 @@ def run(
     if json_:
         typer.echo(json.dumps(result.summary, indent=2, sort_keys=True))
     else:
-        typer.echo(render_rollout(result.summary, wall))
-        if "speedup" in result.summary:
-            typer.echo("\n" + render_speculation(result.summary))
+        typer.echo(_render_run(result, wall))
         if seeds > 1:
             typer.echo("\n" + render_seeds(stats))
     if out is not None:
-        from rlsim.results import write_outputs
-
-        paths = write_outputs(result, out, title=result.summary["scenario"])
+        paths = _write_run_outputs(result, out)
         typer.echo(f"\nwrote {', '.join(str(p) for p in paths)}", err=json_)
 
 
-def _run_rl(loaded, seed, baseline_mode: str, out: Optional[Path], json_: bool, seeds: int = 1) -> None:
-    from rlsim.errors import ConfigError
-    from rlsim.rl.run import simulate_rl
-    from rlsim.sim import resolve
+def _render_run(result, wall_s: float) -> str:
+    """The table ``rlsim run`` prints for a rollout or an RL result."""
+    if result.kind == "rl":
+        return render_rl(result, wall_s)
+    text = render_rollout(result.summary, wall_s)
+    return text + ("\n\n" + render_speculation(result.summary) if "speedup" in result.summary else "")
 
-    if baseline_mode not in ("no-spec", "sync"):
-        raise ConfigError(f"--baseline-mode = {baseline_mode!r} must be one of: no-spec, sync")
-    t0 = time.perf_counter()
-    res = resolve(loaded)
-    first = loaded.scenario.seed if seed is None else seed
-    results = [simulate_rl(res, first + i, baseline_mode) for i in range(seeds)]
-    result = results[0]
-    wall = time.perf_counter() - t0
-    if seeds > 1:
-        result.summary["seeds"] = _rl_seed_stats([r.summary for r in results])
-    if json_:
-        typer.echo(json.dumps(result.summary, indent=2, sort_keys=True))
-    else:
-        typer.echo(render_rl(result, wall))
-        if seeds > 1:
-            typer.echo("\n" + render_seeds(result.summary["seeds"]))
-    if out is not None:
+
+def _write_run_outputs(result, out: Path) -> list:
+    if result.kind == "rl":
         from rlsim.results.rl import write_rl_outputs
 
-        paths = write_rl_outputs(result, out)
-        typer.echo(f"\nwrote {', '.join(str(p) for p in paths)}", err=json_)
+        return write_rl_outputs(result, out)
+    from rlsim.results import write_outputs
 
-
-def _rl_seed_stats(summaries: list[dict]) -> dict:
-    """Mean and 95 % interval over seeds of the RL headline numbers."""
-    from rlsim.api import _mean_ci
-
-    import numpy as np
-
-    rows = {"spec_step_time_s": [s["spec"]["step_time_s"] for s in summaries]}
-    if "baseline" in summaries[0]:
-        rows["baseline_step_time_s"] = [s["baseline"]["step_time_s"] for s in summaries]
-    for k in summaries[0]["speedup"]:
-        rows[f"speedup_{k}"] = [s["speedup"][k] for s in summaries]
-    out = {"num_seeds": len(summaries), "seeds": [s["seed"] for s in summaries]}
-    out.update({k: _mean_ci(np.asarray(v, dtype=np.float64)) for k, v in rows.items()})
-    return out
+    return write_outputs(result, out, title=result.summary["scenario"])
 
 
 def render_rl(result, wall_s: float | None = None) -> str:

@@ -119,19 +119,17 @@ def _eagle3_llama() -> float:
 def _decode_step_s(model: str, hardware: str, batch: int, ctx_per_seq: float) -> float:
     """One decode iteration (GPU pass and host time combined as the engine does)."""
     from rlsim.config import LoadedScenario, scenario_from_dict
-    from rlsim.engine import Engine
     from rlsim.sim import resolve
-    from rlsim.sim.rollout import engine_params
+    from rlsim.sim.engines import engine_params
 
     data = {"name": "v", "cluster": {"hardware": hardware, "num_gpus": 1}, "model": {"name": model},
             "workload": {"num_prompts_per_step": 1, "num_generations_per_prompt": 1,
                          "prompt_length": {"kind": "fixed", "tokens": 128},
                          "response_length": {"kind": "fixed", "tokens": 128}, "max_new_tokens": 128}}
     res = resolve(LoadedScenario(scenario_from_dict(data, "v"), "v", Path("."), data))
-    empty = np.zeros(0, dtype=np.int64)
-    eng = Engine(0, res.forward_model(), engine_params(res), empty, empty, empty, empty)
+    params = engine_params(res)
     gpu = res.forward_model().decode_times_s(batch, np.array([batch * ctx_per_seq]))
-    return float(eng._combine(gpu, eng._host_s(batch, 0))[0])
+    return float(params.step_s(gpu, params.host_s(batch, 0))[0])
 
 
 def _areal_ratio() -> float:

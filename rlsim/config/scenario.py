@@ -118,6 +118,9 @@ class EngineConfig(BaseModel):
     enable_chunked_prefill: bool = True
     enforce_eager: bool = Field(default=False, description="true = no CUDA graphs")
     async_scheduling: bool = Field(default=True, description="host work of step N+1 overlaps GPU of step N")
+    scheduling_policy: Literal["fcfs", "shortest_remaining"] = Field(
+        default="fcfs", description="vLLM's --scheduling-policy: fcfs (vLLM's default) or shortest_remaining "
+                                    "(oracle length-aware: fewest tokens left first; see rlsim.engine.policy)")
     max_cudagraph_capture_size: int = Field(default=512, ge=1)
     cpu_overhead: CpuOverheadConfig = CpuOverheadConfig()
     activation_reserve_gib: float = Field(

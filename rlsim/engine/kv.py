@@ -1,18 +1,24 @@
 """Paged KV-cache accounting for one engine (vLLM's block manager, counted, not stored).
 
+The one owner of KV state: every allocation, growth, prefix-cache hit and free goes through
+:class:`KvCache`; the engine and the scheduler only ask it questions and request changes.
+
 Blocks hold ``block_size`` tokens.  With prefix caching, the samples of one GRPO group share
 their prompt's full blocks: ``floor((P - 1) / block_size)`` blocks (the block holding the last
 prompt token is always private, so every sample computes at least one prompt token, as vLLM
 does).  Shared blocks are allocated when the first sample of a group becomes resident and freed
 when the last resident sample leaves (finishes or is preempted); freed blocks are assumed
 evicted (no later cache hit), the conservative choice under KV pressure.
+
+A request's *private* blocks for ``t`` cached tokens are ``max(0, ceil(t / block_size) -
+shared)`` (:func:`private_blocks`: the one rule, used by the scalar and the vectorised paths).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["KvCache", "shared_prompt_blocks"]
+__all__ = ["KvCache", "shared_prompt_blocks", "blocks_for", "private_blocks"]
 
 
 def shared_prompt_blocks(prompt_len: np.ndarray, block_size: int, prefix_caching: bool) -> np.ndarray:
@@ -27,8 +33,18 @@ def blocks_for(tokens, block_size: int):
     return -(-np.asarray(tokens) // block_size)
 
 
+def private_blocks(tokens, shared, block_size: int):
+    """Private blocks holding ``tokens`` cached tokens beside ``shared`` prompt blocks (vectorised)."""
+    return np.maximum(0, blocks_for(tokens, block_size) - shared)
+
+
 class KvCache:
-    """Free-block counter plus per-sequence private and per-group shared block counts."""
+    """Free-block counter plus per-request private and per-group shared block counts.
+
+    Arrays are indexed by the engine's request slots (``own``, ``shared``, ``group_of``) and by
+    engine-local group (``group_ref``: resident samples, ``group_cached_tokens``: prompt tokens
+    a resident sample has computed, i.e. what a sibling can hit).
+    """
 
     def __init__(self, num_blocks: int, block_size: int, group_of: np.ndarray, shared_blocks: np.ndarray, num_groups: int):
         self.num_blocks = int(num_blocks)
@@ -57,7 +73,7 @@ class KvCache:
 
     def own_after(self, seq: int, computed_tokens: int) -> int:
         """Private blocks ``seq`` holds once ``computed_tokens`` tokens are in the cache."""
-        return max(0, int(blocks_for(computed_tokens, self.block_size)) - int(self.shared[seq]))
+        return int(private_blocks(computed_tokens, self.shared[seq], self.block_size))
 
     def admission_blocks(self, seq: int, computed_after: int) -> int:
         """Blocks to allocate to make ``seq`` resident with ``computed_after`` tokens cached."""
@@ -73,6 +89,15 @@ class KvCache:
         cap = int(self.shared[seq]) * self.block_size
         return min(cap, (int(self.group_cached_tokens[g]) // self.block_size) * self.block_size)
 
+    def growth_blocks(self, seqs: np.ndarray, tokens) -> np.ndarray:
+        """Blocks each resident ``seqs`` must add to hold ``tokens`` (broadcast: rows = iterations)."""
+        return np.maximum(private_blocks(tokens, self.shared[seqs], self.block_size) - self.own[seqs], 0)
+
+    def fitting_prefix(self, seqs: np.ndarray, tokens: np.ndarray) -> int:
+        """How many leading ``seqs`` can grow to ``tokens`` together within the free blocks."""
+        fits = np.cumsum(self.growth_blocks(seqs, tokens)) <= self.free
+        return int(np.argmin(fits)) if not fits.all() else len(seqs)
+
     # ------------------------------------------------------------- updates
     def admit(self, seq: int, computed_after: int, prompt_len: int) -> None:
         """Make ``seq`` resident (allocating its group's shared blocks if needed)."""
@@ -82,7 +107,7 @@ class KvCache:
         g = self.group_of[seq]
         self.group_ref[g] += 1
         self.own[seq] = self.own_after(seq, computed_after)
-        self.note_cached(seq, computed_after, prompt_len)
+        self._note_cached(seq, computed_after, prompt_len)
 
     def grow(self, seq: int, computed_after: int, prompt_len: int) -> None:
         """Extend a resident ``seq`` to ``computed_after`` cached tokens."""
@@ -91,11 +116,16 @@ class KvCache:
         assert need <= self.free, "growth without free blocks"
         self.free -= need
         self.own[seq] = new_own
-        self.note_cached(seq, computed_after, prompt_len)
+        self._note_cached(seq, computed_after, prompt_len)
 
-    def note_cached(self, seq: int, computed_after: int, prompt_len: int) -> None:
-        g = self.group_of[seq]
-        self.group_cached_tokens[g] = max(int(self.group_cached_tokens[g]), min(computed_after, prompt_len))
+    def reserve(self, seqs: np.ndarray, tokens: np.ndarray) -> None:
+        """Grow resident decoding ``seqs`` to hold ``tokens`` each (never shrinks; vectorised).
+
+        Decoding requests are past their prompt, so the group's cached-prompt count is unchanged."""
+        extra = self.growth_blocks(seqs, tokens)
+        self.free -= int(extra.sum())
+        self.own[seqs] += extra
+        assert self.free >= 0, "reservation without free blocks"
 
     def release(self, seq: int) -> None:
         """Free ``seq``'s private blocks, and its group's shared blocks if it was the last one."""
@@ -107,3 +137,7 @@ class KvCache:
             self.free += int(self.shared[seq])
             self.group_cached_tokens[g] = 0
         assert self.group_ref[g] >= 0 and self.free <= self.num_blocks
+
+    def _note_cached(self, seq: int, computed_after: int, prompt_len: int) -> None:
+        g = self.group_of[seq]
+        self.group_cached_tokens[g] = max(int(self.group_cached_tokens[g]), min(computed_after, prompt_len))

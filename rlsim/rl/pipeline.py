@@ -21,10 +21,9 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from rlsim.engine import Engine
 from rlsim.rl.pool import EnginePool
 from rlsim.sim.build import Resolved
-from rlsim.sim.rollout import engine_params, spec_runtime
+from rlsim.sim.engines import build_engines, sequence_table, spec_runtime
 from rlsim.speculation.runtime import SpecRuntime
 from rlsim.workload import sample_batch
 
@@ -43,12 +42,14 @@ class StepBatch:
 
 @dataclass
 class PipelineResult:
-    """Per-step table, summary, and the pool's engine segments / Gantt intervals."""
+    """Per-step table, summary, the pool's engine segments / Gantt intervals, and one row per
+    sequence of every step (``step``, ``group_id`` and the engine's per-sequence columns)."""
 
     summary: dict
     steps: pd.DataFrame
     segments: pd.DataFrame
     gantt: pd.DataFrame
+    sequences: pd.DataFrame | None = None
 
 
 def step_batches(res: Resolved, seed: int, steps: int) -> list[StepBatch]:
@@ -93,11 +94,7 @@ class _Run:
     def __init__(self, res: Resolved, plan, batches: list[StepBatch], spec: SpecRuntime | None, lag: int) -> None:
         self.res, self.plan, self.batches, self.lag = res, plan, batches, lag
         self.env = simpy.Environment()
-        fwd = spec.target if spec is not None else res.forward_model()
-        params = engine_params(res, speculative=spec is not None)
-        empty = np.zeros(0, dtype=np.int64)
-        engines = [Engine(e, fwd, params, empty, empty, empty, empty, spec=spec) for e in range(res.num_engines)]
-        self.pool = EnginePool(self.env, engines, len(batches[0].seq_id))
+        self.pool = EnginePool(self.env, build_engines(res, spec), len(batches[0].seq_id))
         steps = len(batches)
         self.version_ready = [self.env.event() for _ in range(steps + 1)]
         self.version_ready[0].succeed()
@@ -174,7 +171,17 @@ def _result(res, plan, run: _Run, batches, spec, mode: str, lag: int) -> Pipelin
     segs = pd.DataFrame([s.__dict__ for s in run.pool.segments()])
     segs = segs.sort_values(["engine", "t0_s"], kind="stable").reset_index(drop=True) if len(segs) else segs
     gantt = _gantt(df, mode)
-    return PipelineResult(_summary(res, df, run, spec, mode, lag), df, segs, gantt)
+    return PipelineResult(_summary(res, df, run, spec, mode, lag), df, segs, gantt, _sequences(run, batches))
+
+
+def _sequences(run: _Run, batches: list[StepBatch]) -> pd.DataFrame:
+    """Per-sequence table of every step's batch (ids are step * N + i)."""
+    df = sequence_table([st.engine for st in run.pool.states])
+    n = len(batches[0].seq_id)
+    ids = df["seq_id"].to_numpy()
+    df.insert(1, "step", ids // n)
+    df.insert(2, "group_id", np.concatenate([b.group_id for b in batches])[ids])
+    return df
 
 
 def rl_warmup(res: Resolved) -> int:

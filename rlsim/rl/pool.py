@@ -124,7 +124,7 @@ class EnginePool:
                     yield env.timeout(jump.duration_s)
                     seg = eng.commit(jump)
                 except simpy.Interrupt:
-                    seg = eng.commit(jump, jump.iterations_started_by(env.now - jump.t0))
+                    seg = eng.commit(jump, jump.iterations_started_by(env.now - jump.start_s))
                 st.in_jump = False
                 yield from self._sleep_until(seg.t1_s)
             st.segments.append(seg)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from rlsim.results.result import RunResult
 from rlsim.rl.pipeline import PipelineResult, simulate_pipeline, step_batches
 from rlsim.rl.plan import cost_plan
 from rlsim.sim.build import Resolved
@@ -16,12 +15,10 @@ SUMMARY_KEYS = ("step_time_s", "generation_time_s", "logprob_time_s", "train_tim
                 "mean_acceptance_length", "draft_acceptance_rate", "preemptions", "pipeline", "warmup", "total_time_s")
 
 
-@dataclass
-class RLResult:
-    """The runs of an RL scenario and the summary that compares them."""
-
-    summary: dict
-    runs: dict[str, PipelineResult]
+#: An RL scenario's result is the common :class:`~rlsim.results.RunResult` (``kind="rl"``):
+#: ``runs`` holds every pipeline run, ``steps`` / ``sequences`` / ``segments`` are the main
+#: (``spec``) run's, ``baseline`` the baseline run's.
+RLResult = RunResult
 
 
 def _pipeline(res: Resolved, seed: int, speculative: bool, mode: str) -> PipelineResult:
@@ -55,24 +52,38 @@ def sync_twin(res: Resolved) -> Resolved:
     return resolve(LoadedScenario(twin, res.source, res.base_dir, {}))
 
 
-def simulate_rl(res: Resolved, seed: int | None = None, baseline_mode: str = "no-spec") -> RLResult:
+def simulate_rl(res: Resolved, seed: int | None = None, baseline_mode: str = "no-spec",
+                baselines: bool = True) -> RunResult:
     """Simulate the scenario's RL pipeline with speculation (if configured) and its baselines.
 
     ``baseline``: the same pipeline without speculation (``baseline_mode="no-spec"``) or the
     synchronous colocated twin without speculation (``"sync"``).  An async scenario also gets
     ``sync_baseline`` (the sync twin without speculation) and ``speedup.end_to_end_vs_sync``.
+    ``baselines=False`` runs the scenario's own pipeline only.
     """
     rl = res.scenario.rl
     seed = res.scenario.seed if seed is None else seed
     spec_on = res.speculative is not None
     runs = {"spec": _pipeline(res, seed, spec_on, rl.pipeline)}
-    if baseline_mode == "sync":
+    if baselines and baseline_mode == "sync":
         runs["baseline"] = _pipeline(sync_twin(res), seed, False, "sync_colocated")
-    elif spec_on:
+    elif baselines and spec_on:
         runs["baseline"] = _pipeline(res, seed, False, rl.pipeline)
-    if rl.pipeline != "sync_colocated" and baseline_mode != "sync":
+    if baselines and rl.pipeline != "sync_colocated" and baseline_mode != "sync":
         runs["sync_baseline"] = _pipeline(sync_twin(res), seed, False, "sync_colocated")
-    return RLResult(_summary(res, seed, runs, baseline_mode), runs)
+    return _result(_summary(res, seed, runs, baseline_mode), runs)
+
+
+def _as_result(summary: dict, run: PipelineResult) -> RunResult:
+    return RunResult(summary, run.sequences, run.segments, steps=run.steps, kind="rl")
+
+
+def _result(summary: dict, runs: dict[str, PipelineResult]) -> RunResult:
+    main = _as_result(summary, runs["spec"])
+    if "baseline" in runs:
+        main.baseline = _as_result(runs["baseline"].summary, runs["baseline"])
+    main.runs = runs
+    return main
 
 
 def _pick(s: dict) -> dict:

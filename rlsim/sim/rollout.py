@@ -7,59 +7,29 @@ process that yields its segments (DESIGN 2.1: pure costs, thin event loop).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 import simpy
 
-from rlsim.engine import Engine, EngineParams, Segment
+from rlsim.engine import Engine, Segment
 from rlsim.errors import ConfigError
+from rlsim.results.result import RunResult
 from rlsim.sim.build import Resolved
-from rlsim.speculation.acceptance import AcceptanceSampler
+from rlsim.sim.engines import build_engines, sequence_table, spec_runtime
 from rlsim.speculation.runtime import SpecRuntime
 from rlsim.units import GB
 from rlsim.workload import Batch, sample_batch
 
-__all__ = ["RolloutResult", "simulate_rollout", "engine_params", "rng_streams"]
+__all__ = ["RolloutResult", "simulate_rollout", "rng_streams"]
 
 
-@dataclass
-class RolloutResult:
-    """What a rollout simulation produced: a summary plus per-sequence and per-segment tables.
-
-    With speculative decoding, ``baseline`` is the paired run without it (same sequences) and
-    ``summary`` carries ``baseline`` and ``speedup`` objects."""
-
-    summary: dict
-    sequences: pd.DataFrame
-    segments: pd.DataFrame
-    baseline: "RolloutResult | None" = None
+#: A rollout's result is the common :class:`~rlsim.results.RunResult` (``kind="rollout"``).
+RolloutResult = RunResult
 
 
 def rng_streams(seed: int, n: int = 4) -> list[np.random.Generator]:
     """Independent generators per subsystem: [workload, acceptance, reserved, reserved]."""
     return [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(seed).spawn(n)]
-
-
-def engine_params(res: Resolved, speculative: bool = False) -> EngineParams:
-    e = res.scenario.rollout.engine
-    memory = res.spec_memory if speculative else res.memory
-    c = e.cpu_overhead
-    return EngineParams(
-        max_num_seqs=e.max_num_seqs,
-        max_num_batched_tokens=e.max_num_batched_tokens,
-        block_size=e.block_size,
-        num_blocks=memory.num_blocks,
-        enable_chunked_prefill=e.enable_chunked_prefill,
-        enable_prefix_caching=e.enable_prefix_caching,
-        async_scheduling=e.async_scheduling,
-        cpu_step_s=c.step_us * 1e-6,
-        cpu_per_seq_s=c.per_seq_us * 1e-6,
-        cpu_per_prefill_token_s=c.per_prefill_token_us * 1e-6,
-        async_exposed_s=c.async_exposed_us * 1e-6,
-        fast=res.scenario.simulation.mode == "fast",
-    )
 
 
 def _clip_to_model_len(batch: Batch, res: Resolved) -> np.ndarray:
@@ -70,31 +40,6 @@ def _clip_to_model_len(batch: Batch, res: Resolved) -> np.ndarray:
         raise ConfigError.at(res.source, "rollout.engine.max_model_len", limit,
                              f"leaves no room for a response to a {p}-token prompt (must exceed the longest prompt)")
     return np.minimum(batch.response_len, limit - batch.prompt_len)
-
-
-def spec_runtime(res: Resolved, seq_ids: np.ndarray, response: np.ndarray, seed: int, fwd, extra_scale=None) -> SpecRuntime:
-    """Drafter, acceptance sampler and k policy of a scenario's speculative_config.
-
-    ``extra_scale`` (per sequence) multiplies acceptance, e.g. a frozen drafter's drift in RL."""
-    spec = res.speculative
-    k = spec.num_speculative_tokens
-    sampler = AcceptanceSampler(spec.acceptance, k, seed, seq_ids, response, extra_scale=extra_scale)
-    expected = np.array([spec.acceptance.mean_acceptance_length(j) - 1.0 if j else 0.0 for j in range(k + 1)])
-    adaptive = spec.adaptive_k is not None and spec.adaptive_k.enabled
-    min_k = min(spec.adaptive_k.min_k, k) if spec.adaptive_k is not None else 0
-    return SpecRuntime(k, res.drafter, sampler, fwd, expected, spec.disable_by_batch_size, adaptive, min_k)
-
-
-def _build_engines(res: Resolved, batch: Batch, response: np.ndarray, spec: SpecRuntime | None) -> list[Engine]:
-    fwd = res.forward_model() if spec is None else spec.target
-    params = engine_params(res, speculative=spec is not None)
-    owner = batch.group_id % res.num_engines
-    engines = []
-    for e in range(res.num_engines):
-        idx = np.flatnonzero(owner == e)
-        engines.append(Engine(e, fwd, params, batch.seq_id[idx], batch.group_id[idx], batch.prompt_len[idx],
-                              response[idx], spec=spec))
-    return engines
 
 
 def _run(engines: list[Engine]) -> list[Segment]:
@@ -139,7 +84,8 @@ def simulate_rollout(res: Resolved, seed: int | None = None, speculative: bool =
 
 
 def _simulate_batch(res: Resolved, seed: int, batch: Batch, response: np.ndarray, spec: SpecRuntime | None) -> RolloutResult:
-    engines = _build_engines(res, batch, response, spec)
+    owner = batch.group_id % res.num_engines  # round-robin by group: a group stays on one engine
+    engines = build_engines(res, spec, owner, batch.seq_id, batch.group_id, batch.prompt_len, response)
     segments = _run(engines)
     seqs = _sequence_table(engines, batch)
     segs = pd.DataFrame([s.__dict__ for s in segments]).sort_values(["engine", "t0_s"], kind="stable").reset_index(drop=True)
@@ -148,14 +94,7 @@ def _simulate_batch(res: Resolved, seed: int, batch: Batch, response: np.ndarray
 
 
 def _sequence_table(engines: list[Engine], batch: Batch) -> pd.DataFrame:
-    parts = []
-    for e in engines:
-        parts.append(pd.DataFrame({
-            "seq_id": e.seq_ids, "engine": e.id, "prompt_len": e.prompt, "response_len": e.resp,
-            "generated": e.gen, "preemptions": e.preempted, "admit_s": e.admit_s,
-            "first_token_s": e.first_token_s, "finish_s": e.finish_s,
-        }))
-    df = pd.concat(parts).sort_values("seq_id").reset_index(drop=True)
+    df = sequence_table(engines)
     df.insert(1, "group_id", batch.group_id[df["seq_id"].to_numpy()])
     df["truncated"] = batch.truncated[df["seq_id"].to_numpy()] | (df["response_len"].to_numpy() < batch.response_len[df["seq_id"].to_numpy()])
     return df

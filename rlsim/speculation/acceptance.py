@@ -325,6 +325,23 @@ class AcceptanceSampler:
         self.conditional = _read_only(np.clip(self.scales[:, None] * base[None, :], 0.0, 1.0))
         self._survive = _read_only(np.cumprod(self.conditional, axis=1))  # P(A >= i), no decay
         self._seq_keys = _read_only(seq_keys(self.seed, self.seq_ids))
+        n = self.seq_ids.size
+        contiguous = n > 0 and bool(np.array_equal(self.seq_ids, self.seq_ids[0] + np.arange(n)))
+        self._id_base = int(self.seq_ids[0]) if contiguous else None
+        self._id_order = None if contiguous else np.argsort(self.seq_ids, kind="stable")
+
+    def index_of(self, seq_ids: npt.ArrayLike) -> npt.NDArray[np.intp]:
+        """Positions in the construction arrays of global sequence ids ``seq_ids`` (every id must
+        have been given at construction)."""
+        ids = np.asarray(seq_ids, dtype=np.int64)
+        if self._id_base is not None:
+            idx = ids - self._id_base
+            assert idx.size == 0 or (idx.min() >= 0 and idx.max() < self.seq_ids.size), "unknown sequence ids"
+        else:
+            pos = np.searchsorted(self.seq_ids, ids, sorter=self._id_order)
+            idx = self._id_order[np.minimum(pos, max(self.seq_ids.size - 1, 0))]
+            assert np.array_equal(self.seq_ids[idx], ids), "unknown sequence ids"
+        return idx.astype(np.intp, copy=False)
 
     def expected_tokens_per_round(self, k: int) -> float:
         """Mean tokens per round of the base model (its AL: no heterogeneity, no context decay)."""

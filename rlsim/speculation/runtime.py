@@ -19,6 +19,7 @@ import numpy as np
 
 from rlsim.cost.forward import ForwardModel
 from rlsim.speculation.drafter import Drafter
+from rlsim.speculation.draws import AcceptanceDraws
 
 __all__ = ["SpecRuntime", "ctx_bucket"]
 
@@ -41,6 +42,10 @@ class SpecRuntime:
     adaptive: bool = False
     min_k: int = 0
     _cache: dict = field(default_factory=dict)
+    draws: AcceptanceDraws = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.draws = AcceptanceDraws(self.sampler)  # accepted drafts by sequence id, buffered
 
     def step_time_s(self, batch: int, ctx_tokens: float, k: int) -> float:
         """GPU time of one iteration: verify pass of 1 + k tokens per sequence plus drafting."""

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from rlsim.cost import PassShape
 from rlsim.sim import resolve, simulate_rollout
-from rlsim.sim.rollout import spec_runtime
+from rlsim.sim.engines import spec_runtime
 
 from helpers import eagle, scenario
 

@@ -1,0 +1,204 @@
+"""vLLM V1's ``Scheduler.schedule``: which requests run in the next iteration, and how many tokens.
+
+One iteration (vllm/v1/core/sched/scheduler.py):
+
+1. running requests in admission order each get ``num_tokens - num_computed_tokens`` new tokens
+   (1 for a decode, plus ``k`` draft slots with speculation; a chunk for a prefill in progress)
+   out of ``max_num_batched_tokens``; a request that needs a KV block when none is free
+   preempts the policy's victim (recompute mode: its blocks are freed, it goes back to the
+   waiting queue and later prefills prompt + generated tokens again), possibly itself;
+2. if nothing was preempted, waiting requests are admitted in the policy's order while seats
+   (``max_num_seqs``), budget and KV blocks allow (chunked prefill splits a prompt over steps;
+   a prefix-cache hit on the group's shared prompt blocks skips those tokens).
+
+Every rule lives here once and serves both engine paths: :meth:`Scheduler.next_admission` is
+the admission rule used by step 2 *and* by the fast path's question "is this decode batch
+closed?" (:meth:`Scheduler.closed`); the KV rules are :class:`~rlsim.engine.kv.KvCache`'s; the
+victim and the waiting order are the :mod:`policy <rlsim.engine.policy>`'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlsim.engine.kv import KvCache
+from rlsim.engine.policy import SchedulingPolicy
+from rlsim.engine.requests import RequestTable
+
+__all__ = ["Scheduler", "ScheduledBatch"]
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class ScheduledBatch:
+    """One iteration's work: request slots, their new tokens and cached tokens before the pass."""
+
+    slots: np.ndarray
+    new_tokens: np.ndarray
+    computed_before: np.ndarray
+    preemptions: int
+
+
+class Scheduler:
+    """The running list, the waiting queue and the scheduling rules of one engine."""
+
+    def __init__(self, params, requests: RequestTable, kv: KvCache, policy: SchedulingPolicy, stats) -> None:
+        self.params, self.requests, self.kv, self.policy, self.stats = params, requests, kv, policy, stats
+        self.running: list[int] = []
+        self.waiting = policy.waiting_queue(requests)
+        self.admitting = True  # False while draining for a weight update
+        self.peak_running = 0
+
+    # ------------------------------------------------------------------ the admission rule
+    def next_admission(self, budget: int) -> tuple[int, int, int] | None:
+        """``(slot, prefix-hit tokens, new tokens)`` of the next waiting request if it can be
+        admitted within ``budget`` tokens now, else None (head-of-line: nobody behind it)."""
+        p = self.params
+        if not self.admitting or not self.waiting or budget <= 0 or len(self.running) >= p.max_num_seqs:
+            return None
+        slot = self.waiting.peek()
+        hit = self.kv.prefix_hit_tokens(slot) if p.enable_prefix_caching else 0
+        need = self.requests.num_tokens(slot) - hit
+        if not p.enable_chunked_prefill and need > budget:
+            return None
+        new = min(need, budget)
+        if self.kv.admission_blocks(slot, hit + new) > self.kv.free:
+            return None
+        return slot, hit, new
+
+    def decoding_batch(self) -> np.ndarray | None:
+        """The running slots when every running request decodes (else None)."""
+        if not self.running:
+            return None
+        run = np.fromiter(self.running, dtype=np.int64, count=len(self.running))
+        return run if not np.any(self.requests.pending(run) != 1) else None
+
+    def closed(self, budget_left: int) -> bool:
+        """True when no waiting request can be admitted with ``budget_left`` tokens."""
+        return self.next_admission(budget_left) is None
+
+    # ------------------------------------------------------------------ one iteration
+    def schedule(self, k: int, now: float) -> ScheduledBatch:
+        """Pick the next iteration's batch; decoding requests get ``1 + k`` tokens (fewer when
+        the budget runs out)."""
+        budget = self.params.max_num_batched_tokens
+        bulks: list[np.ndarray] = []
+        picked: tuple[list[int], list[int], list[int]] = ([], [], [])
+        dropped: list[int] = []
+        i = preemptions = 0
+        while i < len(self.running) and budget > 0:
+            idx = self._bulk_decodes(i, budget, k)
+            if len(idx):
+                bulks.append(idx)
+                i += len(idx)
+                budget -= len(idx) * (1 + k)
+                continue
+            slot = self.running[i]
+            computed = int(self.requests.computed[slot])
+            pending = self.requests.num_tokens(slot) - computed
+            new = min(pending + (k if pending == 1 else 0), budget)
+            need = self.kv.own_after(slot, computed + new) - int(self.kv.own[slot])
+            preempted_self = False
+            while need > self.kv.free:
+                victim, position = self._preempt_victim()
+                preemptions += 1
+                if victim == slot:
+                    preempted_self = True
+                    break
+                if position < i:  # already scheduled this step (non-FCFS policies): unschedule it
+                    budget += self._scheduled_tokens(victim, bulks, picked, k)
+                    dropped.append(victim)
+                    i -= 1
+            if preempted_self:
+                break
+            self.kv.grow(slot, computed + new, int(self.requests.prompt[slot]))
+            for column, value in zip(picked, (slot, new, computed)):
+                column.append(value)
+            budget -= new
+            i += 1
+        if preemptions == 0:
+            self._admit(picked, budget, now)
+        self.peak_running = max(self.peak_running, len(self.running))
+        return self._batch(bulks, picked, k, preemptions, dropped)
+
+    def _bulk_decodes(self, start: int, budget: int, k: int) -> np.ndarray:
+        """Schedule, at once, the longest run of decoding requests from ``running[start]`` whose
+        1 + k new slots fit in the free pool and the budget (vLLM would schedule them one by
+        one with the same result).  Empty when the request at ``start`` is not decoding or
+        needs a block that is not free."""
+        q = 1 + k
+        run = np.fromiter(self.running[start:], dtype=np.int64, count=len(self.running) - start)
+        other = np.flatnonzero(self.requests.pending(run) != 1)
+        n = min(int(other[0]) if len(other) else len(run), budget // q)
+        idx = run[:n]
+        tokens = self.requests.computed[idx] + q
+        n = self.kv.fitting_prefix(idx, tokens)
+        self.kv.reserve(idx[:n], tokens[:n])
+        return idx[:n]
+
+    def _admit(self, picked: tuple[list[int], list[int], list[int]], budget: int, now: float) -> None:
+        req = self.requests
+        while (admission := self.next_admission(budget)) is not None:
+            slot, hit, new = admission
+            self.waiting.pop()
+            self.kv.admit(slot, hit + new, int(req.prompt[slot]))
+            req.computed[slot] = hit
+            if np.isnan(req.admit_s[slot]):
+                req.admit_s[slot] = now
+            self.running.append(slot)
+            for column, value in zip(picked, (slot, new, hit)):
+                column.append(value)
+            budget -= new
+
+    def _batch(self, bulks, picked, k: int, preemptions: int, dropped: list[int]) -> ScheduledBatch:
+        bulk = np.concatenate(bulks) if bulks else _EMPTY
+        slots, new, before = (np.asarray(x, dtype=np.int64) for x in picked)
+        batch = ScheduledBatch(np.concatenate([bulk, slots]),
+                               np.concatenate([np.full(len(bulk), 1 + k, np.int64), new]),
+                               np.concatenate([self.requests.computed[bulk], before]), preemptions)
+        if not dropped:
+            return batch
+        keep = ~np.isin(batch.slots, dropped)
+        return ScheduledBatch(batch.slots[keep], batch.new_tokens[keep], batch.computed_before[keep], preemptions)
+
+    @staticmethod
+    def _scheduled_tokens(slot: int, bulks, picked, k: int) -> int:
+        """Tokens given to ``slot`` earlier in this step (to return to the budget)."""
+        if slot in picked[0]:
+            return picked[1][picked[0].index(slot)]
+        assert any(slot in b for b in bulks), slot
+        return 1 + k
+
+    # ------------------------------------------------------------------ preemption / removal
+    def _preempt_victim(self) -> tuple[int, int]:
+        """Preempt the policy's victim; returns it and its former position in ``running``."""
+        victim = self.policy.victim(self.running, self.requests)
+        position = len(self.running) - 1 if self.running[-1] == victim else self.running.index(victim)
+        self.preempt(victim, position)
+        return victim, position
+
+    def preempt(self, slot: int, position: int) -> None:
+        """Preempt running request ``slot`` (at ``position`` in ``running``): recompute mode."""
+        del self.running[position]
+        self.kv.release(slot)
+        self.requests.computed[slot] = 0
+        self.requests.preemptions[slot] += 1
+        self.stats.preemptions += 1
+        self.waiting.push_preempted(slot)
+
+    def preempt_all(self) -> int:
+        """Preempt every running request (KV recompute after an in-flight weight update)."""
+        n = len(self.running)
+        while self.running:
+            self.preempt(self.running[-1], len(self.running) - 1)
+        return n
+
+    def remove_finished(self, slots: list[int]) -> None:
+        """Release finished requests' KV and drop them from the running list."""
+        for slot in slots:
+            self.kv.release(slot)
+        gone = set(slots)
+        self.running = [s for s in self.running if s not in gone]

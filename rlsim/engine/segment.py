@@ -1,0 +1,23 @@
+"""What an engine reports after each step: a segment of its timeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Segment"]
+
+
+@dataclass
+class Segment:
+    """One or more consecutive iterations with the same running batch."""
+
+    engine: int
+    t0_s: float
+    t1_s: float
+    iterations: int
+    running: int
+    kind: str  # "decode" (fast-path jump), "mixed" (prefill in the pass), "step" (one decode step)
+    new_tokens: int
+    prefill_tokens: int
+    preemptions: int = 0
+    finished: int = 0

@@ -1,0 +1,72 @@
+"""What an engine accumulates over a run: iteration counts, preemptions, where the time went,
+and vLLM's speculative-decoding counters (``vllm:spec_decode_num_drafts`` & co.)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rlsim.cost.forward import COMPONENTS
+
+__all__ = ["EngineStats", "TIME_KEYS"]
+
+#: Keys of ``EngineStats.components_s``: the forward pass's components, drafting and exposed host time.
+TIME_KEYS = COMPONENTS + ("drafting", "host_exposed")
+
+
+@dataclass
+class EngineStats:
+    """Totals accumulated over a run (times in seconds of engine time)."""
+
+    iterations: int = 0
+    preemptions: int = 0
+    prefill_tokens: int = 0
+    recomputed_tokens: int = 0
+    busy_s: float = 0.0
+    components_s: dict = field(default_factory=lambda: {c: 0.0 for c in TIME_KEYS})
+    num_drafts: int = 0
+    num_draft_tokens: int = 0
+    accepted_hist: np.ndarray = field(default_factory=lambda: np.zeros(33, dtype=np.int64))  # rounds by accepted count
+    spec_iterations: int = 0
+
+    @property
+    def num_accepted_tokens(self) -> int:
+        return int((self.accepted_hist * np.arange(len(self.accepted_hist))).sum())
+
+    @property
+    def accepted_per_pos(self) -> np.ndarray:
+        """Rounds whose position i (0-based) was accepted: rounds with more than i accepted."""
+        return np.cumsum(self.accepted_hist[::-1])[::-1][1:]
+
+    def add_pass(self, parts: dict[str, float], draft_s: float, step_s: float) -> None:
+        """One iteration: its pass components, drafting time and step time."""
+        comp = self.components_s
+        for key, v in parts.items():
+            comp[key] += v
+        gpu_s = sum(parts.values())
+        comp["drafting"] += draft_s
+        comp["host_exposed"] += max(0.0, step_s - gpu_s - draft_s)
+        self.busy_s += step_s
+        self.iterations += 1
+
+    def add_decode_jump(self, const_parts: dict[str, float], launch_s: float, iterations: int,
+                        target_s: float, draft_s: float, total_s: float) -> None:
+        """A fast-path jump of ``iterations`` decode iterations: the context-independent parts
+        are known per iteration, the rest of the target time is attention (the only part that
+        depends on the context)."""
+        comp, m = self.components_s, iterations
+        for key, v in const_parts.items():
+            comp[key] += v * m
+        comp["launch"] += launch_s * m
+        comp["attention"] += max(0.0, target_s - (sum(const_parts.values()) + launch_s) * m)
+        comp["drafting"] += draft_s
+        comp["host_exposed"] += max(0.0, total_s - target_s - draft_s)
+        self.busy_s += total_s
+        self.iterations += m
+
+    def count_drafts(self, accepted: np.ndarray, k: int) -> None:
+        """vLLM's counters over draft rounds with ``k`` drafts: drafts, draft tokens, accepted per count."""
+        self.num_drafts += accepted.size
+        self.num_draft_tokens += accepted.size * k
+        self.accepted_hist[: k + 1] += np.bincount(accepted.ravel(), minlength=k + 1)

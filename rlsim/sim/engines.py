@@ -1,0 +1,84 @@
+"""The engine factory: vLLM engines (and their speculation runtime) for a resolved scenario.
+
+One place builds engines for every caller -- one rollout batch (:mod:`rlsim.sim.rollout`), the
+RL engine pool (:mod:`rlsim.rl.pipeline`) and request-serving benchmarks -- so a new engine
+setting is wired once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from rlsim.engine import Engine, EngineParams
+from rlsim.sim.build import Resolved
+from rlsim.speculation.acceptance import AcceptanceSampler
+from rlsim.speculation.runtime import SpecRuntime
+
+__all__ = ["engine_params", "spec_runtime", "build_engines", "sequence_table"]
+
+
+def engine_params(res: Resolved, speculative: bool = False) -> EngineParams:
+    """Scheduler and host settings of the scenario's engines (KV blocks with or without the drafter)."""
+    e = res.scenario.rollout.engine
+    memory = res.spec_memory if speculative else res.memory
+    c = e.cpu_overhead
+    return EngineParams(
+        max_num_seqs=e.max_num_seqs,
+        max_num_batched_tokens=e.max_num_batched_tokens,
+        block_size=e.block_size,
+        num_blocks=memory.num_blocks,
+        enable_chunked_prefill=e.enable_chunked_prefill,
+        enable_prefix_caching=e.enable_prefix_caching,
+        async_scheduling=e.async_scheduling,
+        cpu_step_s=c.step_us * 1e-6,
+        cpu_per_seq_s=c.per_seq_us * 1e-6,
+        cpu_per_prefill_token_s=c.per_prefill_token_us * 1e-6,
+        async_exposed_s=c.async_exposed_us * 1e-6,
+        fast=res.scenario.simulation.mode == "fast",
+        scheduling_policy=e.scheduling_policy,
+    )
+
+
+def spec_runtime(res: Resolved, seq_ids: np.ndarray, response: np.ndarray, seed: int, fwd, extra_scale=None) -> SpecRuntime:
+    """Drafter, acceptance sampler and k policy of a scenario's speculative_config.
+
+    ``extra_scale`` (per sequence) multiplies acceptance, e.g. a frozen drafter's drift in RL."""
+    spec = res.speculative
+    k = spec.num_speculative_tokens
+    sampler = AcceptanceSampler(spec.acceptance, k, seed, seq_ids, response, extra_scale=extra_scale)
+    expected = np.array([spec.acceptance.mean_acceptance_length(j) - 1.0 if j else 0.0 for j in range(k + 1)])
+    adaptive = spec.adaptive_k is not None and spec.adaptive_k.enabled
+    min_k = min(spec.adaptive_k.min_k, k) if spec.adaptive_k is not None else 0
+    return SpecRuntime(k, res.drafter, sampler, fwd, expected, spec.disable_by_batch_size, adaptive, min_k)
+
+
+def build_engines(res: Resolved, spec: SpecRuntime | None, owner: np.ndarray | None = None, seq_ids=None,
+                  group_ids=None, prompt=None, response=None) -> list[Engine]:
+    """``res.num_engines`` engines; with ``owner`` (engine of each sequence) each gets its share
+    of the sequences, else all start empty (fed later with ``add_sequences``)."""
+    fwd = res.forward_model() if spec is None else spec.target
+    params = engine_params(res, speculative=spec is not None)
+    engines = []
+    empty = np.zeros(0, dtype=np.int64)
+    for e in range(res.num_engines):
+        if owner is None:
+            engines.append(Engine(e, fwd, params, empty, empty, empty, empty, spec=spec))
+            continue
+        idx = np.flatnonzero(owner == e)
+        engines.append(Engine(e, fwd, params, seq_ids[idx], group_ids[idx], prompt[idx], response[idx], spec=spec))
+    return engines
+
+
+def sequence_table(engines: list[Engine]) -> pd.DataFrame:
+    """One row per sequence the engines served, by global id: engine, lengths, tokens emitted,
+    preemptions, first admission, first token and finish times."""
+    parts = []
+    for e in engines:
+        r = e.requests
+        parts.append(pd.DataFrame({
+            "seq_id": r.seq_ids, "engine": e.id, "prompt_len": r.prompt, "response_len": r.response,
+            "generated": r.generated, "preemptions": r.preemptions, "admit_s": r.admit_s,
+            "first_token_s": r.first_token_s, "finish_s": r.finish_s,
+        }))
+    return pd.concat(parts).sort_values("seq_id").reset_index(drop=True)

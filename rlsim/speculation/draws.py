@@ -1,0 +1,77 @@
+"""Accepted-draft draws by sequence id and draft round, buffered for the engine's hot path.
+
+:class:`AcceptanceDraws` answers the engine's one question -- "how many drafts do these
+sequences accept in their next ``rounds`` draft rounds at ``k`` drafts per round?" -- keyed by
+global sequence id and each sequence's round counter.  Outcomes are those of
+:class:`~rlsim.speculation.acceptance.AcceptanceSampler` (counter-based, path independent); the
+buffer only saves work:
+
+* without context decay, ``BUFFER_ROUNDS`` future rounds per sequence are drawn at once at
+  ``k_max`` (a round with ``k`` drafts accepts ``min(A_kmax, k)`` of the same draw) and refilled
+  when a request runs past them, so the result is identical to sampling each round directly;
+* with context decay, rounds are drawn one after the other, since a round's context (and so
+  its decayed acceptance) depends on the tokens the earlier rounds accepted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rlsim.speculation.acceptance import AcceptanceSampler
+
+__all__ = ["AcceptanceDraws", "BUFFER_ROUNDS"]
+
+#: Future draft rounds buffered per sequence.
+BUFFER_ROUNDS = 256
+
+
+class AcceptanceDraws:
+    """Buffered accepted-draft counts of one sampler's sequences (shared by a pool's engines)."""
+
+    def __init__(self, sampler: AcceptanceSampler, buffer_rounds: int = BUFFER_ROUNDS) -> None:
+        self.sampler = sampler
+        self.k_max = sampler.k_max
+        self.buffer_rounds = int(buffer_rounds)
+        self._decay = sampler.model.context_decay is not None
+        self._buf: np.ndarray | None = None   # (sequences, buffer_rounds) int8
+        self._base: np.ndarray | None = None  # round index of each sequence's buffer column 0
+
+    def accepted(self, seq_ids: np.ndarray, first_round: np.ndarray, rounds: int, k: int,
+                 context_tokens: np.ndarray | None = None) -> np.ndarray:
+        """Accepted drafts, int64 ``(rounds, len(seq_ids))``: row ``r`` is round ``first_round + r``.
+
+        ``context_tokens`` (prompt + generated at ``first_round``) is needed with context decay."""
+        idx = self.sampler.index_of(seq_ids)
+        if self._decay:
+            return self._with_context(idx, first_round, rounds, k, context_tokens)
+        if rounds > self.buffer_rounds:
+            return self.sampler.sample(idx, first_round, rounds, k)
+        offset = self._offsets(idx, first_round, rounds)
+        flat = (idx * self.buffer_rounds + offset)[None, :] + np.arange(rounds)[:, None]
+        acc = self._buf.ravel().take(flat).astype(np.int64)
+        return np.minimum(acc, k) if k < self.k_max else acc
+
+    def _offsets(self, idx: np.ndarray, first_round: np.ndarray, rounds: int) -> np.ndarray:
+        """Each sequence's buffer column of ``first_round``, refilling stale buffers first."""
+        if self._buf is None:
+            n = self.sampler.seq_ids.size
+            self._buf = np.zeros((n, self.buffer_rounds), dtype=np.int8)
+            self._base = np.full(n, -(10**9), dtype=np.int64)
+        offset = first_round - self._base[idx]
+        stale = (offset < 0) | (offset + rounds > self.buffer_rounds)
+        if stale.any():
+            refill = idx[stale]
+            self._buf[refill] = self.sampler.sample(refill, first_round[stale], self.buffer_rounds, self.k_max).T
+            self._base[refill] = first_round[stale]
+            offset = first_round - self._base[idx]
+        return offset
+
+    def _with_context(self, idx: np.ndarray, first_round: np.ndarray, rounds: int, k: int,
+                      context_tokens: np.ndarray | None) -> np.ndarray:
+        assert context_tokens is not None, "context decay needs the sequences' context lengths"
+        out = np.empty((rounds, idx.size), dtype=np.int64)
+        ctx = np.asarray(context_tokens, dtype=np.float64)
+        for r in range(rounds):
+            out[r] = self.sampler.sample(idx, first_round + r, 1, k, ctx[None, :])[0]
+            ctx = ctx + 1 + out[r]
+        return out
