@@ -23,8 +23,14 @@ def _load(scenario, overrides, seed) -> LoadedScenario:
 
 
 def _simulate(res: Resolved, seed: int, baseline: bool, baseline_mode: str) -> RunResult:
-    """A rollout batch, or the RL pipeline(s) when the scenario has an ``rl:`` section."""
-    if res.scenario.rl is None:
+    """A rollout batch, the RL pipeline(s) (an ``rl:`` section) or a serving benchmark (a
+    ``serving:`` section)."""
+    kind = res.scenario.kind
+    if kind == "serving":
+        from rlsim.serving.bench import simulate_bench
+
+        return simulate_bench(res, seed)
+    if kind == "rollout":
         return simulate_rollout(res, seed, paired=baseline)
     from rlsim.rl.run import simulate_rl
 
@@ -38,8 +44,8 @@ def _check_mode(baseline_mode: str) -> None:
 
 def simulate(scenario: str | Path | LoadedScenario, overrides: list[str] | tuple[str, ...] = (), seed: int | None = None,
              baseline: bool = True, baseline_mode: str = "no-spec") -> RunResult:
-    """Load (if a path), validate and simulate a scenario: one rollout batch, or RL steps when it
-    has an ``rl:`` section.  Returns a :class:`~rlsim.results.RunResult` (``.summary``,
+    """Load (if a path), validate and simulate a scenario: one rollout batch, RL steps when it
+    has an ``rl:`` section, or a ``vllm bench serve``-like benchmark when it has ``serving:``.  Returns a :class:`~rlsim.results.RunResult` (``.summary``,
     ``.sequences``, ``.segments``, ``.steps`` (RL), ``.baseline``, ``.runs`` (RL)).
 
     With a ``speculative_config`` the paired no-speculation baseline runs too (unless
@@ -87,10 +93,18 @@ def _rl_rows(summaries: list[dict]) -> dict[str, list]:
     return rows
 
 
+def _serving_rows(summaries: list[dict]) -> dict[str, list]:
+    keys = ["duration", "output_throughput", "mean_ttft_ms", "median_ttft_ms", "mean_tpot_ms", "median_tpot_ms",
+            "p99_itl_ms", "mean_e2el_ms"]
+    return {k: [s[k] for s in summaries] for k in keys}
+
+
 def seed_statistics(summaries: list[dict]) -> dict:
-    """Mean and two-sided 95 % Student-t interval over seeds of the headline numbers (rollout
-    or RL summaries)."""
-    rows = _rl_rows(summaries) if "spec" in summaries[0] else _rollout_rows(summaries)
+    """Mean and two-sided 95 % Student-t interval over seeds of the headline numbers (rollout,
+    RL or serving summaries)."""
+    first = summaries[0]
+    rows = _rl_rows(summaries) if "spec" in first else _serving_rows(summaries) if "mean_tpot_ms" in first \
+        else _rollout_rows(summaries)
     out = {"num_seeds": len(summaries), "seeds": [s["seed"] for s in summaries]}
     for k, vals in rows.items():
         if vals:

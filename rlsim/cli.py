@@ -402,6 +402,57 @@ def calibrate_transfer(
     typer.echo(f"wrote {hw.source} ({hw.calibration.status}: {hw.calibration.source})")
 
 
+_ENGINE = "vllm serve"
+_CLIENT = "vllm bench serve"
+
+
+@app.command()
+@_user_errors
+def bench(
+    scenario: Optional[Path] = typer.Argument(None, help="scenario YAML with a serving: section (optional: flags alone work)"),
+    model: Optional[str] = typer.Option(None, "--model", help="catalog name or config.json path", rich_help_panel=_ENGINE),
+    hardware: Optional[str] = typer.Option(None, "--hardware", help="hardware profile (h100_sxm, b200_sxm, ...)", rich_help_panel=_ENGINE),
+    tensor_parallel_size: Optional[int] = typer.Option(None, "--tensor-parallel-size", "-tp", min=1, rich_help_panel=_ENGINE),
+    data_parallel_size: Optional[int] = typer.Option(None, "--data-parallel-size", "-dp", min=1, rich_help_panel=_ENGINE),
+    enable_expert_parallel: Optional[bool] = typer.Option(None, "--enable-expert-parallel/--no-enable-expert-parallel", rich_help_panel=_ENGINE),
+    quantization: Optional[str] = typer.Option(None, "--quantization", "-q", rich_help_panel=_ENGINE),
+    kv_cache_dtype: Optional[str] = typer.Option(None, "--kv-cache-dtype", rich_help_panel=_ENGINE),
+    max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs", min=1, rich_help_panel=_ENGINE),
+    max_num_batched_tokens: Optional[int] = typer.Option(None, "--max-num-batched-tokens", min=1, rich_help_panel=_ENGINE),
+    max_model_len: Optional[int] = typer.Option(None, "--max-model-len", min=1, rich_help_panel=_ENGINE),
+    gpu_memory_utilization: Optional[float] = typer.Option(None, "--gpu-memory-utilization", rich_help_panel=_ENGINE),
+    enforce_eager: Optional[bool] = typer.Option(None, "--enforce-eager/--no-enforce-eager", rich_help_panel=_ENGINE),
+    enable_prefix_caching: Optional[bool] = typer.Option(None, "--enable-prefix-caching/--no-enable-prefix-caching", rich_help_panel=_ENGINE),
+    async_scheduling: Optional[bool] = typer.Option(None, "--async-scheduling/--no-async-scheduling", rich_help_panel=_ENGINE),
+    speculative_config: Optional[str] = typer.Option(None, "--speculative-config", help="JSON, vLLM's keys + an acceptance model", rich_help_panel=_ENGINE),
+    num_prompts: Optional[int] = typer.Option(None, "--num-prompts", min=1, rich_help_panel=_CLIENT),
+    max_concurrency: Optional[int] = typer.Option(None, "--max-concurrency", min=1, rich_help_panel=_CLIENT),
+    request_rate: Optional[float] = typer.Option(None, "--request-rate", help="requests/s (inf: all at once)", rich_help_panel=_CLIENT),
+    burstiness: Optional[float] = typer.Option(None, "--burstiness", rich_help_panel=_CLIENT),
+    random_input_len: Optional[int] = typer.Option(None, "--random-input-len", min=1, rich_help_panel=_CLIENT),
+    random_output_len: Optional[int] = typer.Option(None, "--random-output-len", min=1, rich_help_panel=_CLIENT),
+    random_range_ratio: Optional[float] = typer.Option(None, "--random-range-ratio", rich_help_panel=_CLIENT),
+    random_prefix_len: Optional[int] = typer.Option(None, "--random-prefix-len", min=0, rich_help_panel=_CLIENT),
+    dataset_path: Optional[str] = typer.Option(None, "--dataset-path", help="CSV with input_len, output_len columns", rich_help_panel=_CLIENT),
+    seed: Optional[int] = typer.Option(None, "--seed", rich_help_panel=_CLIENT),
+    metric_percentiles: str = typer.Option("99", "--metric-percentiles", help="comma-separated, e.g. 50,90,99", rich_help_panel=_CLIENT),
+    save_result: Optional[Path] = typer.Option(None, "--save-result", help="write the result JSON (vLLM's keys) here", rich_help_panel=_CLIENT),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="override any scenario field: path=value; repeatable"),
+    json_: bool = typer.Option(False, "--json", help="print the result JSON instead of the report"),
+) -> None:
+    """A simulated `vllm bench serve`: the flags of `vllm serve` and `vllm bench serve` (or a
+    scenario with a serving: section); prints vLLM's report, --save-result writes its JSON."""
+    from rlsim.serving.bench_cli import run_bench
+
+    flags = {k: v for k, v in locals().items() if k not in ("scenario", "metric_percentiles", "save_result", "set_", "json_")}
+    result, text = run_bench(scenario, flags, set_ or [], metric_percentiles, save_result)
+    typer.echo(json.dumps(result, indent=2, sort_keys=True) if json_ else text)
+    for w in result.get("warnings", []):
+        typer.echo(f"warning: {w}", err=True)
+    if save_result is not None:
+        typer.echo(f"wrote {save_result}", err=True)
+
+
 @app.command()
 @_user_errors
 def sweep(

@@ -129,7 +129,7 @@ def _decode_step_s(model: str, hardware: str, batch: int, ctx_per_seq: float) ->
     res = resolve(LoadedScenario(scenario_from_dict(data, "v"), "v", Path("."), data))
     params = engine_params(res)
     gpu = res.forward_model().decode_times_s(batch, np.array([batch * ctx_per_seq]))
-    return float(params.step_s(gpu, params.host_s(batch, 0))[0])
+    return float(params.step_s(gpu, params.host_s(batch, 0), batch)[0])
 
 
 def _areal_ratio() -> float:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rlsim.serving.config import ServingConfig
 from rlsim.speculation.acceptance import AcceptanceModel
 from rlsim.workload import WorkloadConfig
 
@@ -54,22 +55,27 @@ class ModelConfig(BaseModel):
 
 
 class CpuOverheadConfig(BaseModel):
-    """Host time per engine step: ``step_us + per_seq_us * num_seqs + per_prefill_token_us *
-    prefill_tokens`` (scheduler, input preparation, output processing).
-
-    Defaults are assumed from the vLLM V1 figures in hardware_and_models.md C2: ~0.5-2 ms per
-    step without async scheduling for small batches, growing roughly linearly with the batch;
-    1 ms also closes most of the gap between the simulated ~5.8 ms GPU step of Llama-3.1-8B at
-    batch 1 on H100 and vLLM V1's reported 7.07 ms TPOT [VLLM-20780].  With ``async_scheduling``
-    the host work of step N+1 overlaps the GPU work of step N: a step costs ``max(gpu, host) +
-    async_exposed_us`` (C2: ~0.1-0.3 ms still exposed).
+    """Host time per engine step and API-server time per request (see
+    :class:`rlsim.hardware.profile.EngineOverheads` for the model).  Every field left unset
+    (None) takes the hardware profile's ``engine`` value: fitted by ``rlsim calibrate e2e`` where
+    the profile says so, else assumed from hardware_and_models.md C2 (~0.5-2 ms per step
+    without async scheduling, ~0.1-0.3 ms exposed with it).
     """
 
     model_config = _FROZEN
-    step_us: float = Field(default=1000.0, ge=0, description="fixed host time per step, us (assumed)")
-    per_seq_us: float = Field(default=4.0, ge=0, description="host time per scheduled sequence, us (assumed)")
-    per_prefill_token_us: float = Field(default=0.02, ge=0, description="host time per prefill token, us (assumed)")
-    async_exposed_us: float = Field(default=150.0, ge=0, description="host time not hidden by async scheduling, us (assumed)")
+    step_us: float | None = Field(default=None, ge=0, description="fixed host time per step, us")
+    per_seq_us: float | None = Field(default=None, ge=0, description="host time per scheduled sequence, us")
+    per_prefill_token_us: float | None = Field(default=None, ge=0, description="host time per prefill token, us")
+    async_exposed_us: float | None = Field(default=None, ge=0, description="host time not hidden by async scheduling, us")
+    async_exposed_per_seq_us: float | None = Field(default=None, ge=0, description="per scheduled sequence, us")
+    api_server_us: float | None = Field(default=None, ge=0, description="API server time per request, us")
+    api_server_us_per_prompt_token: float | None = Field(default=None, ge=0, description="tokenisation per prompt token, us")
+    api_server_cv: float | None = Field(default=None, ge=0, description="coefficient of variation of the API server time")
+
+    def resolved(self, profile_defaults) -> "CpuOverheadConfig":
+        """Every unset field from the profile's ``engine`` section."""
+        return self.model_copy(update={k: getattr(profile_defaults, k) for k in type(self).model_fields
+                                       if getattr(self, k) is None})
 
 
 class AdaptiveKConfig(BaseModel):
@@ -108,8 +114,12 @@ class EngineConfig(BaseModel):
     model_config = _FROZEN
     tensor_parallel_size: int = Field(default=1, ge=1)
     enable_expert_parallel: bool = Field(default=False, description="experts split over the TP GPUs (EP = TP)")
-    max_num_seqs: int = Field(default=256, ge=1)
-    max_num_batched_tokens: int = Field(default=8192, ge=1)
+    vllm_version: str | None = Field(default=None, description="vLLM release whose defaults apply (e.g. 0.19.0; "
+                                     "None = the latest; see rlsim.config.vllm)")
+    max_num_seqs: int | None = Field(default=None, ge=1, description="None = vLLM's default for the GPU and usage "
+                                     "(1,024 on >= 70 GiB GPUs)")
+    max_num_batched_tokens: int | None = Field(default=None, ge=1, description="None = vLLM's default: 16,384 "
+                                               "(offline LLM, rollouts) / 8,192 (vllm serve) on >= 70 GiB GPUs")
     max_model_len: int | None = Field(default=None, ge=1, description="None = prompt cap + max_new_tokens")
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
     block_size: Literal[1, 8, 16, 32, 64, 128, 256] = Field(default=16, description="vLLM's allowed KV block sizes")
@@ -117,7 +127,8 @@ class EngineConfig(BaseModel):
     enable_prefix_caching: bool = True
     enable_chunked_prefill: bool = True
     enforce_eager: bool = Field(default=False, description="true = no CUDA graphs")
-    async_scheduling: bool = Field(default=True, description="host work of step N+1 overlaps GPU of step N")
+    async_scheduling: bool | None = Field(default=None, description="host work of step N+1 overlaps GPU of step N; "
+                                          "None = the version's default (rlsim.config.vllm)")
     scheduling_policy: Literal["fcfs", "shortest_remaining"] = Field(
         default="fcfs", description="vLLM's --scheduling-policy: fcfs (vLLM's default) or shortest_remaining "
                                     "(oracle length-aware: fewest tokens left first; see rlsim.engine.policy)")
@@ -127,6 +138,16 @@ class EngineConfig(BaseModel):
         default=2.0, ge=0, description="activations + CUDA graphs + NCCL buffers per GPU, GiB (assumed)"
     )
     speculative_config: SpeculativeConfig | None = None
+
+
+    @field_validator("vllm_version")
+    @classmethod
+    def _known_version_form(cls, v: str | None) -> str | None:
+        from rlsim.config.vllm import parse_version
+
+        if v is not None:
+            parse_version(v)  # ValueError names the rule
+        return v
 
 
 class RolloutConfig(BaseModel):
@@ -158,9 +179,11 @@ class Scenario(BaseModel):
     cluster: ClusterConfig
     model: ModelConfig
     rollout: RolloutConfig = RolloutConfig()
-    workload: WorkloadConfig
+    workload: WorkloadConfig | None = Field(default=None, description="the GRPO batch (rollout and RL scenarios)")
     simulation: SimulationConfig = SimulationConfig()
     rl: "RLConfig | None" = Field(default=None, description="RL steps (sync/async pipelines); None = one rollout batch")
+    serving: ServingConfig | None = Field(default=None, description="a vllm bench serve client (rlsim bench) "
+                                                                      "instead of a rollout batch")
 
     @field_validator("name")
     @classmethod
@@ -168,6 +191,19 @@ class Scenario(BaseModel):
         if not v.strip():
             raise ValueError("must not be empty")
         return v
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Scenario":
+        if self.serving is None and self.workload is None:
+            raise ValueError("workload is required (or a serving: section for a serving benchmark)")
+        if self.serving is not None and self.rl is not None:
+            raise ValueError("a scenario has either an rl: section or a serving: section, not both")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """What the scenario simulates: ``rollout`` (one batch), ``rl`` (RL steps) or ``serving``."""
+        return "serving" if self.serving is not None else "rl" if self.rl is not None else "rollout"
 
 
 from rlsim.rl.config import RLConfig  # noqa: E402  (after Scenario's dependencies)

@@ -30,6 +30,8 @@ at a time; tests check both agree.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from rlsim.cost.forward import ForwardModel
@@ -41,7 +43,7 @@ from rlsim.engine.policy import SchedulingPolicy, policy_named
 from rlsim.engine.requests import RequestTable
 from rlsim.engine.scheduler import ScheduledBatch, Scheduler
 from rlsim.engine.segment import Segment
-from rlsim.engine.stats import EngineStats
+from rlsim.engine.stats import EngineStats, TokenGaps
 from rlsim.speculation.runtime import ctx_bucket
 
 __all__ = ["Engine"]
@@ -64,21 +66,29 @@ class Engine:
         empty = np.zeros(0, dtype=np.int64)
         self.kv = KvCache(params.num_blocks, params.block_size, empty, empty.copy(), 0)
         self.stats = EngineStats()
+        self.token_gaps = TokenGaps() if params.record_token_gaps else None
         self.scheduler = Scheduler(params, self.requests, self.kv, policy or policy_named(params.scheduling_policy),
                                    self.stats)
         self.just_finished: list[int] = []  # global ids finished by the last step
         self.now = start_s
+        self._last_step_start_s = start_s  # when the previous step started (async admission lag)
+        self._resumed = True               # no step ran since the engine was (re)started idle
         self.max_kv_used = 0
         self.add_sequences(seq_ids, group_ids, prompt_len, response_len)
 
-    def add_sequences(self, seq_ids, group_ids, prompt_len, response_len) -> None:
-        """Queue more requests (after the waiting ones); samples of a group share a prompt."""
+    def add_sequences(self, seq_ids, group_ids, prompt_len, response_len, prefix_len=None,
+                      arrival_s: float | None = None) -> None:
+        """Queue more requests (after the waiting ones), arriving at ``arrival_s`` (default: the
+        engine's clock); the requests of a group share their first ``prefix_len`` prompt tokens
+        (default: a GRPO group's whole prompt)."""
         if len(seq_ids) == 0:
             return
-        slots = self.requests.add(seq_ids, group_ids, prompt_len, response_len)
-        new = self.requests.prompt[slots.start:]
-        shared = shared_prompt_blocks(new, self.params.block_size, self.params.enable_prefix_caching)
-        self.kv.extend(self.requests.group[slots.start:], shared, self.requests.num_groups)
+        arrival_s = self.now if arrival_s is None else arrival_s
+        slots = self.requests.add(seq_ids, group_ids, prompt_len, response_len, prefix_len, arrival_s=arrival_s)
+        req, new = self.requests, slice(slots.start, None)
+        shared = shared_prompt_blocks(req.prompt[new], self.params.block_size, self.params.enable_prefix_caching,
+                                      None if prefix_len is None else req.prefix[new])
+        self.kv.extend(req.group[new], shared, req.num_groups)
         for slot in slots:
             self.scheduler.waiting.push(slot)
 
@@ -129,9 +139,23 @@ class Engine:
         if run is None:
             return None
         k = self._k(len(run), float(self.requests.computed[run].sum()) + len(run))
-        if not self.scheduler.closed(self.params.max_num_batched_tokens - len(run) * (1 + k)):
+        budget_left, visible_by = self.params.max_num_batched_tokens - len(run) * (1 + k), self._visible_by()
+        if not self.scheduler.closed(budget_left, visible_by):
             return None
-        return self._plan_spec(run, k) if k > 0 else self._plan_plain(run)
+        limit = 1 if visible_by < math.inf and not self.scheduler.closed(budget_left) else None  # seen next step
+        return self._plan_spec(run, k, limit) if k > 0 else self._plan_plain(run, limit)
+
+    def resume(self, now: float) -> None:
+        """The engine was idle until ``now`` (its scheduler sees the next arrival at once)."""
+        self.now, self._resumed = now, True
+
+    def _visible_by(self) -> float:
+        """Latest arrival the next step can admit: with the async admission lag, the start of the
+        previous step (when the next one was scheduled), unless the engine was idle."""
+        p = self.params
+        if not (p.async_admission_lag and p.async_scheduling) or self._resumed:
+            return math.inf
+        return self._last_step_start_s
 
     def step_slow(self) -> Segment:
         """One iteration on the slow path (scheduling, prefill, preemption)."""
@@ -163,6 +187,11 @@ class Engine:
         req.computed[run] = cached + advanced
         req.generated[run] += np.minimum(advanced, remaining)
         self.now = jump.start_s + total
+        self._last_step_start_s, self._resumed = jump.start_s + (float(jump.cumulative_s[m - 2]) if m > 1 else 0.0), False
+        if self.token_gaps is not None:
+            self.token_gaps.add(jump.start_s + jump.step_s[0] - req.last_token_s[run])
+            self.token_gaps.add(jump.step_s[1:m], weight=B)
+        req.last_token_s[run] = self.now
         finished = self._retire(run[req.generated[run] == req.response[run]])
         self.max_kv_used = max(self.max_kv_used, self.kv.used())
         return Segment(self.id, jump.start_s, self.now, m, B, "decode", B * m, 0, 0, finished)
@@ -189,10 +218,12 @@ class Engine:
                                         (req.prompt[run] + req.generated[run]).astype(np.float64))
 
     # ------------------------------------------------------------------ fast path
-    def _plan_plain(self, run: np.ndarray) -> Jump | None:
-        """A jump over plain decode iterations up to the next completion or KV shortage."""
+    def _plan_plain(self, run: np.ndarray, limit: int | None = None) -> Jump | None:
+        """A jump over plain decode iterations up to the next completion or KV shortage (or
+        ``limit`` iterations)."""
         B, cached = len(run), self.requests.computed[run]
         m = plain_decode_iterations(cached, self.requests.remaining(run), self.kv, run)
+        m = m if limit is None else min(m, limit)
         m = self._adaptive_limit(B, float(cached.sum()) + B * np.arange(1, m + 1, dtype=np.float64), m)
         if m == 0:
             return None  # the next iteration preempts (or changes k): take the slow path
@@ -200,8 +231,8 @@ class Engine:
         target = self.forward.decode_times_s(B, ctx)
         return self._jump(run, cached, 0, m, ctx, target, np.zeros(m), None, None)
 
-    def _plan_spec(self, run: np.ndarray, k: int) -> Jump | None:
-        """A jump with speculation: acceptance drawn for the coming rounds."""
+    def _plan_spec(self, run: np.ndarray, k: int, limit: int | None = None) -> Jump | None:
+        """A jump with speculation: acceptance drawn for the coming rounds (at most ``limit``)."""
         B, q, cached = len(run), 1 + k, self.requests.computed[run]
         if B * q > self.params.max_num_batched_tokens:
             return None
@@ -213,6 +244,7 @@ class Engine:
         accepted = self._accepted(run, rows, k)
         advance = 1 + accepted
         m, before = decode_jump(cached, remaining, self.kv, run, advance, q)
+        m = m if limit is None else min(m, limit)
         ctx = (cached + before[:m]).sum(axis=1).astype(np.float64) + B * q
         m = self._adaptive_limit(B, ctx - B * k, m)
         if m == 0:
@@ -225,7 +257,7 @@ class Engine:
     def _jump(self, run, cached, k, m, ctx, target, draft, advance, accepted) -> Jump:
         B = len(run)
         host = self.params.host_s(B, 0) + (self.spec.drafter.host_time_s(B) if k > 0 else 0.0)
-        step = np.broadcast_to(self.params.step_s(target + draft, host), (m,))
+        step = np.broadcast_to(self.params.step_s(target + draft, host, B), (m,))
         return Jump(run, cached, k, m, ctx, target, np.broadcast_to(draft, (m,)), step, np.cumsum(step), advance,
                     accepted, self.now)
 
@@ -240,7 +272,7 @@ class Engine:
     # ------------------------------------------------------------------ slow path
     def _one_iteration(self) -> Segment:
         k = self._slow_k()
-        batch = self.scheduler.schedule(k, self.now)
+        batch = self.scheduler.schedule(k, self.now, self._visible_by())
         assert len(batch.slots), "engine stalled: nothing schedulable (KV smaller than one request?)"
         self.max_kv_used = max(self.max_kv_used, self.kv.used())
         req = self.requests
@@ -253,10 +285,11 @@ class Engine:
                 draft = float(self.spec.drafter.propose_times_s(work.decode_seqs, ctx, work.drafts_per_seq)[0])
                 host += self.spec.drafter.host_time_s(work.decode_seqs)
             draft += self.spec.drafter.prefill_time_s(work.shape)
-        step = float(self.params.step_s(sum(parts.values()) + draft, host))
+        step = float(self.params.step_s(sum(parts.values()) + draft, host, len(batch.slots)))
         self.stats.add_pass(parts, draft, step)
         self.stats.prefill_tokens += work.prefill_tokens
         start, self.now = self.now, self.now + step
+        self._last_step_start_s, self._resumed = start, False
         running = len(self.scheduler.running)
         finished = self._advance(batch)
         kind = "mixed" if work.prefill_tokens else "step"
@@ -273,8 +306,11 @@ class Engine:
         req.computed[dec] = before[decode] + gained
         req.generated[dec] += np.minimum(gained, req.remaining(dec))
         touched = np.concatenate([sampled, dec])
-        first = touched[np.isnan(req.first_token_s[touched])]
-        req.first_token_s[first] = self.now
+        first = np.isnan(req.first_token_s[touched])
+        req.first_token_s[touched[first]] = self.now
+        if self.token_gaps is not None:
+            self.token_gaps.add(self.now - req.last_token_s[touched[~first]])
+        req.last_token_s[touched] = self.now
         return self._retire(touched[req.generated[touched] == req.response[touched]])
 
     def _advance_prefills(self, slots: np.ndarray, new: np.ndarray, before: np.ndarray) -> np.ndarray:

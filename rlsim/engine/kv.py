@@ -3,10 +3,11 @@
 The one owner of KV state: every allocation, growth, prefix-cache hit and free goes through
 :class:`KvCache`; the engine and the scheduler only ask it questions and request changes.
 
-Blocks hold ``block_size`` tokens.  With prefix caching, the samples of one GRPO group share
-their prompt's full blocks: ``floor((P - 1) / block_size)`` blocks (the block holding the last
-prompt token is always private, so every sample computes at least one prompt token, as vLLM
-does).  Shared blocks are allocated when the first sample of a group becomes resident and freed
+Blocks hold ``block_size`` tokens.  With prefix caching, the requests of one prefix group
+share the full blocks of their common prefix -- the samples of one GRPO group their prompt's
+``floor((P - 1) / block_size)`` blocks (the block holding the last prompt token is always
+private, so every sample computes at least one prompt token, as vLLM does), the requests of a
+serving benchmark their common ``--random-prefix-len`` tokens.  Shared blocks are allocated when the first sample of a group becomes resident and freed
 when the last resident sample leaves (finishes or is preempted); freed blocks are assumed
 evicted (no later cache hit), the conservative choice under KV pressure.
 
@@ -21,11 +22,15 @@ import numpy as np
 __all__ = ["KvCache", "shared_prompt_blocks", "blocks_for", "private_blocks"]
 
 
-def shared_prompt_blocks(prompt_len: np.ndarray, block_size: int, prefix_caching: bool) -> np.ndarray:
-    """Blocks of each prompt that a group's samples can share."""
+def shared_prompt_blocks(prompt_len: np.ndarray, block_size: int, prefix_caching: bool,
+                         prefix_len: np.ndarray | None = None) -> np.ndarray:
+    """Blocks of each prompt that a group's requests can share: the whole blocks of their common
+    prefix (default: the whole prompt), never the block holding the last prompt token."""
     if not prefix_caching:
         return np.zeros_like(prompt_len)
-    return (prompt_len - 1) // block_size
+    if prefix_len is None:
+        return (prompt_len - 1) // block_size
+    return np.minimum(prefix_len, prompt_len - 1) // block_size
 
 
 def blocks_for(tokens, block_size: int):
@@ -99,7 +104,7 @@ class KvCache:
         return int(np.argmin(fits)) if not fits.all() else len(seqs)
 
     # ------------------------------------------------------------- updates
-    def admit(self, seq: int, computed_after: int, prompt_len: int) -> None:
+    def admit(self, seq: int, computed_after: int, prefix_len: int) -> None:
         """Make ``seq`` resident (allocating its group's shared blocks if needed)."""
         need = self.admission_blocks(seq, computed_after)
         assert need <= self.free, "admission without free blocks"
@@ -107,16 +112,16 @@ class KvCache:
         g = self.group_of[seq]
         self.group_ref[g] += 1
         self.own[seq] = self.own_after(seq, computed_after)
-        self._note_cached(seq, computed_after, prompt_len)
+        self._note_cached(seq, computed_after, prefix_len)
 
-    def grow(self, seq: int, computed_after: int, prompt_len: int) -> None:
+    def grow(self, seq: int, computed_after: int, prefix_len: int) -> None:
         """Extend a resident ``seq`` to ``computed_after`` cached tokens."""
         new_own = self.own_after(seq, computed_after)
         need = new_own - int(self.own[seq])
         assert need <= self.free, "growth without free blocks"
         self.free -= need
         self.own[seq] = new_own
-        self._note_cached(seq, computed_after, prompt_len)
+        self._note_cached(seq, computed_after, prefix_len)
 
     def reserve(self, seqs: np.ndarray, tokens: np.ndarray) -> None:
         """Grow resident decoding ``seqs`` to hold ``tokens`` each (never shrinks; vectorised).
@@ -138,6 +143,6 @@ class KvCache:
             self.group_cached_tokens[g] = 0
         assert self.group_ref[g] >= 0 and self.free <= self.num_blocks
 
-    def _note_cached(self, seq: int, computed_after: int, prompt_len: int) -> None:
+    def _note_cached(self, seq: int, computed_after: int, prefix_len: int) -> None:
         g = self.group_of[seq]
-        self.group_cached_tokens[g] = max(int(self.group_cached_tokens[g]), min(computed_after, prompt_len))
+        self.group_cached_tokens[g] = max(int(self.group_cached_tokens[g]), min(computed_after, prefix_len))

@@ -31,16 +31,21 @@ class EngineParams:
     cpu_per_seq_s: float = 4e-6
     cpu_per_prefill_token_s: float = 0.02e-6
     async_exposed_s: float = 0.0
+    async_exposed_per_seq_s: float = 0.0
     fast: bool = True
     scheduling_policy: str = "fcfs"
+    record_token_gaps: bool = False  # keep inter-token latencies (serving benchmarks)
+    #: With async scheduling, a request arriving while step N runs joins step N + 2: step N + 1
+    #: was scheduled during step N (vLLM PR #19970).  Off: it joins step N + 1.
+    async_admission_lag: bool = False
 
     def host_s(self, seqs: int, prefill_tokens: int) -> float:
         """Host time of one step with ``seqs`` scheduled requests and ``prefill_tokens``."""
         return self.cpu_step_s + self.cpu_per_seq_s * seqs + self.cpu_per_prefill_token_s * prefill_tokens
 
-    def step_s(self, gpu_s, host_s):
-        """Step time from GPU and host time (scalars or arrays): overlapped with async
-        scheduling, else serial."""
+    def step_s(self, gpu_s, host_s, seqs: int = 0):
+        """Step time from GPU and host time (scalars or arrays) of a step with ``seqs`` scheduled
+        requests: overlapped with async scheduling (but for the exposed part), else serial."""
         if self.async_scheduling:
-            return np.maximum(gpu_s, host_s) + self.async_exposed_s
+            return np.maximum(gpu_s, host_s) + (self.async_exposed_s + self.async_exposed_per_seq_s * seqs)
         return gpu_s + host_s

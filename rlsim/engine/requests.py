@@ -13,18 +13,21 @@ import numpy as np
 
 __all__ = ["RequestTable"]
 
-_INT_COLUMNS = ("seq_ids", "group", "prompt", "response", "generated", "computed", "preemptions", "draft_rounds")
-_TIME_COLUMNS = ("admit_s", "first_token_s", "finish_s")
+_INT_COLUMNS = ("seq_ids", "group", "prompt", "prefix", "response", "generated", "computed", "preemptions",
+                "draft_rounds")
+_TIME_COLUMNS = ("arrival_s", "admit_s", "first_token_s", "last_token_s", "finish_s")
 
 
 class RequestTable:
     """Columns (numpy arrays, one entry per slot):
 
-    ``seq_ids`` global id; ``group`` engine-local GRPO group (samples of a group share a prompt);
-    ``prompt`` / ``response`` tokens (the response length the request will emit);
-    ``generated`` tokens emitted so far; ``computed`` tokens in the KV cache; ``preemptions``;
-    ``draft_rounds`` speculative rounds done (the acceptance sampler's round counter);
-    ``admit_s`` first admission, ``first_token_s``, ``finish_s`` (NaN until they happen).
+    ``seq_ids`` global id; ``group`` engine-local prefix group (requests of a group share the
+    first ``prefix`` tokens of their prompts: a GRPO group its whole prompt, a serving benchmark
+    its common prefix); ``prompt`` / ``response`` tokens (the response length the request will
+    emit); ``generated`` tokens emitted so far; ``computed`` tokens in the KV cache;
+    ``preemptions``; ``draft_rounds`` speculative rounds done (the acceptance sampler's round
+    counter); ``arrival_s`` when the request reached the engine, ``admit_s`` first admission,
+    ``first_token_s``, ``last_token_s`` (the latest token), ``finish_s`` (NaN until they happen).
     """
 
     def __init__(self) -> None:
@@ -41,22 +44,26 @@ class RequestTable:
     def num_groups(self) -> int:
         return len(self._group_index)
 
-    def add(self, seq_ids, group_ids, prompt_len, response_len) -> range:
-        """Append requests; returns their slots.  Samples of one group must share a prompt."""
+    def add(self, seq_ids, group_ids, prompt_len, response_len, prefix_len=None, arrival_s: float = 0.0) -> range:
+        """Append requests; returns their slots.  ``prefix_len`` (default: the whole prompt, as
+        the samples of a GRPO group share it) must be equal within a group."""
         ids, groups = np.asarray(seq_ids, dtype=np.int64), np.asarray(group_ids, dtype=np.int64)
         prompt, response = np.asarray(prompt_len, dtype=np.int64), np.asarray(response_len, dtype=np.int64)
+        prefix = prompt if prefix_len is None else np.minimum(np.asarray(prefix_len, dtype=np.int64), prompt)
         local = np.array([self._group_index.setdefault(int(g), len(self._group_index)) for g in groups], dtype=np.int64)
         first: dict[int, int] = {}
-        for g, p in zip(local.tolist(), prompt.tolist()):
+        for g, p in zip(local.tolist(), prefix.tolist()):
             if first.setdefault(g, p) != p:
-                raise ValueError("the samples of one group must share one prompt length")
+                what = "samples of one group must share one prompt length" if prefix_len is None else \
+                    "requests of one group must share one prefix length"
+                raise ValueError(f"the {what}")
         n0, n = len(self), len(ids)
         zeros, nan = np.zeros(n, dtype=np.int64), np.full(n, np.nan)
-        new = {"seq_ids": ids, "group": local, "prompt": prompt, "response": response}
+        new = {"seq_ids": ids, "group": local, "prompt": prompt, "prefix": prefix, "response": response}
         for name in _INT_COLUMNS:
             setattr(self, name, np.concatenate([getattr(self, name), new.get(name, zeros)]))
         for name in _TIME_COLUMNS:
-            setattr(self, name, np.concatenate([getattr(self, name), nan]))
+            setattr(self, name, np.concatenate([getattr(self, name), np.full(n, arrival_s) if name == "arrival_s" else nan]))
         return range(n0, n0 + n)
 
     def num_tokens(self, slot: int) -> int:

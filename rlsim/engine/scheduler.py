@@ -19,6 +19,7 @@ victim and the waiting order are the :mod:`policy <rlsim.engine.policy>`'s.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,13 +54,17 @@ class Scheduler:
         self.peak_running = 0
 
     # ------------------------------------------------------------------ the admission rule
-    def next_admission(self, budget: int) -> tuple[int, int, int] | None:
+    def next_admission(self, budget: int, visible_by: float = math.inf) -> tuple[int, int, int] | None:
         """``(slot, prefix-hit tokens, new tokens)`` of the next waiting request if it can be
-        admitted within ``budget`` tokens now, else None (head-of-line: nobody behind it)."""
+        admitted within ``budget`` tokens now, else None (head-of-line: nobody behind it).
+        A request that arrived after ``visible_by`` is not seen yet (async scheduling decides a
+        step while the previous one runs)."""
         p = self.params
         if not self.admitting or not self.waiting or budget <= 0 or len(self.running) >= p.max_num_seqs:
             return None
         slot = self.waiting.peek()
+        if self.requests.arrival_s[slot] > visible_by:
+            return None
         hit = self.kv.prefix_hit_tokens(slot) if p.enable_prefix_caching else 0
         need = self.requests.num_tokens(slot) - hit
         if not p.enable_chunked_prefill and need > budget:
@@ -76,14 +81,14 @@ class Scheduler:
         run = np.fromiter(self.running, dtype=np.int64, count=len(self.running))
         return run if not np.any(self.requests.pending(run) != 1) else None
 
-    def closed(self, budget_left: int) -> bool:
+    def closed(self, budget_left: int, visible_by: float = math.inf) -> bool:
         """True when no waiting request can be admitted with ``budget_left`` tokens."""
-        return self.next_admission(budget_left) is None
+        return self.next_admission(budget_left, visible_by) is None
 
     # ------------------------------------------------------------------ one iteration
-    def schedule(self, k: int, now: float) -> ScheduledBatch:
+    def schedule(self, k: int, now: float, visible_by: float = math.inf) -> ScheduledBatch:
         """Pick the next iteration's batch; decoding requests get ``1 + k`` tokens (fewer when
-        the budget runs out)."""
+        the budget runs out); only requests arrived by ``visible_by`` are admitted."""
         budget = self.params.max_num_batched_tokens
         bulks: list[np.ndarray] = []
         picked: tuple[list[int], list[int], list[int]] = ([], [], [])
@@ -114,13 +119,13 @@ class Scheduler:
                     i -= 1
             if preempted_self:
                 break
-            self.kv.grow(slot, computed + new, int(self.requests.prompt[slot]))
+            self.kv.grow(slot, computed + new, int(self.requests.prefix[slot]))
             for column, value in zip(picked, (slot, new, computed)):
                 column.append(value)
             budget -= new
             i += 1
         if preemptions == 0:
-            self._admit(picked, budget, now)
+            self._admit(picked, budget, now, visible_by)
         self.peak_running = max(self.peak_running, len(self.running))
         return self._batch(bulks, picked, k, preemptions, dropped)
 
@@ -139,12 +144,12 @@ class Scheduler:
         self.kv.reserve(idx[:n], tokens[:n])
         return idx[:n]
 
-    def _admit(self, picked: tuple[list[int], list[int], list[int]], budget: int, now: float) -> None:
+    def _admit(self, picked: tuple[list[int], list[int], list[int]], budget: int, now: float, visible_by: float) -> None:
         req = self.requests
-        while (admission := self.next_admission(budget)) is not None:
+        while (admission := self.next_admission(budget, visible_by)) is not None:
             slot, hit, new = admission
             self.waiting.pop()
-            self.kv.admit(slot, hit + new, int(req.prompt[slot]))
+            self.kv.admit(slot, hit + new, int(req.prefix[slot]))
             req.computed[slot] = hit
             if np.isnan(req.admit_s[slot]):
                 req.admit_s[slot] = now

@@ -9,7 +9,7 @@ import numpy as np
 
 from rlsim.cost.forward import COMPONENTS
 
-__all__ = ["EngineStats", "TIME_KEYS"]
+__all__ = ["EngineStats", "TIME_KEYS", "TokenGaps"]
 
 #: Keys of ``EngineStats.components_s``: the forward pass's components, drafting and exposed host time.
 TIME_KEYS = COMPONENTS + ("drafting", "host_exposed")
@@ -70,3 +70,27 @@ class EngineStats:
         self.num_drafts += accepted.size
         self.num_draft_tokens += accepted.size * k
         self.accepted_hist[: k + 1] += np.bincount(accepted.ravel(), minlength=k + 1)
+
+
+class TokenGaps:
+    """Inter-token latencies (vLLM ``vllm bench serve``'s ITL): for every request and every
+    engine step that gave it tokens, the time since its previous tokens.  With speculation a
+    step's tokens arrive together (one streamed chunk, one gap), as vLLM streams them.
+
+    Kept as (values, weight) pairs: a fast-path jump contributes its step times once, weighted
+    by the batch, instead of one entry per request."""
+
+    def __init__(self) -> None:
+        self._values: list[np.ndarray] = []
+        self._weights: list[np.ndarray] = []
+
+    def add(self, gaps_s: np.ndarray, weight: int = 1) -> None:
+        if len(gaps_s):
+            self._values.append(np.asarray(gaps_s, dtype=np.float64))
+            self._weights.append(np.full(len(gaps_s), weight, dtype=np.int64))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """All gaps and their weights (counts of (request, step) pairs)."""
+        if not self._values:
+            return np.zeros(0), np.zeros(0, dtype=np.int64)
+        return np.concatenate(self._values), np.concatenate(self._weights)

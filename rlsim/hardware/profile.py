@@ -363,6 +363,33 @@ class TrainingEfficiency(_Frozen):
     mfu_source: str
 
 
+class EngineOverheads(_Frozen):
+    """Engine-level time beyond kernels (optional section ``engine``; absent = these defaults,
+    assumed from hardware_and_models.md C2).  ``rlsim calibrate e2e`` fits them to measured
+    end-to-end runs and records how (``fit``).
+
+    * synchronous scheduling: host time per step ``step_us + per_seq_us x scheduled requests +
+      per_prefill_token_us x prefill tokens`` adds to the GPU time (scheduler, input
+      preparation, output processing);
+    * async scheduling hides it behind the GPU (``max(gpu, host)``) except
+      ``async_exposed_us + async_exposed_per_seq_us x requests`` per step;
+    * the API server: each request costs ``api_server_us + api_server_us_per_prompt_token x
+      prompt tokens`` (Gamma-distributed, coefficient of variation ``api_server_cv``) in one
+      process, first come first served, before it reaches the engine.
+    """
+
+    source: str = "assumed (hardware_and_models.md C2)"
+    step_us: NonNeg = 1000.0
+    per_seq_us: NonNeg = 4.0
+    per_prefill_token_us: NonNeg = 0.02
+    async_exposed_us: NonNeg = 150.0
+    async_exposed_per_seq_us: NonNeg = 0.0
+    api_server_us: NonNeg = 1000.0
+    api_server_us_per_prompt_token: NonNeg = 0.5
+    api_server_cv: NonNeg = 1.0
+    fit: dict[str, Any] | None = None
+
+
 # --------------------------------------------------------------------------- the profile
 
 _PEAK_KEY = {"bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "fp8_block": "fp8", "fp4": "fp4"}
@@ -382,6 +409,7 @@ class HardwareProfile(_Frozen):
     collectives: Collectives
     price_per_gpu_hour_usd: NonNeg
     training: TrainingEfficiency | None = None
+    engine: EngineOverheads = EngineOverheads()
     #: Table mode (:mod:`rlsim.hardware.tables`): a folder of measured kernel latencies (any
     #: format ``rlsim calibrate`` reads; relative to this file) interpolated in log space where
     #: they cover a query, the fitted model elsewhere.  None = the fitted model only.  Loaded by

@@ -39,12 +39,16 @@ class _EngineState:
 
 
 class EnginePool:
-    """Engines fed from batches; ``submit`` returns the event of the batch's completion."""
+    """Engines fed from batches (``submit`` returns the event of the batch's completion) or one
+    request at a time (``submit_to``, serving clients); ``on_finished(seq_ids, t)`` hears every
+    completion."""
 
-    def __init__(self, env: simpy.Environment, engines: list[Engine], seqs_per_batch: int) -> None:
+    def __init__(self, env: simpy.Environment, engines: list[Engine], seqs_per_batch: int | None = None,
+                 on_finished=None) -> None:
         self.env = env
         self.states = [_EngineState(e) for e in engines]
         self.seqs_per_batch = seqs_per_batch
+        self.on_finished = on_finished
         self.remaining: dict[int, int] = {}
         self.done_events: dict[int, simpy.Event] = {}
         self.done_at: dict[int, float] = {}
@@ -63,6 +67,12 @@ class EnginePool:
                 st.engine.add_sequences(seq_ids[idx], group_ids[idx], prompt[idx], response[idx])
                 self._nudge(st)
         return ev
+
+    def submit_to(self, engine: int, seq_ids, group_ids, prompt, response, prefix_len=None) -> None:
+        """Give requests to one engine now (wakes or interrupts it)."""
+        st = self.states[engine]
+        st.engine.add_sequences(seq_ids, group_ids, prompt, response, prefix_len, arrival_s=self.env.now)
+        self._nudge(st)
 
     def update_weights(self, sync_s: float, in_flight: bool, recompute_kv: bool):
         """A process: the pool switches to new weights; completes when every engine has them."""
@@ -111,7 +121,7 @@ class EnginePool:
                 st.wake = env.event()
                 yield st.wake
                 st.wake = None
-                eng.now = env.now
+                eng.resume(env.now)
                 continue
             eng.now = env.now
             jump = eng.plan()
@@ -149,6 +159,10 @@ class EnginePool:
                 pass
 
     def _finished(self, seq_ids: list[int], t: float) -> None:
+        if self.on_finished is not None and seq_ids:
+            self.on_finished(seq_ids, t)
+        if self.seqs_per_batch is None:
+            return
         for sid in seq_ids:
             b = sid // self.seqs_per_batch
             self.remaining[b] -= 1

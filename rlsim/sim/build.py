@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlsim.config import LoadedScenario, Scenario
+from rlsim.config.vllm import default_async_scheduling, default_limits
 from rlsim.cost import ForwardModel, MemoryPlan, plan_memory
 from rlsim.errors import ConfigError, InfeasibleConfig
 from rlsim.hardware import HardwareProfile, load_profile
 from rlsim.models import ModelArch, load_model
+from rlsim.serving.requests import dataset_max_lengths
 from rlsim.speculation.drafter import Drafter, build_drafter
 from rlsim.units import GB, GIB
 
@@ -86,6 +88,8 @@ def _load_arch(sc: Scenario, src: str, base_dir: Path) -> ModelArch:
 
 def _check_lengths(sc: Scenario, src: str, base_dir: Path) -> None:
     """Read empirical length files now, so their errors name the scenario field."""
+    if sc.workload is None:
+        return
     for field in ("prompt_length", "response_length"):
         dist = getattr(sc.workload, field)
         if dist.kind != "empirical":
@@ -127,9 +131,23 @@ def _max_model_len(sc: Scenario, arch: ModelArch, src: str, base_dir: Path) -> i
         if e.max_model_len > arch.max_position_embeddings:
             raise ConfigError.at(src, "rollout.engine.max_model_len", e.max_model_len,
                                  f"exceeds the model's max_position_embeddings = {arch.max_position_embeddings}")
+        if sc.serving is not None:
+            _check_serving_fits(sc, src, base_dir, e.max_model_len)
         return e.max_model_len
+    if sc.serving is not None:
+        prompt, output = dataset_max_lengths(sc.serving, base_dir, src)
+        return min(arch.max_position_embeddings, prompt + output)
     prompt_cap = _prompt_cap(w.prompt_length, base_dir)
     return min(arch.max_position_embeddings, prompt_cap + w.max_new_tokens)
+
+
+def _check_serving_fits(sc: Scenario, src: str, base_dir: Path, max_len: int) -> None:
+    """vLLM rejects a request longer than max_model_len: so does the simulated benchmark."""
+    prompt, output = dataset_max_lengths(sc.serving, base_dir, src)
+    if prompt + output > max_len:
+        raise ConfigError.at(src, "rollout.engine.max_model_len", max_len,
+                             f"is shorter than the longest request: {prompt} prompt + {output} output tokens "
+                             "(vLLM rejects it)")
 
 
 def _prompt_cap(dist, base_dir: Path) -> int:
@@ -175,10 +193,24 @@ def _check_batching(sc: Scenario, src: str, max_len: int) -> None:
                              f"must be >= max_model_len = {max_len} without chunked prefill (vLLM's rule)")
 
 
+def _engine_defaults(sc: Scenario, hw: HardwareProfile) -> Scenario:
+    """The scenario with vLLM's defaults filled in where the engine leaves a setting unset
+    (rlsim.config.vllm: by GPU memory, usage context and version)."""
+    e = sc.rollout.engine
+    seqs, tokens = default_limits(hw.hbm_bytes, "serve" if sc.kind == "serving" else "llm")
+    fill = {"max_num_seqs": seqs if e.max_num_seqs is None else e.max_num_seqs,
+            "max_num_batched_tokens": tokens if e.max_num_batched_tokens is None else e.max_num_batched_tokens,
+            "async_scheduling": default_async_scheduling(e.vllm_version, e.speculative_config is not None)
+            if e.async_scheduling is None else e.async_scheduling,
+            "cpu_overhead": e.cpu_overhead.resolved(hw.engine)}
+    return sc.model_copy(update={"rollout": sc.rollout.model_copy(update={"engine": e.model_copy(update=fill)})})
+
+
 def resolve(loaded: LoadedScenario) -> Resolved:
     """Load hardware and model, and check the scenario can run."""
     sc, src, base = loaded.scenario, loaded.source, loaded.base_dir
     hw = _load_hw(sc, src, base)
+    sc = _engine_defaults(sc, hw)
     arch = _load_arch(sc, src, base)
     _check_lengths(sc, src, base)
     _check_tp(sc, arch, src)

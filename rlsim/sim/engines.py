@@ -7,6 +7,8 @@ setting is wired once.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -15,7 +17,7 @@ from rlsim.sim.build import Resolved
 from rlsim.speculation.acceptance import AcceptanceSampler
 from rlsim.speculation.runtime import SpecRuntime
 
-__all__ = ["engine_params", "spec_runtime", "build_engines", "sequence_table"]
+__all__ = ["engine_params", "spec_runtime", "build_engines", "sequence_table", "spec_decode_summary"]
 
 
 def engine_params(res: Resolved, speculative: bool = False) -> EngineParams:
@@ -35,6 +37,7 @@ def engine_params(res: Resolved, speculative: bool = False) -> EngineParams:
         cpu_per_seq_s=c.per_seq_us * 1e-6,
         cpu_per_prefill_token_s=c.per_prefill_token_us * 1e-6,
         async_exposed_s=c.async_exposed_us * 1e-6,
+        async_exposed_per_seq_s=c.async_exposed_per_seq_us * 1e-6,
         fast=res.scenario.simulation.mode == "fast",
         scheduling_policy=e.scheduling_policy,
     )
@@ -54,11 +57,16 @@ def spec_runtime(res: Resolved, seq_ids: np.ndarray, response: np.ndarray, seed:
 
 
 def build_engines(res: Resolved, spec: SpecRuntime | None, owner: np.ndarray | None = None, seq_ids=None,
-                  group_ids=None, prompt=None, response=None) -> list[Engine]:
+                  group_ids=None, prompt=None, response=None, record_token_gaps: bool = False,
+                  async_admission_lag: bool = False) -> list[Engine]:
     """``res.num_engines`` engines; with ``owner`` (engine of each sequence) each gets its share
-    of the sequences, else all start empty (fed later with ``add_sequences``)."""
+    of the sequences, else all start empty (fed later with ``add_sequences``).
+    ``record_token_gaps`` keeps inter-token latencies, ``async_admission_lag`` delays arrivals
+    by the step async scheduling decided ahead (serving benchmarks; see EngineParams)."""
     fwd = res.forward_model() if spec is None else spec.target
     params = engine_params(res, speculative=spec is not None)
+    if record_token_gaps or async_admission_lag:
+        params = dataclasses.replace(params, record_token_gaps=record_token_gaps, async_admission_lag=async_admission_lag)
     engines = []
     empty = np.zeros(0, dtype=np.int64)
     for e in range(res.num_engines):
@@ -70,15 +78,34 @@ def build_engines(res: Resolved, spec: SpecRuntime | None, owner: np.ndarray | N
     return engines
 
 
-def sequence_table(engines: list[Engine]) -> pd.DataFrame:
+def sequence_table(engines: list[Engine], arrivals: bool = False) -> pd.DataFrame:
     """One row per sequence the engines served, by global id: engine, lengths, tokens emitted,
-    preemptions, first admission, first token and finish times."""
+    preemptions, first admission, first token and finish times (and arrival times)."""
     parts = []
     for e in engines:
         r = e.requests
         parts.append(pd.DataFrame({
             "seq_id": r.seq_ids, "engine": e.id, "prompt_len": r.prompt, "response_len": r.response,
             "generated": r.generated, "preemptions": r.preemptions, "admit_s": r.admit_s,
-            "first_token_s": r.first_token_s, "finish_s": r.finish_s,
+            "first_token_s": r.first_token_s, "finish_s": r.finish_s, **({"arrival_s": r.arrival_s} if arrivals else {}),
         }))
     return pd.concat(parts).sort_values("seq_id").reset_index(drop=True)
+
+
+def spec_decode_summary(engines: list[Engine], k_max: int | None) -> dict:
+    """vLLM's spec-decode metrics over the engines' run (None values without speculation:
+    ``k_max`` None): mean acceptance length ``1 + accepted / drafts``, unconditional
+    per-position rates, draft acceptance rate ``accepted / drafted`` and the raw counters."""
+    if k_max is None:
+        return {"mean_acceptance_length": None, "per_position_acceptance": None, "draft_acceptance_rate": None,
+                "num_drafts": 0, "num_draft_tokens": 0, "num_accepted_tokens": 0}
+    drafts = sum(e.stats.num_drafts for e in engines)
+    draft_tokens = sum(e.stats.num_draft_tokens for e in engines)
+    accepted = sum(e.stats.num_accepted_tokens for e in engines)
+    per_pos = sum(e.stats.accepted_per_pos for e in engines)[:k_max]
+    return {
+        "mean_acceptance_length": 1.0 + accepted / drafts if drafts else None,
+        "per_position_acceptance": (per_pos / drafts).tolist() if drafts else None,
+        "draft_acceptance_rate": accepted / draft_tokens if draft_tokens else None,
+        "num_drafts": int(drafts), "num_draft_tokens": int(draft_tokens), "num_accepted_tokens": int(accepted),
+    }

@@ -15,7 +15,7 @@ from rlsim.engine import Engine, Segment
 from rlsim.errors import ConfigError
 from rlsim.results.result import RunResult
 from rlsim.sim.build import Resolved
-from rlsim.sim.engines import build_engines, sequence_table, spec_runtime
+from rlsim.sim.engines import build_engines, sequence_table, spec_decode_summary, spec_runtime
 from rlsim.speculation.runtime import SpecRuntime
 from rlsim.units import GB
 from rlsim.workload import Batch, sample_batch
@@ -100,23 +100,6 @@ def _sequence_table(engines: list[Engine], batch: Batch) -> pd.DataFrame:
     return df
 
 
-def _spec_summary(engines: list[Engine], spec: SpecRuntime | None) -> dict:
-    """vLLM's spec-decode metrics over the run (None values without speculation)."""
-    if spec is None:
-        return {"mean_acceptance_length": None, "per_position_acceptance": None, "draft_acceptance_rate": None,
-                "num_drafts": 0, "num_draft_tokens": 0, "num_accepted_tokens": 0}
-    drafts = sum(e.stats.num_drafts for e in engines)
-    draft_tokens = sum(e.stats.num_draft_tokens for e in engines)
-    accepted = sum(e.stats.num_accepted_tokens for e in engines)
-    per_pos = sum(e.stats.accepted_per_pos for e in engines)[: spec.k_max]
-    return {
-        "mean_acceptance_length": 1.0 + accepted / drafts if drafts else None,
-        "per_position_acceptance": (per_pos / drafts).tolist() if drafts else None,
-        "draft_acceptance_rate": accepted / draft_tokens if draft_tokens else None,
-        "num_drafts": int(drafts), "num_draft_tokens": int(draft_tokens), "num_accepted_tokens": int(accepted),
-    }
-
-
 def _summary(res: Resolved, seed: int, engines: list[Engine], seqs: pd.DataFrame, segs: pd.DataFrame,
              spec: SpecRuntime | None = None) -> dict:
     finish = np.sort(seqs["finish_s"].to_numpy())
@@ -170,7 +153,7 @@ def _summary(res: Resolved, seed: int, engines: list[Engine], seqs: pd.DataFrame
             "spec_iterations_frac": sum(e.stats.spec_iterations for e in engines) / max(1, sum(e.stats.iterations for e in engines)),
         },
     }
-    out.update(_spec_summary(engines, spec))
+    out.update(spec_decode_summary(engines, None if spec is None else spec.k_max))
     out["warnings"] = _warnings(res)
     return out
 

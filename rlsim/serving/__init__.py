@@ -1,0 +1,1 @@
+"""Serving benchmarks: a simulated ``vllm bench serve`` (clients, metrics, reports)."""
