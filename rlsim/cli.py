@@ -388,6 +388,100 @@ def calibrate_check(
         typer.echo(f"wrote {len(paths)} parity plots to {plots}")
 
 
+@calibrate_app.command("e2e")
+@_user_errors
+def calibrate_e2e_cmd(
+    measurements: Path = typer.Option(..., "--measurements", help="measured runs: the shared/e2e CSV layout or a folder "
+                                      "of vllm bench serve --save-result JSON files (see rlsim.serving.measured)"),
+    profile: List[str] = typer.Option(..., "--profile", help="profile name, YAML path or folder; repeatable, one per system"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write the fitted profiles into this folder instead of in place"),
+    rounds: int = typer.Option(2, "--rounds", min=1, help="fit / re-simulate rounds"),
+    workers: int = typer.Option(1, "--workers", min=1, help="processes simulating rows"),
+    heldout: bool = typer.Option(True, "--heldout/--no-heldout", help="also report leave-one-model-out error"),
+) -> None:
+    """Fit each profile's engine-level overheads (not its kernels) to its system's measured
+    end-to-end runs, and write them with their provenance."""
+    from rlsim.calibration.e2e import (calibrate_e2e, error_report, held_out_results, profiles_by_system,
+                                       render_e2e_check, write_fitted_profile)
+    from rlsim.calibration.e2e_fit import PARAMS
+    from rlsim.hardware import load_profile
+    from rlsim.serving.measured import read_measurements
+
+    runs = read_measurements(measurements)
+    for system, path in profiles_by_system(profile).items():
+        rows = [r for r in runs if r.system == system]
+        if not rows:
+            typer.echo(f"{system}: no measured rows, profile unchanged", err=True)
+            continue
+        start = {k: getattr(load_profile(path).engine, k) for k in PARAMS}
+        with _progress_bar(f"fit {system}") as bar:
+            params, fit, results = calibrate_e2e(rows, path, start, rounds, workers, bar)
+        report = error_report(results)
+        held = None
+        if heldout:
+            with _progress_bar(f"held out {system}") as bar:
+                held_results, _ = held_out_results(rows, results, start, workers, bar)
+            held = error_report(held_results)
+        target = (out / Path(path).name if Path(path).suffix else out / f"{system}.yaml") if out else None
+        hw = write_fitted_profile(path, params, fit, report, held, str(measurements), target)
+        typer.echo(f"{system}: {len(fit.free)} parameters fitted ({', '.join(fit.free)}): "
+                   + ", ".join(f"{k} = {params[k]:.3g}" for k in fit.free))
+        typer.echo(render_e2e_check(report, results))
+        if held is not None:
+            typer.echo("\nleave one model out:\n" + render_e2e_check(held, held_results, worst=0))
+        typer.echo(f"wrote {hw.source}")
+
+
+@calibrate_app.command("e2e-check")
+@_user_errors
+def calibrate_e2e_check(
+    measurements: Path = typer.Option(..., "--measurements", help="measured runs (see calibrate e2e)"),
+    profile: Optional[List[str]] = typer.Option(None, "--profile", help="profile name, YAML path or folder; repeatable "
+                                                "(default: the shipped profile of each row's system)"),
+    heldout: bool = typer.Option(False, "--heldout", help="predict each model with overheads fitted without it"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the error report as JSON here"),
+    workers: int = typer.Option(1, "--workers", min=1, help="processes simulating rows"),
+) -> None:
+    """Simulate every measured run and print, per (system, model), rows, median and p90 |error|
+    of TPOT and TTFT, the signed bias, and the worst rows."""
+    from rlsim.calibration.e2e import error_report, held_out_results, profiles_by_system, render_e2e_check, simulate_rows
+    from rlsim.calibration.e2e_fit import PARAMS
+    from rlsim.hardware import load_profile
+    from rlsim.serving.measured import read_measurements
+
+    runs = read_measurements(measurements)
+    profiles = profiles_by_system(profile or [])
+    if json_out is not None:
+        _check_json_out(json_out)
+    with _progress_bar("e2e-check") as bar:
+        results = simulate_rows(runs, profiles, workers, bar, record=heldout)
+    if heldout:
+        held: list = []
+        for system in sorted({r.system for r in runs}):
+            rows = [r for r in runs if r.system == system]
+            start = {k: getattr(load_profile(profiles.get(system, system)).engine, k) for k in PARAMS}
+            mine = [res for res in results if res.run.system == system]
+            with _progress_bar(f"held out {system}") as bar:
+                held += held_out_results(rows, mine, start, workers, bar)[0]
+        results = held
+    report = error_report(results)
+    typer.echo(render_e2e_check(report, results))
+    if json_out is not None:
+        json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"wrote {json_out}")
+
+
+def _check_json_out(path: Path) -> None:
+    from rlsim.errors import ConfigError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--json = {str(path)!r}: cannot write ({exc.strerror})") from None
+
+
 @calibrate_app.command("transfer")
 @_user_errors
 def calibrate_transfer(

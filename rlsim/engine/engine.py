@@ -64,7 +64,7 @@ class Engine:
         self.spec = spec  # rlsim.speculation.SpecRuntime or None
         self.requests = RequestTable()
         empty = np.zeros(0, dtype=np.int64)
-        self.kv = KvCache(params.num_blocks, params.block_size, empty, empty.copy(), 0)
+        self.kv = KvCache(params.num_blocks, params.block_size, empty, empty.copy(), 0, params.enable_prefix_caching)
         self.stats = EngineStats()
         self.token_gaps = TokenGaps() if params.record_token_gaps else None
         self.scheduler = Scheduler(params, self.requests, self.kv, policy or policy_named(params.scheduling_policy),
@@ -151,9 +151,10 @@ class Engine:
 
     def _visible_by(self) -> float:
         """Latest arrival the next step can admit: with the async admission lag, the start of the
-        previous step (when the next one was scheduled), unless the engine was idle."""
+        previous step (when the next one was scheduled), unless nothing runs (the scheduler then
+        sees an arrival at once)."""
         p = self.params
-        if not (p.async_admission_lag and p.async_scheduling) or self._resumed:
+        if not (p.async_admission_lag and p.async_scheduling) or self._resumed or not self.scheduler.running:
             return math.inf
         return self._last_step_start_s
 
@@ -194,7 +195,10 @@ class Engine:
         req.last_token_s[run] = self.now
         finished = self._retire(run[req.generated[run] == req.response[run]])
         self.max_kv_used = max(self.max_kv_used, self.kv.used())
-        return Segment(self.id, jump.start_s, self.now, m, B, "decode", B * m, 0, 0, finished)
+        self.stats.segments += 1
+        gpu = jump.target_s[:m] + jump.draft_s[:m]
+        return Segment(self.id, jump.start_s, self.now, m, B, "decode", B * m, 0, 0, finished, B, float(gpu.sum()),
+                       float(gpu[0]), float(gpu[-1]))
 
     # ------------------------------------------------------------------ speculation
     def _k(self, batch: int, ctx_tokens: float) -> int:
@@ -293,8 +297,10 @@ class Engine:
         running = len(self.scheduler.running)
         finished = self._advance(batch)
         kind = "mixed" if work.prefill_tokens else "step"
+        self.stats.segments += 1
+        gpu = sum(parts.values()) + draft
         return Segment(self.id, start, self.now, 1, running, kind, work.shape.num_tokens, work.prefill_tokens,
-                       batch.preemptions, finished)
+                       batch.preemptions, finished, len(batch.slots), gpu, gpu, gpu)
 
     def _advance(self, batch: ScheduledBatch) -> int:
         """Apply one pass's results: prefills cache their chunk, decodes gain their tokens."""
@@ -308,6 +314,7 @@ class Engine:
         touched = np.concatenate([sampled, dec])
         first = np.isnan(req.first_token_s[touched])
         req.first_token_s[touched[first]] = self.now
+        req.first_token_seg[touched[first]] = self.stats.segments
         if self.token_gaps is not None:
             self.token_gaps.add(self.now - req.last_token_s[touched[~first]])
         req.last_token_s[touched] = self.now
@@ -346,5 +353,6 @@ class Engine:
         slots = done.tolist()
         self.scheduler.remove_finished(slots)
         self.requests.finish_s[slots] = self.now
+        self.requests.finish_seg[slots] = self.stats.segments
         self.just_finished = self.requests.seq_ids[slots].tolist()
         return len(slots)

@@ -14,7 +14,7 @@ import numpy as np
 __all__ = ["RequestTable"]
 
 _INT_COLUMNS = ("seq_ids", "group", "prompt", "prefix", "response", "generated", "computed", "preemptions",
-                "draft_rounds")
+                "draft_rounds", "first_token_seg", "finish_seg")
 _TIME_COLUMNS = ("arrival_s", "admit_s", "first_token_s", "last_token_s", "finish_s")
 
 
@@ -27,7 +27,8 @@ class RequestTable:
     emit); ``generated`` tokens emitted so far; ``computed`` tokens in the KV cache;
     ``preemptions``; ``draft_rounds`` speculative rounds done (the acceptance sampler's round
     counter); ``arrival_s`` when the request reached the engine, ``admit_s`` first admission,
-    ``first_token_s``, ``last_token_s`` (the latest token), ``finish_s`` (NaN until they happen).
+    ``first_token_s``, ``last_token_s`` (the latest token), ``finish_s`` (NaN until they happen);
+    ``first_token_seg`` / ``finish_seg`` the index of the engine segment that produced them.
     """
 
     def __init__(self) -> None:

@@ -65,8 +65,9 @@ class Scheduler:
         slot = self.waiting.peek()
         if self.requests.arrival_s[slot] > visible_by:
             return None
-        hit = self.kv.prefix_hit_tokens(slot) if p.enable_prefix_caching else 0
-        need = self.requests.num_tokens(slot) - hit
+        tokens = self.requests.num_tokens(slot)
+        hit = self.kv.prefix_hit_tokens(slot, tokens) if p.enable_prefix_caching else 0
+        need = tokens - hit
         if not p.enable_chunked_prefill and need > budget:
             return None
         new = min(need, budget)
@@ -188,7 +189,7 @@ class Scheduler:
     def preempt(self, slot: int, position: int) -> None:
         """Preempt running request ``slot`` (at ``position`` in ``running``): recompute mode."""
         del self.running[position]
-        self.kv.release(slot)
+        self.kv.preempt(slot, int(self.requests.computed[slot]))
         self.requests.computed[slot] = 0
         self.requests.preemptions[slot] += 1
         self.stats.preemptions += 1

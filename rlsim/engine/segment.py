@@ -21,3 +21,7 @@ class Segment:
     prefill_tokens: int
     preemptions: int = 0
     finished: int = 0
+    scheduled: int = 0      # requests scheduled per iteration (host time scales with them)
+    gpu_s: float = 0.0      # GPU time (target pass + drafting) of all its iterations
+    gpu_first_s: float = 0.0  # of its first iteration
+    gpu_last_s: float = 0.0   # of its last iteration

@@ -20,6 +20,7 @@ class EngineStats:
     """Totals accumulated over a run (times in seconds of engine time)."""
 
     iterations: int = 0
+    segments: int = 0  # steps taken (fast-path jumps count once)
     preemptions: int = 0
     prefill_tokens: int = 0
     recomputed_tokens: int = 0

@@ -71,9 +71,10 @@ class _Client:
 
 
 def simulate_bench(res: Resolved, seed: int | None = None, speculative: bool = True,
-                   percentiles: tuple[float, ...] = (99.0,)) -> RunResult:
+                   percentiles: tuple[float, ...] = (99.0,), record_trace: bool = False) -> RunResult:
     """Run the scenario's ``serving:`` benchmark; the summary carries vLLM's result keys
-    (``percentiles``: vLLM's ``--metric-percentiles``)."""
+    (``percentiles``: vLLM's ``--metric-percentiles``).  ``record_trace`` keeps the run's
+    composition for refitting engine overheads (``result.runs["trace"]``)."""
     sc = res.scenario
     seed = sc.seed if seed is None else seed
     reqs = sample_requests(sc.serving, seed, res.base_dir, res.source)
@@ -104,7 +105,12 @@ def simulate_bench(res: Resolved, seed: int | None = None, speculative: bool = T
     summary.update(_spec_metrics(engines, spec))
     summary.update(_settings(res, seed))
     segs = _segments(pool)
-    return RunResult(summary, seqs, segs, kind="serving")
+    runs = {}
+    if record_trace:
+        from rlsim.calibration.e2e_fit import trace_from_run
+
+        runs["trace"] = trace_from_run(segs, seqs, sc.rollout.engine.async_scheduling)
+    return RunResult(summary, seqs, segs, runs=runs, kind="serving")
 
 
 def _spec_metrics(engines, spec) -> dict:

@@ -87,7 +87,9 @@ def sequence_table(engines: list[Engine], arrivals: bool = False) -> pd.DataFram
         parts.append(pd.DataFrame({
             "seq_id": r.seq_ids, "engine": e.id, "prompt_len": r.prompt, "response_len": r.response,
             "generated": r.generated, "preemptions": r.preemptions, "admit_s": r.admit_s,
-            "first_token_s": r.first_token_s, "finish_s": r.finish_s, **({"arrival_s": r.arrival_s} if arrivals else {}),
+            "first_token_s": r.first_token_s, "finish_s": r.finish_s,
+            **({"arrival_s": r.arrival_s, "first_token_seg": r.first_token_seg, "finish_seg": r.finish_seg}
+               if arrivals else {}),
         }))
     return pd.concat(parts).sort_values("seq_id").reset_index(drop=True)
 
