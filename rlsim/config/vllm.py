@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 
 __all__ = ["parse_version", "default_async_scheduling", "default_limits", "ASYNC_DEFAULT_SINCE",
-           "ASYNC_WITH_SPEC_SINCE", "LATEST"]
+           "ASYNC_WITH_SPEC_SINCE", "LATEST", "RELEASES", "version_at"]
 
 #: First version with async scheduling on by default (assumed, see the module docstring).
 ASYNC_DEFAULT_SINCE = (0, 12, 0)
@@ -56,3 +56,19 @@ def default_limits(hbm_bytes: float, usage: str) -> tuple[int, int]:
     if usage == "serve":
         return (1024, 8192) if big else (256, 2048)
     return (1024, 16384) if big else (256, 8192)
+
+
+#: vLLM releases and their dates (GitHub release pages, as remembered: approximate, assumed);
+#: used only to date a measurement that records its date but not its version.
+RELEASES = (("0.10.0", "2025-07-24"), ("0.10.1", "2025-08-18"), ("0.10.2", "2025-09-13"), ("0.11.0", "2025-10-02"),
+            ("0.11.1", "2025-11-18"), ("0.11.2", "2025-11-20"), ("0.12.0", "2025-12-03"), ("0.13.0", "2025-12-18"),
+            ("0.14.0", "2026-01-20"), ("0.15.0", "2026-02-04"))
+
+
+def version_at(date: str) -> str | None:
+    """The latest release of :data:`RELEASES` on or before ``date`` (ISO), None before them."""
+    out = None
+    for version, released in RELEASES:
+        if released <= date:
+            out = version
+    return out

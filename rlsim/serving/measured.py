@@ -53,6 +53,7 @@ class MeasuredRun:
     ttft_ms: float
     tpot_ms: float
     serve_flags: dict = field(default_factory=dict)  # further `vllm serve` flags (JSON folders)
+    measured_date: str | None = None
 
     @property
     def group(self) -> str:
@@ -87,12 +88,13 @@ def _time(row: dict, key: str, where: str) -> float:
 def _run(row: dict, where: str, flags: dict | None = None) -> MeasuredRun:
     ints = {k: _int(row, k, where) for k in ("isl", "osl", "concurrency", "tp", "pp", "attention_dp", "moe_tp", "moe_ep")}
     version = str(row.get("vllm_version") or "").strip() or None
+    date = str(row.get("measured_date") or "").strip() or None
     text = {k: str(row.get(k) or "").strip() for k in ("id", "system", "model", "precision", "gemm_quant_mode", "moe_quant_mode")}
     for k in ("system", "model"):
         if not text[k]:
             raise CalibrationError(f"{where}: {k} is empty")
     return MeasuredRun(**text, vllm_version=version, **ints, ttft_ms=_time(row, "ttft_ms", where),
-                       tpot_ms=_time(row, "tpot_ms", where), serve_flags=flags or {})
+                       tpot_ms=_time(row, "tpot_ms", where), serve_flags=flags or {}, measured_date=date)
 
 
 def _read_csv(path: Path) -> list[MeasuredRun]:

@@ -14,13 +14,15 @@
   output lengths uniform within +-:data:`OUTPUT_SPREAD` of ``osl`` -- strictly equal lengths
   keep a closed loop in lock-step cohorts whose TTFTs the measurements rule out (at
   concurrency 4, measured TTFTs equal one request's prefill); vLLM serve's default limits for
-  the GPU; the run's vLLM version.
+  the GPU; the run's vLLM version -- or, where only the date was recorded, the latest release
+  before it (:func:`rlsim.config.vllm.version_at`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rlsim.config.vllm import version_at
 from rlsim.serving.measured import MeasuredRun
 
 __all__ = ["CHECKPOINTS", "PROMPTS_PER_CONCURRENCY", "OUTPUT_SPREAD", "RowScenario", "row_scenario"]
@@ -83,8 +85,9 @@ def row_scenario(run: MeasuredRun, prompts_per_concurrency: int = PROMPTS_PER_CO
     engine, skip = _layout(run)
     if skip:
         return RowScenario(run, None, skip)
-    if run.vllm_version is not None:
-        engine["vllm_version"] = run.vllm_version
+    version = run.vllm_version or (version_at(run.measured_date) if run.measured_date else None)
+    if version is not None:
+        engine["vllm_version"] = version
     engine.update(run.serve_flags.get("engine", {}))
     data = {
         "name": run.id or f"{run.group}:{run.isl}x{run.osl}c{run.concurrency}",
