@@ -58,6 +58,19 @@ def private_blocks(tokens, shared, block_size: int):
     return np.maximum(0, blocks_for(tokens, block_size) - shared)
 
 
+def _append(store: dict[str, np.ndarray], name: str, view: np.ndarray, n0: int, new: np.ndarray) -> np.ndarray:
+    """``view`` (the first ``n0`` entries of ``store[name]``) extended by ``new``, as a view of a
+    buffer whose capacity doubles when full."""
+    buf = store.get(name)
+    need = n0 + len(new)
+    if buf is None or len(buf) < need:
+        grown = np.zeros(max(need, 2 * (0 if buf is None else len(buf)), 16), dtype=np.int64)
+        grown[:n0] = view[:n0]
+        store[name] = buf = grown
+    buf[n0:need] = new
+    return buf[:need]
+
+
 class KvCache:
     """Free-block counter, per-request private and per-group shared block counts, and the
     cache of freed blocks (see the module docstring).
@@ -78,20 +91,23 @@ class KvCache:
         self.own = np.zeros(len(group_of), dtype=np.int64)
         self.group_ref = np.zeros(num_groups, dtype=np.int64)
         self.group_cached_tokens = np.zeros(num_groups, dtype=np.int64)
+        self._store: dict[str, np.ndarray] = {}  # capacity buffers behind the per-slot / per-group arrays
         self._lru: OrderedDict[tuple, list[int]] = OrderedDict()  # key -> [blocks, tokens], oldest first
         self._queued = 0  # free blocks in _lru entries (freed since allocated; the rest never were)
         self._dead = 0    # counter for keys of finished requests' blocks
         self.evicted_blocks = 0  # blocks of hittable entries evicted
 
     def extend(self, group_of: np.ndarray, shared_blocks: np.ndarray, num_groups: int) -> None:
-        """Track more sequences (their local group indices and shared prompt blocks)."""
-        self.group_of = np.concatenate([self.group_of, group_of])
-        self.shared = np.concatenate([self.shared, shared_blocks])
-        self.own = np.concatenate([self.own, np.zeros(len(group_of), dtype=np.int64)])
-        grow = num_groups - len(self.group_ref)
-        if grow > 0:
-            self.group_ref = np.concatenate([self.group_ref, np.zeros(grow, dtype=np.int64)])
-            self.group_cached_tokens = np.concatenate([self.group_cached_tokens, np.zeros(grow, dtype=np.int64)])
+        """Track more sequences (their local group indices and shared prompt blocks); arrays grow
+        by doubling, so adding requests one at a time stays linear."""
+        n0, n = len(self.own), len(group_of)
+        for name, new in (("group_of", group_of), ("shared", shared_blocks), ("own", np.zeros(n, dtype=np.int64))):
+            setattr(self, name, _append(self._store, name, getattr(self, name), n0, new))
+        g0 = len(self.group_ref)
+        if num_groups > g0:
+            zeros = np.zeros(num_groups - g0, dtype=np.int64)
+            self.group_ref = _append(self._store, "group_ref", self.group_ref, g0, zeros)
+            self.group_cached_tokens = _append(self._store, "group_cached_tokens", self.group_cached_tokens, g0, zeros)
 
     # ------------------------------------------------------------- queries
     def used(self) -> int:

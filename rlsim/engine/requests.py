@@ -32,14 +32,29 @@ class RequestTable:
     """
 
     def __init__(self) -> None:
-        for name in _INT_COLUMNS:
-            setattr(self, name, np.zeros(0, dtype=np.int64))
-        for name in _TIME_COLUMNS:
-            setattr(self, name, np.zeros(0))
+        self._n = 0
+        self._buf: dict[str, np.ndarray] = {name: np.zeros(0, dtype=np.int64) for name in _INT_COLUMNS}
+        self._buf.update({name: np.zeros(0) for name in _TIME_COLUMNS})
+        self._views()
         self._group_index: dict[int, int] = {}
 
+    def _views(self) -> None:
+        for name, buf in self._buf.items():
+            setattr(self, name, buf[: self._n])
+
+    def _reserve(self, n: int) -> None:
+        """Room for ``n`` rows; capacity doubles, so adding requests one by one stays linear."""
+        cap = len(self._buf["seq_ids"])
+        if n <= cap:
+            return
+        cap = max(n, 2 * cap, 16)
+        for name, buf in self._buf.items():
+            grown = np.zeros(cap, dtype=buf.dtype)
+            grown[: self._n] = buf[: self._n]
+            self._buf[name] = grown
+
     def __len__(self) -> int:
-        return len(self.seq_ids)
+        return self._n
 
     @property
     def num_groups(self) -> int:
@@ -58,13 +73,14 @@ class RequestTable:
                 what = "samples of one group must share one prompt length" if prefix_len is None else \
                     "requests of one group must share one prefix length"
                 raise ValueError(f"the {what}")
-        n0, n = len(self), len(ids)
-        zeros, nan = np.zeros(n, dtype=np.int64), np.full(n, np.nan)
-        new = {"seq_ids": ids, "group": local, "prompt": prompt, "prefix": prefix, "response": response}
-        for name in _INT_COLUMNS:
-            setattr(self, name, np.concatenate([getattr(self, name), new.get(name, zeros)]))
-        for name in _TIME_COLUMNS:
-            setattr(self, name, np.concatenate([getattr(self, name), np.full(n, arrival_s) if name == "arrival_s" else nan]))
+        n0, n = self._n, len(ids)
+        self._reserve(n0 + n)
+        new = {"seq_ids": ids, "group": local, "prompt": prompt, "prefix": prefix, "response": response,
+               "arrival_s": arrival_s}
+        for name, buf in self._buf.items():
+            buf[n0:n0 + n] = new.get(name, np.nan if name in _TIME_COLUMNS else 0)
+        self._n = n0 + n
+        self._views()
         return range(n0, n0 + n)
 
     def num_tokens(self, slot: int) -> int:
