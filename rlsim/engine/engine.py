@@ -31,26 +31,38 @@ at a time; tests check both agree.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from rlsim.cost.forward import ForwardModel
-from rlsim.engine.jump import Jump, decode_jump, plain_decode_iterations
+from rlsim.engine.jump import Jump, JumpPlanner
 from rlsim.engine.kv import KvCache, shared_prompt_blocks
 from rlsim.engine.params import EngineParams
-from rlsim.engine.passes import pass_work
+from rlsim.engine.passes import PassWork, pass_work
 from rlsim.engine.policy import SchedulingPolicy, policy_named
 from rlsim.engine.requests import RequestTable
 from rlsim.engine.scheduler import ScheduledBatch, Scheduler
 from rlsim.engine.segment import Segment
 from rlsim.engine.stats import EngineStats, TokenGaps
-from rlsim.speculation.runtime import ctx_bucket
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "StepPlan"]
 
-#: Cap on (iterations x sequences) of random draws per fast-path jump with speculation.
-MAX_DRAW_CELLS = 200_000
 
+@dataclass(frozen=True)
+class StepPlan:
+    """A scheduled, priced slow-path iteration (:meth:`Engine.prepare_step`)."""
+
+    batch: ScheduledBatch
+    work: PassWork
+    parts: dict[str, float]
+    draft_s: float
+    host_s: float
+
+    @property
+    def gpu_s(self) -> float:
+        """GPU time: the target pass plus drafting."""
+        return sum(self.parts.values()) + self.draft_s
 
 class Engine:
     """One engine serving the sequences dealt to it.  Not a simpy process itself: ``step()``
@@ -74,6 +86,7 @@ class Engine:
         self._last_step_start_s = start_s  # when the previous step started (async admission lag)
         self._resumed = True               # no step ran since the engine was (re)started idle
         self.max_kv_used = 0
+        self._planner = JumpPlanner(self.requests, self.kv, forward, params, spec)
         self.add_sequences(seq_ids, group_ids, prompt_len, response_len)
 
     def add_sequences(self, seq_ids, group_ids, prompt_len, response_len, prefix_len=None,
@@ -143,7 +156,8 @@ class Engine:
         if not self.scheduler.closed(budget_left, visible_by):
             return None
         limit = 1 if visible_by < math.inf and not self.scheduler.closed(budget_left) else None  # seen next step
-        return self._plan_spec(run, k, limit) if k > 0 else self._plan_plain(run, limit)
+        planner = self._planner
+        return planner.plan_spec(run, k, self.now, limit) if k > 0 else planner.plan_plain(run, self.now, limit)
 
     def resume(self, now: float) -> None:
         """The engine was idle until ``now`` (its scheduler sees the next arrival at once)."""
@@ -215,69 +229,18 @@ class Engine:
         run = np.fromiter(running, dtype=np.int64, count=len(running))
         return self._k(len(run), float(self.requests.computed[run].sum()) + len(run))
 
-    def _accepted(self, run: np.ndarray, rounds: int, k: int) -> np.ndarray:
-        """Accepted drafts (rounds x len(run)) in the next ``rounds`` draft rounds of ``run``."""
-        req = self.requests
-        return self.spec.draws.accepted(req.seq_ids[run], req.draft_rounds[run], rounds, k,
-                                        (req.prompt[run] + req.generated[run]).astype(np.float64))
-
-    # ------------------------------------------------------------------ fast path
-    def _plan_plain(self, run: np.ndarray, limit: int | None = None) -> Jump | None:
-        """A jump over plain decode iterations up to the next completion or KV shortage (or
-        ``limit`` iterations)."""
-        B, cached = len(run), self.requests.computed[run]
-        m = plain_decode_iterations(cached, self.requests.remaining(run), self.kv, run)
-        m = m if limit is None else min(m, limit)
-        m = self._adaptive_limit(B, float(cached.sum()) + B * np.arange(1, m + 1, dtype=np.float64), m)
-        if m == 0:
-            return None  # the next iteration preempts (or changes k): take the slow path
-        ctx = float(cached.sum()) + B * np.arange(1, m + 1, dtype=np.float64)
-        target = self.forward.decode_times_s(B, ctx)
-        return self._jump(run, cached, 0, m, ctx, target, np.zeros(m), None, None)
-
-    def _plan_spec(self, run: np.ndarray, k: int, limit: int | None = None) -> Jump | None:
-        """A jump with speculation: acceptance drawn for the coming rounds (at most ``limit``)."""
-        B, q, cached = len(run), 1 + k, self.requests.computed[run]
-        if B * q > self.params.max_num_batched_tokens:
-            return None
-        if int(self.kv.growth_blocks(run, cached + q).sum()) > self.kv.free:
-            return None  # the very next iteration is short of KV: the slow path preempts
-        remaining = self.requests.remaining(run)
-        first_done = remaining.min() / (1.0 + self.spec.expected_accepted[k])  # expected rounds to a completion
-        rows = int(min(remaining.min(), max(1, MAX_DRAW_CELLS // (B * k)), first_done + 4))  # may end event-free
-        accepted = self._accepted(run, rows, k)
-        advance = 1 + accepted
-        m, before = decode_jump(cached, remaining, self.kv, run, advance, q)
-        m = m if limit is None else min(m, limit)
-        ctx = (cached + before[:m]).sum(axis=1).astype(np.float64) + B * q
-        m = self._adaptive_limit(B, ctx - B * k, m)
-        if m == 0:
-            return None
-        ctx = ctx[:m]
-        target = self.forward.decode_times_s(B, ctx, q=q)
-        draft = self.spec.drafter.propose_times_s(B, ctx, k)
-        return self._jump(run, cached, k, m, ctx, target, draft, advance[:m], accepted[:m])
-
-    def _jump(self, run, cached, k, m, ctx, target, draft, advance, accepted) -> Jump:
-        B = len(run)
-        host = self.params.host_s(B, 0) + (self.spec.drafter.host_time_s(B) if k > 0 else 0.0)
-        step = np.broadcast_to(self.params.step_s(target + draft, host, B), (m,))
-        return Jump(run, cached, k, m, ctx, target, np.broadcast_to(draft, (m,)), step, np.cumsum(step), advance,
-                    accepted, self.now)
-
-    def _adaptive_limit(self, B: int, ctx_after_first_token: np.ndarray, m: int) -> int:
-        """With adaptive k, end the jump where the context bucket (and so maybe k) changes."""
-        if self.spec is None or not self.spec.adaptive or m == 0:
-            return m
-        buckets = ctx_bucket((np.asarray(ctx_after_first_token[:m]) - B) / B)
-        change = np.flatnonzero(buckets != buckets[0])
-        return int(change[0]) if len(change) else m
-
     # ------------------------------------------------------------------ slow path
     def _one_iteration(self) -> Segment:
-        k = self._slow_k()
-        batch = self.scheduler.schedule(k, self.now, self._visible_by())
-        assert len(batch.slots), "engine stalled: nothing schedulable (KV smaller than one request?)"
+        step = self.prepare_step()
+        assert step is not None, "engine stalled: nothing schedulable (KV smaller than one request?)"
+        return self.apply_step(step, float(self.params.step_s(step.gpu_s, step.host_s, len(step.batch.slots))))
+
+    def prepare_step(self) -> StepPlan | None:
+        """Schedule the next iteration and price it (None: nothing to schedule); the clock and
+        the requests move in :meth:`apply_step` (lock-step groups time several ranks' plans)."""
+        batch = self.scheduler.schedule(self._slow_k(), self.now, self._visible_by())
+        if not len(batch.slots):
+            return None
         self.max_kv_used = max(self.max_kv_used, self.kv.used())
         req = self.requests
         work = pass_work(req.prompt[batch.slots] + req.generated[batch.slots], batch.new_tokens, batch.computed_before)
@@ -289,18 +252,22 @@ class Engine:
                 draft = float(self.spec.drafter.propose_times_s(work.decode_seqs, ctx, work.drafts_per_seq)[0])
                 host += self.spec.drafter.host_time_s(work.decode_seqs)
             draft += self.spec.drafter.prefill_time_s(work.shape)
-        step = float(self.params.step_s(sum(parts.values()) + draft, host, len(batch.slots)))
-        self.stats.add_pass(parts, draft, step)
-        self.stats.prefill_tokens += work.prefill_tokens
-        start, self.now = self.now, self.now + step
+        return StepPlan(batch, work, parts, draft, host)
+
+    def apply_step(self, step: StepPlan, step_s: float, parts: dict[str, float] | None = None) -> Segment:
+        """Run a prepared iteration taking ``step_s`` (``parts``: the time split to account,
+        default the plan's own)."""
+        self.stats.add_pass(step.parts if parts is None else parts, step.draft_s, step_s)
+        self.stats.prefill_tokens += step.work.prefill_tokens
+        start, self.now = self.now, self.now + step_s
         self._last_step_start_s, self._resumed = start, False
         running = len(self.scheduler.running)
-        finished = self._advance(batch)
+        finished = self._advance(step.batch)
+        work = step.work
         kind = "mixed" if work.prefill_tokens else "step"
         self.stats.segments += 1
-        gpu = sum(parts.values()) + draft
         return Segment(self.id, start, self.now, 1, running, kind, work.shape.num_tokens, work.prefill_tokens,
-                       batch.preemptions, finished, len(batch.slots), gpu, gpu, gpu)
+                       step.batch.preemptions, finished, len(step.batch.slots), step.gpu_s, step.gpu_s, step.gpu_s)
 
     def _advance(self, batch: ScheduledBatch) -> int:
         """Apply one pass's results: prefills cache their chunk, decodes gain their tokens."""
@@ -329,6 +296,9 @@ class Engine:
         sampled = slots[before + new == total]
         req.generated[sampled] += 1
         return sampled
+
+    def _accepted(self, run: np.ndarray, rounds: int, k: int) -> np.ndarray:
+        return self._planner.accepted(run, rounds, k)
 
     def _decode_gains(self, slots: np.ndarray, new: np.ndarray) -> np.ndarray:
         """Tokens each decoding request gains: 1, plus its accepted drafts in a verify pass."""

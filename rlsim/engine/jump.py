@@ -19,8 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlsim.engine.kv import KvCache
+from rlsim.speculation.runtime import ctx_bucket
 
-__all__ = ["Jump", "decode_jump", "plain_decode_iterations"]
+__all__ = ["Jump", "JumpPlanner", "decode_jump", "plain_decode_iterations", "MAX_DRAW_CELLS"]
+
+#: Cap on (iterations x sequences) of random draws per fast-path jump with speculation.
+MAX_DRAW_CELLS = 200_000
 
 
 @dataclass(frozen=True)
@@ -82,3 +86,67 @@ def plain_decode_iterations(cached: np.ndarray, remaining: np.ndarray, kv: KvCac
         else:
             hi = mid - 1
     return lo
+
+
+class JumpPlanner:
+    """Plans an engine's jumps from its state (reads it; only the acceptance buffer changes)."""
+
+    def __init__(self, requests, kv: KvCache, forward, params, spec) -> None:
+        self.requests, self.kv, self.forward, self.params, self.spec = requests, kv, forward, params, spec
+
+    def accepted(self, run: np.ndarray, rounds: int, k: int) -> np.ndarray:
+        """Accepted drafts (rounds x len(run)) in the next ``rounds`` draft rounds of ``run``."""
+        req = self.requests
+        return self.spec.draws.accepted(req.seq_ids[run], req.draft_rounds[run], rounds, k,
+                                        (req.prompt[run] + req.generated[run]).astype(np.float64))
+
+    def plan_plain(self, run: np.ndarray, now: float, limit: int | None = None) -> Jump | None:
+        """A jump over plain decode iterations up to the next completion or KV shortage (or
+        ``limit`` iterations)."""
+        B, cached = len(run), self.requests.computed[run]
+        m = plain_decode_iterations(cached, self.requests.remaining(run), self.kv, run)
+        m = m if limit is None else min(m, limit)
+        m = self._adaptive_limit(B, float(cached.sum()) + B * np.arange(1, m + 1, dtype=np.float64), m)
+        if m == 0:
+            return None  # the next iteration preempts (or changes k): take the slow path
+        ctx = float(cached.sum()) + B * np.arange(1, m + 1, dtype=np.float64)
+        target = self.forward.decode_times_s(B, ctx)
+        return self._jump(run, cached, 0, m, ctx, target, np.zeros(m), None, None, now)
+
+    def plan_spec(self, run: np.ndarray, k: int, now: float, limit: int | None = None) -> Jump | None:
+        """A jump with speculation: acceptance drawn for the coming rounds (at most ``limit``)."""
+        B, q, cached = len(run), 1 + k, self.requests.computed[run]
+        if B * q > self.params.max_num_batched_tokens:
+            return None
+        if int(self.kv.growth_blocks(run, cached + q).sum()) > self.kv.free:
+            return None  # the very next iteration is short of KV: the slow path preempts
+        remaining = self.requests.remaining(run)
+        first_done = remaining.min() / (1.0 + self.spec.expected_accepted[k])  # expected rounds to a completion
+        rows = int(min(remaining.min(), max(1, MAX_DRAW_CELLS // (B * k)), first_done + 4))  # may end event-free
+        accepted = self.accepted(run, rows, k)
+        advance = 1 + accepted
+        m, before = decode_jump(cached, remaining, self.kv, run, advance, q)
+        m = m if limit is None else min(m, limit)
+        ctx = (cached + before[:m]).sum(axis=1).astype(np.float64) + B * q
+        m = self._adaptive_limit(B, ctx - B * k, m)
+        if m == 0:
+            return None
+        ctx = ctx[:m]
+        target = self.forward.decode_times_s(B, ctx, q=q)
+        draft = self.spec.drafter.propose_times_s(B, ctx, k)
+        return self._jump(run, cached, k, m, ctx, target, draft, advance[:m], accepted[:m], now)
+
+    def _jump(self, run, cached, k, m, ctx, target, draft, advance, accepted, now) -> Jump:
+        B = len(run)
+        host = self.params.host_s(B, 0) + (self.spec.drafter.host_time_s(B) if k > 0 else 0.0)
+        step = np.broadcast_to(self.params.step_s(target + draft, host, B), (m,))
+        return Jump(run, cached, k, m, ctx, target, np.broadcast_to(draft, (m,)), step, np.cumsum(step), advance,
+                    accepted, now)
+
+    def _adaptive_limit(self, B: int, ctx_after_first_token: np.ndarray, m: int) -> int:
+        """With adaptive k, end the jump where the context bucket (and so maybe k) changes."""
+        if self.spec is None or not self.spec.adaptive or m == 0:
+            return m
+        buckets = ctx_bucket((np.asarray(ctx_after_first_token[:m]) - B) / B)
+        change = np.flatnonzero(buckets != buckets[0])
+        return int(change[0]) if len(change) else m
