@@ -78,7 +78,11 @@ def plain_decode_iterations(cached: np.ndarray, remaining: np.ndarray, kv: KvCac
 
     if fits(m):
         return m
-    lo, hi = 0, m  # largest i with demand(i) <= free
+    lo, hi = 0, m  # largest i with demand(i) <= free: gallop from 1 (short under KV pressure), then bisect
+    step = 1
+    while step < hi and fits(step):
+        lo, step = step, 2 * step
+    hi = min(hi, step)
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if fits(mid):

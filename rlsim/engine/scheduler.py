@@ -95,8 +95,9 @@ class Scheduler:
         picked: tuple[list[int], list[int], list[int]] = ([], [], [])
         dropped: list[int] = []
         i = preemptions = 0
+        view = _RunningView(self.running, self.requests)
         while i < len(self.running) and budget > 0:
-            idx = self._bulk_decodes(i, budget, k)
+            idx = self._bulk_decodes(view, i, budget, k)
             if len(idx):
                 bulks.append(idx)
                 i += len(idx)
@@ -120,6 +121,8 @@ class Scheduler:
                     i -= 1
             if preempted_self:
                 break
+            if len(view.run) != len(self.running):
+                view = _RunningView(self.running, self.requests)  # preemptions changed the running list
             self.kv.grow(slot, computed + new, int(self.requests.prefix[slot]))
             for column, value in zip(picked, (slot, new, computed)):
                 column.append(value)
@@ -130,16 +133,14 @@ class Scheduler:
         self.peak_running = max(self.peak_running, len(self.running))
         return self._batch(bulks, picked, k, preemptions, dropped)
 
-    def _bulk_decodes(self, start: int, budget: int, k: int) -> np.ndarray:
+    def _bulk_decodes(self, view: "_RunningView", start: int, budget: int, k: int) -> np.ndarray:
         """Schedule, at once, the longest run of decoding requests from ``running[start]`` whose
         1 + k new slots fit in the free pool and the budget (vLLM would schedule them one by
         one with the same result).  Empty when the request at ``start`` is not decoding or
         needs a block that is not free."""
         q = 1 + k
-        run = np.fromiter(self.running[start:], dtype=np.int64, count=len(self.running) - start)
-        other = np.flatnonzero(self.requests.pending(run) != 1)
-        n = min(int(other[0]) if len(other) else len(run), budget // q)
-        idx = run[:n]
+        n = min(view.decoders_from(start), budget // q)
+        idx = view.run[start:start + n]
         tokens = self.requests.computed[idx] + q
         n = self.kv.fitting_prefix(idx, tokens)
         self.kv.reserve(idx[:n], tokens[:n])
@@ -208,3 +209,17 @@ class Scheduler:
             self.kv.release(slot)
         gone = set(slots)
         self.running = [s for s in self.running if s not in gone]
+
+
+class _RunningView:
+    """The running list as an array, with the positions of its requests that do not decode
+    (built once per schedule; again after a preemption changes the list)."""
+
+    def __init__(self, running: list[int], requests: RequestTable) -> None:
+        self.run = np.fromiter(running, dtype=np.int64, count=len(running))
+        self.other = np.flatnonzero(requests.pending(self.run) != 1)
+
+    def decoders_from(self, start: int) -> int:
+        """Decoding requests in a row from position ``start``."""
+        j = int(np.searchsorted(self.other, start))
+        return (int(self.other[j]) if j < len(self.other) else len(self.run)) - start
