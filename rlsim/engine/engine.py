@@ -106,6 +106,7 @@ class Engine:
             self.scheduler.waiting.push(slot)
 
     # ------------------------------------------------------------------ views
+    members = property(lambda self: (self,), doc="the engines whose records a summary reads (a DP group: its ranks)")
     running = property(lambda self: self.scheduler.running, doc="running request slots, in admission order")
     waiting = property(lambda self: self.scheduler.waiting, doc="the waiting queue (policy order)")
     peak_running = property(lambda self: self.scheduler.peak_running)

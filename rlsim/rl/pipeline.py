@@ -23,7 +23,7 @@ import simpy
 
 from rlsim.rl.pool import EnginePool
 from rlsim.sim.build import Resolved
-from rlsim.sim.engines import build_engines, sequence_table, spec_runtime
+from rlsim.sim.engines import build_engines, members, sequence_table, spec_runtime
 from rlsim.speculation.runtime import SpecRuntime
 from rlsim.workload import sample_batch
 
@@ -204,7 +204,7 @@ def _summary(res: Resolved, df: pd.DataFrame, run: _Run, spec, mode: str, lag: i
     keys = ["step_time_s", "generation_time_s", "logprob_time_s", "train_time_s", "weight_sync_time_s",
             "reward_time_s", "drafter_train_time_s", "generation_makespan_s", "rollout_tokens_per_s"]
     out = {k: float(steady[k].mean()) for k in keys}
-    engines = [st.engine for st in run.pool.states]
+    engines = members(st.engine for st in run.pool.states)
     drafts = sum(e.stats.num_drafts for e in engines)
     accepted = sum(e.stats.num_accepted_tokens for e in engines)
     out.update({

@@ -20,7 +20,7 @@ from rlsim.rl.pool import EnginePool
 from rlsim.serving.metrics import bench_metrics
 from rlsim.serving.requests import Requests, sample_requests
 from rlsim.sim.build import Resolved
-from rlsim.sim.engines import build_engines, sequence_table, spec_decode_summary, spec_runtime
+from rlsim.sim.engines import build_engines, members, sequence_table, spec_decode_summary, spec_runtime
 
 __all__ = ["simulate_bench"]
 
@@ -100,7 +100,7 @@ def simulate_bench(res: Resolved, seed: int | None = None, speculative: bool = T
     engines = [st.engine for st in pool.states]
     seqs = sequence_table(engines, arrivals=True)
     seqs.insert(seqs.columns.get_loc("arrival_s"), "send_s", client.send_s[seqs["seq_id"].to_numpy()])
-    gaps = [e.token_gaps.arrays() for e in engines]
+    gaps = [e.token_gaps.arrays() for e in members(engines)]
     summary = bench_metrics(seqs, np.concatenate([g[0] for g in gaps]), np.concatenate([g[1] for g in gaps]), percentiles)
     summary.update(_spec_metrics(engines, spec))
     summary.update(_settings(res, seed))

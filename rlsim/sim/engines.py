@@ -17,7 +17,7 @@ from rlsim.sim.build import Resolved
 from rlsim.speculation.acceptance import AcceptanceSampler
 from rlsim.speculation.runtime import SpecRuntime
 
-__all__ = ["engine_params", "spec_runtime", "build_engines", "sequence_table", "spec_decode_summary"]
+__all__ = ["engine_params", "spec_runtime", "build_engines", "sequence_table", "spec_decode_summary", "members"]
 
 
 def engine_params(res: Resolved, speculative: bool = False) -> EngineParams:
@@ -78,11 +78,16 @@ def build_engines(res: Resolved, spec: SpecRuntime | None, owner: np.ndarray | N
     return engines
 
 
+def members(engines) -> list[Engine]:
+    """The engines whose records summaries read: each engine, or each rank of a DP group."""
+    return [m for e in engines for m in e.members]
+
+
 def sequence_table(engines: list[Engine], arrivals: bool = False) -> pd.DataFrame:
     """One row per sequence the engines served, by global id: engine, lengths, tokens emitted,
     preemptions, first admission, first token and finish times (and arrival times)."""
     parts = []
-    for e in engines:
+    for e in members(engines):
         r = e.requests
         parts.append(pd.DataFrame({
             "seq_id": r.seq_ids, "engine": e.id, "prompt_len": r.prompt, "response_len": r.response,
@@ -101,6 +106,7 @@ def spec_decode_summary(engines: list[Engine], k_max: int | None) -> dict:
     if k_max is None:
         return {"mean_acceptance_length": None, "per_position_acceptance": None, "draft_acceptance_rate": None,
                 "num_drafts": 0, "num_draft_tokens": 0, "num_accepted_tokens": 0}
+    engines = members(engines)
     drafts = sum(e.stats.num_drafts for e in engines)
     draft_tokens = sum(e.stats.num_draft_tokens for e in engines)
     accepted = sum(e.stats.num_accepted_tokens for e in engines)

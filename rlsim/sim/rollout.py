@@ -15,7 +15,7 @@ from rlsim.engine import Engine, Segment
 from rlsim.errors import ConfigError
 from rlsim.results.result import RunResult
 from rlsim.sim.build import Resolved
-from rlsim.sim.engines import build_engines, sequence_table, spec_decode_summary, spec_runtime
+from rlsim.sim.engines import build_engines, members, sequence_table, spec_decode_summary, spec_runtime
 from rlsim.speculation.runtime import SpecRuntime
 from rlsim.units import GB
 from rlsim.workload import Batch, sample_batch
@@ -110,6 +110,7 @@ def _summary(res: Resolved, seed: int, engines: list[Engine], seqs: pd.DataFrame
     dur = (segs["t1_s"] - segs["t0_s"]).to_numpy()
     busy_engine_s = float(dur.sum())
     mean_running = float((segs["running"].to_numpy() * dur).sum() / busy_engine_s) if busy_engine_s > 0 else 0.0
+    engines = members(engines)
     comp: dict[str, float] = {}
     for e in engines:
         for k, v in e.stats.components_s.items():
