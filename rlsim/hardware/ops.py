@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from rlsim import units
+from rlsim.hardware.kernels import gemm_kernel, moe_kernel
 from rlsim.hardware.profile import AlphaBeta, HardwareProfile, by_group_size
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "expected_experts_touched",
     "decode_attention_time_s",
     "prefill_attention_time_s",
+    "window_pairs",
     "elementwise_time_s",
     "collective_time_s",
     "custom_all_reduce_time_s",
@@ -44,7 +46,6 @@ __all__ = [
 ArrayLike = Any  # float | int | np.ndarray
 COLLECTIVE_OPS = ("all_reduce", "all_gather", "reduce_scatter", "alltoall")
 _ACT_BYTES = units.dtype_bytes("bf16")  # activations are bf16 in every op below
-_EFF_NAME = {"fp16": "bf16"}  # dtypes sharing another's parameters and tables
 
 
 def _f(x: ArrayLike) -> np.ndarray:
@@ -96,13 +97,16 @@ def gemm_time_s(hw: HardwareProfile, m: ArrayLike, n: ArrayLike, k: ArrayLike, d
             + m * (act_quant_row_ns + act_quant_pass_ns * ceil(k / 2048))
 
     (bf16 activations in and out; the last term is the dynamic activation quantisation of
-    quantised GEMMs, 0 for bf16).  Parameters: :class:`~rlsim.hardware.profile.GemmEff`.
-    fp8_block uses the fp8 peak.  In table mode a measured curve for ``(n, k)`` replaces the
-    model inside its m range.  Any zero dimension gives 0 s.
+    quantised GEMMs, 0 for bf16).  Parameters: :class:`~rlsim.hardware.profile.GemmEff` of the
+    kernel :func:`~rlsim.hardware.kernels.gemm_kernel` picks (its peak and bytes per weight,
+    scales included; fp8_block uses the fp8 peak; weight-only 4-bit dtypes the bf16 entry).  In
+    table mode a measured curve for ``(n, k)`` replaces the model inside its m range.  Any zero
+    dimension gives 0 s.
     """
-    e = hw.gemm_eff(dtype)
-    peak = hw.peak_flops(dtype)
-    wb = units.dtype_bytes(dtype)
+    kc = gemm_kernel(hw, dtype)
+    e = hw.gemm_eff(kc.params_key)
+    peak = hw.peak_flops(kc.compute_dtype)
+    wb = kc.weight_bytes
     m, n, k = _f(m), _f(n), _f(k)
     m_pad = np.where(m > GEMM_TILE_M, np.ceil(m / GEMM_TILE_M) * GEMM_TILE_M, m)
     compute = 2.0 * n * k * m_pad / (peak * e.compute_eff)
@@ -110,8 +114,8 @@ def gemm_time_s(hw: HardwareProfile, m: ArrayLike, n: ArrayLike, k: ArrayLike, d
     quant = m * (e.act_quant_row_ns + e.act_quant_pass_ns * np.ceil(k / ACT_QUANT_PASS_ELEMS)) * 1e-9
     t = (units.us(e.latency_us) + k * e.k_loop_ns * 1e-9 + np.maximum(compute, memory)
          + e.overlap_loss * np.minimum(compute, memory) + quant)
-    if dtype != "fp8_block":  # fp8_block tables carry the eager harness floor (tables module)
-        t = _tabulated(hw, f"gemm:{_EFF_NAME.get(dtype, dtype)}", (n, k), m, t)
+    if dtype != "fp8_block" and kc.fallback is None:  # fp8_block tables carry the eager harness floor
+        t = _tabulated(hw, f"gemm:{kc.params_key}", (n, k), m, t)
     return _out(np.where((m == 0) | (n == 0) | (k == 0), 0.0, t))  # NaN shapes stay NaN
 
 
@@ -165,12 +169,14 @@ def moe_time_s(
 
     ``experts_touched_local`` (see :func:`expected_experts_touched`) is clipped to
     ``num_experts_local`` and to ``rows``.  ``padded_rows`` overrides the even spread when the
-    caller knows the per-expert row counts (uneven routing).  Zero tokens and zero overhead
-    rows give 0 s.
+    caller knows the per-expert row counts (uneven routing).  The kernel, its peak and bytes per
+    weight (scales included) are :func:`~rlsim.hardware.kernels.moe_kernel`'s choice for
+    ``dtype``.  Zero tokens and zero overhead rows give 0 s.
     """
-    e = hw.moe_eff(dtype)
-    peak = hw.peak_flops(dtype)
-    wb = units.dtype_bytes(dtype)
+    kc = moe_kernel(hw, dtype)
+    e = hw.moe_eff(kc.params_key)
+    peak = hw.peak_flops(kc.compute_dtype)
+    wb = kc.weight_bytes
     rows = _f(tokens) * topk
     touched = np.minimum(np.minimum(_f(experts_touched_local), _f(num_experts_local)), rows)
     k_inter = n_gate_up / 2 if gated else n_gate_up
@@ -220,7 +226,9 @@ def moe_layer_time_s(
     n_gate_up = int((2 if gated else 1) * inter // tp)
     t = moe_time_s(hw, T / ep, num_experts / ep, touched / ep, n_gate_up, hidden, hidden, dtype, topk,
                    overhead_rows=T * topk, gated=gated)
-    t = _tabulated(hw, f"moe:{_EFF_NAME.get(dtype, dtype)}", (hidden, inter, num_experts, topk, tp, ep), T, t)
+    kc = moe_kernel(hw, dtype)
+    if kc.fallback is None:  # tables are keyed by the measured dtype (fp16 rows serve bf16)
+        t = _tabulated(hw, f"moe:{'bf16' if dtype == 'fp16' else dtype}", (hidden, inter, num_experts, topk, tp, ep), T, t)
     return _out(np.where(T > 0, t, 0.0))
 
 
@@ -256,7 +264,8 @@ ATTN_TILE_M = 128
 
 
 def decode_attention_time_s(
-    hw: HardwareProfile, kv_bytes: ArrayLike, num_seqs: ArrayLike, flops: ArrayLike = 0.0, num_kv_heads: ArrayLike = 1
+    hw: HardwareProfile, kv_bytes: ArrayLike, num_seqs: ArrayLike, flops: ArrayLike = 0.0, num_kv_heads: ArrayLike = 1,
+    kv_dtype: str = "bf16",
 ) -> float | np.ndarray:
     """Decode (or short-query, e.g. speculative verify) attention over a batch, one layer::
 
@@ -270,12 +279,16 @@ def decode_attention_time_s(
     a first KV tile, softmax, write O) however short the context: the third term, spread over
     the SMs.  KV is always read from HBM (the L2 speed-up seen in isolated kernel benchmarks does
     not survive a real forward pass).  For a fixed batch the time is ``const + max(a * ctx, c *
-    ctx + offset, cta)`` in the total context -- the engine's fast path relies on that.  Zero
-    sequences give 0 s.
+    ctx + offset, cta)`` in the total context -- the engine's fast path relies on that.  An fp8
+    KV cache (``kv_dtype="fp8"``) uses the profile's ``decode_attention_fp8`` /
+    ``prefill_attention_fp8`` parameters where fitted (the kernel dequantises K and V: it reads
+    half the bytes but not at the bf16 kernel's efficiency), else the bf16 ones.  Sliding-window
+    layers pass the bytes and FLOPs of the keys inside the window.  Zero sequences give 0 s.
     """
-    da = hw.efficiency.decode_attention
+    eff = hw.efficiency
+    da = eff.decode_attention_for(kv_dtype)
     memory = _f(kv_bytes) / (hw.hbm_bandwidth_bytes_per_s * da.mem_eff)
-    compute = _f(flops) / (hw.peak_flops("bf16") * hw.efficiency.prefill_attention.compute_eff)
+    compute = _f(flops) / (hw.peak_flops("bf16") * eff.prefill_attention_for(kv_dtype).compute_eff)
     seqs = _f(num_seqs)
     cta = units.us(da.cta_us) * seqs * _f(num_kv_heads) / hw.gpu.sm_count
     t = np.maximum(np.maximum(memory, compute), cta) + units.us(da.latency_us)
@@ -291,6 +304,7 @@ def prefill_attention_time_s(
     num_heads: ArrayLike,
     num_kv_heads: ArrayLike,
     head_flops_per_pair: ArrayLike,
+    kv_dtype: str = "bf16",
 ) -> float | np.ndarray:
     """Prefill attention (query chunks of one or more tokens), one layer, FlashAttention-style::
 
@@ -306,9 +320,13 @@ def prefill_attention_time_s(
     (cached + new).  The per-tile cost is tile quantisation (short chunks fill a 128-row tile
     partly), the per-token terms the Q / O traffic per head and the K / V traffic per KV head,
     and ``crit`` the critical path when too few CTAs fill the GPU: the last query tile of the
-    longest sequence runs on one SM against all its keys.  Nothing to do gives 0 s.
+    longest sequence runs on one SM against all its keys.  ``kv_dtype="fp8"`` uses
+    ``prefill_attention_fp8`` where fitted (FLOPs still against the bf16 peak: the fitted
+    efficiency says what the fp8-KV kernel achieves).  Sliding-window layers pass the FLOPs of
+    the key tiles the kernel visits (:func:`window_pairs`) and their critical keys.  Nothing to
+    do gives 0 s.
     """
-    pa = hw.efficiency.prefill_attention
+    pa = hw.efficiency.prefill_attention_for(kv_dtype)
     q, fl, tiles = _f(query_tokens), _f(flops), _f(query_tiles) * _f(num_heads)
     sms = hw.gpu.sm_count
     peak = hw.peak_flops("bf16")
@@ -317,6 +335,20 @@ def prefill_attention_time_s(
     crit = units.us(pa.tile_us) + ATTN_TILE_M * _f(critical_keys) * _f(head_flops_per_pair) / (peak / sms * pa.crit_eff)
     t = np.maximum(work, crit) + units.us(pa.latency_us)
     return _out(np.where((tiles > 0) & (fl > 0), t, 0.0))
+
+
+def window_pairs(causal_pairs: ArrayLike, query_tokens: ArrayLike, window: ArrayLike) -> float | np.ndarray:
+    """Query-key pairs a tiled prefill kernel computes on a sliding-window layer::
+
+        pairs = min(causal_pairs, query_tokens * 128 * (ceil(window / 128) + 1))
+
+    FlashAttention walks, for each 128-row query tile, the 128-key tiles from the one holding
+    ``first row - window`` to the diagonal (``n_block_min`` / ``n_block_max`` in its local-
+    attention path): ``ceil(window / 128) + 1`` tiles, computed whole and masked, so every query
+    row pays ``window + 128`` keys (at most its causal keys)."""
+    tile = float(ATTN_TILE_M)
+    per_row = tile * (np.ceil(_f(window) / tile) + 1.0)
+    return _out(np.minimum(_f(causal_pairs), _f(query_tokens) * per_row))
 
 
 def elementwise_time_s(hw: HardwareProfile, nbytes: ArrayLike) -> float | np.ndarray:

@@ -230,10 +230,16 @@ class GemmByDtype(_Frozen):
 
 
 class MoeByDtype(_Frozen):
+    """Fused-MoE parameters per expert weight dtype: ``fp4`` = NVFP4, ``mxfp4`` = MXFP4 weights
+    with bf16 activations (gpt-oss), ``int4`` = INT4 weight-only Marlin (any group size); see
+    :mod:`rlsim.hardware.kernels` for which kernel each is."""
+
     bf16: MoeEff
     fp8: MoeEff | None = None
     fp8_block: MoeEff | None = None
     fp4: MoeEff | None = None
+    mxfp4: MoeEff | None = None
+    int4: MoeEff | None = None
 
 
 class DecodeAttentionEff(_Frozen):
@@ -267,7 +273,9 @@ class ElementwiseEff(_Frozen):
 class Efficiency(_Frozen):
     """Per-op-class efficiency parameters.  ``latency_us`` values are GPU-side per-kernel floors
     (as under CUDA graphs); ``kernel_launch_us`` is the extra host launch cost per kernel when
-    running eagerly, added by the engine, not by the op functions."""
+    running eagerly, added by the engine, not by the op functions.  ``decode_attention_fp8`` /
+    ``prefill_attention_fp8``: the attention kernels with an fp8 KV cache (their own fit; absent
+    = the bf16 parameters at 1 byte per KV value)."""
 
     gemm: GemmByDtype
     moe: MoeByDtype
@@ -275,6 +283,16 @@ class Efficiency(_Frozen):
     prefill_attention: PrefillAttentionEff
     elementwise: ElementwiseEff
     kernel_launch_us: NonNeg
+    decode_attention_fp8: DecodeAttentionEff | None = None
+    prefill_attention_fp8: PrefillAttentionEff | None = None
+
+    def decode_attention_for(self, kv_dtype: str) -> DecodeAttentionEff:
+        """Decode-attention parameters for a KV cache of ``kv_dtype``."""
+        return self.decode_attention_fp8 if kv_dtype == "fp8" and self.decode_attention_fp8 else self.decode_attention
+
+    def prefill_attention_for(self, kv_dtype: str) -> PrefillAttentionEff:
+        """Prefill-attention parameters for a KV cache of ``kv_dtype``."""
+        return self.prefill_attention_fp8 if kv_dtype == "fp8" and self.prefill_attention_fp8 else self.prefill_attention
 
 
 class Topology(_Frozen):
@@ -366,7 +384,8 @@ class TrainingEfficiency(_Frozen):
 # --------------------------------------------------------------------------- the profile
 
 _PEAK_KEY = {"bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "fp8_block": "fp8", "fp4": "fp4"}
-_EFF_KEY = {"bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "fp4": "fp4"}
+_EFF_KEY = {"bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "fp4": "fp4", "mxfp4": "mxfp4",
+            "int4": "int4"}
 
 
 class HardwareProfile(_Frozen):
@@ -472,9 +491,9 @@ class HardwareProfile(_Frozen):
 
     def _eff_entry(self, table: BaseModel, path: str, dtype: str):
         key = _EFF_KEY.get(dtype)
-        entry = getattr(table, key) if key else None
+        entry = getattr(table, key, None) if key else None
         if entry is None:
-            known = [d for d, k in _EFF_KEY.items() if getattr(table, k) is not None]
+            known = [d for d, k in _EFF_KEY.items() if getattr(table, k, None) is not None]
             raise ConfigError.at(self.source, path, dtype, f"has no entry for this dtype (known: {', '.join(known)})")
         return entry
 
