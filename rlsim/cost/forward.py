@@ -23,8 +23,8 @@ The pass is composed from op times (rlsim.hardware.ops), per DESIGN 4:
 Sliding-window layers (``arch.num_sliding_layers``, window ``W``) attend to at most ``W`` keys:
 decode reads ``sum(min(context, W))`` tokens of KV (``PassShape.decode_window_ctx_tokens``, or
 ``min(total context, W x sequences)`` -- exact when every context is >= W), verify pairs scale
-by the same fraction, and prefill computes the key tiles a tiled kernel visits
-(:func:`rlsim.hardware.ops.window_pairs`) with the critical path bounded by ``W`` + one tile.
+by the same fraction, and prefill computes at most ``W`` keys per query (``min(pairs, tokens x
+W)``, :func:`rlsim.hardware.ops.window_pairs`) with the critical path bounded by ``W`` + one tile.
 Attention sinks (gpt-oss: one logit per head in the softmax denominator) are not timed (one
 term per query row).  MLA layers (DeepSeek-V3, Kimi-K2.5) read the latent cache (one KV head).
 
@@ -150,6 +150,8 @@ class ForwardModel:
         self._moe_layers = arch.num_moe_layers if num_moe_layers is None else num_moe_layers
         self._heads = arch.num_attention_heads // tp
         self._kv_heads = 1 if arch.attention_kind == "mla" else kv_heads_per_gpu(arch, tp)  # MLA: one latent KV head
+        # head dim of the decode CTA cost: MLA's latent kernels are not measured, keep them at the reference 128
+        self._cta_head_dim = 128 if arch.attention_kind == "mla" else arch.head_dim
         self._kv_values = kv_values_per_token_per_layer_per_gpu(arch, tp)
         self._kv_bytes_per_tok_layer = self._kv_values * dtype_bytes(kv_dtype)
         self._decode_flops_per_pair, self._prefill_flops_per_pair = self._attention_flops_per_pair()
@@ -220,7 +222,8 @@ class ForwardModel:
     def _decode_layer_s(self, seqs: int, ctx, pairs):
         """One layer's decode attention over ``ctx`` keys (total) and ``pairs`` query-key pairs."""
         return ops.decode_attention_time_s(self.hw, ctx * self._kv_bytes_per_tok_layer, seqs,
-                                           pairs * self._decode_flops_per_pair, self._kv_heads, self.kv_dtype)
+                                           pairs * self._decode_flops_per_pair, self._kv_heads, self.kv_dtype,
+                                           self._cta_head_dim)
 
     def _prefill_layer_s(self, tokens: float, pairs: float, tiles: float, keys: float):
         """One layer's prefill attention (see :func:`rlsim.hardware.ops.prefill_attention_time_s`)."""
@@ -321,7 +324,7 @@ class ForwardModel:
         const = sum(self._token_cost(T, batch * q, self.cuda_graphs)) + L * da.latency_us * 1e-6 + self.launch_overhead_s(True)
         mem = self._kv_bytes_per_tok_layer / (hw.hbm_bandwidth_bytes_per_s * da.mem_eff)
         per_flop = self._decode_flops_per_pair / (hw.peak_flops("bf16") * hw.efficiency.prefill_attention_for(self.kv_dtype).compute_eff)
-        cta = da.cta_us * 1e-6 * batch * self._kv_heads / hw.gpu.sm_count
+        cta = da.cta_us * da.cta_scale(self._cta_head_dim) * 1e-6 * batch * self._kv_heads / hw.gpu.sm_count
         return const, mem, per_flop * q, -per_flop * batch * q * (q - 1) / 2.0, cta
 
     def decode_const_parts(self, batch: int, q: int = 1) -> dict[str, float]:
