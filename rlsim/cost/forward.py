@@ -160,16 +160,18 @@ class ForwardModel:
         self._head = [w for w in all_weights if w.group == "head"]
         self._experts = [w for w in all_weights if w.group == "expert"]
         self._token_cost = lru_cache(maxsize=4096)(self._token_components)
+        self._gemm_kernels = {d: gemm_kernel(hw, d) for d in {self.quant.dtype_of(w.group) for w in self._weights + self._head}}
+        self._moe_kernel = moe_kernel(hw, self.quant.expert) if self._experts and self._moe_layers else None
         self.warnings: tuple[str, ...] = self._kernel_warnings()
         self.notes: tuple[str, ...] = tuple(arch.notes)
 
     def _kernel_warnings(self) -> tuple[str, ...]:
         """Fallbacks of the kernels this pass runs (see :mod:`rlsim.hardware.kernels`), the
         quantisation's notes, and an fp8 KV cache without fitted fp8 attention parameters."""
-        out = [gemm_kernel(self.hw, d).fallback for d in
-               dict.fromkeys(self.quant.dtype_of(w.group) for w in self._weights + self._head)]
-        if self._experts and self._moe_layers:
-            out.append(moe_kernel(self.hw, self.quant.expert).fallback)
+        order = dict.fromkeys(self.quant.dtype_of(w.group) for w in self._weights + self._head)
+        out = [self._gemm_kernels[d].fallback for d in order]
+        if self._moe_kernel is not None:
+            out.append(self._moe_kernel.fallback)
         eff = self.hw.efficiency
         if self.kv_dtype == "fp8" and (eff.decode_attention_fp8 is None or eff.prefill_attention_fp8 is None):
             out.append(f"attention with an fp8 KV cache on {self.hw.name}: no fitted fp8-KV attention parameters; "
@@ -244,7 +246,8 @@ class ForwardModel:
         linear = 0.0
         for w in self._weights:
             n, k = local_shape(a, w, tp)
-            linear += w.layers * float(ops.gemm_time_s(hw, T, n, k, self.quant.dtype_of(w.group)))
+            d = self.quant.dtype_of(w.group)
+            linear += w.layers * float(ops.gemm_time_s(hw, T, n, k, d, self._gemm_kernels[d]))
         moe = self._moe_time_s(T) if (a.is_moe and self._moe_layers) else 0.0
         hidden_bytes = T * a.hidden_size * 2.0
         comm = 0.0
@@ -262,7 +265,8 @@ class ForwardModel:
         # expert parallel: each rank owns E/tp whole experts; else every expert is split tp ways
         ep_split = {"tp": 1, "ep": tp} if self.expert_parallel else {"tp": tp, "ep": 1}
         t = ops.moe_layer_time_s(self.hw, T, a.num_experts, a.num_experts_per_tok, a.hidden_size,
-                                 a.moe_intermediate_size, self.quant.expert, skew=self.moe_skew, gated=gated, **ep_split)
+                                 a.moe_intermediate_size, self.quant.expert, skew=self.moe_skew, gated=gated,
+                                 kernel=self._moe_kernel, **ep_split)
         return self._moe_layers * float(t)  # router GEMMs are among the layer's linear weights
 
     def _head_time_s(self, num_logits: int, graphed: bool) -> float:
@@ -274,7 +278,7 @@ class ForwardModel:
         for w in self._head:
             n, k = local_shape(self.arch, w, tp)
             vocab = w.out_features
-            t += float(ops.gemm_time_s(hw, num_logits, n, k, self.quant.head))
+            t += float(ops.gemm_time_s(hw, num_logits, n, k, self.quant.head, self._gemm_kernels[self.quant.head]))
         if tp > 1:
             t += float(ops.collective_time_s(hw, "all_gather", num_logits * vocab * 2.0, tp, cuda_graph=graphed))
         t += float(ops.elementwise_time_s(hw, SAMPLER_PASSES * num_logits * vocab * 4.0))
@@ -305,26 +309,29 @@ class ForwardModel:
         the pass is ``const + max(memory slope x ctx, compute slope x ctx + offset, cta)`` per
         layer kind (full; sliding at ``min(ctx, batch x window)``), the attention roofline being
         the only context-dependent part."""
-        const, mem, comp, offset, cta = self._decode_coeffs(batch, q)
+        const, mem, comp, offset, cta = self._decode_coeffs(batch, q, self._full)
         ctx = np.asarray(ctx_tokens, dtype=np.float64)
-        t = const + self._full * np.maximum(np.maximum(mem * ctx, comp * ctx + offset), cta)
+        t = const + np.maximum(np.maximum(mem * ctx, comp * ctx + offset), cta)
         if self._sliding:
+            _, mem, comp, offset, cta = self._decode_coeffs(batch, q, self._sliding)
             ctx_w = np.minimum(ctx, batch * self._window)
             scale = np.divide(ctx_w, ctx, out=np.ones_like(ctx_w), where=ctx > 0)
-            t = t + self._sliding * np.maximum(np.maximum(mem * ctx_w, comp * ctx_w + offset * scale), cta)
+            t = t + np.maximum(np.maximum(mem * ctx_w, comp * ctx_w + offset * scale), cta)
         return t
 
     @functools.lru_cache(maxsize=8192)
-    def _decode_coeffs(self, batch: int, q: int) -> tuple[float, float, float, float, float]:
-        """(context-independent time, and per layer: memory slope, compute slope, compute offset, CTA floor)."""
+    def _decode_coeffs(self, batch: int, q: int, layers: int) -> tuple[float, float, float, float, float]:
+        """(context-independent time of the pass, and over ``layers`` layers: memory slope,
+        compute slope, compute offset, CTA floor)."""
         T = self.padded_tokens(batch * q, True)
         hw = self.hw
         da = hw.efficiency.decode_attention_for(self.kv_dtype)
-        L = self._layers
-        const = sum(self._token_cost(T, batch * q, self.cuda_graphs)) + L * da.latency_us * 1e-6 + self.launch_overhead_s(True)
-        mem = self._kv_bytes_per_tok_layer / (hw.hbm_bandwidth_bytes_per_s * da.mem_eff)
-        per_flop = self._decode_flops_per_pair / (hw.peak_flops("bf16") * hw.efficiency.prefill_attention_for(self.kv_dtype).compute_eff)
-        cta = da.cta_us * da.cta_scale(self._cta_head_dim) * 1e-6 * batch * self._kv_heads / hw.gpu.sm_count
+        L = layers
+        const = (sum(self._token_cost(T, batch * q, self.cuda_graphs)) + self._layers * da.latency_us * 1e-6
+                 + self.launch_overhead_s(True))
+        mem = L * self._kv_bytes_per_tok_layer / (hw.hbm_bandwidth_bytes_per_s * da.mem_eff)
+        per_flop = L * self._decode_flops_per_pair / (hw.peak_flops("bf16") * hw.efficiency.prefill_attention_for(self.kv_dtype).compute_eff)
+        cta = L * da.cta_us * da.cta_scale(self._cta_head_dim) * 1e-6 * batch * self._kv_heads / hw.gpu.sm_count
         return const, mem, per_flop * q, -per_flop * batch * q * (q - 1) / 2.0, cta
 
     def decode_const_parts(self, batch: int, q: int = 1) -> dict[str, float]:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from rlsim import units
-from rlsim.hardware.kernels import gemm_kernel, moe_kernel
+from rlsim.hardware.kernels import KernelChoice, gemm_kernel, moe_kernel
 from rlsim.hardware.profile import AlphaBeta, HardwareProfile, by_group_size
 
 __all__ = [
@@ -87,7 +87,8 @@ GEMM_TILE_M = 128
 ACT_QUANT_PASS_ELEMS = 2048
 
 
-def gemm_time_s(hw: HardwareProfile, m: ArrayLike, n: ArrayLike, k: ArrayLike, dtype: str) -> float | np.ndarray:
+def gemm_time_s(hw: HardwareProfile, m: ArrayLike, n: ArrayLike, k: ArrayLike, dtype: str,
+                kernel: KernelChoice | None = None) -> float | np.ndarray:
     """Dense GEMM ``y[m,n] = x[m,k] @ W[k,n]`` with weights in ``dtype``::
 
         m_pad = m if m <= 128 else ceil(m / 128) * 128         (128-row output tiles)
@@ -101,9 +102,10 @@ def gemm_time_s(hw: HardwareProfile, m: ArrayLike, n: ArrayLike, k: ArrayLike, d
     kernel :func:`~rlsim.hardware.kernels.gemm_kernel` picks (its peak and bytes per weight,
     scales included; fp8_block uses the fp8 peak; weight-only 4-bit dtypes the bf16 entry).  In
     table mode a measured curve for ``(n, k)`` replaces the model inside its m range.  Any zero
-    dimension gives 0 s.
+    dimension gives 0 s.  ``kernel``: that choice made once by the caller (a forward model asks
+    for the same one on every pass).
     """
-    kc = gemm_kernel(hw, dtype)
+    kc = kernel or gemm_kernel(hw, dtype)
     e = hw.gemm_eff(kc.params_key)
     peak = hw.peak_flops(kc.compute_dtype)
     wb = kc.weight_bytes
@@ -146,6 +148,7 @@ def moe_time_s(
     overhead_rows: ArrayLike | None = None,
     gated: bool = True,
     padded_rows: ArrayLike | None = None,
+    kernel: KernelChoice | None = None,
 ) -> float | np.ndarray:
     """One fused-MoE layer (experts only: gate_up GEMM + activation + down GEMM) on one GPU.
 
@@ -172,9 +175,9 @@ def moe_time_s(
     ``num_experts_local`` and to ``rows``.  ``padded_rows`` overrides the even spread when the
     caller knows the per-expert row counts (uneven routing).  The kernel, its peak and bytes per
     weight (scales included) are :func:`~rlsim.hardware.kernels.moe_kernel`'s choice for
-    ``dtype``.  Zero tokens and zero overhead rows give 0 s.
+    ``dtype`` (or ``kernel``, made once by the caller).  Zero tokens and zero overhead rows give 0 s.
     """
-    kc = moe_kernel(hw, dtype)
+    kc = kernel or moe_kernel(hw, dtype)
     e = hw.moe_eff(kc.params_key)
     peak = hw.peak_flops(kc.compute_dtype)
     wb = kc.weight_bytes
@@ -206,6 +209,7 @@ def moe_layer_time_s(
     skew: float = 0.0,
     gated: bool = True,
     routing: str = "random",
+    kernel: KernelChoice | None = None,
 ) -> float | np.ndarray:
     """One MoE layer's experts on one GPU of a ``tp x ep`` split, as vLLM's fused MoE runs it.
 
@@ -226,9 +230,9 @@ def moe_layer_time_s(
     else:
         raise ValueError(f"routing = {routing!r}; expected random or round_robin")
     n_gate_up = int((2 if gated else 1) * inter // tp)
+    kc = kernel or moe_kernel(hw, dtype)
     t = moe_time_s(hw, T / ep, num_experts / ep, touched / ep, n_gate_up, hidden, hidden, dtype, topk,
-                   overhead_rows=T * topk, gated=gated)
-    kc = moe_kernel(hw, dtype)
+                   overhead_rows=T * topk, gated=gated, kernel=kc)
     if kc.fallback is None:  # tables are keyed by the measured dtype (fp16 rows serve bf16)
         t = _tabulated(hw, f"moe:{'bf16' if dtype == 'fp16' else dtype}", (hidden, inter, num_experts, topk, tp, ep), T, t)
     return _out(np.where(T > 0, t, 0.0))

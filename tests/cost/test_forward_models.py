@@ -49,10 +49,14 @@ def test_sliding_layers_read_at_most_the_window(h100, gpt):
     np.testing.assert_allclose(fwd.decode_times_s(B, ctx), [fwd.time_s(PassShape(B, B, B, c)) for c in ctx], rtol=1e-12)
     np.testing.assert_allclose(fwd.decode_times_s(B, ctx, q=4),
                                [fwd.time_s(PassShape(4 * B, 4 * B, B, c, decode_pairs=4 * c - B * 6)) for c in ctx], rtol=1e-12)
-    # the engine may pass the exact sum of min(context, W): one long and one short sequence
-    exact = fwd.attention_time_s(2, 10_100.0, decode_window_ctx_tokens=128 + 100.0)
-    est = fwd.attention_time_s(2, 10_100.0)  # min(10100, 2 x 128) = 256
-    assert exact < est
+    # the engine may pass the exact sum of min(context, W) (one 10k and one 100-token sequence:
+    # 228) instead of the estimate min(10100, 2 x 128) = 256; the sliding layers use it
+    kv_tok = 2 * 4 * 64 * 2  # K and V, 4 KV heads per rank at TP 2, head_dim 64, bf16
+    def layers(ctx):  # 18 layers of one kind over ``ctx`` keys in all
+        return 18 * ops.decode_attention_time_s(h100, ctx * kv_tok, 2, ctx * 4 * 32 * 64, 4, "bf16", 64)
+    assert fwd.attention_time_s(2, 10_100.0, decode_window_ctx_tokens=228.0) == pytest.approx(
+        layers(10_100.0) + layers(228.0), rel=1e-12)
+    assert fwd.attention_time_s(2, 10_100.0) == pytest.approx(layers(10_100.0) + layers(256.0), rel=1e-12)
 
 
 def test_sliding_window_prefill_is_bounded_by_the_window(h100, gpt):
