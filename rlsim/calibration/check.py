@@ -162,8 +162,8 @@ def render_check(result: dict, hw: HardwareProfile, traces: str, relevant: bool)
             lines.append(f"  {k:<28} {e['n']:>7,} {e['median_abs_pct_err']:>9.1f} {e['p90_abs_pct_err']:>8.1f}   "
                          f"{e['table_rows']:>17,} {e['table_median_abs_pct_err']:>9.1f} {e['table_p90_abs_pct_err']:>8.1f}")
     if result["skipped"]:
-        lines.append(f"\n{result['skipped']:,} rows have no model prediction (other dtypes, skewed routing, "
-                     "sliding windows, unmapped kernels) and are not scored")
+        lines.append(f"\n{result['skipped']:,} rows have no model prediction (unknown dtypes, skewed routing, "
+                     "unmapped kernels) and are not scored")
     return "\n".join(lines)
 
 
