@@ -19,6 +19,7 @@ from rlsim.calibration.relevant import relevant_mask
 from rlsim.errors import CalibrationError
 from rlsim.hardware.profile import HardwareProfile
 from rlsim.hardware.tables import KernelTables
+from rlsim.units import is_int4
 
 __all__ = ["CONTRACT_KEYS", "row_keys", "check", "table_mode_errors", "render_check", "parity_plots", "shape_label", "SIZE_BANDS_S"]
 
@@ -26,6 +27,7 @@ __all__ = ["CONTRACT_KEYS", "row_keys", "check", "table_mode_errors", "render_ch
 CONTRACT_KEYS = [
     "gemm:bf16", "gemm:fp8", "gemm:fp8_block", "moe:bf16", "moe:fp8", "moe:fp8_block",
     "generation_attention:bf16", "context_attention:bf16", "nccl_all_reduce", "custom_all_reduce",
+    "generation_attention:fp8", "context_attention:fp8", "moe:mxfp4", "moe:int4",
 ]
 #: Size bands of the measured time (seconds) for the per-band breakdown.
 SIZE_BANDS_S = [(0.0, 10e-6, "<10us"), (10e-6, 100e-6, "10-100us"), (100e-6, 1e-3, "0.1-1ms"), (1e-3, np.inf, ">=1ms")]
@@ -35,15 +37,19 @@ _NO_DTYPE = ("nccl_", "custom_all_reduce", "p2p")
 
 def row_keys(df: pd.DataFrame) -> np.ndarray:
     """The report key of every row: ``op_class:dtype``, or ``op_class`` for collectives
-    (only half-precision buffers; other element types get ``op_class:dtype``)."""
+    (only half-precision buffers; other element types get ``op_class:dtype``).  INT4 rows of any
+    group size share ``<op>:int4`` (one kernel, one profile entry); sliding-window attention
+    rows get ``:window`` (a check of the window physics, not a fitted key)."""
     oc = df["op_class"].astype(str).to_numpy()
     dt = df["dtype"].fillna("").astype(str).to_numpy()
+    win = df["window_size"].fillna(0).to_numpy(dtype=float) if "window_size" in df else np.zeros(len(df))
     out = np.empty(len(df), dtype=object)
     for i, (o, d) in enumerate(zip(oc, dt)):
+        d = "int4" if is_int4(d) else d
         if o.startswith(_NO_DTYPE):
             out[i] = o if d in ("bf16", "fp16", "") else f"{o}:{d}"
         else:
-            out[i] = f"{o}:{d}" if d else o
+            out[i] = (f"{o}:{d}" if d else o) + (":window" if win[i] > 0 else "")
     return out
 
 
@@ -60,7 +66,9 @@ def shape_label(row: pd.Series) -> str:
         return (f"T={i('num_tokens')} h={i('hidden_size')} i={i('inter_size')} E={i('num_experts')} "
                 f"top{i('topk')} tp{i('moe_tp')} ep{i('moe_ep')}")
     if o in ("generation_attention", "context_attention"):
-        return f"b={i('batch_size')} s={i('seq_len')} h={i('num_heads')}/{i('num_kv_heads')} d={i('head_dim')}"
+        w = row.get("window_size")
+        win = f" w={int(w)}" if w == w and w else ""
+        return f"b={i('batch_size')} s={i('seq_len')} h={i('num_heads')}/{i('num_kv_heads')} d={i('head_dim')}{win}"
     if o.startswith("nccl_") or o == "custom_all_reduce":
         be = row.get("backend") or ""
         return f"n={i('num_gpus')} {row['nbytes']:.0f} B {be}".rstrip()
@@ -154,8 +162,8 @@ def render_check(result: dict, hw: HardwareProfile, traces: str, relevant: bool)
             lines.append(f"  {k:<28} {e['n']:>7,} {e['median_abs_pct_err']:>9.1f} {e['p90_abs_pct_err']:>8.1f}   "
                          f"{e['table_rows']:>17,} {e['table_median_abs_pct_err']:>9.1f} {e['table_p90_abs_pct_err']:>8.1f}")
     if result["skipped"]:
-        lines.append(f"\n{result['skipped']:,} rows have no model prediction (other dtypes, skewed routing, "
-                     "sliding windows, unmapped kernels) and are not scored")
+        lines.append(f"\n{result['skipped']:,} rows have no model prediction (unknown dtypes, skewed routing, "
+                     "unmapped kernels) and are not scored")
     return "\n".join(lines)
 
 

@@ -28,6 +28,7 @@ from scipy.optimize import least_squares
 from rlsim.calibration.predict import predict
 from rlsim.errors import CalibrationError
 from rlsim.hardware import ops
+from rlsim.hardware.kernels import params_key
 from rlsim.hardware.profile import HardwareProfile
 
 __all__ = ["Param", "KeySpec", "key_specs", "fit_key", "fit_profile", "errors_of", "FitResult",
@@ -119,6 +120,35 @@ def _half(op: str) -> Callable[[pd.DataFrame], np.ndarray]:
     return f
 
 
+def _moe_rows(d: str) -> Callable[[pd.DataFrame], np.ndarray]:
+    """Balanced-routing fused-MoE rows whose dtype is timed by profile entry ``moe.<d>``."""
+    def f(df: pd.DataFrame) -> np.ndarray:
+        keys = df["dtype"].fillna("").map(params_key)
+        return ((df["op_class"] == "moe") & (keys == d) & (df["distribution"].fillna("balanced") == "balanced")).to_numpy()
+
+    return f
+
+
+def _full_attention(op: str, dtype: str) -> Callable[[pd.DataFrame], np.ndarray]:
+    """Attention rows of ``dtype`` KV without a sliding window (window rows are a check of the
+    window physics with parameters fitted on full attention, never fitted)."""
+    def f(df: pd.DataFrame) -> np.ndarray:
+        return ((df["op_class"] == op) & (df["dtype"] == dtype) & (df["window_size"].fillna(0) == 0)).to_numpy()
+
+    return f
+
+
+#: Profile entries a key fits that a profile may not have yet, and the entry they start from
+#: (a copy): the new MoE dtypes from bf16, the fp8-KV attention kernels from the bf16-KV ones.
+START_FROM = {
+    "moe:mxfp4": (("efficiency", "moe", "mxfp4"), ("efficiency", "moe", "bf16")),
+    "moe:int4": (("efficiency", "moe", "int4"), ("efficiency", "moe", "bf16")),
+    "moe:fp4": (("efficiency", "moe", "fp4"), ("efficiency", "moe", "bf16")),
+    "generation_attention:fp8": (("efficiency", "decode_attention_fp8"), ("efficiency", "decode_attention")),
+    "context_attention:fp8": (("efficiency", "prefill_attention_fp8"), ("efficiency", "prefill_attention")),
+}
+
+
 #: GEMM parameters of fp8_block that the fit copies from the bf16 fit (see _gemm_spec).
 FP8_BLOCK_FROM_BF16 = ("latency_us", "k_loop_ns", "overlap_loss")
 #: Candidate per-expert row tiles of the fused-MoE kernels (vLLM's BLOCK_SIZE_M configs).
@@ -154,30 +184,20 @@ def key_specs(df: pd.DataFrame) -> list[KeySpec]:
     are predicted by the decode formula; the decode FLOP term, which uses the prefill compute
     efficiency, is negligible for one-token queries)."""
     specs: list[KeySpec] = []
-    have = set(zip(df["op_class"], df["dtype"].fillna("")))
+    have = set(zip(df["op_class"], df["dtype"].fillna("").map(params_key)))
     for d in ("bf16", "fp8", "fp8_block", "fp4"):
         if ("gemm", d) in have or (d == "bf16" and ("gemm", "fp16") in have):
             specs.append(_gemm_spec(df, d))
-    for d in ("bf16", "fp8", "fp8_block", "fp4"):
+    for d in ("bf16", "fp8", "fp8_block", "fp4", "mxfp4", "int4"):
         if ("moe", d) in have:
             base = ("efficiency", "moe", d)
             ps = [Param(base + (n,), k) for n, k in
-                  (("compute_eff", "eff"), ("mem_eff", "eff"), ("latency_us", "nonneg"), ("per_routed_token_us", "nonneg"))]
-            specs.append(KeySpec(f"moe:{d}", _sel("moe", d, distribution="balanced"), ps,
+                  (("compute_eff", "eff"), ("mem_eff", "eff"), ("latency_us", "nonneg"), ("per_routed_token_us", "nonneg"),
+                   ("per_expert_us", "nonneg"))]
+            specs.append(KeySpec(f"moe:{d}", _moe_rows(d), ps,
                                  ["hidden_size", "inter_size", "num_experts", "topk", "moe_tp", "moe_ep"],
                                  choices={base + ("block_m_tokens",): list(MOE_BLOCK_M_CHOICES)}))
-    attn = ["num_heads", "num_kv_heads", "head_dim", "seq_len"]
-    if ("generation_attention", "bf16") in have:
-        base = ("efficiency", "decode_attention")
-        specs.append(KeySpec("generation_attention:bf16", _sel("generation_attention", "bf16"),
-                             [Param(base + (n,), k) for n, k in (("mem_eff", "eff"), ("cta_us", "nonneg"), ("latency_us", "nonneg"))]
-                             + [Param(("calibration", "benchmark_effects", "decode_attention_l2_speedup"), "speedup")], attn))
-    if ("context_attention", "bf16") in have:
-        base = ("efficiency", "prefill_attention")
-        specs.append(KeySpec("context_attention:bf16", _sel("context_attention", "bf16"),
-                             [Param(base + (n,), k) for n, k in (("compute_eff", "eff"), ("latency_us", "nonneg"), ("tile_us", "nonneg"),
-                                                                   ("tok_head_ns", "nonneg"), ("tok_kvhead_ns", "nonneg"),
-                                                                   ("crit_eff", "eff"))], attn))
+    specs += _attention_specs(have)
     for op in ("all_reduce", "all_gather", "reduce_scatter", "alltoall"):
         sub = df[(df["op_class"] == f"nccl_{op}") & df["dtype"].isin(["bf16", "fp16"])]
         if len(sub):
@@ -204,6 +224,28 @@ def key_specs(df: pd.DataFrame) -> list[KeySpec]:
         ps = [Param(base + (n,), k) for n, k in names]
         specs.append(KeySpec("custom_all_reduce", _sel("custom_all_reduce"), ps, ["nbytes"]))
     return specs
+
+
+def _attention_specs(have: set) -> list[KeySpec]:
+    """Decode / prefill attention per KV dtype (bf16 first: the fp8 keys start from its fit;
+    decode before prefill: one-token prompts take the decode formula)."""
+    attn = ["num_heads", "num_kv_heads", "head_dim", "seq_len"]
+    decode = (("mem_eff", "eff"), ("cta_us", "nonneg"), ("latency_us", "nonneg"), ("head_dim_frac", "frac"))
+    prefill = (("compute_eff", "eff"), ("latency_us", "nonneg"), ("tile_us", "nonneg"), ("tok_head_ns", "nonneg"),
+               ("tok_kvhead_ns", "nonneg"), ("crit_eff", "eff"), ("head_dim_frac", "frac"))
+    specs = []
+    for kv, suffix in (("bf16", ""), ("fp8", "_fp8")):
+        if ("generation_attention", kv) in have:
+            ps = [Param(("efficiency", f"decode_attention{suffix}", n), k) for n, k in decode]
+            if kv == "bf16":  # the L2 effect of isolated benchmark rows, fitted once
+                ps.append(Param(("calibration", "benchmark_effects", "decode_attention_l2_speedup"), "speedup"))
+            specs.append(KeySpec(f"generation_attention:{kv}", _full_attention("generation_attention", kv), ps, attn))
+        if ("context_attention", kv) in have:
+            ps = [Param(("efficiency", f"prefill_attention{suffix}", n), k) for n, k in prefill]
+            specs.append(KeySpec(f"context_attention:{kv}", _full_attention("context_attention", kv), ps, attn))
+    order = {"generation_attention:bf16": 0, "context_attention:bf16": 1, "generation_attention:fp8": 2,
+             "context_attention:fp8": 3}
+    return sorted(specs, key=lambda s: order[s.key])
 
 
 def _floor_starts(rows: pd.DataFrame) -> list[dict[str, float]]:
@@ -407,6 +449,10 @@ def fit_profile(hw: HardwareProfile, df: pd.DataFrame, *, keys: list[str] | None
             data = copy.deepcopy(data)  # kernel floor and k loop of the block-scaled kernel = the bf16 kernel's
             for name in FP8_BLOCK_FROM_BF16:
                 data["efficiency"]["gemm"]["fp8_block"][name] = data["efficiency"]["gemm"]["bf16"][name]
+        if spec.key in START_FROM and get_param(data, START_FROM[spec.key][0]) is None:
+            target, source = START_FROM[spec.key]
+            data = copy.deepcopy(data)
+            get_param(data, target[:-1])[target[-1]] = copy.deepcopy(get_param(data, source))
         r = fit_key(data, spec, df, n_folds=n_folds, cv=cv)
         data = r.data
         results.append(r)

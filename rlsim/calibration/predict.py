@@ -9,9 +9,12 @@ function the simulator itself calls, with the same shape conventions as
   ``E/ep`` experts and walks all ``T*topk`` routed rows; ``tp`` splits each expert's
   intermediate dimension) and the benchmark's routing (:data:`BENCHMARK_ROUTING`);
 - ``generation_attention``: ``decode_attention_time_s`` with ``kv_bytes = batch x context x 2 x
-  kv_heads x head_dim x bytes(kv dtype)`` and ``4 x heads x head_dim`` FLOPs per query-key pair;
+  kv_heads x head_dim x bytes(kv dtype)`` and ``4 x heads x head_dim`` FLOPs per query-key pair
+  (a sliding window ``W``: ``min(context, W)`` keys; fp8 KV: the fp8-KV parameters);
 - ``context_attention``: ``prefill_attention_time_s`` with causal pairs ``s(s+1)/2`` per
-  sequence, ``s`` keys per sequence (one-token prompts: the decode formula, as vLLM runs them);
+  sequence, ``s`` keys per sequence (one-token prompts: the decode formula, as vLLM runs them;
+  a sliding window: at most ``W`` keys per query, ``window_pairs``, and ``min(s, W + 128)``
+  critical keys) -- the forward model's conventions;
 - ``nccl_<op>``: ``collective_time_s(..., backend="nccl")``; ``custom_all_reduce``:
   ``collective_time_s("all_reduce", ..., backend="custom", cuda_graph=backend == "graph")``;
 - ``elementwise``: ``elementwise_time_s(hw, nbytes)``.
@@ -19,7 +22,8 @@ function the simulator itself calls, with the same shape conventions as
 Benchmark effects -- things the measurement harness adds that a real forward pass does not
 have -- are applied on top only when ``benchmark=True`` and only from
 ``hw.calibration.benchmark_effects`` (see :data:`BENCHMARK_EFFECTS`); the simulator never uses
-them.  Rows the model does not cover (power-law routing, sliding windows, other dtypes) get NaN.
+them.  Rows the model does not cover (power-law routing, unknown dtypes) get NaN; weight dtypes a
+profile has no entry for are predicted by the fallback :mod:`rlsim.hardware.kernels` names.
 """
 
 from __future__ import annotations
@@ -55,16 +59,25 @@ BENCHMARK_ROUTING = ("moe_round_robin_routing", "moe_group_limited_ties")
 
 _KV_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
 _WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "fp8_block", "fp4")
+_MOE_DTYPES = ("bf16", "fp16", "fp8", "fp8_block", "fp4", "mxfp4", "int4", "int4_g32", "int4_g64")
 
 
 def _col(df: pd.DataFrame, c: str) -> np.ndarray:
     return df[c].to_numpy(dtype=float)
 
 
+def _window(df: pd.DataFrame) -> np.ndarray:
+    """Sliding window per row (inf for full attention)."""
+    w = np.nan_to_num(_col(df, "window_size"), nan=0.0)
+    return np.where(w > 0, w, np.inf)
+
+
 def decode_kv_bytes(df: pd.DataFrame) -> np.ndarray:
-    """KV bytes one decode-attention row reads (all sequences, one layer)."""
+    """KV bytes one decode-attention row reads (all sequences, one layer; the last ``window``
+    keys of each sequence on a sliding-window row)."""
     kvb = df["dtype"].map(_KV_BYTES).to_numpy(dtype=float)
-    return _col(df, "batch_size") * _col(df, "seq_len") * 2.0 * _col(df, "num_kv_heads") * _col(df, "head_dim") * kvb
+    keys = np.minimum(_col(df, "seq_len"), _window(df))
+    return _col(df, "batch_size") * keys * 2.0 * _col(df, "num_kv_heads") * _col(df, "head_dim") * kvb
 
 
 def supported_mask(df: pd.DataFrame, hw: HardwareProfile | None = None) -> np.ndarray:
@@ -77,11 +90,9 @@ def supported_mask(df: pd.DataFrame, hw: HardwareProfile | None = None) -> np.nd
     for d in _WEIGHT_DTYPES:
         if hw is None or d in has:
             ok |= ((oc == "gemm") & (dt == d)).to_numpy()
-    moe_has = {d for d in _WEIGHT_DTYPES if hw is None or getattr(hw.efficiency.moe, _key(d), None) is not None}
     dist = df["distribution"].fillna("balanced")
-    ok |= ((oc == "moe") & dt.isin(list(moe_has)) & (dist == "balanced")).to_numpy()
-    win = df["window_size"].fillna(0)
-    ok |= (oc.isin(["generation_attention", "context_attention"]) & dt.isin(list(_KV_BYTES)) & (win == 0)).to_numpy()
+    ok |= ((oc == "moe") & dt.isin(list(_MOE_DTYPES)) & (dist == "balanced")).to_numpy()
+    ok |= (oc.isin(["generation_attention", "context_attention"]) & dt.isin(list(_KV_BYTES))).to_numpy()
     ok |= (oc.str.startswith("nccl_") & oc.isin([f"nccl_{o}" for o in ops.COLLECTIVE_OPS])).to_numpy()
     ok |= (oc == "custom_all_reduce").to_numpy()
     ok |= (oc == "elementwise").to_numpy()
@@ -195,26 +206,46 @@ def moe_router_groups() -> dict[tuple[int, int, int, int], tuple[int, int]]:
     return catalog_shapes()["moe_groups"]
 
 
+def _by_kv_dtype(sub: pd.DataFrame, fn) -> np.ndarray:
+    """``fn(rows, kv_dtype)`` for each KV dtype of ``sub``'s rows, in row order."""
+    out = np.empty(len(sub))
+    dt = sub["dtype"].to_numpy(dtype=object)
+    for d in pd.unique(dt):
+        sel = dt == d
+        out[sel] = fn(sub[sel], "fp8" if d == "fp8" else "bf16")
+    return out
+
+
 def _decode(hw: HardwareProfile, sub: pd.DataFrame, benchmark: bool = True) -> np.ndarray:
-    kv = decode_kv_bytes(sub)
-    l2 = hw.calibration.benchmark_effects.get("decode_attention_l2_speedup")
-    if benchmark and l2:
-        kv = np.where(kv <= hw.l2_bytes, kv / max(l2, 1e-3), kv)
-    pairs = _col(sub, "batch_size") * _col(sub, "seq_len")
-    flops = pairs * 4.0 * _col(sub, "num_heads") * _col(sub, "head_dim")
-    return np.asarray(ops.decode_attention_time_s(hw, kv, _col(sub, "batch_size"), flops, _col(sub, "num_kv_heads")),
-                      dtype=float)
+    def one(rows: pd.DataFrame, kv_dtype: str) -> np.ndarray:
+        kv = decode_kv_bytes(rows)
+        l2 = hw.calibration.benchmark_effects.get("decode_attention_l2_speedup")
+        if benchmark and l2:
+            kv = np.where(kv <= hw.l2_bytes, kv / max(l2, 1e-3), kv)
+        pairs = _col(rows, "batch_size") * np.minimum(_col(rows, "seq_len"), _window(rows))
+        flops = pairs * 4.0 * _col(rows, "num_heads") * _col(rows, "head_dim")
+        return np.asarray(ops.decode_attention_time_s(hw, kv, _col(rows, "batch_size"), flops, _col(rows, "num_kv_heads"),
+                                                      kv_dtype, _col(rows, "head_dim")), dtype=float)
+
+    return _by_kv_dtype(sub, one)
 
 
 def _prefill(hw: HardwareProfile, sub: pd.DataFrame, benchmark: bool = True) -> np.ndarray:
     """Prefill rows; one-token prompts run vLLM's decode kernel (the tables' kernel_source says
     so on Blackwell, and H100 times match decode rows), so they take the decode formula."""
-    b, s = _col(sub, "batch_size"), _col(sub, "seq_len")
-    h, kh, d = _col(sub, "num_heads"), _col(sub, "num_kv_heads"), _col(sub, "head_dim")
-    flops = b * s * (s + 1) / 2.0 * 4.0 * h * d
-    tiles = b * np.ceil(s / ops.ATTN_TILE_M)
-    out = np.asarray(ops.prefill_attention_time_s(hw, b * s, flops, tiles, s, h, kh, 4.0 * d), dtype=float)
-    one = s <= 1
+    def chunks(rows: pd.DataFrame, kv_dtype: str) -> np.ndarray:
+        b, s = _col(rows, "batch_size"), _col(rows, "seq_len")
+        h, kh, d = _col(rows, "num_heads"), _col(rows, "num_kv_heads"), _col(rows, "head_dim")
+        w = _window(rows)
+        pairs = np.where(np.isfinite(w), ops.window_pairs(b * s * (s + 1) / 2.0, b * s, np.where(np.isfinite(w), w, 1.0)),
+                         b * s * (s + 1) / 2.0)
+        keys = np.minimum(s, w + ops.ATTN_TILE_M)
+        tiles = b * np.ceil(s / ops.ATTN_TILE_M)
+        return np.asarray(ops.prefill_attention_time_s(hw, b * s, pairs * 4.0 * h * d, tiles, keys, h, kh, 4.0 * d,
+                                                       kv_dtype), dtype=float)
+
+    out = _by_kv_dtype(sub, chunks)
+    one = (_col(sub, "seq_len") <= 1)
     if one.any():
         out[one] = _decode(hw, sub[one], benchmark)
     return out

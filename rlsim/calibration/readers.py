@@ -66,6 +66,10 @@ _DTYPE = {
     "bfloat16": "bf16", "bf16": "bf16", "float16": "fp16", "half": "fp16", "fp16": "fp16",
     "fp8": "fp8", "float8_e4m3fn": "fp8", "fp8_block": "fp8_block", "int8": "int8",
     "nvfp4": "fp4", "fp4": "fp4", "float": "fp32", "float32": "fp32",
+    # aiconfigurator's MoE kernel names: MXFP4 weights x bf16 activations (gpt-oss), INT4
+    # weight-only Marlin (Kimi-K2 / K2.5 checkpoints: groups of 32, assumed from those
+    # checkpoints' quantization_config), MXFP4 weights x MXFP8 activations (not fitted)
+    "w4a16_mxfp4": "mxfp4", "int4_wo": "int4_g32", "w4a8_mxfp4_mxfp8": "mxfp4_mxfp8",
 }
 #: bytes per element of the element dtypes the comm tables use.
 _ELEM_BYTES = {"bf16": 2.0, "fp16": 2.0, "int8": 1.0, "fp32": 4.0, "fp8": 1.0}

@@ -7,8 +7,9 @@ of up to :data:`MAX_TOKENS_PER_PASS` tokens:
   (:func:`rlsim.cost.memory.local_shape`), ``m <= 16384``;
 - fused MoE: the MoE models' ``(hidden, moe_intermediate, experts, top-k)`` with the experts
   split by TP or by EP over ``tp * ep <= 8`` GPUs, ``num_tokens <= 16384``, balanced routing;
-- attention: head_dim and per-GPU (query heads, KV heads) of the GQA models, no sliding window,
-  decode ``batch <= 16384``, prefill ``batch x isl <= 16384``;
+- attention: head_dim and per-GPU (query heads, KV heads) of the GQA models, full attention or
+  the sliding window of a catalog model with sliding layers (gpt-oss: 128), decode
+  ``batch <= 16384``, prefill ``batch x isl <= 16384``;
 - collectives: 2-8 GPUs, buffers of ``T x hidden x 2`` bytes (T <= 16384; bf16/fp16 only),
   the custom all-reduce up to the profile's ``custom_all_reduce.max_bytes``.
 """
@@ -29,12 +30,12 @@ TP_SIZES = (1, 2, 4, 8)
 @lru_cache(maxsize=1)
 def catalog_shapes() -> dict:
     """``{"gemm": {(n, k)}, "moe": {(hidden, inter, E, topk)}, "attn": {(heads, kv_heads, head_dim)},
-    "hidden": {hidden sizes}, "moe_groups": {(hidden, inter, E, topk): (n_group, topk_group)}}`` over
-    the catalog models and :data:`TP_SIZES`."""
+    "attn_window": {(heads, kv_heads, head_dim, window)}, "hidden": {hidden sizes}, "moe_groups":
+    {(hidden, inter, E, topk): (n_group, topk_group)}}`` over the catalog models and :data:`TP_SIZES`."""
     from rlsim.cost.memory import kv_heads_per_gpu, local_shape
     from rlsim.models import list_models, load_model
 
-    gemm, moe, attn, hidden, groups = set(), set(), set(), set(), {}
+    gemm, moe, attn, window, hidden, groups = set(), set(), set(), set(), set(), {}
     for name in list_models():
         a = load_model(name)
         if a.is_draft_head:
@@ -51,7 +52,9 @@ def catalog_shapes() -> dict:
                     gemm.add(tuple(int(x) for x in local_shape(a, w, tp)))
             if a.attention_kind != "mla" and a.num_attention_heads % tp == 0:
                 attn.add((a.num_attention_heads // tp, kv_heads_per_gpu(a, tp), a.head_dim))
-    return {"gemm": gemm, "moe": moe, "attn": attn, "hidden": hidden, "moe_groups": groups}
+                if a.num_sliding_layers:
+                    window.add((a.num_attention_heads // tp, kv_heads_per_gpu(a, tp), a.head_dim, a.sliding_window))
+    return {"gemm": gemm, "moe": moe, "attn": attn, "attn_window": window, "hidden": hidden, "moe_groups": groups}
 
 
 def _pairs(df: pd.DataFrame, cols: list[str], allowed: set) -> np.ndarray:
@@ -80,11 +83,12 @@ def relevant_mask(df: pd.DataFrame, custom_max_bytes: float | None = None) -> np
               & (df["distribution"].fillna("balanced") == "balanced").to_numpy())
     at = oc.isin(["generation_attention", "context_attention"]).to_numpy()
     if at.any():
-        shape = _pairs(df, ["num_heads", "num_kv_heads", "head_dim"], s["attn"])
-        win = (df["window_size"].fillna(0) == 0).to_numpy()
+        full = (df["window_size"].fillna(0) == 0).to_numpy() & _pairs(df, ["num_heads", "num_kv_heads", "head_dim"], s["attn"])
+        windowed = _pairs(df.assign(window_size=df["window_size"].fillna(0)),
+                          ["num_heads", "num_kv_heads", "head_dim", "window_size"], s["attn_window"])
         dec = (oc == "generation_attention").to_numpy() & (df["batch_size"] <= T).to_numpy()
         pre = (oc == "context_attention").to_numpy() & ((df["batch_size"] * df["seq_len"]) <= T).to_numpy()
-        m |= at & shape & win & (dec | pre)
+        m |= at & (full | windowed) & (dec | pre)
     co = (oc.str.startswith("nccl_") | (oc == "custom_all_reduce")).to_numpy()
     if co.any():
         lo, hi = 2.0 * min(s["hidden"]), 2.0 * T * max(s["hidden"])

@@ -4,9 +4,12 @@ The pass is composed from op times (rlsim.hardware.ops), per DESIGN 4:
 
 * per layer: every linear weight of the layer as a GEMM over the pass's new tokens (column-
   parallel weights split their outputs over TP, row-parallel their inputs; replicated weights
-  are whole), attention (decode: KV read over every sequence's context, at least a fixed cost
-  per (sequence, KV head) CTA; prefill: causal FLOPs plus per-tile and per-token work over each
-  chunk, or the longest chunk's critical path), two TP all-reduces of the hidden states, and
+  are whole) at its group's storage dtype (``quantization``: the checkpoint's scheme, e.g.
+  gpt-oss's MXFP4 experts with bf16 attention, or a uniform override; the kernel and its
+  fallback per GPU: :mod:`rlsim.hardware.kernels`), attention (decode: KV read over every
+  sequence's context, at least a fixed cost per (sequence, KV head) CTA; prefill: causal FLOPs
+  plus per-tile and per-token work over each chunk, or the longest chunk's critical path; an
+  fp8 KV cache uses its own fitted parameters), two TP all-reduces of the hidden states, and
   memory-bound elementwise
   work (norms, RoPE, activation, residual adds: ``ELEMENTWISE_PASSES`` reads+writes of the
   hidden state per layer, assumed);
@@ -16,6 +19,14 @@ The pass is composed from op times (rlsim.hardware.ops), per DESIGN 4:
   expert's rows padded to the kernel's block;
 * once per pass: embedding gather, LM head on the positions that need logits, a vocab-parallel
   gather of the logits and sampling (``SAMPLER_PASSES`` fp32 passes over the logits, assumed).
+
+Sliding-window layers (``arch.num_sliding_layers``, window ``W``) attend to at most ``W`` keys:
+decode reads ``sum(min(context, W))`` tokens of KV (``PassShape.decode_window_ctx_tokens``, or
+``min(total context, W x sequences)`` -- exact when every context is >= W), verify pairs scale
+by the same fraction, and prefill computes at most ``W`` keys per query (``min(pairs, tokens x
+W)``, :func:`rlsim.hardware.ops.window_pairs`) with the critical path bounded by ``W`` + one tile.
+Attention sinks (gpt-oss: one logit per head in the softmax denominator) are not timed (one
+term per query row).  MLA layers (DeepSeek-V3, Kimi-K2.5) read the latent cache (one KV head).
 
 Under CUDA graphs (``cuda_graphs=True``) a decode-only pass is padded up to the next captured
 batch size (vLLM's capture sizes 1, 2, 4, 8, 16, 24, ... up to ``max_capture_size``) and pays no
@@ -38,8 +49,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from rlsim.cost.memory import head_dtype, kv_heads_per_gpu, kv_values_per_token_per_layer_per_gpu, local_shape
+from rlsim.cost.memory import kv_heads_per_gpu, kv_values_per_token_per_layer_per_gpu, local_shape
 from rlsim.hardware import ops
+from rlsim.hardware.kernels import gemm_kernel, moe_kernel
 from rlsim.units import dtype_bytes
 
 __all__ = ["PassShape", "ForwardModel", "COMPONENTS", "cudagraph_capture_sizes"]
@@ -82,6 +94,7 @@ class PassShape:
     prefill_tokens: float = 0.0  # query tokens of the prefill chunks
     prefill_tiles: float = 0.0  # sum over chunks of ceil(q / 128): attention query tiles (0: from the mean chunk)
     prefill_max_keys: float = 0.0  # keys of the chunk attending to the most (0: the mean)
+    decode_window_ctx_tokens: float | None = None  # sum of min(context, sliding_window) (None: estimated)
 
 
 def cudagraph_capture_sizes(max_size: int) -> np.ndarray:
@@ -94,7 +107,11 @@ class ForwardModel:
     """Forward-pass time of ``arch`` on ``hw`` at tensor-parallel size ``tp``.
 
     ``expert_parallel``: experts are split across the TP ranks (each rank owns E/tp whole
-    experts) instead of each expert being split tp ways.
+    experts) instead of each expert being split tp ways.  ``weight_dtype``: None or the model's
+    own ``weight_dtype`` = the checkpoint's quantisation scheme; another dtype = every linear
+    layer at it (:meth:`~rlsim.models.ModelArch.quantization_for`); ``quantization`` overrides
+    both.  :attr:`warnings` lists the kernels timed by a fallback on this GPU (a run shows them),
+    :attr:`notes` what the architecture has that is not timed.
     """
 
     def __init__(
@@ -102,7 +119,7 @@ class ForwardModel:
         arch,
         hw,
         tp: int = 1,
-        weight_dtype: str = "bf16",
+        weight_dtype: str | None = None,
         kv_dtype: str = "bf16",
         cuda_graphs: bool = True,
         max_capture_size: int = 512,
@@ -111,22 +128,30 @@ class ForwardModel:
         weights: list | None = None,
         num_layers: int | None = None,
         num_moe_layers: int | None = None,
+        quantization=None,
     ) -> None:
         """``weights`` / ``num_layers`` / ``num_moe_layers`` override the model's own (used to
-        time a sub-network such as DeepSeek's MTP module from ``arch.mtp_linear_weights()``)."""
+        time a sub-network such as DeepSeek's MTP module from ``arch.mtp_linear_weights()``;
+        such a sub-network has no sliding-window layers)."""
         self.arch = arch
         self.hw = hw
         self.tp = tp
-        self.weight_dtype = weight_dtype
+        self.quant = quantization if quantization is not None else arch.quantization_for(weight_dtype)
+        self.weight_dtype = self.quant.dtype
         self.kv_dtype = kv_dtype
         self.cuda_graphs = cuda_graphs
         self.expert_parallel = expert_parallel
         self.moe_skew = moe_skew
         self._capture = cudagraph_capture_sizes(max_capture_size) if cuda_graphs else np.array([], dtype=np.int64)
         self._layers = arch.num_hidden_layers if num_layers is None else num_layers
+        self._sliding = arch.num_sliding_layers if num_layers is None else 0
+        self._full = self._layers - self._sliding
+        self._window = float(arch.sliding_window or 0)
         self._moe_layers = arch.num_moe_layers if num_moe_layers is None else num_moe_layers
         self._heads = arch.num_attention_heads // tp
         self._kv_heads = 1 if arch.attention_kind == "mla" else kv_heads_per_gpu(arch, tp)  # MLA: one latent KV head
+        # head dim of the decode CTA cost: MLA's latent kernels are not measured, keep them at the reference 128
+        self._cta_head_dim = 128 if arch.attention_kind == "mla" else arch.head_dim
         self._kv_values = kv_values_per_token_per_layer_per_gpu(arch, tp)
         self._kv_bytes_per_tok_layer = self._kv_values * dtype_bytes(kv_dtype)
         self._decode_flops_per_pair, self._prefill_flops_per_pair = self._attention_flops_per_pair()
@@ -135,6 +160,23 @@ class ForwardModel:
         self._head = [w for w in all_weights if w.group == "head"]
         self._experts = [w for w in all_weights if w.group == "expert"]
         self._token_cost = lru_cache(maxsize=4096)(self._token_components)
+        self._gemm_kernels = {d: gemm_kernel(hw, d) for d in {self.quant.dtype_of(w.group) for w in self._weights + self._head}}
+        self._moe_kernel = moe_kernel(hw, self.quant.expert) if self._experts and self._moe_layers else None
+        self.warnings: tuple[str, ...] = self._kernel_warnings()
+        self.notes: tuple[str, ...] = tuple(arch.notes)
+
+    def _kernel_warnings(self) -> tuple[str, ...]:
+        """Fallbacks of the kernels this pass runs (see :mod:`rlsim.hardware.kernels`), the
+        quantisation's notes, and an fp8 KV cache without fitted fp8 attention parameters."""
+        order = dict.fromkeys(self.quant.dtype_of(w.group) for w in self._weights + self._head)
+        out = [self._gemm_kernels[d].fallback for d in order]
+        if self._moe_kernel is not None:
+            out.append(self._moe_kernel.fallback)
+        eff = self.hw.efficiency
+        if self.kv_dtype == "fp8" and (eff.decode_attention_fp8 is None or eff.prefill_attention_fp8 is None):
+            out.append(f"attention with an fp8 KV cache on {self.hw.name}: no fitted fp8-KV attention parameters; "
+                       "timed with the bf16-KV kernel's parameters at 1 byte per KV value")
+        return tuple(w for w in out if w) + tuple(self.quant.notes)
 
     # ---------------------------------------------------------------- attention
     def _attention_flops_per_pair(self) -> tuple[float, float]:
@@ -150,27 +192,46 @@ class ForwardModel:
 
     def attention_time_s(self, decode_seqs: int, decode_ctx_tokens, prefill_pairs: float = 0.0,
                          prefill_kv_tokens: float = 0.0, decode_pairs=None, prefill_seqs: int = 0,
-                         prefill_tokens: float = 0.0, prefill_tiles: float = 0.0, prefill_max_keys: float = 0.0):
+                         prefill_tokens: float = 0.0, prefill_tiles: float = 0.0, prefill_max_keys: float = 0.0,
+                         decode_window_ctx_tokens=None):
         """All layers' attention; ``decode_ctx_tokens`` / ``decode_pairs`` may be arrays.  Prefill
         chunks: ``prefill_seqs`` of them, ``prefill_tokens`` query tokens in all, ``prefill_pairs``
         causal query-key pairs, ``prefill_kv_tokens`` keys read (cached + new), ``prefill_tiles``
         128-row query tiles (sum of ceil(q / 128)), ``prefill_max_keys`` keys of the chunk that
-        attends to the most (0 for either: estimated from the mean chunk)."""
+        attends to the most (0 for either: estimated from the mean chunk).  Sliding-window layers:
+        see the module docstring (``decode_window_ctx_tokens``: sum of min(context, window))."""
         t = 0.0
         if decode_seqs > 0:
-            kv = np.asarray(decode_ctx_tokens, dtype=np.float64) * self._kv_bytes_per_tok_layer
-            pairs = decode_ctx_tokens if decode_pairs is None else decode_pairs
-            fl = np.asarray(pairs, dtype=np.float64) * self._decode_flops_per_pair
-            t = t + ops.decode_attention_time_s(self.hw, kv, decode_seqs, fl, self._kv_heads)
+            ctx = np.asarray(decode_ctx_tokens, dtype=np.float64)
+            pairs = ctx if decode_pairs is None else np.asarray(decode_pairs, dtype=np.float64)
+            t = t + self._full * self._decode_layer_s(decode_seqs, ctx, pairs)
+            if self._sliding:
+                ctx_w = (np.minimum(ctx, decode_seqs * self._window) if decode_window_ctx_tokens is None
+                         else np.asarray(decode_window_ctx_tokens, dtype=np.float64))
+                scale = np.divide(ctx_w, ctx, out=np.ones_like(ctx_w), where=ctx > 0)
+                t = t + self._sliding * self._decode_layer_s(decode_seqs, ctx_w, pairs * scale)
         if prefill_pairs > 0 and prefill_seqs > 0:
             tokens = max(prefill_tokens, prefill_seqs)
             tiles = prefill_tiles or prefill_seqs * np.ceil(tokens / prefill_seqs / ops.ATTN_TILE_M)
             keys = prefill_max_keys or prefill_kv_tokens / prefill_seqs
-            t = t + ops.prefill_attention_time_s(
-                self.hw, tokens, prefill_pairs * self._prefill_flops_per_pair, tiles, keys, self._heads,
-                self._kv_heads, self._prefill_flops_per_pair / self._heads,
-            )
-        return t * self._layers
+            t = t + self._full * self._prefill_layer_s(tokens, prefill_pairs, tiles, keys)
+            if self._sliding:
+                pairs_w = ops.window_pairs(prefill_pairs, tokens, self._window)
+                t = t + self._sliding * self._prefill_layer_s(tokens, pairs_w, tiles,
+                                                              min(keys, self._window + ops.ATTN_TILE_M))
+        return t
+
+    def _decode_layer_s(self, seqs: int, ctx, pairs):
+        """One layer's decode attention over ``ctx`` keys (total) and ``pairs`` query-key pairs."""
+        return ops.decode_attention_time_s(self.hw, ctx * self._kv_bytes_per_tok_layer, seqs,
+                                           pairs * self._decode_flops_per_pair, self._kv_heads, self.kv_dtype,
+                                           self._cta_head_dim)
+
+    def _prefill_layer_s(self, tokens: float, pairs: float, tiles: float, keys: float):
+        """One layer's prefill attention (see :func:`rlsim.hardware.ops.prefill_attention_time_s`)."""
+        return ops.prefill_attention_time_s(self.hw, tokens, pairs * self._prefill_flops_per_pair, tiles, keys,
+                                            self._heads, self._kv_heads, self._prefill_flops_per_pair / self._heads,
+                                            self.kv_dtype)
 
     # ---------------------------------------------------------------- token-count parts
     def padded_tokens(self, num_tokens: int, decode_only: bool) -> int:
@@ -185,7 +246,8 @@ class ForwardModel:
         linear = 0.0
         for w in self._weights:
             n, k = local_shape(a, w, tp)
-            linear += w.layers * float(ops.gemm_time_s(hw, T, n, k, self.weight_dtype))
+            d = self.quant.dtype_of(w.group)
+            linear += w.layers * float(ops.gemm_time_s(hw, T, n, k, d, self._gemm_kernels[d]))
         moe = self._moe_time_s(T) if (a.is_moe and self._moe_layers) else 0.0
         hidden_bytes = T * a.hidden_size * 2.0
         comm = 0.0
@@ -203,7 +265,8 @@ class ForwardModel:
         # expert parallel: each rank owns E/tp whole experts; else every expert is split tp ways
         ep_split = {"tp": 1, "ep": tp} if self.expert_parallel else {"tp": tp, "ep": 1}
         t = ops.moe_layer_time_s(self.hw, T, a.num_experts, a.num_experts_per_tok, a.hidden_size,
-                                 a.moe_intermediate_size, self.weight_dtype, skew=self.moe_skew, gated=gated, **ep_split)
+                                 a.moe_intermediate_size, self.quant.expert, skew=self.moe_skew, gated=gated,
+                                 kernel=self._moe_kernel, **ep_split)
         return self._moe_layers * float(t)  # router GEMMs are among the layer's linear weights
 
     def _head_time_s(self, num_logits: int, graphed: bool) -> float:
@@ -215,7 +278,7 @@ class ForwardModel:
         for w in self._head:
             n, k = local_shape(self.arch, w, tp)
             vocab = w.out_features
-            t += float(ops.gemm_time_s(hw, num_logits, n, k, head_dtype(self.weight_dtype)))
+            t += float(ops.gemm_time_s(hw, num_logits, n, k, self.quant.head, self._gemm_kernels[self.quant.head]))
         if tp > 1:
             t += float(ops.collective_time_s(hw, "all_gather", num_logits * vocab * 2.0, tp, cuda_graph=graphed))
         t += float(ops.elementwise_time_s(hw, SAMPLER_PASSES * num_logits * vocab * 4.0))
@@ -230,7 +293,8 @@ class ForwardModel:
         linear, moe, comm, elem, head = self._token_cost(T, shape.num_logits, graphed)
         attn = float(self.attention_time_s(shape.decode_seqs, shape.decode_ctx_tokens, shape.prefill_pairs,
                                            shape.prefill_kv_tokens, shape.decode_pairs, shape.prefill_seqs,
-                                           shape.prefill_tokens, shape.prefill_tiles, shape.prefill_max_keys))
+                                           shape.prefill_tokens, shape.prefill_tiles, shape.prefill_max_keys,
+                                           shape.decode_window_ctx_tokens))
         return {"linear": linear, "attention": attn, "moe": moe, "communication": comm, "elementwise": elem,
                 "lm_head_sampling": head, "launch": self.launch_overhead_s(decode_only)}
 
@@ -242,22 +306,32 @@ class ForwardModel:
         """Vectorised decode-only pass time for ``batch`` sequences of ``q`` new tokens each
         (q = 1 + k for a speculative verify pass; logits at every new token) at each total
         context in ``ctx_tokens`` (the engine's fast path).  Equal to :meth:`time_s` pointwise:
-        the pass is ``const + max(memory slope x ctx, compute slope x ctx + offset, cta)``, the
-        attention roofline being the only context-dependent part."""
-        const, mem, comp, offset, cta = self._decode_coeffs(batch, q)
+        the pass is ``const + max(memory slope x ctx, compute slope x ctx + offset, cta)`` per
+        layer kind (full; sliding at ``min(ctx, batch x window)``), the attention roofline being
+        the only context-dependent part."""
+        const, mem, comp, offset, cta = self._decode_coeffs(batch, q, self._full)
         ctx = np.asarray(ctx_tokens, dtype=np.float64)
-        return const + np.maximum(np.maximum(mem * ctx, comp * ctx + offset), cta)
+        t = const + np.maximum(np.maximum(mem * ctx, comp * ctx + offset), cta)
+        if self._sliding:
+            _, mem, comp, offset, cta = self._decode_coeffs(batch, q, self._sliding)
+            ctx_w = np.minimum(ctx, batch * self._window)
+            scale = np.divide(ctx_w, ctx, out=np.ones_like(ctx_w), where=ctx > 0)
+            t = t + np.maximum(np.maximum(mem * ctx_w, comp * ctx_w + offset * scale), cta)
+        return t
 
     @functools.lru_cache(maxsize=8192)
-    def _decode_coeffs(self, batch: int, q: int) -> tuple[float, float, float, float, float]:
+    def _decode_coeffs(self, batch: int, q: int, layers: int) -> tuple[float, float, float, float, float]:
+        """(context-independent time of the pass, and over ``layers`` layers: memory slope,
+        compute slope, compute offset, CTA floor)."""
         T = self.padded_tokens(batch * q, True)
         hw = self.hw
-        da = hw.efficiency.decode_attention
-        L = self._layers
-        const = sum(self._token_cost(T, batch * q, self.cuda_graphs)) + L * da.latency_us * 1e-6 + self.launch_overhead_s(True)
+        da = hw.efficiency.decode_attention_for(self.kv_dtype)
+        L = layers
+        const = (sum(self._token_cost(T, batch * q, self.cuda_graphs)) + self._layers * da.latency_us * 1e-6
+                 + self.launch_overhead_s(True))
         mem = L * self._kv_bytes_per_tok_layer / (hw.hbm_bandwidth_bytes_per_s * da.mem_eff)
-        per_flop = L * self._decode_flops_per_pair / (hw.peak_flops("bf16") * hw.efficiency.prefill_attention.compute_eff)
-        cta = L * da.cta_us * 1e-6 * batch * self._kv_heads / hw.gpu.sm_count
+        per_flop = L * self._decode_flops_per_pair / (hw.peak_flops("bf16") * hw.efficiency.prefill_attention_for(self.kv_dtype).compute_eff)
+        cta = L * da.cta_us * da.cta_scale(self._cta_head_dim) * 1e-6 * batch * self._kv_heads / hw.gpu.sm_count
         return const, mem, per_flop * q, -per_flop * batch * q * (q - 1) / 2.0, cta
 
     def decode_const_parts(self, batch: int, q: int = 1) -> dict[str, float]:

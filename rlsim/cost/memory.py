@@ -6,7 +6,17 @@ it).  Tensor parallelism splits column/row-parallel weights, the vocabulary-para
 and LM head, and the experts (TP splits each expert, EP splits the set of experts: both divide
 expert bytes by the group size).  Replicated weights (MLA down-projections, routers) are whole
 on every GPU.  GQA KV heads are split across TP ranks, replicated when TP exceeds them;
-the MLA latent cache is replicated on every TP rank (vLLM's MLA backends).
+the MLA latent cache is replicated on every TP rank (vLLM's MLA backends).  Each linear weight
+is stored at its group's dtype (:meth:`rlsim.models.ModelArch.quantization_for`: the checkpoint's
+scheme, or a uniform override), block / group scales included.
+
+Sliding-window layers (gpt-oss, Gemma-2/3, Mistral) keep at most ``sliding_window`` tokens per
+sequence (vLLM V1's hybrid KV-cache manager frees blocks that leave the window), so the per-token
+KV cost counts the full-attention layers only; a sequence's sliding-layer KV
+(:func:`sliding_kv_bytes_per_seq_per_gpu`, bounded) is not in the per-token figure -- the
+engine's token-based KV accounting slightly overstates capacity for such models (gpt-oss-120b:
+<= 4.7 MB per sequence at bf16, TP 1).  A model with *only* sliding layers is charged per token
+over all its layers (conservative: its sequences hold at most the window).
 """
 
 from __future__ import annotations
@@ -15,7 +25,8 @@ from dataclasses import dataclass
 
 from rlsim.units import dtype_bytes
 
-__all__ = ["MemoryPlan", "plan_memory", "weight_bytes_per_gpu", "kv_bytes_per_token_per_gpu"]
+__all__ = ["MemoryPlan", "plan_memory", "weight_bytes_per_gpu", "kv_bytes_per_token_per_gpu",
+           "sliding_kv_bytes_per_seq_per_gpu"]
 
 
 def local_shape(arch, w, tp: int) -> tuple[int, int]:
@@ -36,29 +47,31 @@ def local_shape(arch, w, tp: int) -> tuple[int, int]:
 
 def head_dtype(weight_dtype: str) -> str:
     """dtype of the embedding and LM head: bf16 unless the model is bf16/fp16 already
-    (vLLM's fp8 checkpoints keep them unquantised)."""
+    (vLLM's quantised checkpoints keep them unquantised)."""
     return weight_dtype if weight_dtype in ("bf16", "fp16") else "bf16"
 
 
-def weight_bytes_per_gpu(arch, tp: int, dtype: str) -> float:
+def weight_bytes_per_gpu(arch, tp: int, dtype: str | None) -> float:
     """Weight bytes resident on one GPU of a TP (or TP = EP) group.
 
-    Linear weights are at ``dtype`` (embedding and LM head at :func:`head_dtype`) and split as
-    :func:`local_shape` says; experts divide over the group either way (TP splits each expert,
-    EP splits the set); norms (small vectors) are bf16 and replicated.
+    Linear weights are at their group's dtype under ``dtype`` (None or the model's own
+    ``weight_dtype``: the checkpoint's scheme; another dtype: every linear layer at it, LM head
+    bf16) and split as :func:`local_shape` says; experts divide over the group either way (TP
+    splits each expert, EP splits the set); the embedding is vocabulary-parallel at the head's
+    dtype; norms and biases (small vectors) are bf16 and replicated.
     """
+    quant = arch.quantization_for(dtype)
     total = 0.0
     linear_params = 0
     for w in arch.linear_weights():
         if w.shares_storage:
             continue
         n, k = local_shape(arch, w, tp)
-        wdt = head_dtype(dtype) if w.group == "head" else dtype
-        total += n * k * w.layers * w.copies_per_layer * dtype_bytes(wdt)
+        total += n * k * w.layers * w.copies_per_layer * dtype_bytes(quant.dtype_of(w.group))
         linear_params += w.params
     emb = arch.embedding_params
     other = arch.total_params - linear_params - emb
-    return total + emb / tp * dtype_bytes(head_dtype(dtype)) + max(other, 0) * 2.0
+    return total + emb / tp * dtype_bytes(quant.head) + max(other, 0) * 2.0
 
 
 def kv_heads_per_gpu(arch, tp: int) -> int:
@@ -74,8 +87,20 @@ def kv_values_per_token_per_layer_per_gpu(arch, tp: int) -> int:
 
 
 def kv_bytes_per_token_per_gpu(arch, tp: int, kv_dtype: str) -> float:
-    """KV bytes one token occupies on one GPU, all layers."""
-    return kv_values_per_token_per_layer_per_gpu(arch, tp) * arch.num_hidden_layers * dtype_bytes(kv_dtype)
+    """KV bytes one token occupies on one GPU: its full-attention layers (all layers for a model
+    with only sliding-window layers; see the module docstring)."""
+    layers = arch.num_full_attention_layers or arch.num_hidden_layers
+    return kv_values_per_token_per_layer_per_gpu(arch, tp) * layers * dtype_bytes(kv_dtype)
+
+
+def sliding_kv_bytes_per_seq_per_gpu(arch, tp: int, kv_dtype: str, block_size: int = 16) -> float:
+    """Most KV bytes one sequence holds on one GPU in the sliding-window layers: the window
+    rounded up to whole blocks plus the block being filled (vLLM V1's sliding-window manager);
+    0 without sliding layers (or when they are charged per token, see the module docstring)."""
+    if not arch.num_sliding_layers or not arch.num_full_attention_layers:
+        return 0.0
+    tokens = (-(-arch.sliding_window // block_size) + 1) * block_size
+    return kv_values_per_token_per_layer_per_gpu(arch, tp) * arch.num_sliding_layers * tokens * dtype_bytes(kv_dtype)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from rlsim import units
+from rlsim.hardware.kernels import KernelChoice, gemm_kernel, moe_kernel
 from rlsim.hardware.profile import AlphaBeta, HardwareProfile, by_group_size
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "expected_experts_touched",
     "decode_attention_time_s",
     "prefill_attention_time_s",
+    "window_pairs",
     "elementwise_time_s",
     "collective_time_s",
     "custom_all_reduce_time_s",
@@ -44,7 +46,6 @@ __all__ = [
 ArrayLike = Any  # float | int | np.ndarray
 COLLECTIVE_OPS = ("all_reduce", "all_gather", "reduce_scatter", "alltoall")
 _ACT_BYTES = units.dtype_bytes("bf16")  # activations are bf16 in every op below
-_EFF_NAME = {"fp16": "bf16"}  # dtypes sharing another's parameters and tables
 
 
 def _f(x: ArrayLike) -> np.ndarray:
@@ -86,7 +87,8 @@ GEMM_TILE_M = 128
 ACT_QUANT_PASS_ELEMS = 2048
 
 
-def gemm_time_s(hw: HardwareProfile, m: ArrayLike, n: ArrayLike, k: ArrayLike, dtype: str) -> float | np.ndarray:
+def gemm_time_s(hw: HardwareProfile, m: ArrayLike, n: ArrayLike, k: ArrayLike, dtype: str,
+                kernel: KernelChoice | None = None) -> float | np.ndarray:
     """Dense GEMM ``y[m,n] = x[m,k] @ W[k,n]`` with weights in ``dtype``::
 
         m_pad = m if m <= 128 else ceil(m / 128) * 128         (128-row output tiles)
@@ -96,13 +98,17 @@ def gemm_time_s(hw: HardwareProfile, m: ArrayLike, n: ArrayLike, k: ArrayLike, d
             + m * (act_quant_row_ns + act_quant_pass_ns * ceil(k / 2048))
 
     (bf16 activations in and out; the last term is the dynamic activation quantisation of
-    quantised GEMMs, 0 for bf16).  Parameters: :class:`~rlsim.hardware.profile.GemmEff`.
-    fp8_block uses the fp8 peak.  In table mode a measured curve for ``(n, k)`` replaces the
-    model inside its m range.  Any zero dimension gives 0 s.
+    quantised GEMMs, 0 for bf16).  Parameters: :class:`~rlsim.hardware.profile.GemmEff` of the
+    kernel :func:`~rlsim.hardware.kernels.gemm_kernel` picks (its peak and bytes per weight,
+    scales included; fp8_block uses the fp8 peak; weight-only 4-bit dtypes the bf16 entry).  In
+    table mode a measured curve for ``(n, k)`` replaces the model inside its m range.  Any zero
+    dimension gives 0 s.  ``kernel``: that choice made once by the caller (a forward model asks
+    for the same one on every pass).
     """
-    e = hw.gemm_eff(dtype)
-    peak = hw.peak_flops(dtype)
-    wb = units.dtype_bytes(dtype)
+    kc = kernel or gemm_kernel(hw, dtype)
+    e = hw.gemm_eff(kc.params_key)
+    peak = hw.peak_flops(kc.compute_dtype)
+    wb = kc.weight_bytes
     m, n, k = _f(m), _f(n), _f(k)
     m_pad = np.where(m > GEMM_TILE_M, np.ceil(m / GEMM_TILE_M) * GEMM_TILE_M, m)
     compute = 2.0 * n * k * m_pad / (peak * e.compute_eff)
@@ -110,8 +116,8 @@ def gemm_time_s(hw: HardwareProfile, m: ArrayLike, n: ArrayLike, k: ArrayLike, d
     quant = m * (e.act_quant_row_ns + e.act_quant_pass_ns * np.ceil(k / ACT_QUANT_PASS_ELEMS)) * 1e-9
     t = (units.us(e.latency_us) + k * e.k_loop_ns * 1e-9 + np.maximum(compute, memory)
          + e.overlap_loss * np.minimum(compute, memory) + quant)
-    if dtype != "fp8_block":  # fp8_block tables carry the eager harness floor (tables module)
-        t = _tabulated(hw, f"gemm:{_EFF_NAME.get(dtype, dtype)}", (n, k), m, t)
+    if dtype != "fp8_block" and kc.fallback is None:  # fp8_block tables carry the eager harness floor
+        t = _tabulated(hw, f"gemm:{kc.params_key}", (n, k), m, t)
     return _out(np.where((m == 0) | (n == 0) | (k == 0), 0.0, t))  # NaN shapes stay NaN
 
 
@@ -142,6 +148,7 @@ def moe_time_s(
     overhead_rows: ArrayLike | None = None,
     gated: bool = True,
     padded_rows: ArrayLike | None = None,
+    kernel: KernelChoice | None = None,
 ) -> float | np.ndarray:
     """One fused-MoE layer (experts only: gate_up GEMM + activation + down GEMM) on one GPU.
 
@@ -158,19 +165,22 @@ def moe_time_s(
     - bytes ``= touched * W * bytes(dtype)`` (each touched expert's weights read once)
       ``+ rows * (k_hidden + n_gate_up + k_inter + n_down) * 2`` (bf16 activations), at
       ``hbm_bw * mem_eff``;
-    - ``t = max(compute, memory) + latency + per_routed_token_us * overhead_rows`` where
-      ``overhead_rows`` (default ``rows``) counts the routed rows the sort / align / combine
-      kernels walk: with vLLM's all-gather EP dispatch every rank walks all ``T * topk`` rows,
-      so pass that there.
+    - ``t = max(compute, memory) + latency + per_routed_token_us * overhead_rows +
+      per_expert_us * touched`` where ``overhead_rows`` (default ``rows``) counts the routed rows
+      the sort / align / combine kernels walk (with vLLM's all-gather EP dispatch every rank
+      walks all ``T * topk`` rows, so pass that there) and ``touched`` the local experts with
+      rows (one grouped-GEMM problem each).
 
     ``experts_touched_local`` (see :func:`expected_experts_touched`) is clipped to
     ``num_experts_local`` and to ``rows``.  ``padded_rows`` overrides the even spread when the
-    caller knows the per-expert row counts (uneven routing).  Zero tokens and zero overhead
-    rows give 0 s.
+    caller knows the per-expert row counts (uneven routing).  The kernel, its peak and bytes per
+    weight (scales included) are :func:`~rlsim.hardware.kernels.moe_kernel`'s choice for
+    ``dtype`` (or ``kernel``, made once by the caller).  Zero tokens and zero overhead rows give 0 s.
     """
-    e = hw.moe_eff(dtype)
-    peak = hw.peak_flops(dtype)
-    wb = units.dtype_bytes(dtype)
+    kc = kernel or moe_kernel(hw, dtype)
+    e = hw.moe_eff(kc.params_key)
+    peak = hw.peak_flops(kc.compute_dtype)
+    wb = kc.weight_bytes
     rows = _f(tokens) * topk
     touched = np.minimum(np.minimum(_f(experts_touched_local), _f(num_experts_local)), rows)
     k_inter = n_gate_up / 2 if gated else n_gate_up
@@ -180,7 +190,8 @@ def moe_time_s(
     nbytes = touched * w * wb + rows * (k_hidden + n_gate_up + k_inter + n_down) * _ACT_BYTES
     memory = nbytes / (hw.hbm_bandwidth_bytes_per_s * e.mem_eff)
     over = rows if overhead_rows is None else _f(overhead_rows)
-    t = np.maximum(compute, memory) + units.us(e.latency_us) + units.us(e.per_routed_token_us) * over
+    t = (np.maximum(compute, memory) + units.us(e.latency_us) + units.us(e.per_routed_token_us) * over
+         + units.us(e.per_expert_us) * touched)
     return _out(np.where((rows == 0) & (over == 0), 0.0, t))  # NaN shapes stay NaN
 
 
@@ -198,6 +209,7 @@ def moe_layer_time_s(
     skew: float = 0.0,
     gated: bool = True,
     routing: str = "random",
+    kernel: KernelChoice | None = None,
 ) -> float | np.ndarray:
     """One MoE layer's experts on one GPU of a ``tp x ep`` split, as vLLM's fused MoE runs it.
 
@@ -218,9 +230,11 @@ def moe_layer_time_s(
     else:
         raise ValueError(f"routing = {routing!r}; expected random or round_robin")
     n_gate_up = int((2 if gated else 1) * inter // tp)
+    kc = kernel or moe_kernel(hw, dtype)
     t = moe_time_s(hw, T / ep, num_experts / ep, touched / ep, n_gate_up, hidden, hidden, dtype, topk,
-                   overhead_rows=T * topk, gated=gated)
-    t = _tabulated(hw, f"moe:{_EFF_NAME.get(dtype, dtype)}", (hidden, inter, num_experts, topk, tp, ep), T, t)
+                   overhead_rows=T * topk, gated=gated, kernel=kc)
+    if kc.fallback is None:  # tables are keyed by the measured dtype (fp16 rows serve bf16)
+        t = _tabulated(hw, f"moe:{'bf16' if dtype == 'fp16' else dtype}", (hidden, inter, num_experts, topk, tp, ep), T, t)
     return _out(np.where(T > 0, t, 0.0))
 
 
@@ -256,13 +270,14 @@ ATTN_TILE_M = 128
 
 
 def decode_attention_time_s(
-    hw: HardwareProfile, kv_bytes: ArrayLike, num_seqs: ArrayLike, flops: ArrayLike = 0.0, num_kv_heads: ArrayLike = 1
+    hw: HardwareProfile, kv_bytes: ArrayLike, num_seqs: ArrayLike, flops: ArrayLike = 0.0, num_kv_heads: ArrayLike = 1,
+    kv_dtype: str = "bf16", head_dim: ArrayLike = 128,
 ) -> float | np.ndarray:
     """Decode (or short-query, e.g. speculative verify) attention over a batch, one layer::
 
         t = latency_us + max(kv_bytes / (hbm_bw * mem_eff),
                              flops / (peak_bf16 * prefill.compute_eff),
-                             cta_us * num_seqs * num_kv_heads / sm_count)
+                             cta_us * cta_scale(head_dim) * num_seqs * num_kv_heads / sm_count)
 
     ``kv_bytes`` = sum over sequences of context_len x 2 (K and V) x kv_heads_per_gpu x
     head_dim x bytes(kv dtype); ``flops`` (optional) matters only for multi-token queries.
@@ -270,14 +285,19 @@ def decode_attention_time_s(
     a first KV tile, softmax, write O) however short the context: the third term, spread over
     the SMs.  KV is always read from HBM (the L2 speed-up seen in isolated kernel benchmarks does
     not survive a real forward pass).  For a fixed batch the time is ``const + max(a * ctx, c *
-    ctx + offset, cta)`` in the total context -- the engine's fast path relies on that.  Zero
-    sequences give 0 s.
+    ctx + offset, cta)`` in the total context -- the engine's fast path relies on that.  An fp8
+    KV cache (``kv_dtype="fp8"``) uses the profile's ``decode_attention_fp8`` /
+    ``prefill_attention_fp8`` parameters where fitted (the kernel dequantises K and V: it reads
+    half the bytes but not at the bf16 kernel's efficiency), else the bf16 ones.  The CTA cost is
+    stated at head_dim 128; ``head_dim_frac`` of it scales with ``head_dim``.  Sliding-window
+    layers pass the bytes and FLOPs of the keys inside the window.  Zero sequences give 0 s.
     """
-    da = hw.efficiency.decode_attention
+    eff = hw.efficiency
+    da = eff.decode_attention_for(kv_dtype)
     memory = _f(kv_bytes) / (hw.hbm_bandwidth_bytes_per_s * da.mem_eff)
-    compute = _f(flops) / (hw.peak_flops("bf16") * hw.efficiency.prefill_attention.compute_eff)
+    compute = _f(flops) / (hw.peak_flops("bf16") * eff.prefill_attention_for(kv_dtype).compute_eff)
     seqs = _f(num_seqs)
-    cta = units.us(da.cta_us) * seqs * _f(num_kv_heads) / hw.gpu.sm_count
+    cta = units.us(da.cta_us) * da.cta_scale(_f(head_dim)) * seqs * _f(num_kv_heads) / hw.gpu.sm_count
     t = np.maximum(np.maximum(memory, compute), cta) + units.us(da.latency_us)
     return _out(np.where(seqs > 0, t, 0.0))
 
@@ -291,6 +311,7 @@ def prefill_attention_time_s(
     num_heads: ArrayLike,
     num_kv_heads: ArrayLike,
     head_flops_per_pair: ArrayLike,
+    kv_dtype: str = "bf16",
 ) -> float | np.ndarray:
     """Prefill attention (query chunks of one or more tokens), one layer, FlashAttention-style::
 
@@ -306,17 +327,37 @@ def prefill_attention_time_s(
     (cached + new).  The per-tile cost is tile quantisation (short chunks fill a 128-row tile
     partly), the per-token terms the Q / O traffic per head and the K / V traffic per KV head,
     and ``crit`` the critical path when too few CTAs fill the GPU: the last query tile of the
-    longest sequence runs on one SM against all its keys.  Nothing to do gives 0 s.
+    longest sequence runs on one SM against all its keys.  Tile and token costs are stated at
+    head_dim 128; ``head_dim_frac`` of them scales with ``head_flops_per_pair / 4``.
+    ``kv_dtype="fp8"`` uses ``prefill_attention_fp8`` where fitted (FLOPs still against the bf16
+    peak: the fitted efficiency says what the fp8-KV kernel achieves).  Sliding-window layers
+    pass the FLOPs of the keys inside the window (:func:`window_pairs`) and their critical keys.
+    Nothing to do gives 0 s.
     """
-    pa = hw.efficiency.prefill_attention
+    pa = hw.efficiency.prefill_attention_for(kv_dtype)
     q, fl, tiles = _f(query_tokens), _f(flops), _f(query_tiles) * _f(num_heads)
     sms = hw.gpu.sm_count
     peak = hw.peak_flops("bf16")
+    scale = pa.cost_scale(_f(head_flops_per_pair) / 4.0)  # head_dim: QK^T + PV = 4 x head_dim FLOPs per pair
     per_tok_us = (pa.tok_head_ns * _f(num_heads) + pa.tok_kvhead_ns * _f(num_kv_heads)) * 1e-3
-    work = units.us(pa.tile_us * tiles + per_tok_us * q) / sms + fl / (peak * pa.compute_eff)
+    work = units.us(pa.tile_us * tiles + per_tok_us * q) * scale / sms + fl / (peak * pa.compute_eff)
     crit = units.us(pa.tile_us) + ATTN_TILE_M * _f(critical_keys) * _f(head_flops_per_pair) / (peak / sms * pa.crit_eff)
     t = np.maximum(work, crit) + units.us(pa.latency_us)
     return _out(np.where((tiles > 0) & (fl > 0), t, 0.0))
+
+
+def window_pairs(causal_pairs: ArrayLike, query_tokens: ArrayLike, window: ArrayLike) -> float | np.ndarray:
+    """Query-key pairs of prefill chunks on a sliding-window layer: every query attends to at most
+    ``window`` keys, ``pairs = min(causal_pairs, query_tokens * window)`` (exact once a chunk's
+    queries have ``window`` keys before them; the first ``window`` tokens of a sequence are
+    over-counted by ``window^2 / 2``).
+
+    FlashAttention's local-attention path visits ``ceil(window / 128) + 1`` key tiles per 128-row
+    query tile, i.e. up to ``window + 128`` keys per row, masked; on the measured window-128
+    rows (H100, B200; parameters fitted on full attention) the exact count predicts better
+    (median bias +22 % vs +26 % on H100, +9 % vs +10 % on B200), so it is used -- a choice made
+    on those rows, which are therefore not an independent check of this one binary choice."""
+    return _out(np.minimum(_f(causal_pairs), _f(query_tokens) * _f(window)))
 
 
 def elementwise_time_s(hw: HardwareProfile, nbytes: ArrayLike) -> float | np.ndarray:

@@ -213,13 +213,16 @@ class MoeEff(_Frozen):
     """Fused-MoE parameters (the formula is :func:`rlsim.hardware.ops.moe_time_s`): every
     touched expert's rows are padded to ``block_m_tokens`` (vLLM's moe_align_block_size / the
     grouped-GEMM tile; chosen by the fit from 16, 32, 64, 128), ``per_routed_token_us`` per
-    routed row for sort / permute / combine."""
+    routed row for sort / permute / combine, ``per_expert_us`` per expert the rank computes
+    (one problem of the grouped GEMM: its set-up, scale loads and pipeline fill and drain,
+    whatever the expert's size)."""
 
     compute_eff: Eff
     mem_eff: Eff
     latency_us: NonNeg
     per_routed_token_us: NonNeg
     block_m_tokens: PosInt = 64
+    per_expert_us: NonNeg = 0.0
 
 
 class GemmByDtype(_Frozen):
@@ -230,26 +233,45 @@ class GemmByDtype(_Frozen):
 
 
 class MoeByDtype(_Frozen):
+    """Fused-MoE parameters per expert weight dtype: ``fp4`` = NVFP4, ``mxfp4`` = MXFP4 weights
+    with bf16 activations (gpt-oss), ``int4`` = INT4 weight-only Marlin (any group size); see
+    :mod:`rlsim.hardware.kernels` for which kernel each is."""
+
     bf16: MoeEff
     fp8: MoeEff | None = None
     fp8_block: MoeEff | None = None
     fp4: MoeEff | None = None
+    mxfp4: MoeEff | None = None
+    int4: MoeEff | None = None
+
+
+#: Head dim at which per-CTA / per-token / per-tile attention costs are stated.
+REF_HEAD_DIM = 128
 
 
 class DecodeAttentionEff(_Frozen):
     """Decode attention (:func:`rlsim.hardware.ops.decode_attention_time_s`): KV read at
-    ``mem_eff`` of HBM, ``cta_us`` of SM time per (sequence, KV head) CTA, ``latency_us``."""
+    ``mem_eff`` of HBM, ``cta_us`` of SM time per (sequence, KV head) CTA at head_dim 128,
+    ``latency_us``; ``head_dim_frac``: the share of the CTA cost that scales with head_dim (Q,
+    O and K / V tile traffic), the rest being fixed (softmax bookkeeping, scheduling)."""
 
     mem_eff: Eff
     cta_us: NonNeg
     latency_us: NonNeg
+    head_dim_frac: Frac = 0.0
+
+    def cta_scale(self, head_dim):
+        """Factor on ``cta_us`` at ``head_dim``: ``1 - f + f * head_dim / 128``."""
+        return 1.0 - self.head_dim_frac + self.head_dim_frac * head_dim / REF_HEAD_DIM
 
 
 class PrefillAttentionEff(_Frozen):
     """Prefill attention (:func:`rlsim.hardware.ops.prefill_attention_time_s`): causal FLOPs
     at ``compute_eff`` of the bf16 peak, ``tile_us`` of SM time per (128-row query tile, head),
     ``tok_head_ns`` / ``tok_kvhead_ns`` of SM time per query token per head / per KV head,
-    ``crit_eff``: one SM's efficiency on the critical path, ``latency_us``."""
+    ``crit_eff``: one SM's efficiency on the critical path, ``latency_us``; the tile and token
+    costs are stated at head_dim 128 and ``head_dim_frac`` of them scales with head_dim (as for
+    decode)."""
 
     compute_eff: Eff
     latency_us: NonNeg
@@ -257,6 +279,11 @@ class PrefillAttentionEff(_Frozen):
     tok_head_ns: NonNeg = 0.0
     tok_kvhead_ns: NonNeg = 0.0
     crit_eff: Eff = 1.0
+    head_dim_frac: Frac = 0.0
+
+    def cost_scale(self, head_dim):
+        """Factor on the tile and token costs at ``head_dim``: ``1 - f + f * head_dim / 128``."""
+        return 1.0 - self.head_dim_frac + self.head_dim_frac * head_dim / REF_HEAD_DIM
 
 
 class ElementwiseEff(_Frozen):
@@ -267,7 +294,9 @@ class ElementwiseEff(_Frozen):
 class Efficiency(_Frozen):
     """Per-op-class efficiency parameters.  ``latency_us`` values are GPU-side per-kernel floors
     (as under CUDA graphs); ``kernel_launch_us`` is the extra host launch cost per kernel when
-    running eagerly, added by the engine, not by the op functions."""
+    running eagerly, added by the engine, not by the op functions.  ``decode_attention_fp8`` /
+    ``prefill_attention_fp8``: the attention kernels with an fp8 KV cache (their own fit; absent
+    = the bf16 parameters at 1 byte per KV value)."""
 
     gemm: GemmByDtype
     moe: MoeByDtype
@@ -275,6 +304,16 @@ class Efficiency(_Frozen):
     prefill_attention: PrefillAttentionEff
     elementwise: ElementwiseEff
     kernel_launch_us: NonNeg
+    decode_attention_fp8: DecodeAttentionEff | None = None
+    prefill_attention_fp8: PrefillAttentionEff | None = None
+
+    def decode_attention_for(self, kv_dtype: str) -> DecodeAttentionEff:
+        """Decode-attention parameters for a KV cache of ``kv_dtype``."""
+        return self.decode_attention_fp8 if kv_dtype == "fp8" and self.decode_attention_fp8 else self.decode_attention
+
+    def prefill_attention_for(self, kv_dtype: str) -> PrefillAttentionEff:
+        """Prefill-attention parameters for a KV cache of ``kv_dtype``."""
+        return self.prefill_attention_fp8 if kv_dtype == "fp8" and self.prefill_attention_fp8 else self.prefill_attention
 
 
 class Topology(_Frozen):
@@ -393,7 +432,8 @@ class EngineOverheads(_Frozen):
 # --------------------------------------------------------------------------- the profile
 
 _PEAK_KEY = {"bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "fp8_block": "fp8", "fp4": "fp4"}
-_EFF_KEY = {"bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "fp4": "fp4"}
+_EFF_KEY = {"bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "fp4": "fp4", "mxfp4": "mxfp4",
+            "int4": "int4"}
 
 
 class HardwareProfile(_Frozen):
@@ -499,10 +539,10 @@ class HardwareProfile(_Frozen):
         return num_gpus > self.collectives.measured_max_gpus
 
     def _eff_entry(self, table: BaseModel, path: str, dtype: str):
-        key = _EFF_KEY.get(dtype)
-        entry = getattr(table, key) if key else None
+        key = _EFF_KEY.get(dtype) or ("int4" if units.is_int4(dtype) else None)
+        entry = getattr(table, key, None) if key else None
         if entry is None:
-            known = [d for d, k in _EFF_KEY.items() if getattr(table, k) is not None]
+            known = [d for d, k in _EFF_KEY.items() if getattr(table, k, None) is not None]
             raise ConfigError.at(self.source, path, dtype, f"has no entry for this dtype (known: {', '.join(known)})")
         return entry
 

@@ -3,23 +3,29 @@
 Model (what is counted)
 -----------------------
 A decoder-only transformer: a token embedding, ``num_hidden_layers`` decoder layers, a final
-RMSNorm and an lm_head.  Each layer has an attention block (GQA or DeepSeek MLA), two RMSNorms
-and either a dense SwiGLU MLP or a mixture-of-experts block (router + routed SwiGLU experts +
-optional shared experts).  An EAGLE-3 draft head is one decoder layer whose qkv projection reads
+RMSNorm and an lm_head.  Each layer has an attention block (GQA or DeepSeek MLA; full or
+sliding-window), ``norms_per_layer`` RMSNorms (2; 4 for Gemma-2/3) and either a dense SwiGLU MLP
+or a mixture-of-experts block (router + routed SwiGLU experts + optional shared experts).  An EAGLE-3 draft head is one decoder layer whose qkv projection reads
 ``2H`` ([normed embedding; normed fused hidden]), an ``fc`` ``3H -> H`` that fuses three target
 hidden states, and an lm_head over ``draft_vocab_size``; it reuses the target's embedding.
 
 Assumptions
 -----------
 * SwiGLU everywhere: an MLP of width ``I`` has ``3*H*I`` weights (gate, up, down).
-* Biases are not counted (none of the supported models have linear biases); neither is
-  DeepSeek's router ``e_score_correction_bias`` (256 values per MoE layer, 14,848 in all).
-* RMSNorms have one weight vector.  Qwen3 q/k norms are ``2*head_dim`` per layer; MLA adds
+* Linear biases are counted where the family has them (Qwen2 q/k/v; gpt-oss q/k/v/o, experts and
+  router) and so are gpt-oss's attention sinks (one value per head and layer); routing score
+  biases (DeepSeek / Kimi / MiniMax ``e_score_correction_bias``, E values per MoE layer) are not.
+* RMSNorms have one weight vector.  Per-head q/k norms (Qwen3, Gemma-3) are ``2*head_dim`` per
+  layer, per-layer ones (MiniMax-M2) ``(heads + kv_heads) * head_dim``; MLA adds
   ``q_a_layernorm`` (q_lora_rank) and ``kv_a_layernorm`` (kv_lora_rank).
 * For MLA, ``head_dim`` is the q/k head dim ``qk_nope_head_dim + qk_rope_head_dim``.
 * ``total_params`` is the main model: MTP modules are reported separately (``mtp_params``).
-* Weight bytes are ``params * bytes(dtype)`` for every weight, embeddings and lm_head
-  included; quantization scales are ignored (< 0.1 % for 128x128 fp8 blocks).
+* Weight bytes: each group of linear weights at its dtype in ``quantization``
+  (:mod:`rlsim.models.quant`; block / group scales included, :data:`rlsim.units.DTYPE_BYTES`),
+  embedding, norms and biases bf16; ``weight_bytes(dtype)`` prices every parameter at ``dtype``.
+* KV cache: sliding-window layers hold at most ``sliding_window`` tokens per sequence (vLLM V1's
+  hybrid KV-cache manager frees blocks that leave the window), so ``kv_bytes_per_token`` counts
+  the full-attention layers and ``sliding_kv_bytes_per_sequence`` the sliding layers' cap.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt, model_validator
 
 from rlsim.errors import ConfigError
+from rlsim.models.quant import Quantization
 from rlsim.units import DTYPE_BYTES, dtype_bytes
 
 __all__ = ["LinearWeight", "ModelArch", "checked_dtype_bytes"]
@@ -115,26 +122,44 @@ class ModelArch(BaseModel):
     qk_rope_head_dim: PositiveInt | None = None
     v_head_dim: PositiveInt | None = None
     qk_norm: bool = False
+    #: ``head``: one norm of head_dim for q and one for k (Qwen3); ``layer``: over all heads (MiniMax-M2).
+    qk_norm_scope: Literal["head", "layer"] = "head"
+    norms_per_layer: PositiveInt = 2
     num_mtp_layers: NonNegativeInt = 0
+    #: Sliding-window attention: ``num_sliding_layers`` layers attend to the last ``sliding_window`` keys.
+    sliding_window: PositiveInt | None = None
+    num_sliding_layers: NonNegativeInt = 0
+    attention_sinks: bool = False
+    qkv_bias: bool = False
+    o_proj_bias: bool = False
+    expert_bias: bool = False
+    router_bias: bool = False
+    router_scoring: Literal["softmax", "sigmoid"] = "softmax"
+    router_score_bias: bool = False
     weight_dtype: str = "bf16"
+    #: Storage dtype per group of linear weights (defaults to every group at ``weight_dtype``).
+    quantization: Quantization = None  # type: ignore[assignment]  # filled by _defaults
+    #: What the architecture has that rlsim does not model (shown by ``models show``).
+    notes: tuple[str, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
-    def _default_dense_layers(cls, data: Any) -> Any:
+    def _defaults(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("num_dense_layers") is None:
             dense = data.get("num_hidden_layers") if not data.get("num_experts") else 0
             data = {**data, "num_dense_layers": dense}
+        if isinstance(data, dict) and data.get("quantization") is None:
+            dtype = data.get("weight_dtype", "bf16")
+            if isinstance(dtype, str) and dtype in DTYPE_BYTES:
+                data = {**data, "quantization": Quantization.uniform(dtype)}
         return data
 
     @model_validator(mode="after")
     def _check_consistent(self) -> "ModelArch":
-        for rule in (_check_layers, _check_attention, _check_moe, _check_head):
+        for rule in (_check_layers, _check_attention, _check_moe, _check_head, _check_sliding, _check_quant):
             problem = rule(self)
             if problem:
                 raise ValueError(problem)
-        if self.weight_dtype not in DTYPE_BYTES:
-            known = ", ".join(DTYPE_BYTES)
-            raise ValueError(f"weight_dtype = {self.weight_dtype!r} is not a known dtype (known: {known})")
         return self
 
     # ---- layer structure -------------------------------------------------------------------
@@ -155,6 +180,11 @@ class ModelArch(BaseModel):
         return self.num_hidden_layers - self.num_dense_layers
 
     @property
+    def num_full_attention_layers(self) -> int:
+        """Layers attending to the whole context (all but the sliding-window layers)."""
+        return self.num_hidden_layers - self.num_sliding_layers
+
+    @property
     def attention_input_size(self) -> int:
         """Width read by the q/kv projections: ``2H`` for an EAGLE-3 head, else ``H``."""
         return 2 * self.hidden_size if self.is_draft_head else self.hidden_size
@@ -163,6 +193,15 @@ class ModelArch(BaseModel):
     def lm_head_out_features(self) -> int:
         """Logit width: ``draft_vocab_size`` for an EAGLE-3 head, else ``vocab_size``."""
         return self.draft_vocab_size if self.is_draft_head and self.draft_vocab_size else self.vocab_size
+
+    def quantization_for(self, dtype: str | None) -> Quantization:
+        """The storage scheme a run uses: the checkpoint's own when ``dtype`` is None or the
+        model's ``weight_dtype``, else every linear layer at ``dtype`` (:meth:`Quantization.uniform`:
+        a ``--quantization`` / ``model.dtype`` override)."""
+        if dtype is None or dtype == self.weight_dtype:
+            return self.quantization
+        checked_dtype_bytes(dtype, "dtype")
+        return Quantization.uniform(dtype)
 
     # ---- parameter counts ------------------------------------------------------------------
 
@@ -203,14 +242,35 @@ class ModelArch(BaseModel):
 
     @property
     def norm_params_per_layer(self) -> int:
-        """RMSNorm weights of one layer: 2H (3H for an EAGLE-3 head), q/k norms, MLA latent norms."""
+        """RMSNorm weights of one layer: ``norms_per_layer`` x H (3H for an EAGLE-3 head), q/k
+        norms, MLA latent norms."""
         h = self.hidden_size
-        norms = 3 * h if self.is_draft_head else 2 * h
-        if self.qk_norm:
+        norms = 3 * h if self.is_draft_head else self.norms_per_layer * h
+        if self.qk_norm and self.qk_norm_scope == "head":
             norms += 2 * self.head_dim
+        elif self.qk_norm:
+            norms += (self.num_attention_heads + self.num_key_value_heads) * self.head_dim
         if self.attention_kind == "mla":
             norms += (self.q_lora_rank or 0) + (self.kv_lora_rank or 0)
         return norms
+
+    @property
+    def attention_bias_params_per_layer(self) -> int:
+        """q/k/v and o_proj biases and attention sinks (one per head) of one layer."""
+        heads, kv, d = self.num_attention_heads, self.num_key_value_heads, self.head_dim
+        qkv = (heads + 2 * kv) * d if self.qkv_bias else 0
+        return qkv + (self.hidden_size if self.o_proj_bias else 0) + (heads if self.attention_sinks else 0)
+
+    @property
+    def expert_bias_params(self) -> int:
+        """Biases of one routed expert (gate_up ``2I`` + down ``H``; 0 without expert biases)."""
+        return 2 * self.moe_intermediate_size + self.hidden_size if self.expert_bias else 0
+
+    @property
+    def bias_params(self) -> int:
+        """Every linear bias and attention sink of the main model."""
+        moe = self.num_experts * self.expert_bias_params + (self.num_experts if self.router_bias else 0)
+        return self.num_hidden_layers * self.attention_bias_params_per_layer + self.num_moe_layers * moe
 
     @property
     def final_norm_params(self) -> int:
@@ -251,13 +311,14 @@ class ModelArch(BaseModel):
             + self.num_hidden_layers * per_layer
             + self.num_dense_layers * self.dense_mlp_params_per_layer
             + self.num_moe_layers * self.moe_block_params_per_layer
+            + self.bias_params
         )
 
     @property
     def active_params(self) -> int:
         """Parameters touched per token: all but the routed experts not among the top-k."""
         unused = self.num_experts - self.num_experts_per_tok
-        return self.total_params - self.num_moe_layers * unused * self.expert_params
+        return self.total_params - self.num_moe_layers * unused * (self.expert_params + self.expert_bias_params)
 
     @property
     def non_embedding_params(self) -> int:
@@ -265,9 +326,15 @@ class ModelArch(BaseModel):
         return self.total_params - self.embedding_params - self.lm_head_params
 
     def weight_bytes(self, dtype: str | None = None) -> float:
-        """Bytes of the main model's weights at ``dtype`` (default ``weight_dtype``), scales ignored."""
-        dtype = dtype or self.weight_dtype
-        return self.total_params * checked_dtype_bytes(dtype, "dtype")
+        """Bytes of the main model's weights: every parameter at ``dtype`` when given, else as
+        stored (each linear group at its ``quantization`` dtype, scales included; embedding,
+        norms and biases bf16)."""
+        if dtype is not None:
+            return self.total_params * checked_dtype_bytes(dtype, "dtype")
+        q = self.quantization
+        linear = sum(w.params * dtype_bytes(q.dtype_of(w.group)) for w in self.linear_weights())
+        other = self.total_params - sum(w.params for w in self.linear_weights())
+        return linear + other * dtype_bytes("bf16")
 
     # ---- KV cache ----------------------------------------------------------------------------
 
@@ -279,8 +346,17 @@ class ModelArch(BaseModel):
         return 2 * self.num_key_value_heads * self.head_dim
 
     def kv_bytes_per_token(self, kv_dtype: str = "bf16") -> float:
-        """KV-cache bytes per token over all main-model layers (MTP layers excluded)."""
-        values = self.kv_values_per_token_per_layer * self.num_hidden_layers
+        """KV-cache bytes per token over the main model's full-attention layers (all layers but
+        the sliding-window ones; MTP layers excluded)."""
+        values = self.kv_values_per_token_per_layer * self.num_full_attention_layers
+        return values * checked_dtype_bytes(kv_dtype, "kv_dtype")
+
+    def sliding_kv_bytes_per_sequence(self, kv_dtype: str = "bf16") -> float:
+        """Most KV-cache bytes one sequence holds in the sliding-window layers
+        (``sliding_window`` tokens each; vLLM rounds up to whole blocks, not counted here)."""
+        if not self.num_sliding_layers:
+            return 0.0
+        values = self.kv_values_per_token_per_layer * self.num_sliding_layers * self.sliding_window
         return values * checked_dtype_bytes(kv_dtype, "kv_dtype")
 
     # ---- GEMM shapes --------------------------------------------------------------------------
@@ -289,8 +365,8 @@ class ModelArch(BaseModel):
         """The GEMM weights of one layer of each type, with how many layers carry them.
 
         Weights carried by no layer are left out.  Summing ``params`` over the list and adding
-        ``embedding_params``, ``num_hidden_layers * norm_params_per_layer`` and
-        ``final_norm_params`` gives ``total_params``.
+        ``embedding_params``, ``num_hidden_layers * norm_params_per_layer``,
+        ``final_norm_params`` and ``bias_params`` gives ``total_params``.
         """
         weights = self._attention_weights(self.num_hidden_layers)
         if self.is_draft_head:
@@ -430,6 +506,28 @@ def _check_moe(m: ModelArch) -> str | None:
         return f"num_experts_per_tok = {m.num_experts_per_tok} must be between 1 and num_experts = {m.num_experts}"
     if m.moe_intermediate_size == 0:
         return "moe_intermediate_size = 0 must be positive for an MoE model"
+    return None
+
+
+def _check_sliding(m: ModelArch) -> str | None:
+    if m.num_sliding_layers > m.num_hidden_layers:
+        return f"num_sliding_layers = {m.num_sliding_layers} exceeds num_hidden_layers = {m.num_hidden_layers}"
+    if m.num_sliding_layers and m.sliding_window is None:
+        return f"sliding_window = None must be set for {m.num_sliding_layers} sliding-window layers"
+    if m.sliding_window is not None and not m.num_sliding_layers:
+        return f"sliding_window = {m.sliding_window} is set but num_sliding_layers = 0"
+    return None
+
+
+def _check_quant(m: ModelArch) -> str | None:
+    known = ", ".join(DTYPE_BYTES)
+    if m.weight_dtype not in DTYPE_BYTES:
+        return f"weight_dtype = {m.weight_dtype!r} is not a known dtype (known: {known})"
+    if m.quantization.dtype != m.weight_dtype:
+        return f"weight_dtype = {m.weight_dtype!r} differs from quantization.dtype = {m.quantization.dtype!r}"
+    for group, dtype in m.quantization.groups().items():
+        if dtype not in DTYPE_BYTES:
+            return f"quantization.{group} = {dtype!r} is not a known dtype (known: {known})"
     return None
 
 

@@ -1,7 +1,9 @@
 """A flat, printable summary of a :class:`ModelArch` for ``rlsim models show``.
 
-Parameter counts are in billions (3 decimals), weights in decimal GB (params x dtype bytes,
-scales ignored), KV-cache in bytes per token over all main-model layers.
+Parameter counts are in billions (3 decimals); weights in decimal GB as stored (each linear
+group at its quantisation dtype, scales included) and with every parameter at bf16 / fp8; KV
+cache in bytes per token over the full-attention layers (plus the sliding layers' per-sequence
+cap where the model has sliding-window layers); ``notes``: what the model has that is not timed.
 """
 
 from __future__ import annotations
@@ -27,12 +29,34 @@ def describe(model: ModelArch) -> dict[str, Any]:
     out.update(_shape(model))
     out.update(_params(model))
     out["weight_dtype"] = model.weight_dtype
-    out["weight_gb"] = {d: round(model.weight_bytes(d) / GB, 2) for d in ("bf16", "fp8")}
+    out["quantization"] = _quantization(model)
+    out["weight_gb"] = {"as_stored": round(model.weight_bytes() / GB, 2),
+                        **{d: round(model.weight_bytes(d) / GB, 2) for d in ("bf16", "fp8")}}
     out["kv_values_per_token_per_layer"] = model.kv_values_per_token_per_layer
     out["kv_bytes_per_token"] = {d: _num(model.kv_bytes_per_token(d)) for d in ("bf16", "fp8")}
+    if model.num_sliding_layers:
+        out["sliding_kv_bytes_per_sequence"] = {d: _num(model.sliding_kv_bytes_per_sequence(d)) for d in ("bf16", "fp8")}
+    if model.notes:
+        out["notes"] = list(model.notes)
     source = catalog_source(model.name)
     if source:
         out["source"] = source
+    return out
+
+
+def _quantization(m: ModelArch) -> dict[str, Any]:
+    q = m.quantization
+    groups = q.groups()
+    present = {"attention", "head"} | ({"dense_mlp"} if m.num_dense_layers else set())
+    if m.is_moe:
+        present |= {"expert", "router"} | ({"shared_expert"} if m.num_shared_experts else set())
+    if m.is_draft_head:
+        present.add("draft_fc")
+    out: dict[str, Any] = {"method": q.method, **{g: d for g, d in groups.items() if g in present}}
+    if q.kv_cache_dtype:
+        out["kv_cache_dtype"] = q.kv_cache_dtype
+    if q.weight_only:
+        out["weight_only"] = True
     return out
 
 
@@ -59,6 +83,13 @@ def _shape(m: ModelArch) -> dict[str, Any]:
             experts=m.num_experts, experts_per_tok=m.num_experts_per_tok, shared_experts=m.num_shared_experts,
             moe_intermediate_size=m.moe_intermediate_size, dense_layers=m.num_dense_layers, moe_layers=m.num_moe_layers,
         )
+    if m.num_sliding_layers:
+        shape.update(sliding_window=m.sliding_window, sliding_layers=m.num_sliding_layers,
+                     full_attention_layers=m.num_full_attention_layers)
+    if m.attention_sinks:
+        shape["attention_sinks"] = True
+    if m.is_moe:
+        shape["router_scoring"] = m.router_scoring + (" + score bias" if m.router_score_bias else "")
     if m.num_mtp_layers:
         shape["mtp_layers"] = m.num_mtp_layers
     return shape

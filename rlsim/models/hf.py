@@ -1,92 +1,73 @@
 """Build a :class:`ModelArch` from a Hugging Face ``config.json`` dict.
 
-Supported ``model_type`` values: ``llama``, ``qwen3``, ``qwen3_moe``, ``deepseek_v3``; and
-EAGLE-3 draft heads, recognised by an ``architectures`` entry containing ``Eagle3`` (the
-SpecForge format: ``LlamaForCausalLMEagle3`` with a llama-shaped layer, ``draft_vocab_size``,
-and, in rlsim's catalog, ``target_model``).  Keys starting with ``_`` (``_source``,
-``_comment``, ``_hf_ids``) are catalog annotations and are ignored here.
+Supported ``model_type`` values: see :data:`SUPPORTED_MODEL_TYPES` and
+:mod:`rlsim.models.families` (what each reads and leaves out).  Multimodal wrappers (Kimi-K2.5's
+``kimi_k25``, Gemma-3's ``gemma3``, ...) are read through their ``text_config`` when that holds a
+supported ``model_type``; the vision tower is not modelled (said in the model's notes).  EAGLE-3
+draft heads are recognised by an ``architectures`` entry containing ``Eagle3`` (the SpecForge
+format: ``LlamaForCausalLMEagle3`` with a llama-shaped layer, ``draft_vocab_size`` and, in
+rlsim's catalog, ``target_model``).  Keys starting with ``_`` (``_source``, ``_comment``,
+``_hf_ids``) are catalog annotations and are ignored here.
 
 Rules (each breach is a one-line ConfigError naming the source, key, value and rule):
+
 * shape fields are positive integers; ``head_dim`` defaults to ``hidden_size // heads``;
   ``num_key_value_heads`` defaults to ``num_attention_heads``;
-* ``quantization_config``: absent -> bf16; ``fp8`` with ``weight_block_size`` -> fp8_block,
-  without -> fp8; other methods are not supported;
+* quantisation: ``quantization_config`` at the top level or in ``text_config``, and an optional
+  ModelOpt ``hf_quant_config.json`` beside the config (:mod:`rlsim.models.quant`); absent ->
+  bf16;
 * dense/MoE layers: DeepSeek layer ``i`` is MoE when ``i >= first_k_dense_replace`` and
   ``i % moe_layer_freq == 0``; Qwen3-MoE layer ``i`` is MoE when ``i`` is not in
   ``mlp_only_layers`` and ``(i + 1) % decoder_sparse_step == 0``.  Only the count of dense
-  layers is kept (their position does not change cost).
+  layers is kept (their position does not change cost); likewise for sliding-window layers.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import pydantic
 
 from rlsim.errors import ConfigError, format_location
+from rlsim.models._reader import Reader
 from rlsim.models.arch import ModelArch
+from rlsim.models.families import FAMILIES, ROUTING_NOTE, family_for
+from rlsim.models.quant import parse_quantization
 
 __all__ = ["model_from_hf_config", "SUPPORTED_MODEL_TYPES"]
 
+SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(FAMILIES))
 _MISSING = object()
-
-_DEFAULT_ARCH = {
-    "llama": "LlamaForCausalLM",
-    "qwen3": "Qwen3ForCausalLM",
-    "qwen3_moe": "Qwen3MoeForCausalLM",
-    "deepseek_v3": "DeepseekV3ForCausalLM",
-}
-SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_DEFAULT_ARCH))
+_VISION_NOTE = "multimodal checkpoint: only the language model (text_config) is modelled, not the vision tower"
 
 
-class _Reader:
-    """Typed access to one config dict, raising ConfigErrors that name the source and key."""
-
-    def __init__(self, config: dict[str, Any], source: str, model_type: str) -> None:
-        self.config, self.source, self.model_type = config, source, model_type
-
-    def error(self, key: str, value: Any, rule: str) -> ConfigError:
-        return ConfigError.at(self.source, key, value, rule)
-
-    def int(self, key: str, default: Any = _MISSING, minimum: int = 1) -> Any:
-        value = self.config.get(key, _MISSING)
-        if value is _MISSING or (value is None and default is not _MISSING):
-            if default is _MISSING:
-                where = format_location(self.source, key)
-                raise ConfigError(f"{where} is missing (required for model_type {self.model_type!r})")
-            return default
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-            raise self.error(key, value, f"must be {kind}")
-        return value
-
-    def bool(self, key: str, default: bool) -> bool:
-        value = self.config.get(key, default)
-        if not isinstance(value, bool):
-            raise self.error(key, value, "must be true or false")
-        return value
-
-    def int_list(self, key: str) -> list[int]:
-        value = self.config.get(key) or []
-        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise self.error(key, value, "must be a list of layer indices")
-        return value
-
-
-def model_from_hf_config(config: dict[str, Any], name: str, source: str | None = None) -> ModelArch:
+def model_from_hf_config(config: dict[str, Any], name: str, source: str | None = None, *,
+                         quant_sidecar: dict[str, Any] | None = None, sidecar_source: str | None = None) -> ModelArch:
     """Parse an HF ``config.json`` dict (or an EAGLE-3 head dict) into a :class:`ModelArch`.
 
     ``source`` (the file name) prefixes error messages; it defaults to ``name``.
+    ``quant_sidecar``: the checkpoint's ModelOpt ``hf_quant_config.json`` (read from
+    ``sidecar_source``), used where the config has no ``quantization_config``.
     """
     where = source or name
     if not isinstance(config, dict):
         raise ConfigError(f"{where}: top level must be a JSON object, got {type(config).__name__}")
     architecture = _architecture(config, where)
-    if "eagle3" in architecture.lower():
-        fields = _eagle3_fields(_Reader(config, where, "eagle3 head"))
-    else:
-        fields = _target_fields(config, where)
-    fields.setdefault("hf_architecture", architecture or _DEFAULT_ARCH[config["model_type"]])
+    eagle = "eagle3" in architecture.lower()
+    r, module_prefix, notes = _text_reader(config, where, eagle)
+    family = FAMILIES["llama"] if eagle else family_for(r.model_type)
+    fields = {**_common_fields(r), **family.fields(r)}
+    if eagle:
+        fields.update(_eagle3_fields(r, fields))
+    quant_where = _quant_location(config, r)
+    fields["quantization"] = parse_quantization(
+        quant_where[0], _module_names(family.names, module_prefix), _group_layers(fields), where,
+        path=quant_where[1], sidecar=quant_sidecar, sidecar_where=sidecar_source or "hf_quant_config.json")
+    fields["weight_dtype"] = fields["quantization"].dtype
+    if fields.get("router_scoring") == "sigmoid":
+        notes = notes + (ROUTING_NOTE,)
+    fields["notes"] = notes + family.notes + fields["quantization"].notes
+    fields["hf_architecture"] = architecture or family.architecture
     try:
         return ModelArch(name=name, **fields)
     except pydantic.ValidationError as err:
@@ -103,19 +84,50 @@ def _architecture(config: dict[str, Any], where: str) -> str:
     return eagle[0] if eagle else archs[0]
 
 
-def _target_fields(config: dict[str, Any], where: str) -> dict[str, Any]:
+def _text_reader(config: dict[str, Any], where: str, eagle: bool) -> tuple[Reader, str, tuple[str, ...]]:
+    """The reader of the language model's fields (``text_config`` for a multimodal wrapper), the
+    module-name prefix its checkpoint uses, and notes."""
+    if eagle:
+        return Reader(config, where, "eagle3 head"), "", ()
     model_type = config.get("model_type", _MISSING)
+    supported = ", ".join(SUPPORTED_MODEL_TYPES)
     if model_type is _MISSING:
-        supported = ", ".join(SUPPORTED_MODEL_TYPES)
         raise ConfigError(f"{format_location(where, 'model_type')} is missing (supported: {supported})")
-    if model_type not in _PARSERS:
-        supported = ", ".join(SUPPORTED_MODEL_TYPES)
-        raise ConfigError.at(where, "model_type", model_type, f"is not supported (supported: {supported})")
-    r = _Reader(config, where, model_type)
-    return {**_common_fields(r), **_PARSERS[model_type](r), "weight_dtype": _weight_dtype(r)}
+    if family_for(model_type) is not None:
+        return Reader(config, where, model_type), "", ()
+    text = config.get("text_config")
+    if isinstance(text, dict) and family_for(text.get("model_type")) is not None:
+        return Reader(text, where, text["model_type"], "text_config."), "language_model.", (_VISION_NOTE,)
+    if isinstance(text, dict):
+        raise ConfigError.at(where, "text_config.model_type", text.get("model_type"), f"is not supported (supported: {supported})")
+    raise ConfigError.at(where, "model_type", model_type, f"is not supported (supported: {supported})")
 
 
-def _common_fields(r: _Reader) -> dict[str, Any]:
+def _quant_location(config: dict[str, Any], r: Reader) -> tuple[Any, str]:
+    """The ``quantization_config`` to read (top level first, then the text config's) and its path."""
+    if config.get("quantization_config") is not None:
+        return config["quantization_config"], "quantization_config"
+    if r.prefix and r.config.get("quantization_config") is not None:
+        return r.config["quantization_config"], f"{r.prefix}quantization_config"
+    return None, "quantization_config"
+
+
+def _module_names(names: dict[str, list[str]], prefix: str) -> dict[str, list[str]]:
+    return {g: [prefix + t for t in ts] for g, ts in names.items()}
+
+
+def _group_layers(fields: dict[str, Any]) -> dict[str, range]:
+    """Layer indices carrying each group of linear weights (dense layers first, as DeepSeek)."""
+    layers = fields["num_hidden_layers"]
+    experts = fields.get("num_experts", 0)
+    dense = fields.get("num_dense_layers", 0 if experts else layers)
+    moe = range(dense, layers) if experts else range(0)
+    return {"attention": range(layers), "dense_mlp": range(dense), "expert": moe,
+            "shared_expert": moe if fields.get("num_shared_experts") else range(0),
+            "draft_fc": range(1) if fields.get("kind") == "eagle3_head" else range(0)}
+
+
+def _common_fields(r: Reader) -> dict[str, Any]:
     """Fields every supported config carries in the same keys."""
     hidden = r.int("hidden_size")
     heads = r.int("num_attention_heads")
@@ -138,87 +150,13 @@ def _common_fields(r: _Reader) -> dict[str, Any]:
     }
 
 
-def _llama_fields(r: _Reader) -> dict[str, Any]:
-    return {}
-
-
-def _qwen3_fields(r: _Reader) -> dict[str, Any]:
-    return {"qk_norm": True}
-
-
-def _qwen3_moe_fields(r: _Reader) -> dict[str, Any]:
-    layers = r.int("num_hidden_layers")
-    experts = r.int("num_experts")
-    step = r.int("decoder_sparse_step", default=1)
-    dense_only = set(r.int_list("mlp_only_layers"))
-    moe_layers = sum(1 for i in range(layers) if i not in dense_only and (i + 1) % step == 0)
-    return {
-        "qk_norm": True,
-        "num_experts": experts,
-        "num_experts_per_tok": r.int("num_experts_per_tok"),
-        "moe_intermediate_size": r.int("moe_intermediate_size"),
-        "num_dense_layers": layers - moe_layers,
-    }
-
-
-def _deepseek_v3_fields(r: _Reader) -> dict[str, Any]:
-    layers = r.int("num_hidden_layers")
-    first_dense = r.int("first_k_dense_replace", default=0, minimum=0)
-    freq = r.int("moe_layer_freq", default=1)
-    moe_layers = sum(1 for i in range(layers) if i >= first_dense and i % freq == 0)
-    nope, rope = r.int("qk_nope_head_dim"), r.int("qk_rope_head_dim")
-    return {
-        "attention_kind": "mla",
-        "head_dim": nope + rope,
-        "q_lora_rank": r.int("q_lora_rank", default=None),
-        "kv_lora_rank": r.int("kv_lora_rank"),
-        "qk_nope_head_dim": nope,
-        "qk_rope_head_dim": rope,
-        "v_head_dim": r.int("v_head_dim"),
-        "num_experts": r.int("n_routed_experts"),
-        "num_experts_per_tok": r.int("num_experts_per_tok"),
-        "moe_intermediate_size": r.int("moe_intermediate_size"),
-        "num_shared_experts": r.int("n_shared_experts", default=0, minimum=0),
-        "router_groups": r.int("n_group", default=1),
-        "router_topk_groups": r.int("topk_group", default=1),
-        "num_dense_layers": layers - moe_layers,
-        "num_mtp_layers": r.int("num_nextn_predict_layers", default=0, minimum=0),
-    }
-
-
-_PARSERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
-    "llama": _llama_fields,
-    "qwen3": _qwen3_fields,
-    "qwen3_moe": _qwen3_moe_fields,
-    "deepseek_v3": _deepseek_v3_fields,
-}
-
-
-def _eagle3_fields(r: _Reader) -> dict[str, Any]:
+def _eagle3_fields(r: Reader, fields: dict[str, Any]) -> dict[str, Any]:
     """An EAGLE-3 head: one llama-style decoder layer (no q/k norm, whatever the target)."""
-    fields = _common_fields(r)
     target = r.config.get("target_model")
     if target is not None and not isinstance(target, str):
         raise r.error("target_model", target, "must be a model name")
-    return {
-        **fields,
-        "kind": "eagle3_head",
-        "draft_vocab_size": r.int("draft_vocab_size", default=fields["vocab_size"]),
-        "target_model": target,
-        "weight_dtype": _weight_dtype(r),
-    }
-
-
-def _weight_dtype(r: _Reader) -> str:
-    quant = r.config.get("quantization_config")
-    if quant is None:
-        return "bf16"
-    if not isinstance(quant, dict):
-        raise r.error("quantization_config", quant, "must be a mapping")
-    method = quant.get("quant_method")
-    if method != "fp8":
-        raise r.error("quantization_config.quant_method", method, "is not supported (supported: fp8)")
-    return "fp8_block" if quant.get("weight_block_size") else "fp8"
+    return {"kind": "eagle3_head", "draft_vocab_size": r.int("draft_vocab_size", default=fields["vocab_size"]),
+            "target_model": target}
 
 
 def _as_config_error(err: pydantic.ValidationError, where: str) -> ConfigError:

@@ -1,7 +1,9 @@
 """Resolve a model argument: a catalog name, an HF repo id, or a path to a ``config.json``.
 
 Resolution order: catalog name or ``_hf_ids`` alias (case-insensitive) -> an existing file (or a
-directory holding ``config.json``) -> ``org/<catalog name>`` -> error.  A value that looks like a
+directory holding ``config.json``) -> ``org/<catalog name>`` -> error.  A checkpoint's ModelOpt
+``hf_quant_config.json`` is read from beside its ``config.json`` (or ``<stem>.hf_quant_config.json``
+beside ``<stem>.json``) and supplies the quantisation when the config has none.  A value that looks like a
 path (contains ``/`` or ends with ``.json``) and does not exist is reported as a missing file.
 """
 
@@ -18,7 +20,7 @@ from rlsim.errors import ConfigError, format_location
 from rlsim.models.arch import ModelArch
 from rlsim.models.hf import model_from_hf_config
 
-__all__ = ["load_model", "list_models", "catalog_entry", "catalog_source"]
+__all__ = ["load_model", "list_models", "catalog_entry", "catalog_source", "catalog_name"]
 
 
 def list_models() -> list[str]:
@@ -39,13 +41,26 @@ def load_model(name_or_path: str, *, source: str | None = None, path: str = "mod
         file = file / "config.json"
     if file.is_file():
         stem = file.parent.name if file.name == "config.json" and file.parent.name else file.stem
-        return model_from_hf_config(_read_json(file, str(name_or_path)), stem, str(name_or_path))
+        sidecar = _quant_sidecar(file)
+        side = _read_json(sidecar, str(sidecar)) if sidecar is not None else None
+        return model_from_hf_config(_read_json(file, str(name_or_path)), stem, str(name_or_path),
+                                    quant_sidecar=side, sidecar_source=str(sidecar) if sidecar else None)
     tail = _catalog_name(name_or_path.rsplit("/", 1)[-1]) if name_or_path.count("/") == 1 else None
     if tail is not None:
         return _load_catalog(tail)
     if "/" in name_or_path or name_or_path.endswith(".json"):
         raise ConfigError(f"{format_location(source, path)} = {name_or_path!r}: file not found")
     raise ConfigError.at(source, path, name_or_path, _unknown_rule(name_or_path))
+
+
+def _quant_sidecar(config_file: Path) -> Path | None:
+    """A ModelOpt ``hf_quant_config.json`` belonging to ``config_file``: ``hf_quant_config.json``
+    beside a checkpoint's ``config.json``, or ``<stem>.hf_quant_config.json`` beside ``<stem>.json``."""
+    if config_file.name == "config.json":
+        side = config_file.parent / "hf_quant_config.json"
+    else:
+        side = config_file.with_name(f"{config_file.stem}.hf_quant_config.json")
+    return side if side.is_file() else None
 
 
 def catalog_entry(name: str) -> dict[str, Any]:
@@ -84,6 +99,11 @@ def _aliases() -> dict[str, str]:
 
 def _catalog_name(value: str) -> str | None:
     return _aliases().get(value.lower())
+
+
+def catalog_name(value: str) -> str | None:
+    """The catalog name a model name or HF id resolves to (case-insensitive), else None."""
+    return _catalog_name(value)
 
 
 def _read_json(path: Path, shown: str) -> dict[str, Any]:

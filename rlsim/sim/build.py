@@ -12,6 +12,7 @@ from rlsim.config.vllm import default_async_scheduling, default_limits
 from rlsim.cost import ForwardModel, MemoryPlan, plan_memory
 from rlsim.errors import ConfigError, InfeasibleConfig
 from rlsim.hardware import HardwareProfile, load_profile
+from rlsim.hardware.kernels import gemm_kernel
 from rlsim.models import ModelArch, load_model
 from rlsim.serving.requests import dataset_max_lengths
 from rlsim.speculation.drafter import Drafter, build_drafter
@@ -216,8 +217,10 @@ def resolve(loaded: LoadedScenario) -> Resolved:
     _check_tp(sc, arch, src)
     gpus, engines = _check_gpus(sc, src)
     wdt = sc.model.dtype or arch.weight_dtype
-    if wdt != "bf16":
-        hw.peak_flops(wdt)  # unknown dtype on this GPU -> ConfigError naming the profile
+    if wdt in ("fp8", "fp8_block"):
+        hw.peak_flops(wdt)  # no fp8 on this GPU -> ConfigError naming the profile
+    elif wdt != "bf16":
+        gemm_kernel(hw, wdt)  # 4-bit checkpoints: vLLM's kernel or its stated fallback (rlsim.hardware.kernels)
     kvdt = "bf16" if sc.rollout.engine.kv_cache_dtype == "auto" else sc.rollout.engine.kv_cache_dtype
     max_len = _max_model_len(sc, arch, src, base)
     tp = sc.rollout.engine.tensor_parallel_size

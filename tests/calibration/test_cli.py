@@ -105,14 +105,16 @@ def test_shipped_profiles_are_calibrated_with_errors(name):
 #: The calibration issue's held-out bounds (median, p90 in %) per key.
 BOUNDS = {**{k: (8.0, 25.0) for k in ("gemm:bf16", "moe:bf16", "generation_attention:bf16", "context_attention:bf16",
                                      "gemm:fp8_block", "nccl_all_reduce", "custom_all_reduce")},
-          **{k: (12.0, 35.0) for k in ("gemm:fp8", "moe:fp8", "moe:fp8_block")}}
+          **{k: (12.0, 35.0) for k in ("gemm:fp8", "moe:fp8", "moe:fp8_block", "generation_attention:fp8",
+                                      "context_attention:fp8")}}
 
 
 @pytest.mark.parametrize("name", ["h100_sxm", "b200_sxm", "gb200"])
 def test_shipped_profiles_meet_the_held_out_bounds(name):
-    """The stored grouped 5-fold held-out errors meet the bounds for every key the data has;
-    the one allowed exception is fp8 fused MoE on H100 (irregular kernel: table mode covers it,
-    see test_table_mode_covers_h100_fp8_moe)."""
+    """The stored grouped 5-fold held-out errors meet the bounds for every key the data has
+    (fp8-KV attention is held to the fp8 bound); the one allowed exception used to be fp8 fused
+    MoE on H100 (irregular kernel: table mode covers it, see test_table_mode_covers_h100_fp8_moe),
+    which the per-expert term now brings inside the bound."""
     errors = load_profile(name).calibration.errors
     missed = {}
     for key, (med, p90) in BOUNDS.items():
@@ -121,12 +123,11 @@ def test_shipped_profiles_meet_the_held_out_bounds(name):
             continue
         if e["cv_median_ape"] * 100 > med or e["cv_p90_ape"] * 100 > p90:
             missed[key] = (round(100 * e["cv_median_ape"], 1), round(100 * e["cv_p90_ape"], 1))
-    if name == "h100_sxm":
-        missed.pop("moe:fp8", None)  # the allowed exception
     assert missed == {}
     assert all(k in errors for k in ("gemm:bf16", "gemm:fp8", "gemm:fp8_block", "moe:bf16", "moe:fp8", "moe:fp8_block",
                                      "generation_attention:bf16", "context_attention:bf16", "nccl_all_reduce",
-                                     "custom_all_reduce"))
+                                     "custom_all_reduce", "generation_attention:fp8", "context_attention:fp8",
+                                     "moe:mxfp4", "moe:int4"))
 
 
 def test_h200_is_transferred():
@@ -149,7 +150,8 @@ def test_check_reproduces_the_fit_errors_on_real_data():
     hw = load_profile("h100_sxm")
     res = check(hw, read_traces(TRACES / "aiconfigurator" / "h100_sxm"), relevant=True)
     for key in ("gemm:bf16", "gemm:fp8", "gemm:fp8_block", "moe:bf16", "moe:fp8_block", "generation_attention:bf16",
-                "context_attention:bf16", "nccl_all_reduce", "custom_all_reduce"):
+                "context_attention:bf16", "nccl_all_reduce", "custom_all_reduce", "generation_attention:fp8",
+                "context_attention:fp8", "moe:mxfp4", "moe:int4"):
         stored = hw.calibration.errors[key]
         got = res["keys"][key]
         assert got["n"] == stored["rows"]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlsim.calibration.fit import cv_groups, errors_of, fit_key, key_specs, set_params
+from rlsim.calibration.fit import cv_groups, errors_of, fit_key, fit_profile, key_specs, set_params
 from rlsim.calibration.predict import predict
 from rlsim.calibration.readers import COLUMNS, _tidy
 from rlsim.hardware import load_profile
@@ -61,31 +61,81 @@ def test_moe_recovers_known_parameters_and_block_m():
     df = _tidy(pd.DataFrame(rows))
     spec = next(s for s in key_specs(df) if s.key == "moe:fp8")
     data["efficiency"]["moe"]["fp8"]["block_m_tokens"] = 32
-    df = _synthetic(data, spec, [0.45, 0.75, 15.0, 0.0015], df)  # compute_eff, mem_eff, latency_us, per_routed_token_us
+    # compute_eff, mem_eff, latency_us, per_routed_token_us, per_expert_us
+    truth = [0.45, 0.75, 15.0, 0.0015, 0.8]
+    df = _synthetic(data, spec, truth, df)
     data["efficiency"]["moe"]["fp8"]["block_m_tokens"] = 128  # the fit must find 32 again
     r = fit_key(data, spec, df, cv=False)
-    np.testing.assert_allclose([r.params[p.name] for p in spec.params], [0.45, 0.75, 15.0, 0.0015], rtol=0.02)
+    np.testing.assert_allclose([r.params[p.name] for p in spec.params], truth, rtol=0.02)
     assert r.data["efficiency"]["moe"]["fp8"]["block_m_tokens"] == 32
 
 
-def _attention_rows(op: str) -> pd.DataFrame:
-    rows = [{"op_class": op, "dtype": "bf16", "batch_size": b, "seq_len": s, "num_heads": h,
-             "num_kv_heads": kv, "head_dim": 128, "window_size": 0, "measured_s": 1.0}
-            for b, s, (h, kv) in itertools.product([1, 4, 16, 64, 256, 1024], [16, 128, 1024, 4096, 16384],
-                                                   [(32, 8), (8, 2), (64, 8), (4, 1)])]
+def _attention_rows(op: str, dtype: str = "bf16", window: int = 0) -> pd.DataFrame:
+    rows = [{"op_class": op, "dtype": dtype, "batch_size": b, "seq_len": s, "num_heads": h,
+             "num_kv_heads": kv, "head_dim": d, "window_size": window, "measured_s": 1.0}
+            for b, s, (h, kv, d) in itertools.product([1, 4, 16, 64, 256, 1024], [16, 128, 1024, 4096, 16384],
+                                                      [(32, 8, 128), (8, 2, 128), (64, 8, 128), (4, 1, 128), (64, 8, 64),
+                                                       (8, 1, 64)])]
     return _tidy(pd.DataFrame(rows))
+
+
+def test_fp8_kv_attention_recovers_its_own_parameters_and_leaves_bf16_alone():
+    """The fp8-KV keys fit decode_attention_fp8 / prefill_attention_fp8, starting from a profile
+    without them (copied from the bf16 entries), and never move the bf16 parameters; window rows
+    are not fitted."""
+    data = load_profile("b200_sxm").model_dump()
+    data["efficiency"]["decode_attention_fp8"] = data["efficiency"]["prefill_attention_fp8"] = None
+    bf16 = (data["efficiency"]["decode_attention"], data["efficiency"]["prefill_attention"])
+    dec = pd.concat([_attention_rows("generation_attention", "fp8"), _attention_rows("generation_attention", "fp8", 128)])
+    pre = _attention_rows("context_attention", "fp8")
+    truth_dec, truth_pre = [0.6, 2.5, 12.0, 0.5], [0.5, 14.0, 2.0, 3.0, 120.0, 0.4, 0.3]
+    start = {**data, "efficiency": {**data["efficiency"], "decode_attention_fp8": dict(bf16[0]),
+                                    "prefill_attention_fp8": dict(bf16[1])}}
+    for df, key, truth in ((dec, "generation_attention:fp8", truth_dec), (pre, "context_attention:fp8", truth_pre)):
+        df = df.reset_index(drop=True)
+        spec = next(s for s in key_specs(df) if s.key == key)
+        assert spec.select(df).sum() == (df["window_size"] == 0).sum()
+        df = _synthetic(start, spec, truth, df)
+        r = fit_key(start, spec, df, cv=False)
+        np.testing.assert_allclose([r.params[p.name] for p in spec.params], truth, rtol=0.02)
+        assert (r.data["efficiency"]["decode_attention"], r.data["efficiency"]["prefill_attention"]) == bf16
+    fitted, results = fit_profile(HardwareProfile.model_validate(data), _synthetic(
+        start, next(s for s in key_specs(pre) if s.key == "context_attention:fp8"), truth_pre, pre),
+        keys=["context_attention:fp8"], cv=False)
+    assert fitted["efficiency"]["prefill_attention_fp8"]["compute_eff"] == pytest.approx(0.5, rel=0.02)
+
+
+def test_new_moe_dtypes_fit_their_own_entries():
+    """int4 rows of any group size fit moe.int4; mxfp4 rows moe.mxfp4 (both W4A16, bf16 peak)."""
+    data = load_profile("h100_sxm").model_dump()
+    data["efficiency"]["moe"]["int4"] = data["efficiency"]["moe"]["mxfp4"] = None
+    rows = [{"op_class": "moe", "dtype": d, "num_tokens": t, "hidden_size": 2880, "inter_size": 2880, "num_experts": 128,
+             "topk": 4, "moe_tp": tp, "moe_ep": 1, "distribution": "balanced", "measured_s": 1.0}
+            for d in ("int4_g32", "mxfp4") for t in (1, 4, 16, 64, 256, 1024, 4096, 16384) for tp in (1, 2, 4)]
+    df = _tidy(pd.DataFrame(rows))
+    keys = [s.key for s in key_specs(df)]
+    assert "moe:int4" in keys and "moe:mxfp4" in keys
+    start = {**data, "efficiency": {**data["efficiency"], "moe": {**data["efficiency"]["moe"],
+                                                                  "int4": dict(data["efficiency"]["moe"]["bf16"]),
+                                                                  "mxfp4": dict(data["efficiency"]["moe"]["bf16"])}}}
+    spec = next(s for s in key_specs(df) if s.key == "moe:int4")
+    assert spec.select(df).sum() == 24
+    truth = [0.6, 0.3, 20.0, 0.002, 0.5]  # memory-bound at small T, compute-bound at large T
+    r = fit_key(start, spec, _synthetic(start, spec, truth, df), cv=False)
+    np.testing.assert_allclose([r.params[p.name] for p in spec.params], truth, rtol=0.02)
 
 
 def test_prefill_attention_recovers_known_parameters():
     data = load_profile("b200_sxm").model_dump()
-    # compute_eff, latency_us, tile_us, tok_head_ns, tok_kvhead_ns, crit_eff
-    _assert_recovers(data, _attention_rows("context_attention"), "context_attention:bf16", [0.62, 12.0, 3.0, 2.0, 90.0, 0.3])
+    # compute_eff, latency_us, tile_us, tok_head_ns, tok_kvhead_ns, crit_eff, head_dim_frac
+    _assert_recovers(data, _attention_rows("context_attention"), "context_attention:bf16",
+                     [0.62, 12.0, 3.0, 2.0, 90.0, 0.3, 0.4])
 
 
 def test_decode_attention_recovers_known_parameters():
     data = load_profile("gb200").model_dump()
-    # mem_eff, cta_us, latency_us, decode_attention_l2_speedup
-    _assert_recovers(data, _attention_rows("generation_attention"), "generation_attention:bf16", [0.85, 1.6, 10.0, 1.3])
+    # mem_eff, cta_us, latency_us, head_dim_frac, decode_attention_l2_speedup
+    _assert_recovers(data, _attention_rows("generation_attention"), "generation_attention:bf16", [0.85, 1.6, 10.0, 0.6, 1.3])
 
 
 def test_custom_all_reduce_recovers_known_parameters():

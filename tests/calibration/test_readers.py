@@ -32,6 +32,9 @@ def test_aiconfigurator_tables_tidy(h100):
     assert {"gemm", "moe", "generation_attention", "context_attention", "nccl_all_reduce", "custom_all_reduce"} <= classes
     assert set(h100.loc[h100.op_class == "gemm", "dtype"]) == {"bf16", "fp8", "fp8_block"}
     assert (h100["measured_s"] > 0).all() and h100["measured_s"].max() < 10.0  # ms -> s
+    # fused-MoE kernel names -> rlsim dtypes (W4A16 MXFP4 of gpt-oss, INT4 weight-only Marlin)
+    assert set(h100.loc[h100.op_class == "moe", "dtype"]) == {"bf16", "fp8", "fp8_block", "mxfp4", "int4_g32"}
+    assert set(h100.loc[h100.op_class == "generation_attention", "window_size"]) == {0, 128, 1024, 8192}
 
 
 def test_aiconfigurator_units(h100):

@@ -112,7 +112,8 @@ def _gemm_by_hand(e, peak, m, n, k, weight_bytes):
 def test_gemm_fp8_weights_halve_the_weight_bytes(h100):
     e = h100.efficiency.gemm.fp8_block
     n = k = 8192
-    assert gemm_time_s(h100, 1, n, k, "fp8_block") == pytest.approx(_gemm_by_hand(e, 1979e12, 1, n, k, 1), rel=1e-12)
+    block = 1 + 4 / (128 * 128)  # e4m3 weights + one fp32 scale per 128 x 128 block
+    assert gemm_time_s(h100, 1, n, k, "fp8_block") == pytest.approx(_gemm_by_hand(e, 1979e12, 1, n, k, block), rel=1e-12)
     # same parameters with 2-byte weights: the weight stream (the bulk of a batch-1 GEMM) doubles
     bf16_like = _gemm_by_hand(e, 1979e12, 1, n, k, 2)
     assert bf16_like > 1.6 * gemm_time_s(h100, 1, n, k, "fp8_block")
@@ -194,9 +195,16 @@ def test_moe_hand_computed(h100):
     w = hidden * n_gate_up + k_inter * hidden
     compute = 2 * w * 30 * e.block_m_tokens / (989e12 * e.compute_eff)  # 30 experts, one padded tile each
     memory = (touched * w * 2 + rows * (hidden + n_gate_up + k_inter + hidden) * 2) / (3.35e12 * e.mem_eff)
-    expected = max(compute, memory) + e.latency_us * US + e.per_routed_token_us * US * rows
+    expected = max(compute, memory) + e.latency_us * US + e.per_routed_token_us * US * rows + e.per_expert_us * US * touched
     t = moe_time_s(h100, tokens, 128, touched, n_gate_up, hidden, hidden, "bf16", topk)
     assert t == pytest.approx(expected, rel=1e-12)
+    # weight-only 4-bit experts: their own entry, bf16 peak, 4 bits + a bf16 scale per 32 weights
+    e4 = h100.efficiency.moe.int4
+    compute4 = 2 * w * 30 * e4.block_m_tokens / (989e12 * e4.compute_eff)
+    memory4 = (touched * w * 0.5625 + rows * (hidden + n_gate_up + k_inter + hidden) * 2) / (3.35e12 * e4.mem_eff)
+    expected4 = (max(compute4, memory4) + e4.latency_us * US + e4.per_routed_token_us * US * rows
+                 + e4.per_expert_us * US * touched)
+    assert moe_time_s(h100, tokens, 128, touched, n_gate_up, hidden, hidden, "int4_g32", topk) == pytest.approx(expected4, rel=1e-12)
     # all-gather EP dispatch: the routing overhead walks every routed row of the batch
     t_ep = moe_time_s(h100, tokens, 128, touched, n_gate_up, hidden, hidden, "bf16", topk, overhead_rows=8 * rows)
     assert t_ep - t == pytest.approx(e.per_routed_token_us * US * 7 * rows)

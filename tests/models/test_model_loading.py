@@ -28,9 +28,10 @@ def _physical(model: ModelArch) -> dict:
 
 
 def _reference_files() -> list[Path]:
+    """The reference config.json files (ModelOpt ``*.hf_quant_config.json`` sidecars excluded)."""
     if not HF_CONFIGS.is_dir():
         pytest.skip("../shared/reference/hf_configs not present")
-    return sorted(HF_CONFIGS.glob("*.json"))
+    return sorted(p for p in HF_CONFIGS.glob("*.json") if not p.name.endswith(".hf_quant_config.json"))
 
 
 def test_catalog_dir_holds_one_json_per_model() -> None:
@@ -58,29 +59,39 @@ def test_hf_id_aliases(hf_id: str, name: str) -> None:
 
 
 def test_reference_configs_match_the_catalog() -> None:
-    checked = 0
-    for path in _reference_files():
-        config = json.loads(path.read_text())
-        if config.get("model_type") == "gpt_oss":
-            continue
+    """Every reference config loads and equals its catalog entry (found by its HF id), the
+    quantisation included; the MiniMax NVFP4 config is read with its hf_quant_config.json."""
+    files = _reference_files()
+    matched = set()
+    for path in files:
         from_file = load_model(str(path))
         from_catalog = load_model(path.stem.replace("--", "/"))
         assert _physical(from_file) == _physical(from_catalog), path.name
         assert from_file.total_params == from_catalog.total_params
         assert from_file.kv_bytes_per_token() == from_catalog.kv_bytes_per_token()
-        checked += 1
-    assert checked == 10
+        assert from_file.weight_bytes() == from_catalog.weight_bytes()
+        matched.add(from_catalog.name)
+    assert len(matched) == len(files)
+    assert {"gpt-oss-120b", "MiniMax-M2.5", "MiniMax-M2.5-NVFP4", "Kimi-K2.5", "Kimi-K2.5-NVFP4"} <= matched
 
 
-def test_gpt_oss_is_reported_unsupported() -> None:
-    path = next((p for p in _reference_files() if p.name == "openai--gpt-oss-120b.json"), None)
-    if path is None:
-        pytest.skip("openai--gpt-oss-120b.json not present in ../shared/reference/hf_configs")
-    with pytest.raises(ConfigError) as err:
-        load_model(str(path))
-    assert str(err.value) == (
-        f"{path}: model_type = 'gpt_oss' is not supported (supported: deepseek_v3, llama, qwen3, qwen3_moe)"
-    )
+@pytest.mark.parametrize(
+    ("name", "groups", "kv"),
+    [
+        ("gpt-oss-120b", {"attention": "bf16", "expert": "mxfp4", "router": "bf16", "head": "bf16"}, None),
+        ("MiniMax-M2.5", {"attention": "fp8_block", "expert": "fp8_block", "router": "bf16", "head": "bf16"}, None),
+        ("MiniMax-M2.5-NVFP4", {"attention": "bf16", "expert": "fp4", "router": "bf16", "head": "bf16"}, "fp8"),
+        ("Kimi-K2.5", {"attention": "bf16", "dense_mlp": "bf16", "expert": "int4_g32", "shared_expert": "bf16"}, None),
+        ("Kimi-K2.5-NVFP4", {"attention": "bf16", "dense_mlp": "fp4", "expert": "fp4", "shared_expert": "fp4"}, "fp8"),
+        ("Llama-3.1-70B-FP8", {"attention": "fp8", "dense_mlp": "fp8", "head": "bf16"}, None),
+        ("Llama-3.1-70B-NVFP4", {"attention": "fp4", "dense_mlp": "fp4", "head": "bf16"}, None),
+        ("DeepSeek-V3", {"attention": "fp8_block", "expert": "fp8_block", "router": "bf16"}, None),
+    ],
+)
+def test_catalog_quantisation_schemes(name: str, groups: dict, kv: str | None) -> None:
+    q = load_model(name).quantization
+    assert {g: q.dtype_of(g) for g in groups} == groups
+    assert q.kv_cache_dtype == kv
 
 
 def test_config_json_in_a_directory(tmp_path: Path) -> None:
@@ -125,17 +136,23 @@ def test_invalid_json_names_the_file(tmp_path: Path) -> None:
     assert str(err.value) == f"{bad}: top level must be a JSON object, got list"
 
 
+SUPPORTED = "deepseek_v3, gemma, gemma2, gemma3_text, gpt_oss, kimi_k2, llama, minimax_m2, mistral, qwen2, qwen3, qwen3_moe"
+
+
 def test_unsupported_model_type() -> None:
     with pytest.raises(ConfigError) as err:
         model_from_hf_config({**LLAMA, "model_type": "gpt2"}, "m", "config.json")
-    assert str(err.value) == "config.json: model_type = 'gpt2' is not supported (supported: deepseek_v3, llama, qwen3, qwen3_moe)"
+    assert str(err.value) == f"config.json: model_type = 'gpt2' is not supported (supported: {SUPPORTED})"
+    with pytest.raises(ConfigError) as err:  # a multimodal wrapper whose text model is unsupported
+        model_from_hf_config({"model_type": "llava", "text_config": {**LLAMA, "model_type": "gpt2"}}, "m", "config.json")
+    assert str(err.value) == f"config.json: text_config.model_type = 'gpt2' is not supported (supported: {SUPPORTED})"
 
 
 def test_missing_model_type() -> None:
     config = {k: v for k, v in LLAMA.items() if k != "model_type"}
     with pytest.raises(ConfigError) as err:
         model_from_hf_config(config, "m", "config.json")
-    assert str(err.value) == "config.json: model_type is missing (supported: deepseek_v3, llama, qwen3, qwen3_moe)"
+    assert str(err.value) == f"config.json: model_type is missing (supported: {SUPPORTED})"
 
 
 def test_missing_required_field() -> None:
@@ -162,8 +179,9 @@ def test_missing_moe_field_and_source_defaults_to_name() -> None:
         ("tie_word_embeddings", "no", "config.json: tie_word_embeddings = 'no' must be true or false"),
         (
             "quantization_config",
-            {"quant_method": "awq"},
-            "config.json: quantization_config.quant_method = 'awq' is not supported (supported: fp8)",
+            {"quant_method": "bitsandbytes"},
+            "config.json: quantization_config.quant_method = 'bitsandbytes' is not supported "
+            "(supported: awq, compressed-tensors, fp8, gptq, modelopt, mxfp4)",
         ),
     ],
 )
