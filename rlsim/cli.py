@@ -92,8 +92,9 @@ def render_rollout(summary: dict, wall_s: float | None = None) -> str:
         ("hardware", f"{h['profile']} ({h['calibration_status']}: {h['calibration_source']})"),
         *([("kernel tables", _tables_line(h["kernel_tables"]).split(": ", 1)[1])] if h.get("kernel_tables") else []),
     ], "memory and assumptions:"))
-    for w in s.get("warnings", [])[1:]:  # the first (calibration status) is in the table above
-        out.append(f"warning: {w}")
+    for w in s.get("warnings", []):
+        if not w.startswith(f"hardware profile {h['profile']} is "):  # the calibration status is in the table above
+            out.append(f"warning: {w}")
     if wall_s is not None:
         out.append(f"simulated in {wall_s:.2f} s wall")
     return "\n\n".join(out)

@@ -113,7 +113,11 @@ class EngineConfig(BaseModel):
 
     model_config = _FROZEN
     tensor_parallel_size: int = Field(default=1, ge=1)
-    enable_expert_parallel: bool = Field(default=False, description="experts split over the TP GPUs (EP = TP)")
+    enable_expert_parallel: bool = Field(default=False, description="experts split over the DP x TP GPUs (vLLM: "
+                                         "EP = DP x TP) instead of each expert over TP")
+    data_parallel_size: int = Field(default=1, ge=1, description="vLLM --data-parallel-size: an MoE model with expert "
+                                    "parallelism runs DP attention ranks in lock-step sharing the experts "
+                                    "(rlsim.engine.dp_group); otherwise DP ranks are independent engines")
     vllm_version: str | None = Field(default=None, description="vLLM release whose defaults apply (e.g. 0.19.0; "
                                      "None = the latest; see rlsim.config.vllm)")
     max_num_seqs: int | None = Field(default=None, ge=1, description="None = vLLM's default for the GPU and usage "

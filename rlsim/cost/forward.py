@@ -50,6 +50,7 @@ from functools import lru_cache
 import numpy as np
 
 from rlsim.cost.memory import kv_heads_per_gpu, kv_values_per_token_per_layer_per_gpu, local_shape
+from rlsim.cost.routing import slowest_rank_rows
 from rlsim.hardware import ops
 from rlsim.hardware.kernels import gemm_kernel, moe_kernel
 from rlsim.units import dtype_bytes
@@ -106,8 +107,13 @@ def cudagraph_capture_sizes(max_size: int) -> np.ndarray:
 class ForwardModel:
     """Forward-pass time of ``arch`` on ``hw`` at tensor-parallel size ``tp``.
 
-    ``expert_parallel``: experts are split across the TP ranks (each rank owns E/tp whole
-    experts) instead of each expert being split tp ways.  ``weight_dtype``: None or the model's
+    ``expert_parallel``: experts are split across the ``tp x dp`` GPUs (each owns E/(tp dp) whole
+    experts; vLLM's ``--enable-expert-parallel``) instead of each expert being split tp ways; the
+    busiest GPU's share of the routed rows sets the MoE time (:mod:`rlsim.cost.routing`).
+    ``dp``: data-parallel attention ranks sharing the MoE layers in lock-step (one pass covers
+    ``dp`` ranks' tokens, each rank padded to the same count; token costs are per rank): every MoE
+    layer all-gathers the ranks' hidden states and reduce-scatters the expert outputs over the
+    ``dp`` ranks (vLLM's default ``VLLM_ALL2ALL_BACKEND=allgather_reducescatter``, assumed).  ``weight_dtype``: None or the model's
     own ``weight_dtype`` = the checkpoint's quantisation scheme; another dtype = every linear
     layer at it (:meth:`~rlsim.models.ModelArch.quantization_for`); ``quantization`` overrides
     both.  :attr:`warnings` lists the kernels timed by a fallback on this GPU (a run shows them),
@@ -129,6 +135,7 @@ class ForwardModel:
         num_layers: int | None = None,
         num_moe_layers: int | None = None,
         quantization=None,
+        dp: int = 1,
     ) -> None:
         """``weights`` / ``num_layers`` / ``num_moe_layers`` override the model's own (used to
         time a sub-network such as DeepSeek's MTP module from ``arch.mtp_linear_weights()``;
@@ -142,6 +149,8 @@ class ForwardModel:
         self.cuda_graphs = cuda_graphs
         self.expert_parallel = expert_parallel
         self.moe_skew = moe_skew
+        self.dp = dp
+        self._ep = tp * dp if expert_parallel else 1  # GPUs the experts are spread over (vLLM: EP = DP x TP)
         self._capture = cudagraph_capture_sizes(max_capture_size) if cuda_graphs else np.array([], dtype=np.int64)
         self._layers = arch.num_hidden_layers if num_layers is None else num_layers
         self._sliding = arch.num_sliding_layers if num_layers is None else 0
@@ -253,21 +262,38 @@ class ForwardModel:
         comm = 0.0
         if tp > 1:
             comm = 2 * self._layers * float(ops.collective_time_s(hw, "all_reduce", hidden_bytes, tp, cuda_graph=graphed))
+        if a.is_moe and self._moe_layers and self.dp > 1:
+            comm += self._moe_layers * self._dispatch_combine_s(hidden_bytes, graphed)
         elementwise = self._layers * float(ops.elementwise_time_s(hw, ELEMENTWISE_PASSES * hidden_bytes))
         elementwise += float(ops.elementwise_time_s(hw, hidden_bytes))  # embedding gather
         head = self._head_time_s(num_logits, graphed)
         return linear, moe, comm, elementwise, head
 
     def _moe_time_s(self, T: int) -> float:
+        """One pass's experts on the busiest GPU: ``T`` tokens per rank, ``T x dp`` routed in all."""
         a, tp = self.arch, self.tp
         gate_up = next(w for w in self._experts if w.name.endswith("gate_up"))
         gated = gate_up.out_features == 2 * a.moe_intermediate_size
-        # expert parallel: each rank owns E/tp whole experts; else every expert is split tp ways
-        ep_split = {"tp": 1, "ep": tp} if self.expert_parallel else {"tp": tp, "ep": 1}
-        t = ops.moe_layer_time_s(self.hw, T, a.num_experts, a.num_experts_per_tok, a.hidden_size,
+        tokens = T * self.dp
+        # expert parallel: each GPU owns E/ep whole experts; else every expert is split tp ways
+        if self.expert_parallel:
+            split = {"tp": 1, "ep": self._ep,
+                     "rank_rows": slowest_rank_rows(tokens, a.num_experts, a.num_experts_per_tok, self._ep, self.moe_skew)}
+        else:
+            split = {"tp": tp, "ep": 1}
+        t = ops.moe_layer_time_s(self.hw, tokens, a.num_experts, a.num_experts_per_tok, a.hidden_size,
                                  a.moe_intermediate_size, self.quant.expert, skew=self.moe_skew, gated=gated,
-                                 kernel=self._moe_kernel, **ep_split)
+                                 kernel=self._moe_kernel, **split)
         return self._moe_layers * float(t)  # router GEMMs are among the layer's linear weights
+
+    def _dispatch_combine_s(self, hidden_bytes: float, graphed: bool) -> float:
+        """One MoE layer's all-gather of the ``dp`` ranks' hidden states and reduce-scatter of the
+        expert outputs; a group spread over more GPUs than one NVLink domain holds crosses nodes
+        (timed as a collective over all ``tp x dp`` GPUs of the group, conservatively)."""
+        n = self.dp if self.tp * self.dp <= self.hw.topology.nvlink_domain_gpus else self.tp * self.dp
+        gathered = hidden_bytes * self.dp
+        return float(ops.collective_time_s(self.hw, "all_gather", gathered, n, cuda_graph=graphed)
+                     + ops.collective_time_s(self.hw, "reduce_scatter", gathered, n, cuda_graph=graphed))
 
     def _head_time_s(self, num_logits: int, graphed: bool) -> float:
         if num_logits <= 0:
@@ -302,28 +328,30 @@ class ForwardModel:
         """Total time of one pass (seconds)."""
         return sum(self.components(shape).values())
 
-    def decode_times_s(self, batch: int, ctx_tokens: np.ndarray, q: int = 1) -> np.ndarray:
+    def decode_times_s(self, batch: int, ctx_tokens: np.ndarray, q: int = 1, padded_tokens: int | None = None) -> np.ndarray:
         """Vectorised decode-only pass time for ``batch`` sequences of ``q`` new tokens each
         (q = 1 + k for a speculative verify pass; logits at every new token) at each total
         context in ``ctx_tokens`` (the engine's fast path).  Equal to :meth:`time_s` pointwise:
         the pass is ``const + max(memory slope x ctx, compute slope x ctx + offset, cta)`` per
         layer kind (full; sliding at ``min(ctx, batch x window)``), the attention roofline being
-        the only context-dependent part."""
-        const, mem, comp, offset, cta = self._decode_coeffs(batch, q, self._full)
+        the only context-dependent part.  ``padded_tokens``: run the token-dependent kernels on
+        that many tokens (a lock-step data-parallel rank padded to the group's largest batch)."""
+        const, mem, comp, offset, cta = self._decode_coeffs(batch, q, self._full, padded_tokens)
         ctx = np.asarray(ctx_tokens, dtype=np.float64)
         t = const + np.maximum(np.maximum(mem * ctx, comp * ctx + offset), cta)
         if self._sliding:
-            _, mem, comp, offset, cta = self._decode_coeffs(batch, q, self._sliding)
+            _, mem, comp, offset, cta = self._decode_coeffs(batch, q, self._sliding, padded_tokens)
             ctx_w = np.minimum(ctx, batch * self._window)
             scale = np.divide(ctx_w, ctx, out=np.ones_like(ctx_w), where=ctx > 0)
             t = t + np.maximum(np.maximum(mem * ctx_w, comp * ctx_w + offset * scale), cta)
         return t
 
     @functools.lru_cache(maxsize=8192)
-    def _decode_coeffs(self, batch: int, q: int, layers: int) -> tuple[float, float, float, float, float]:
+    def _decode_coeffs(self, batch: int, q: int, layers: int,
+                       padded: int | None = None) -> tuple[float, float, float, float, float]:
         """(context-independent time of the pass, and over ``layers`` layers: memory slope,
         compute slope, compute offset, CTA floor)."""
-        T = self.padded_tokens(batch * q, True)
+        T = self.padded_tokens(batch * q if padded is None else padded, True)
         hw = self.hw
         da = hw.efficiency.decode_attention_for(self.kv_dtype)
         L = layers

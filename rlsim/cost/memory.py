@@ -51,23 +51,27 @@ def head_dtype(weight_dtype: str) -> str:
     return weight_dtype if weight_dtype in ("bf16", "fp16") else "bf16"
 
 
-def weight_bytes_per_gpu(arch, tp: int, dtype: str | None) -> float:
+def weight_bytes_per_gpu(arch, tp: int, dtype: str | None, expert_shards: int | None = None) -> float:
     """Weight bytes resident on one GPU of a TP (or TP = EP) group.
 
     Linear weights are at their group's dtype under ``dtype`` (None or the model's own
     ``weight_dtype``: the checkpoint's scheme; another dtype: every linear layer at it, LM head
     bf16) and split as :func:`local_shape` says; experts divide over the group either way (TP
-    splits each expert, EP splits the set); the embedding is vocabulary-parallel at the head's
-    dtype; norms and biases (small vectors) are bf16 and replicated.
+    splits each expert, EP splits the set) -- over ``expert_shards`` GPUs when given (expert
+    parallelism over DP x TP: each DP rank's GPUs hold 1/dp of the TP-split experts); the
+    embedding is vocabulary-parallel at the head's dtype; norms and biases (small vectors) are
+    bf16 and replicated.
     """
     quant = arch.quantization_for(dtype)
     total = 0.0
     linear_params = 0
+    extra = 1.0 if expert_shards is None else tp / expert_shards
     for w in arch.linear_weights():
         if w.shares_storage:
             continue
         n, k = local_shape(arch, w, tp)
-        total += n * k * w.layers * w.copies_per_layer * dtype_bytes(quant.dtype_of(w.group))
+        share = extra if w.group == "expert" else 1.0
+        total += share * n * k * w.layers * w.copies_per_layer * dtype_bytes(quant.dtype_of(w.group))
         linear_params += w.params
     emb = arch.embedding_params
     other = arch.total_params - linear_params - emb
@@ -129,10 +133,11 @@ def plan_memory(
     block_size: int,
     extra_weight_bytes: float = 0.0,
     extra_kv_bytes_per_token: float = 0.0,
+    expert_shards: int | None = None,
 ) -> MemoryPlan:
     """Plan one GPU's memory; ``kv_bytes`` may be negative (the caller reports it)."""
     usable = hbm_bytes * gpu_memory_utilization
-    weights = weight_bytes_per_gpu(arch, tp, weight_dtype) + extra_weight_bytes
+    weights = weight_bytes_per_gpu(arch, tp, weight_dtype, expert_shards) + extra_weight_bytes
     kv_bytes = usable - weights - reserve_bytes
     per_tok = kv_bytes_per_token_per_gpu(arch, tp, kv_dtype) + extra_kv_bytes_per_token
     tokens = int(kv_bytes // per_tok) if kv_bytes > 0 else 0

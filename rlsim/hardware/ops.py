@@ -210,12 +210,14 @@ def moe_layer_time_s(
     gated: bool = True,
     routing: str = "random",
     kernel: KernelChoice | None = None,
+    rank_rows: ArrayLike | None = None,
 ) -> float | np.ndarray:
     """One MoE layer's experts on one GPU of a ``tp x ep`` split, as vLLM's fused MoE runs it.
 
     Each of ``ep`` ranks owns ``E/ep`` whole experts and, with the all-gather dispatch, walks
-    all ``T * topk`` routed rows while computing its ``1/ep`` share of them; ``tp`` splits every
-    expert's intermediate dimension ``inter``.  Distinct experts touched: ``routing="random"``
+    all ``T * topk`` routed rows while computing its share of them -- ``1/ep`` (the mean), or
+    ``rank_rows`` routed rows when given (the busiest rank, :mod:`rlsim.cost.routing`), with the
+    experts those rows touch; ``tp`` splits every expert's intermediate dimension ``inter``.  Distinct experts touched: ``routing="random"``
     (a real router, the simulator's default) follows :func:`expected_experts_touched` (``skew``
     for a concentrated router); ``"round_robin"`` deals rows to experts in turn, ``min(E, T *
     topk)`` (what kernel benchmarks call *balanced* routing).  The time is :func:`moe_time_s`,
@@ -231,7 +233,13 @@ def moe_layer_time_s(
         raise ValueError(f"routing = {routing!r}; expected random or round_robin")
     n_gate_up = int((2 if gated else 1) * inter // tp)
     kc = kernel or moe_kernel(hw, dtype)
-    t = moe_time_s(hw, T / ep, num_experts / ep, touched / ep, n_gate_up, hidden, hidden, dtype, topk,
+    local_tokens, local_touched = T / ep, touched / ep
+    if rank_rows is not None and ep > 1:
+        from rlsim.cost.routing import rank_experts_touched
+
+        rows = _f(rank_rows)
+        local_tokens, local_touched = rows / topk, _f(rank_experts_touched(rows, num_experts, ep, skew))
+    t = moe_time_s(hw, local_tokens, num_experts / ep, local_touched, n_gate_up, hidden, hidden, dtype, topk,
                    overhead_rows=T * topk, gated=gated, kernel=kc)
     if kc.fallback is None:  # tables are keyed by the measured dtype (fp16 rows serve bf16)
         t = _tabulated(hw, f"moe:{'bf16' if dtype == 'fp16' else dtype}", (hidden, inter, num_experts, topk, tp, ep), T, t)

@@ -145,8 +145,10 @@ def _settings(res: Resolved, seed: int) -> dict:
 
 
 def _warnings(res: Resolved) -> list[str]:
+    from rlsim.sim.warnings import run_warnings
+
     cfg, e = res.scenario.serving, res.scenario.rollout.engine
-    out = []
+    out = run_warnings(res)
     cap = cfg.max_concurrency if cfg.max_concurrency is not None else cfg.num_prompts
     if cap > e.max_num_seqs * res.num_engines:
         out.append(f"max_concurrency = {cap} exceeds max_num_seqs = {e.max_num_seqs} x {res.num_engines} engine(s): "

@@ -39,6 +39,12 @@ class Resolved:
     max_model_len: int
     drafter: Drafter | None = None
     spec_memory: MemoryPlan | None = None
+    dp: int = 1  # data-parallel attention ranks per engine (lock-step with expert parallelism), else 1
+
+    @property
+    def lockstep(self) -> bool:
+        """Engines are groups of ``dp`` DP-attention ranks sharing expert-parallel MoE layers."""
+        return self.dp > 1
 
     @property
     def speculative(self):
@@ -56,6 +62,7 @@ class Resolved:
             cuda_graphs=not e.enforce_eager,
             max_capture_size=e.max_cudagraph_capture_size,
             expert_parallel=e.enable_expert_parallel,
+            dp=self.dp,
         )
 
 
@@ -111,19 +118,40 @@ def _check_tp(sc: Scenario, arch: ModelArch, src: str) -> None:
     kv = arch.num_key_value_heads
     if arch.attention_kind != "mla" and kv % tp and tp % kv:
         raise ConfigError.at(src, path, tp, f"does not divide num_key_value_heads = {kv} (nor is a multiple of it)")
-    if arch.is_moe and sc.rollout.engine.enable_expert_parallel and arch.num_experts % tp:
+    e = sc.rollout.engine
+    ep = tp * lockstep_dp(sc, arch)
+    if arch.is_moe and e.enable_expert_parallel and arch.num_experts % ep:
+        what = f"tensor_parallel_size x data_parallel_size = {tp} x {e.data_parallel_size}" if ep != tp else None
+        if what:
+            raise ConfigError.at(src, "rollout.engine.data_parallel_size", e.data_parallel_size,
+                                 f"gives {what} = {ep} expert-parallel GPUs, which does not divide num_experts = "
+                                 f"{arch.num_experts}")
         raise ConfigError.at(src, path, tp, f"does not divide num_experts = {arch.num_experts} (enable_expert_parallel)")
+    if arch.is_moe and e.data_parallel_size > 1 and not e.enable_expert_parallel:
+        raise ConfigError.at(src, "rollout.engine.data_parallel_size", e.data_parallel_size,
+                             "> 1 with an MoE model needs enable_expert_parallel (vLLM's DP attention + EP; experts "
+                             "tensor-parallel across DP ranks are not modelled)")
 
 
-def _check_gpus(sc: Scenario, src: str) -> tuple[int, int]:
+def lockstep_dp(sc: Scenario, arch: ModelArch) -> int:
+    """DP ranks per engine: ``data_parallel_size`` for an MoE model with expert parallelism (the
+    ranks step together), else 1 (DP ranks of a dense model are independent engines)."""
+    e = sc.rollout.engine
+    return e.data_parallel_size if arch.is_moe and e.enable_expert_parallel else 1
+
+
+def _check_gpus(sc: Scenario, src: str, dp: int) -> tuple[int, int]:
     tp = sc.rollout.engine.tensor_parallel_size
+    group = tp * dp
     gpus = sc.rollout.num_gpus or sc.cluster.num_gpus
     if gpus > sc.cluster.num_gpus:
         raise ConfigError.at(src, "rollout.num_gpus", gpus, f"exceeds cluster.num_gpus = {sc.cluster.num_gpus}")
-    if gpus % tp:
+    if gpus % group:
         where = "rollout.num_gpus" if sc.rollout.num_gpus else "cluster.num_gpus"
-        raise ConfigError.at(src, where, gpus, f"is not a multiple of rollout.engine.tensor_parallel_size = {tp}")
-    return gpus, gpus // tp
+        rule = f"rollout.engine.tensor_parallel_size = {tp}" if dp == 1 else \
+            f"tensor_parallel_size x data_parallel_size = {tp} x {dp}"
+        raise ConfigError.at(src, where, gpus, f"is not a multiple of {rule}")
+    return gpus, gpus // group
 
 
 def _max_model_len(sc: Scenario, arch: ModelArch, src: str, base_dir: Path) -> int:
@@ -161,12 +189,12 @@ def _prompt_cap(dist, base_dir: Path) -> int:
 
 
 def _check_memory(sc: Scenario, arch: ModelArch, hw: HardwareProfile, src: str, tp: int, wdt: str, kvdt: str,
-                  max_len: int, drafter: Drafter | None = None) -> MemoryPlan:
+                  max_len: int, drafter: Drafter | None = None, dp: int = 1) -> MemoryPlan:
     e = sc.rollout.engine
     extra_w = drafter.weight_bytes_per_gpu if drafter else 0.0
     extra_kv = drafter.kv_bytes_per_token_per_gpu if drafter else 0.0
     plan = plan_memory(arch, hw.hbm_bytes, e.gpu_memory_utilization, tp, wdt, kvdt, e.activation_reserve_gib * GIB,
-                       e.block_size, extra_w, extra_kv)
+                       e.block_size, extra_w, extra_kv, expert_shards=tp * dp if dp > 1 else None)
     with_draft = f" and the {drafter.name} drafter" if drafter and extra_w else ""
     if plan.kv_bytes <= 0:
         raise InfeasibleConfig.at(
@@ -215,21 +243,32 @@ def resolve(loaded: LoadedScenario) -> Resolved:
     arch = _load_arch(sc, src, base)
     _check_lengths(sc, src, base)
     _check_tp(sc, arch, src)
-    gpus, engines = _check_gpus(sc, src)
+    dp = lockstep_dp(sc, arch)
+    gpus, engines = _check_gpus(sc, src, dp)
     wdt = sc.model.dtype or arch.weight_dtype
     if wdt in ("fp8", "fp8_block"):
         hw.peak_flops(wdt)  # no fp8 on this GPU -> ConfigError naming the profile
     elif wdt != "bf16":
         gemm_kernel(hw, wdt)  # 4-bit checkpoints: vLLM's kernel or its stated fallback (rlsim.hardware.kernels)
-    kvdt = "bf16" if sc.rollout.engine.kv_cache_dtype == "auto" else sc.rollout.engine.kv_cache_dtype
+    kvdt = _kv_dtype(sc, arch, wdt)
     max_len = _max_model_len(sc, arch, src, base)
     tp = sc.rollout.engine.tensor_parallel_size
     _check_batching(sc, src, max_len)
-    plan = _check_memory(sc, arch, hw, src, tp, wdt, kvdt, max_len)
+    plan = _check_memory(sc, arch, hw, src, tp, wdt, kvdt, max_len, dp=dp)
     e = sc.rollout.engine
     drafter = spec_plan = None
     if e.speculative_config is not None:
         drafter = build_drafter(e.speculative_config, arch, hw, tp, kvdt, not e.enforce_eager, wdt, src,
                                 e.max_cudagraph_capture_size)
-        spec_plan = _check_memory(sc, arch, hw, src, tp, wdt, kvdt, max_len, drafter)
-    return Resolved(sc, src, base, hw, arch, wdt, kvdt, tp, gpus, engines, plan, max_len, drafter, spec_plan)
+        spec_plan = _check_memory(sc, arch, hw, src, tp, wdt, kvdt, max_len, drafter, dp=dp)
+    return Resolved(sc, src, base, hw, arch, wdt, kvdt, tp, gpus, engines, plan, max_len, drafter, spec_plan, dp)
+
+
+def _kv_dtype(sc: Scenario, arch: ModelArch, wdt: str) -> str:
+    """``kv_cache_dtype``; ``auto``: the KV-cache scheme the checkpoint declares (ModelOpt NVFP4
+    checkpoints calibrate an fp8 cache, which vLLM then uses; assumed), else bf16."""
+    kv = sc.rollout.engine.kv_cache_dtype
+    if kv != "auto":
+        return kv
+    declared = arch.quantization_for(wdt).kv_cache_dtype
+    return declared if declared in ("fp8",) else "bf16"

@@ -12,7 +12,9 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from rlsim.cost.dp import DataParallelForward
 from rlsim.engine import Engine, EngineParams
+from rlsim.engine.dp_group import DataParallelGroup
 from rlsim.sim.build import Resolved
 from rlsim.speculation.acceptance import AcceptanceSampler
 from rlsim.speculation.runtime import SpecRuntime
@@ -70,12 +72,21 @@ def build_engines(res: Resolved, spec: SpecRuntime | None, owner: np.ndarray | N
     engines = []
     empty = np.zeros(0, dtype=np.int64)
     for e in range(res.num_engines):
-        if owner is None:
-            engines.append(Engine(e, fwd, params, empty, empty, empty, empty, spec=spec))
-            continue
-        idx = np.flatnonzero(owner == e)
-        engines.append(Engine(e, fwd, params, seq_ids[idx], group_ids[idx], prompt[idx], response[idx], spec=spec))
+        engine = _engine(res, e, fwd, params, spec)
+        if owner is not None:
+            idx = np.flatnonzero(owner == e)
+            engine.add_sequences(seq_ids[idx], group_ids[idx], prompt[idx], response[idx])
+        engines.append(engine)
     return engines
+
+
+def _engine(res: Resolved, engine_id: int, fwd, params: EngineParams, spec):
+    """One engine, or a lock-step group of ``res.dp`` data-parallel ranks."""
+    empty = np.zeros(0, dtype=np.int64)
+    if not res.lockstep:
+        return Engine(engine_id, fwd, params, empty, empty, empty, empty, spec=spec)
+    ranks = [Engine(engine_id, fwd, params, empty, empty, empty, empty, spec=spec) for _ in range(res.dp)]
+    return DataParallelGroup(engine_id, ranks, DataParallelForward(fwd))
 
 
 def members(engines) -> list[Engine]:

@@ -160,10 +160,6 @@ def _summary(res: Resolved, seed: int, engines: list[Engine], seqs: pd.DataFrame
 
 
 def _warnings(res: Resolved) -> list[str]:
-    """Where the numbers rest on extrapolation or uncalibrated data (DESIGN 2.7)."""
-    hw, out = res.hw, []
-    if hw.calibration.status != "calibrated":
-        out.append(f"hardware profile {hw.name} is {hw.calibration.status}: {hw.calibration.source}")
-    if res.tp > 1 and hw.collectives_extrapolated(res.tp):
-        out.append(f"{hw.name}: collectives over {res.tp} GPUs extrapolate beyond the measured group sizes")
-    return out
+    from rlsim.sim.warnings import run_warnings
+
+    return run_warnings(res)
