@@ -101,7 +101,11 @@ class DataParallelGroup:
     def add_sequences(self, seq_ids, group_ids, prompt_len, response_len, prefix_len=None, arrival_s=None) -> None:
         """Deal requests to ranks by vLLM's load score, each group to one rank."""
         ids, groups = np.asarray(seq_ids), np.asarray(group_ids)
-        rank = np.array([self._rank_for(int(g)) for g in groups], dtype=np.int64)
+        added = [0] * len(self.ranks)  # requests dealt by this call count as waiting (vLLM counts them locally)
+        rank = np.empty(len(groups), dtype=np.int64)
+        for i, g in enumerate(groups.tolist()):
+            rank[i] = self._rank_for(g, added)
+            added[rank[i]] += 1
         for r, engine in enumerate(self.ranks):
             idx = np.flatnonzero(rank == r)
             if len(idx):
@@ -109,9 +113,9 @@ class DataParallelGroup:
                 engine.add_sequences(ids[idx], groups[idx], np.asarray(prompt_len)[idx], np.asarray(response_len)[idx],
                                      pre, arrival_s)
 
-    def _rank_for(self, group: int) -> int:
+    def _rank_for(self, group: int, added: list[int]) -> int:
         if group not in self._rank_of_group:
-            loads = [4 * len(r.waiting) + len(r.running) for r in self.ranks]
+            loads = [4 * (len(r.waiting) + a) + len(r.running) for r, a in zip(self.ranks, added)]
             self._rank_of_group[group] = int(np.argmin(loads))
         return self._rank_of_group[group]
 
