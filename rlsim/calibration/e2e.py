@@ -26,7 +26,7 @@ import numpy as np
 
 from rlsim.errors import RlsimError
 from rlsim.serving.measured import MeasuredRun
-from rlsim.serving.rows import row_scenario
+from rlsim.serving.rows import row_scenario, wave_weights
 
 __all__ = ["RowResult", "simulate_row", "simulate_rows", "error_report", "bounds", "render_e2e_check",
            "calibrate_e2e", "held_out_results"]
@@ -78,6 +78,7 @@ def simulate_row(run: MeasuredRun, profiles: dict[str, str] | None = None, recor
                  overheads: dict[str, float] | None = None) -> RowResult:
     """Simulate one measured run on ``profiles[run.system]`` (default: the shipped profile),
     with engine ``overheads`` (us, EngineOverheads names) instead of the profile's if given."""
+    from rlsim.calibration.e2e_fit import weighted_means
     from rlsim.config import LoadedScenario, scenario_from_dict
     from rlsim.serving.bench import simulate_bench
     from rlsim.sim import resolve
@@ -96,10 +97,13 @@ def simulate_row(run: MeasuredRun, profiles: dict[str, str] | None = None, recor
     except RlsimError as err:
         return RowResult(run, skip=str(err).removeprefix(f"{source}: "))
     ttft_bad, tpot_bad = bounds(res, run)
-    result = simulate_bench(res, record_trace=record)
-    s = result.summary
-    return RowResult(run, s["mean_ttft_ms"], s["mean_tpot_ms"], None, ttft_bad, tpot_bad,
-                     trace=result.runs.get("trace"))
+    weights = wave_weights(run.concurrency)
+    result = simulate_bench(res, record_trace=record, trace_weights=weights)
+    seqs = result.sequences
+    ttft, tpot = weighted_means((seqs["first_token_s"] - seqs["send_s"]).to_numpy(),
+                                (seqs["finish_s"] - seqs["first_token_s"]).to_numpy(), seqs["response_len"].to_numpy(),
+                                weights[seqs["seq_id"].to_numpy()])
+    return RowResult(run, ttft, tpot, None, ttft_bad, tpot_bad, trace=result.runs.get("trace"))
 
 
 def _simulate_chunk(args) -> list[RowResult]:

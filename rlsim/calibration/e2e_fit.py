@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
-__all__ = ["RowTrace", "trace_from_run", "trace_times", "fit_on_traces", "segment_durations_s", "PARAMS", "FITTED", "FitResult"]
+__all__ = ["RowTrace", "trace_from_run", "trace_times", "weighted_means", "fit_on_traces", "segment_durations_s", "PARAMS",
+           "FITTED", "FitResult"]
 
 #: The overheads a trace is timed with (``EngineOverheads`` field names, us).
 PARAMS = ("step_us", "per_seq_us", "per_prefill_token_us", "async_exposed_us", "async_exposed_per_seq_us")
@@ -54,10 +55,12 @@ class RowTrace:
     seg_first: np.ndarray
     seg_finish: np.ndarray
     output_len: np.ndarray
+    weights: np.ndarray     # sent requests each simulated one stands for (rlsim.serving.rows.wave_weights)
 
 
-def trace_from_run(segments, seqs, async_scheduling: bool) -> RowTrace | None:
-    """The trace of a one-engine serving run (None with several engines)."""
+def trace_from_run(segments, seqs, async_scheduling: bool, weights=None) -> RowTrace | None:
+    """The trace of a one-engine serving run (None with several engines); ``weights`` per
+    request in seq_id order (default 1)."""
     if len(segments) == 0 or segments["engine"].nunique() != 1:
         return None
     col = lambda c, dt=np.float64: segments[c].to_numpy(dtype=dt)  # noqa: E731
@@ -66,7 +69,8 @@ def trace_from_run(segments, seqs, async_scheduling: bool) -> RowTrace | None:
     seg_send = np.searchsorted(ends, send, side="right") - 1  # the last segment ended by the send
     return RowTrace(async_scheduling, col("iterations", np.int64), col("scheduled", np.int64), col("prefill_tokens"),
                     col("gpu_s"), col("gpu_first_s"), col("gpu_last_s"), seg_send,
-                    seqs["first_token_seg"].to_numpy(), seqs["finish_seg"].to_numpy(), seqs["response_len"].to_numpy())
+                    seqs["first_token_seg"].to_numpy(), seqs["finish_seg"].to_numpy(), seqs["response_len"].to_numpy(),
+                    np.ones(len(seqs)) if weights is None else np.asarray(weights, dtype=np.float64))
 
 
 def _sum_max(t: RowTrace, host: np.ndarray) -> np.ndarray:
@@ -93,9 +97,17 @@ def trace_times(t: RowTrace, p: dict[str, float]) -> tuple[float, float]:
     """Mean TTFT and mean TPOT (ms) of the row under overheads ``p``."""
     end = np.concatenate([[0.0], np.cumsum(segment_durations_s(t, p))])  # end[k + 1] = end of segment k
     send, first, fin = end[t.seg_send + 1], end[t.seg_first + 1], end[t.seg_finish + 1]
-    many = t.output_len > 1
-    tpot = (fin[many] - first[many]) / (t.output_len[many] - 1)
-    return 1e3 * float(np.mean(first - send)), 1e3 * float(np.mean(tpot)) if many.any() else float("nan")
+    return weighted_means(first - send, fin - first, t.output_len, t.weights)
+
+
+def weighted_means(ttft_s: np.ndarray, decode_s: np.ndarray, output_len: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """Mean TTFT and mean TPOT (ms) over requests standing for ``weights`` sent ones each;
+    TPOT over requests with more than one output token (vLLM's definition)."""
+    many = output_len > 1
+    ttft = 1e3 * float(np.average(ttft_s, weights=weights))
+    if not many.any():
+        return ttft, float("nan")
+    return ttft, 1e3 * float(np.average(decode_s[many] / (output_len[many] - 1), weights=weights[many]))
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ class _Client:
 
 
 def simulate_bench(res: Resolved, seed: int | None = None, speculative: bool = True,
-                   percentiles: tuple[float, ...] = (99.0,), record_trace: bool = False) -> RunResult:
+                   percentiles: tuple[float, ...] = (99.0,), record_trace: bool = False, trace_weights=None) -> RunResult:
     """Run the scenario's ``serving:`` benchmark; the summary carries vLLM's result keys
     (``percentiles``: vLLM's ``--metric-percentiles``).  ``record_trace`` keeps the run's
     composition for refitting engine overheads (``result.runs["trace"]``)."""
@@ -109,7 +109,7 @@ def simulate_bench(res: Resolved, seed: int | None = None, speculative: bool = T
     if record_trace:
         from rlsim.calibration.e2e_fit import trace_from_run
 
-        runs["trace"] = trace_from_run(segs, seqs, sc.rollout.engine.async_scheduling)
+        runs["trace"] = trace_from_run(segs, seqs, sc.rollout.engine.async_scheduling, trace_weights)
     return RunResult(summary, seqs, segs, runs=runs, kind="serving")
 
 

@@ -10,7 +10,10 @@
   1 is tensor-parallel experts.  Other splits, and pipeline parallelism, are listed as not
   expressible.
 * **Harness** (not recorded with the measurements; assumed, and reported as assumptions):
-  ``num_prompts`` = :data:`PROMPTS_PER_CONCURRENCY` x concurrency (InferenceMAX-style sweeps);
+  ``num_prompts`` = :data:`PROMPTS_PER_CONCURRENCY` x concurrency (InferenceMAX-style sweeps),
+  simulated as three waves of ``concurrency`` requests -- the first (sent at once), a middle one
+  (the steady state) and the last (the drain) -- whose means are weighted ``1 : N/c - 2 : 1`` to
+  stand for the ``N`` requests (:func:`wave_weights`; a closed loop repeats its middle waves);
   output lengths uniform within +-:data:`OUTPUT_SPREAD` of ``osl`` -- strictly equal lengths
   keep a closed loop in lock-step cohorts whose TTFTs the measurements rule out (at
   concurrency 4, measured TTFTs equal one request's prefill); vLLM serve's default limits for
@@ -25,7 +28,8 @@ from dataclasses import dataclass
 from rlsim.config.vllm import version_at
 from rlsim.serving.measured import MeasuredRun
 
-__all__ = ["CHECKPOINTS", "PROMPTS_PER_CONCURRENCY", "OUTPUT_SPREAD", "RowScenario", "row_scenario"]
+__all__ = ["CHECKPOINTS", "PROMPTS_PER_CONCURRENCY", "OUTPUT_SPREAD", "RowScenario", "row_scenario", "wave_weights",
+           "simulated_prompts"]
 
 #: Requests per measured run, per unit of concurrency (assumed).
 PROMPTS_PER_CONCURRENCY = 10
@@ -94,7 +98,29 @@ def row_scenario(run: MeasuredRun, prompts_per_concurrency: int = PROMPTS_PER_CO
         "cluster": {"hardware": run.system, "num_gpus": run.gpus},
         "model": _model(run),
         "rollout": {"engine": engine},
-        "serving": {"num_prompts": max(prompts_per_concurrency * run.concurrency, 8), "max_concurrency": run.concurrency,
+        "serving": {"num_prompts": simulated_prompts(run.concurrency, prompts_per_concurrency),
+                    "max_concurrency": run.concurrency,
                     "random_input_len": run.isl, "random_output_len": run.osl, "random_range_ratio": output_spread},
     }
     return RowScenario(run, data)
+
+
+def _sent(concurrency: int, prompts_per_concurrency: int) -> int:
+    return max(prompts_per_concurrency * concurrency, 8)
+
+
+def simulated_prompts(concurrency: int, prompts_per_concurrency: int = PROMPTS_PER_CONCURRENCY) -> int:
+    """Requests simulated for a row: three waves, or all of them when that is fewer."""
+    return min(_sent(concurrency, prompts_per_concurrency), 3 * concurrency) if concurrency * 3 >= 8 else \
+        _sent(concurrency, prompts_per_concurrency)
+
+
+def wave_weights(concurrency: int, prompts_per_concurrency: int = PROMPTS_PER_CONCURRENCY):
+    """Per simulated request (in send order), the number of sent requests it stands for."""
+    import numpy as np
+
+    n, sim = _sent(concurrency, prompts_per_concurrency), simulated_prompts(concurrency, prompts_per_concurrency)
+    w = np.ones(sim)
+    if sim < n:
+        w[concurrency:2 * concurrency] = (n - 2 * concurrency) / concurrency  # the middle wave repeats
+    return w
