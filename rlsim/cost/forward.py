@@ -362,8 +362,10 @@ class ForwardModel:
         cta = L * da.cta_us * da.cta_scale(self._cta_head_dim) * 1e-6 * batch * self._kv_heads / hw.gpu.sm_count
         return const, mem, per_flop * q, -per_flop * batch * q * (q - 1) / 2.0, cta
 
+    @functools.lru_cache(maxsize=8192)
     def decode_const_parts(self, batch: int, q: int = 1) -> dict[str, float]:
-        """The context-independent components of a decode pass at ``batch`` sequences."""
+        """The context-independent components of a decode pass at ``batch`` sequences (cached:
+        callers must not modify the dict)."""
         T = self.padded_tokens(batch * q, True)
         linear, moe, comm, elem, head = self._token_cost(T, batch * q, self.cuda_graphs)
         return {"linear": linear, "moe": moe, "communication": comm, "elementwise": elem, "lm_head_sampling": head}

@@ -149,8 +149,11 @@ class KvCache:
         return hit
 
     def growth_blocks(self, seqs: np.ndarray, tokens) -> np.ndarray:
-        """Blocks each resident ``seqs`` must add to hold ``tokens`` (broadcast: rows = iterations)."""
-        return np.maximum(private_blocks(tokens, self.shared[seqs], self.block_size) - self.own[seqs], 0)
+        """Blocks each resident ``seqs`` must add to hold ``tokens`` (broadcast: rows = iterations):
+        ``max(private_blocks(tokens) - own, 0)``, which is ``max(ceil(tokens / bs) - shared - own,
+        0)`` since ``own >= 0``."""
+        held = self.shared[seqs] + self.own[seqs]
+        return np.maximum(-(-np.asarray(tokens) // self.block_size) - held, 0)
 
     def fitting_prefix(self, seqs: np.ndarray, tokens: np.ndarray) -> int:
         """How many leading ``seqs`` can grow to ``tokens`` together within the free blocks."""
