@@ -402,10 +402,8 @@ def calibrate_e2e_cmd(
 ) -> None:
     """Fit each profile's engine-level overheads (not its kernels) to its system's measured
     end-to-end runs, and write them with their provenance."""
-    from rlsim.calibration.e2e import (calibrate_e2e, error_report, held_out_results, profiles_by_system,
-                                       render_e2e_check, write_fitted_profile)
-    from rlsim.calibration.e2e_fit import PARAMS
-    from rlsim.hardware import load_profile
+    from rlsim.calibration.e2e import (calibrate_e2e, error_report, held_out_results, profile_overheads,
+                                       profiles_by_system, render_e2e_check, write_fitted_profile)
     from rlsim.serving.measured import read_measurements
 
     runs = read_measurements(measurements)
@@ -414,7 +412,7 @@ def calibrate_e2e_cmd(
         if not rows:
             typer.echo(f"{system}: no measured rows, profile unchanged", err=True)
             continue
-        start = {k: getattr(load_profile(path).engine, k) for k in PARAMS}
+        start = profile_overheads(path)
         with _progress_bar(f"fit {system}") as bar:
             params, fit, results = calibrate_e2e(rows, path, start, rounds, workers, bar)
         report = error_report(results)
@@ -445,9 +443,8 @@ def calibrate_e2e_check(
 ) -> None:
     """Simulate every measured run and print, per (system, model), rows, median and p90 |error|
     of TPOT and TTFT, the signed bias, and the worst rows."""
-    from rlsim.calibration.e2e import error_report, held_out_results, profiles_by_system, render_e2e_check, simulate_rows
-    from rlsim.calibration.e2e_fit import PARAMS
-    from rlsim.hardware import load_profile
+    from rlsim.calibration.e2e import (error_report, held_out_results, profile_overheads, profiles_by_system,
+                                       render_e2e_check, simulate_rows)
     from rlsim.serving.measured import read_measurements
 
     runs = read_measurements(measurements)
@@ -460,7 +457,7 @@ def calibrate_e2e_check(
         held: list = []
         for system in sorted({r.system for r in runs}):
             rows = [r for r in runs if r.system == system]
-            start = {k: getattr(load_profile(profiles.get(system, system)).engine, k) for k in PARAMS}
+            start = profile_overheads(profiles.get(system, system))
             mine = [res for res in results if res.run.system == system]
             with _progress_bar(f"held out {system}") as bar:
                 held += held_out_results(rows, mine, start, workers, bar)[0]

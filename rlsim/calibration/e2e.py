@@ -29,7 +29,7 @@ from rlsim.serving.measured import MeasuredRun
 from rlsim.serving.rows import row_scenario, wave_weights
 
 __all__ = ["RowResult", "simulate_row", "simulate_rows", "error_report", "bounds", "render_e2e_check",
-           "calibrate_e2e", "held_out_results"]
+           "calibrate_e2e", "held_out_results", "profile_overheads", "profiles_by_system", "write_fitted_profile"]
 
 
 @dataclass
@@ -210,14 +210,14 @@ def calibrate_e2e(runs: list[MeasuredRun], profile: str, start: dict[str, float]
     """Fit the overheads of ``profile`` (a path or name; its system's rows of ``runs``):
     alternate a fit on the rows' traces with a re-simulation at the fitted values (see
     rlsim.calibration.e2e_fit).  Returns (params, FitResult, the last simulation's results)."""
-    from rlsim.calibration.e2e_fit import PARAMS, fit_on_traces
+    from rlsim.calibration.e2e_fit import fit_on_traces
 
-    params = {k: start[k] for k in PARAMS}
+    params = dict(start)  # every overhead the rows run with; the fit moves the FITTED ones
     results, fit = [], None
     for i in range(rounds):
         results = simulate_rows(runs, None, workers, progress, record=True, overheads={r.id: params for r in runs})
         fit = fit_on_traces(_fit_items(results), params)
-        params = fit.params
+        params = params | fit.params
     final = simulate_rows(runs, None, workers, progress, record=True, overheads={r.id: params for r in runs})
     return params, fit, final
 
@@ -283,3 +283,11 @@ def write_fitted_profile(profile: str, params: dict[str, float], fit, in_sample:
 
 def _round(v):
     return None if v is None else round(float(v), 2)
+
+
+def profile_overheads(profile: str) -> dict[str, float]:
+    """Every engine overhead of a profile (what a row's cpu_overhead section takes)."""
+    from rlsim.hardware import load_profile
+
+    engine = load_profile(profile, path="--profile").engine
+    return {k: v for k, v in engine.model_dump().items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

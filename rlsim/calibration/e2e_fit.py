@@ -11,7 +11,9 @@ overheads alone:
   ``sum_i max(gpu_i, host) + m (exposed + exposed_per_seq x scheduled)`` (GPU time taken linear
   between the segment's first and last iteration);
 * a request's TTFT is the time from the end of the segment that freed its slot to the end of its
-  first-token segment, its TPOT from there to its finishing segment over ``output - 1``.
+  first-token segment, its TPOT from there to its finishing segment over ``output - 1``; the
+  engine's idle gaps (waiting for an arrival) are kept as recorded, and a change of the API
+  server's time per request shifts each TTFT by the difference (first order).
 
 The composition itself moves a little with the overheads (a longer step admits more arrivals),
 so :func:`rlsim.calibration.e2e.calibrate_e2e` alternates: fit on the traces, re-simulate with the fitted values,
@@ -32,11 +34,16 @@ __all__ = ["RowTrace", "trace_from_run", "trace_times", "weighted_means", "fit_o
            "FITTED", "FitResult"]
 
 #: The overheads a trace is timed with (``EngineOverheads`` field names, us).
-PARAMS = ("step_us", "per_seq_us", "per_prefill_token_us", "async_exposed_us", "async_exposed_per_seq_us")
-#: The ones fitted: ``per_prefill_token_us`` (~0.02 us a token, tens of us a step) is below what
-#: end-to-end times resolve, so it keeps the profile's (assumed) value.
-FITTED = ("step_us", "per_seq_us", "async_exposed_us", "async_exposed_per_seq_us")
+PARAMS = ("step_us", "per_seq_us", "per_prefill_token_us", "async_exposed_us", "async_exposed_per_seq_us",
+          "moe_routing_us_per_layer", "api_server_us", "api_server_us_per_prompt_token")
+#: The ones fitted.  Kept at the profile's (assumed) values: ``per_prefill_token_us`` (~0.02 us a
+#: token, tens of us a step, below what end-to-end times resolve) and the API server's times
+#: (a request's delay before the engine moves its TTFT only when it crosses a step boundary, so
+#: a trace with fixed steps cannot price it; they are re-simulated, not fitted).
+FITTED = ("step_us", "per_seq_us", "async_exposed_us", "async_exposed_per_seq_us", "moe_routing_us_per_layer")
 _SYNC = {"step_us", "per_seq_us"}
+_ASYNC = {"async_exposed_us", "async_exposed_per_seq_us"}
+_TTFT = {"api_server_us", "api_server_us_per_prompt_token"}
 _HUBER_SCALE = 0.1
 
 
@@ -46,6 +53,7 @@ class RowTrace:
 
     async_scheduling: bool
     iterations: np.ndarray
+    idle_before_s: np.ndarray  # the engine's idle time before each segment (waiting for an arrival)
     scheduled: np.ndarray
     prefill_tokens: np.ndarray
     gpu_s: np.ndarray
@@ -56,21 +64,27 @@ class RowTrace:
     seg_finish: np.ndarray
     output_len: np.ndarray
     weights: np.ndarray     # sent requests each simulated one stands for (rlsim.serving.rows.wave_weights)
+    prompt_len: np.ndarray
+    moe_layers: int         # MoE layers of one pass (routing kernels)
+    base: dict              # the overheads (us) the run was simulated with
 
 
-def trace_from_run(segments, seqs, async_scheduling: bool, weights=None) -> RowTrace | None:
+def trace_from_run(segments, seqs, async_scheduling: bool, weights=None, moe_layers: int = 0,
+                   base: dict | None = None) -> RowTrace | None:
     """The trace of a one-engine serving run (None with several engines); ``weights`` per
-    request in seq_id order (default 1)."""
+    request in seq_id order (default 1); ``base`` the overheads it ran with."""
     if len(segments) == 0 or segments["engine"].nunique() != 1:
         return None
     col = lambda c, dt=np.float64: segments[c].to_numpy(dtype=dt)  # noqa: E731
     ends = col("t1_s")
     send = seqs["send_s"].to_numpy()
     seg_send = np.searchsorted(ends, send, side="right") - 1  # the last segment ended by the send
-    return RowTrace(async_scheduling, col("iterations", np.int64), col("scheduled", np.int64), col("prefill_tokens"),
+    idle = np.maximum(col("t0_s") - np.concatenate([[0.0], ends[:-1]]), 0.0)
+    return RowTrace(async_scheduling, col("iterations", np.int64), idle, col("scheduled", np.int64), col("prefill_tokens"),
                     col("gpu_s"), col("gpu_first_s"), col("gpu_last_s"), seg_send,
                     seqs["first_token_seg"].to_numpy(), seqs["finish_seg"].to_numpy(), seqs["response_len"].to_numpy(),
-                    np.ones(len(seqs)) if weights is None else np.asarray(weights, dtype=np.float64))
+                    np.ones(len(seqs)) if weights is None else np.asarray(weights, dtype=np.float64),
+                    seqs["prompt_len"].to_numpy(), int(moe_layers), dict(base or {}))
 
 
 def _sum_max(t: RowTrace, host: np.ndarray) -> np.ndarray:
@@ -87,17 +101,25 @@ def segment_durations_s(t: RowTrace, p: dict[str, float]) -> np.ndarray:
     """Each segment's duration under overheads ``p`` (us)."""
     host = 1e-6 * (p["step_us"] + p["per_seq_us"] * t.scheduled + p["per_prefill_token_us"] * t.prefill_tokens)
     m = t.iterations.astype(np.float64)
+    routing = 1e-6 * t.moe_layers * (p["moe_routing_us_per_layer"] - t.base.get("moe_routing_us_per_layer", 0.0))
+    gpu = t.gpu_s + m * routing
     if not t.async_scheduling:
-        return t.gpu_s + m * host
+        return gpu + m * host
     exposed = 1e-6 * (p["async_exposed_us"] + p["async_exposed_per_seq_us"] * t.scheduled)
-    return _sum_max(t, host) + m * exposed
+    shifted = RowTrace(**{**t.__dict__, "gpu_s": gpu, "gpu_first_s": t.gpu_first_s + routing,
+                          "gpu_last_s": t.gpu_last_s + routing})
+    return _sum_max(shifted, host) + m * exposed
 
 
 def trace_times(t: RowTrace, p: dict[str, float]) -> tuple[float, float]:
     """Mean TTFT and mean TPOT (ms) of the row under overheads ``p``."""
-    end = np.concatenate([[0.0], np.cumsum(segment_durations_s(t, p))])  # end[k + 1] = end of segment k
+    end = np.concatenate([[0.0], np.cumsum(t.idle_before_s + segment_durations_s(t, p))])  # end[k + 1]: segment k's
     send, first, fin = end[t.seg_send + 1], end[t.seg_first + 1], end[t.seg_finish + 1]
-    return weighted_means(first - send, fin - first, t.output_len, t.weights)
+    b = t.base
+    frontend = 1e-6 * ((p["api_server_us"] - b.get("api_server_us", p["api_server_us"]))
+                       + (p["api_server_us_per_prompt_token"] - b.get("api_server_us_per_prompt_token",
+                                                                      p["api_server_us_per_prompt_token"])) * t.prompt_len)
+    return weighted_means(first - send + frontend, fin - first, t.output_len, t.weights)
 
 
 def weighted_means(ttft_s: np.ndarray, decode_s: np.ndarray, output_len: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
@@ -120,17 +142,21 @@ class FitResult:
     rows_ttft: int
 
 
-def _free_params(traces: list[RowTrace]) -> tuple[str, ...]:
-    sync = any(not t.async_scheduling for t in traces)
-    asyn = any(t.async_scheduling for t in traces)
-    return tuple(k for k in FITTED if (k in _SYNC and sync) or (k not in _SYNC and asyn))
+def _free_params(items) -> tuple[str, ...]:
+    """The overheads some row informs: synchronous-scheduling terms need rows without async
+    scheduling, async terms rows with it, the MoE routing term MoE rows, the API-server terms
+    reachable TTFTs."""
+    traces = [t for t, _, _ in items]
+    informed = {"sync": any(not t.async_scheduling for t in traces), "async": any(t.async_scheduling for t in traces),
+                "moe": any(t.moe_layers for t in traces), "ttft": any(v is not None for _, v, _ in items)}
+    kind = lambda k: "sync" if k in _SYNC else "async" if k in _ASYNC else "ttft" if k in _TTFT else "moe"  # noqa: E731
+    return tuple(k for k in FITTED if informed[kind(k)])
 
 
 def fit_on_traces(items: list[tuple[RowTrace, float | None, float | None]], start: dict[str, float]) -> FitResult:
     """Least squares (Huber on log ratios) over ``(trace, measured ttft ms or None, measured tpot
     ms or None)``; parameters no row informs keep their ``start`` value."""
-    traces = [t for t, _, _ in items]
-    free = _free_params(traces)
+    free = _free_params(items)
     if not free:
         return FitResult(dict(start), (), 0, 0)
     x0 = np.array([max(start[k], 1e-3) for k in free])

@@ -55,7 +55,8 @@ class ModelConfig(BaseModel):
 
 
 class CpuOverheadConfig(BaseModel):
-    """Host time per engine step and API-server time per request (see
+    """Engine overheads beyond the timed kernels: host time per engine step, API-server time per
+    request, and the untimed MoE routing kernels (see
     :class:`rlsim.hardware.profile.EngineOverheads` for the model).  Every field left unset
     (None) takes the hardware profile's ``engine`` value: fitted by ``rlsim calibrate e2e`` where
     the profile says so, else assumed from hardware_and_models.md C2 (~0.5-2 ms per step
@@ -71,6 +72,8 @@ class CpuOverheadConfig(BaseModel):
     api_server_us: float | None = Field(default=None, ge=0, description="API server time per request, us")
     api_server_us_per_prompt_token: float | None = Field(default=None, ge=0, description="tokenisation per prompt token, us")
     api_server_cv: float | None = Field(default=None, ge=0, description="coefficient of variation of the API server time")
+    moe_routing_us_per_layer: float | None = Field(default=None, ge=0, description="GPU time per MoE layer of the "
+                                                   "router top-k and alignment kernels (not in the kernel tables), us")
 
     def resolved(self, profile_defaults) -> "CpuOverheadConfig":
         """Every unset field from the profile's ``engine`` section."""

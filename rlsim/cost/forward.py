@@ -110,6 +110,9 @@ class ForwardModel:
     ``expert_parallel``: experts are split across the ``tp x dp`` GPUs (each owns E/(tp dp) whole
     experts; vLLM's ``--enable-expert-parallel``) instead of each expert being split tp ways; the
     busiest GPU's share of the routed rows sets the MoE time (:mod:`rlsim.cost.routing`).
+    ``moe_routing_s``: GPU time per MoE layer the fused-MoE kernel tables leave out (the router's
+    top-k / grouped top-k and the block-alignment sort; fitted end to end, the profile's
+    ``engine.moe_routing_us_per_layer``).
     ``dp``: data-parallel attention ranks sharing the MoE layers in lock-step (one pass covers
     ``dp`` ranks' tokens, each rank padded to the same count; token costs are per rank): every MoE
     layer all-gathers the ranks' hidden states and reduce-scatters the expert outputs over the
@@ -136,6 +139,7 @@ class ForwardModel:
         num_moe_layers: int | None = None,
         quantization=None,
         dp: int = 1,
+        moe_routing_s: float = 0.0,
     ) -> None:
         """``weights`` / ``num_layers`` / ``num_moe_layers`` override the model's own (used to
         time a sub-network such as DeepSeek's MTP module from ``arch.mtp_linear_weights()``;
@@ -151,6 +155,7 @@ class ForwardModel:
         self.moe_skew = moe_skew
         self.dp = dp
         self._ep = tp * dp if expert_parallel else 1  # GPUs the experts are spread over (vLLM: EP = DP x TP)
+        self.moe_routing_s = moe_routing_s
         self._capture = cudagraph_capture_sizes(max_capture_size) if cuda_graphs else np.array([], dtype=np.int64)
         self._layers = arch.num_hidden_layers if num_layers is None else num_layers
         self._sliding = arch.num_sliding_layers if num_layers is None else 0
@@ -257,7 +262,7 @@ class ForwardModel:
             n, k = local_shape(a, w, tp)
             d = self.quant.dtype_of(w.group)
             linear += w.layers * float(ops.gemm_time_s(hw, T, n, k, d, self._gemm_kernels[d]))
-        moe = self._moe_time_s(T) if (a.is_moe and self._moe_layers) else 0.0
+        moe = self._moe_time_s(T) + self._moe_layers * self.moe_routing_s if (a.is_moe and self._moe_layers) else 0.0
         hidden_bytes = T * a.hidden_size * 2.0
         comm = 0.0
         if tp > 1:

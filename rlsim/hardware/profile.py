@@ -414,7 +414,10 @@ class EngineOverheads(_Frozen):
       ``async_exposed_us + async_exposed_per_seq_us x requests`` per step;
     * the API server: each request costs ``api_server_us + api_server_us_per_prompt_token x
       prompt tokens`` (Gamma-distributed, coefficient of variation ``api_server_cv``) in one
-      process, first come first served, before it reaches the engine.
+      process, first come first served, before it reaches the engine;
+    * GPU kernels the kernel tables leave out: ``moe_routing_us_per_layer`` per MoE layer and
+      pass (router top-k / grouped top-k, the block-alignment sort; default assumed: three small
+      kernels of ~3 us).
     """
 
     source: str = "assumed (hardware_and_models.md C2)"
@@ -426,6 +429,7 @@ class EngineOverheads(_Frozen):
     api_server_us: NonNeg = 1000.0
     api_server_us_per_prompt_token: NonNeg = 0.5
     api_server_cv: NonNeg = 1.0
+    moe_routing_us_per_layer: NonNeg = 10.0
     fit: dict[str, Any] | None = None
 
 

@@ -109,7 +109,12 @@ def simulate_bench(res: Resolved, seed: int | None = None, speculative: bool = T
     if record_trace:
         from rlsim.calibration.e2e_fit import trace_from_run
 
-        runs["trace"] = trace_from_run(segs, seqs, sc.rollout.engine.async_scheduling, trace_weights)
+        from rlsim.calibration.e2e_fit import PARAMS
+
+        c = sc.rollout.engine.cpu_overhead
+        moe_layers = res.arch.num_moe_layers if res.arch.is_moe else 0
+        runs["trace"] = trace_from_run(segs, seqs, sc.rollout.engine.async_scheduling, trace_weights, moe_layers,
+                                       {k: getattr(c, k) for k in PARAMS})
     return RunResult(summary, seqs, segs, runs=runs, kind="serving")
 
 

@@ -63,6 +63,7 @@ class Resolved:
             max_capture_size=e.max_cudagraph_capture_size,
             expert_parallel=e.enable_expert_parallel,
             dp=self.dp,
+            moe_routing_s=e.cpu_overhead.moe_routing_us_per_layer * 1e-6,
         )
 
 

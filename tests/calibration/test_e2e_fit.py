@@ -9,19 +9,21 @@ from rlsim.calibration.e2e_fit import FITTED, PARAMS, trace_times
 from rlsim.serving.measured import MeasuredRun
 
 TRUE_ASYNC = {"step_us": 1000.0, "per_seq_us": 4.0, "per_prefill_token_us": 0.02, "async_exposed_us": 600.0,
-              "async_exposed_per_seq_us": 5.0}
+              "async_exposed_per_seq_us": 5.0, "moe_routing_us_per_layer": 25.0, "api_server_us": 1500.0,
+              "api_server_us_per_prompt_token": 3.0, "api_server_cv": 0.0}
 TRUE_SYNC = TRUE_ASYNC | {"step_us": 2500.0, "per_seq_us": 12.0}
 
 
-def _run(i: int, c: int, isl: int, version: str, ttft: float = 1.0, tpot: float = 1.0) -> MeasuredRun:
-    return MeasuredRun(f"r{i}", "h100_sxm", "Qwen/Qwen3-8B", version, "bf16", "", "", isl, 128, c, 1, 1, 1, 1, 1, ttft, tpot)
+def _run(i: int, c: int, isl: int, version: str, model: str = "Qwen/Qwen3-8B") -> MeasuredRun:
+    return MeasuredRun(f"r{i}", "h100_sxm", model, version, "bf16", "", "", isl, 128, c, 1, 1, 1, 1, 1, 1.0, 1.0)
 
 
 def _rows() -> list[MeasuredRun]:
     out = []
-    for i, (c, isl, v) in enumerate([(2, 512, "0.19.0"), (8, 512, "0.19.0"), (32, 1024, "0.19.0"), (64, 256, "0.19.0"),
+    for i, (c, isl, v) in enumerate([(2, 512, "0.19.0"), (8, 2048, "0.19.0"), (32, 1024, "0.19.0"), (64, 256, "0.19.0"),
                                      (4, 512, "0.11.0"), (16, 1024, "0.11.0"), (48, 256, "0.11.0")]):
         out.append(_run(i, c, isl, v))
+    out += [_run(10 + i, c, 512, "0.19.0", "Qwen/Qwen3-30B-A3B") for i, c in enumerate((2, 16))]
     return out
 
 
@@ -42,14 +44,15 @@ def test_trace_reproduces_the_simulation():
 
 
 def test_fit_recovers_known_overheads_within_2_percent():
-    truth = {k: TRUE_SYNC[k] if k in ("step_us", "per_seq_us") else TRUE_ASYNC[k] for k in PARAMS}
+    truth = {k: TRUE_SYNC[k] if k in ("step_us", "per_seq_us") else TRUE_ASYNC[k] for k in PARAMS} | {"api_server_cv": 0.0}
     measured = _synthetic(truth)
-    start = {k: 0.5 * v for k, v in truth.items()}
+    start = {k: 0.5 * v if k in FITTED else v for k, v in truth.items()}
     params, fit, results = calibrate_e2e(measured, "h100_sxm", start, rounds=3)
     assert fit.free == FITTED
     for k in FITTED:
         assert params[k] == pytest.approx(truth[k], rel=0.02), (k, params[k], truth[k])
-    assert params["per_prefill_token_us"] == start["per_prefill_token_us"]  # not fitted: kept
+    for k in set(PARAMS) - set(FITTED):
+        assert params[k] == start[k]  # not fitted: kept
     rep = error_report(results)["pooled"]
     assert rep["tpot_median_abs_pct_err"] < 0.5
 
