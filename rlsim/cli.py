@@ -92,7 +92,7 @@ def render_rollout(summary: dict, wall_s: float | None = None) -> str:
         ("hardware", f"{h['profile']} ({h['calibration_status']}: {h['calibration_source']})"),
         *([("kernel tables", _tables_line(h["kernel_tables"]).split(": ", 1)[1])] if h.get("kernel_tables") else []),
     ], "memory and assumptions:"))
-    for w in s.get("warnings", [])[1:]:  # the first (calibration status) is in the table above
+    for w in s.get("warnings", []):
         out.append(f"warning: {w}")
     if wall_s is not None:
         out.append(f"simulated in {wall_s:.2f} s wall")
@@ -237,38 +237,85 @@ def _rl_seed_stats(summaries: list[dict]) -> dict:
 
 
 def render_rl(result, wall_s: float | None = None) -> str:
-    """Per-step table, steady-state breakdown per run, speedups, assumptions."""
+    """Per-step table, steady-state window per run, trainer MFU breakdown, weight sync, speedups,
+    assumptions and every warning."""
     s = result.summary
     lines = [f"RL: {s['scenario']} (seed {s['seed']}, pipeline {s['pipeline']})"]
     for name, run in result.runs.items():
-        df = run.steps
-        lines.append(f"\n{name}: {run.summary['pipeline']}, pools {run.summary['pools']}")
-        lines.append("  step  warm-up  step(s)  sync(s)  gen(s)  reward(s)  logprob(s)  train(s)  rollout(s)  tok/s")
-        for r in df.itertuples(index=False):
-            lines.append(f"  {r.step:>4}  {'yes' if r.warmup else '':>7}  {r.step_time_s:7.1f}  {r.weight_sync_time_s:7.1f}"
-                         f"  {r.generation_time_s:6.1f}  {r.reward_time_s:9.1f}  {r.logprob_time_s:10.1f}"
-                         f"  {r.train_time_s + r.drafter_train_time_s:8.1f}  {r.generation_makespan_s:10.1f}"
-                         f"  {r.rollout_tokens_per_s:8,.0f}")
-    rows = [("", *result.runs.keys())]
-    for label, key in (("step time (s)", "step_time_s"), ("  weight sync (s)", "weight_sync_time_s"),
-                       ("  generation, exposed (s)", "generation_time_s"), ("  reward (s)", "reward_time_s"),
-                       ("  logprob (s)", "logprob_time_s"), ("  train (s)", "train_time_s"),
-                       ("  drafter training (s)", "drafter_train_time_s"), ("rollout makespan (s)", "generation_makespan_s"),
-                       ("rollout tokens/s", "rollout_tokens_per_s"), ("mean acceptance length", "mean_acceptance_length")):
-        rows.append((label, *[_fmt(r.summary[key]) if r.summary[key] is not None else "-" for r in result.runs.values()]))
-    w = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    lines.append("\nsteady state (mean over non-warm-up steps):")
-    lines += ["  " + "  ".join(str(c).rjust(w[i]) if i else str(c).ljust(w[i]) for i, c in enumerate(r)) for r in rows]
+        lines += _rl_steps(name, run)
+    lines += _rl_window(result)
+    for name, run in result.runs.items():
+        lines += _rl_trainer(name, run.summary)
     if s["speedup"]:
-        lines.append("\nspeedups:")
+        lines.append("\nspeedups (steady-state windows):")
         lines += [f"  {k:<22} {v:.3f}x" for k, v in s["speedup"].items()]
     h = s["hardware"]
     lines.append(f"\nhardware {h['profile']}: {h['calibration_status']} ({h['calibration_source']})")
     if h.get("kernel_tables"):
         lines.append(_tables_line(h["kernel_tables"]))
+    lines += [f"warning: {w}" for w in s.get("warnings", [])]
     if wall_s is not None:
         lines.append(f"simulated in {wall_s:.2f} s wall")
     return "\n".join(lines)
+
+
+def _rl_steps(name: str, run) -> list[str]:
+    sm = run.summary
+    lines = [f"\n{name}: {sm['pipeline']}, pools {sm['pools']}, warm-up {sm['warmup_steps']} + window "
+             f"{sm['window_steps']} steps ({'converged' if sm['converged'] else 'NOT converged'})",
+             "  step  warm-up  step(s)  sync(s)  gen(s)  reward(s)  logprob(s)  train(s)  rollout(s)  tok/s   MFU"]
+    for r in run.steps.itertuples(index=False):
+        lines.append(f"  {r.step:>4}  {'yes' if r.warmup else '':>7}  {r.step_time_s:7.1f}  {r.weight_sync_time_s:7.1f}"
+                     f"  {r.generation_time_s:6.1f}  {r.reward_time_s:9.1f}  {r.logprob_time_s:10.1f}"
+                     f"  {r.train_time_s + r.drafter_train_time_s:8.1f}  {r.generation_makespan_s:10.1f}"
+                     f"  {r.rollout_tokens_per_s:7,.0f}  {r.trainer_mfu:5.3f}")
+    return lines
+
+
+def _rl_window(result) -> list[str]:
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f} %"  # noqa: E731
+    rows = [("", *result.runs.keys())]
+    for label, key, fmt in (
+        ("step time, mean (s)", "step_time_s", _fmt), ("  std / min / max (s)", None, None),
+        ("steps per hour", "steps_per_hour", _fmt), ("  weight sync (s)", "weight_sync_time_s", _fmt),
+        ("  generation, exposed (s)", "generation_time_s", _fmt), ("  reward (s)", "reward_time_s", _fmt),
+        ("  logprob (s)", "logprob_time_s", _fmt), ("  train (s)", "train_time_s", _fmt),
+        ("  drafter training (s)", "drafter_train_time_s", _fmt), ("rollout makespan (s)", "generation_makespan_s", _fmt),
+        ("rollout pool tokens/s", "rollout_tokens_per_s", _fmt), ("rollout pool idle", "rollout_idle_frac", pct),
+        ("rollout paused for weights", "rollout_weight_update_frac", pct), ("trainer idle", "trainer_idle_frac", pct),
+        ("trainer MFU", None, None), ("policy lag seen (mean, max)", None, None),
+        ("mean acceptance length", "mean_acceptance_length", _fmt)):
+        vals = []
+        for run in result.runs.values():
+            sm = run.summary
+            if key is not None:
+                vals.append(fmt(sm[key]) if sm.get(key) is not None else "-")
+            elif label.startswith("  std"):
+                vals.append(f"{sm['step_time_std_s']:.1f} / {sm['step_time_min_s']:.1f} / {sm['step_time_max_s']:.1f}")
+            elif label == "trainer MFU":
+                vals.append(f"{sm['trainer']['mfu']:.3f} ({sm['trainer']['cost_model']})")
+            else:
+                lag = sm["policy_lag"]
+                vals.append(f"{lag['mean_at_first_token']:.2f}, {lag['max_at_first_token']}")
+        rows.append((label, *vals))
+    w = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    out = ["\nsteady state (window after the warm-up; throughput over the window's wall time):"]
+    return out + ["  " + "  ".join(str(c).rjust(w[i]) if i else str(c).ljust(w[i]) for i, c in enumerate(r)) for r in rows]
+
+
+def _rl_trainer(name: str, sm: dict) -> list[str]:
+    tr, ws = sm["trainer"], sm["weight_sync"]
+    lines = [f"\n{name} trainer: {tr['layout']} on {tr['num_gpus']} GPUs, {tr['cost_model']} model, MFU {tr['mfu']:.3f}"
+             + (f" (HFU {tr['hfu']:.3f})" if "hfu" in tr else f" [{tr['mfu_source']}]")]
+    if tr.get("breakdown_s"):
+        parts = sorted(((k, v) for k, v in tr["breakdown_s"].items() if v > 0), key=lambda kv: -kv[1])
+        lines.append("  " + ", ".join(f"{k} {v:.1f} s ({100 * tr['breakdown_frac'][k]:.0f} %)" for k, v in parts))
+        lines.append("  assumed: " + "; ".join(f"{k}" + (f" = {a['value']:g}" if isinstance(a["value"], (int, float)) else "")
+                                              for k, a in tr["assumed"].items()))
+    lines.append(f"  weight sync: {ws['mode']}, {ws['transport']} over {ws['link']}, {ws['total_s']:.2f} s = "
+                 + " + ".join(f"{k[:-2]} {v:.2f}" for k, v in ws["parts_s"].items() if v > 0)
+                 + f" ({ws['bytes_per_receiver'] / 1e9:.1f} GB per rollout GPU)")
+    return lines
 
 
 def _tables_line(t: dict) -> str:

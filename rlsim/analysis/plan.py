@@ -18,8 +18,8 @@ the trainer's TP x PP and EP where it can.
 The trainer layout follows the scenario; where it does not fit a GPU kind's memory or the pool,
 the first layout that does from a short ladder (expert parallel x2, x4, pipeline parallel x2,
 tensor parallel x2) is used and recorded in the ``training_layout`` column.  Step time is
-the steady-state mean (after ``rl.warmup_steps``) of ``rl.num_steps`` simulated steps -- pass
-``--set rl.num_steps=N`` to trade fidelity for time.  Cost = GPUs x the profile's
+the steady-state window mean (rlsim.rl.steady: after the warm-up, until it converges) -- pass
+``--set rl.num_steps=N`` to fix the step count and trade fidelity for time.  Cost = GPUs x the profile's
 ``price_per_gpu_hour_usd`` x step time.  Points are simulated with the sweep machinery
 (:func:`rlsim.sweep`, resumable: ``DIR/points.parquet``).
 """
@@ -444,8 +444,8 @@ def _markdown(df, rec, scenario, sc, target, max_gpus, overrides, ks, profiles, 
           f"kind's best and its next smaller cluster's fastest (training pool a multiple of the trainer's TP x PP and EP); rollout TP {sc.rollout.engine.tensor_parallel_size} (expert parallel "
           f"{'on' if sc.rollout.engine.enable_expert_parallel else 'off'}), then halved / doubled; speculation off and "
           f"k = {', '.join(map(str, ks)) or '-'}. Other settings are the scenario's: a point outside this grid may be cheaper.",
-          f"- **Step time**: steady-state mean over the simulated steps after the warm-up (`rl.num_steps` = "
-          f"{sc.rl.num_steps}, `rl.warmup_steps` = {sc.rl.warmup_steps})"
+          f"- **Step time**: steady-state window mean after the warm-up (`rl.num_steps` = "
+          f"{sc.rl.num_steps or 'until converged'}, `rl.warmup_steps` = {sc.rl.warmup_steps or 'lag + 1'})"
           + (f"; overrides: `{' '.join(overrides)}`" if overrides else "") + ".",
           "- **Trainer layout**: the scenario's; where it does not fit a kind's memory or pool, the first that fits on "
           "the ladder expert parallel x2, x4, pipeline parallel x2, tensor parallel x2 (column `training_layout`).",

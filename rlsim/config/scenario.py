@@ -108,8 +108,12 @@ class EngineConfig(BaseModel):
     model_config = _FROZEN
     tensor_parallel_size: int = Field(default=1, ge=1)
     enable_expert_parallel: bool = Field(default=False, description="experts split over the TP GPUs (EP = TP)")
-    max_num_seqs: int = Field(default=256, ge=1)
-    max_num_batched_tokens: int = Field(default=8192, ge=1)
+    max_num_seqs: int = Field(
+        default=256, ge=1, description="rlsim's default; vLLM V1's own is 1,024 on GPUs with >= 70 GiB (256 below), "
+                                       "vllm/engine/arg_utils.py _set_default_args")
+    max_num_batched_tokens: int = Field(
+        default=8192, ge=1, description="rlsim's default; vLLM V1's own is 16,384 for the offline LLM class on GPUs with "
+                                        ">= 70 GiB (8,192 for the API server; less on smaller GPUs), vllm/engine/arg_utils.py")
     max_model_len: int | None = Field(default=None, ge=1, description="None = prompt cap + max_new_tokens")
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
     block_size: Literal[1, 8, 16, 32, 64, 128, 256] = Field(default=16, description="vLLM's allowed KV block sizes")
@@ -132,8 +136,13 @@ class RolloutConfig(BaseModel):
     model_config = _FROZEN
     num_gpus: int | None = Field(default=None, ge=1, description="GPUs for rollouts; None = the whole cluster")
     engine: EngineConfig = EngineConfig()
-    dispatch: Literal["round_robin"] = Field(
-        default="round_robin", description="how GRPO groups are dealt to engines (a group stays on one engine)"
+    dispatch: Literal["round_robin", "least_outstanding_tokens", "length_aware"] = Field(
+        default="round_robin",
+        description="how GRPO groups are dealt to engines (a group stays on one engine; rlsim.rl.dispatch): "
+                    "round_robin, least_outstanding_tokens (load-aware), length_aware (longest predicted first)",
+    )
+    dispatch_length_noise: float = Field(
+        default=0.5, ge=0, description="length_aware: lognormal sigma of the response-length predictor (assumed; 0 = oracle)"
     )
 
 

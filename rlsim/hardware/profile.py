@@ -278,12 +278,16 @@ class Efficiency(_Frozen):
 
 
 class Topology(_Frozen):
+    """Links per GPU (per direction).  ``host_bandwidth_gb_per_s``: GPU <-> host memory (PCIe /
+    NVLink-C2C), used to offload trainer state in colocated RL; None = PCIe Gen5 x16 (64)."""
+
     gpus_per_node: PosInt
     nvlink_domain_gpus: PosInt
     nvlink_bandwidth_gb_per_s: Pos
     nic_bandwidth_gb_per_s: Pos
     nvlink_latency_us: NonNeg
     nic_latency_us: NonNeg
+    host_bandwidth_gb_per_s: Pos | None = None
 
     @field_validator("nvlink_domain_gpus")
     @classmethod

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlsim.rl.pipeline import PipelineResult, simulate_pipeline, step_batches
+from rlsim.rl.pipeline import PipelineResult, horizon, simulate_pipeline, step_batches
 from rlsim.rl.plan import cost_plan
+from rlsim.rl.warnings import rl_warnings
 from rlsim.sim.build import Resolved
 
-__all__ = ["RLResult", "simulate_rl", "SUMMARY_KEYS"]
+__all__ = ["RLResult", "simulate_rl", "run_pipeline", "SUMMARY_KEYS"]
 
-#: Keys of the ``spec`` / ``baseline`` objects of an RL summary.
+#: Keys of the ``spec`` / ``baseline`` objects of an RL summary (steady-state window values;
+#: ``rollout_tokens_per_s`` is the rollout pool's output over the window's wall time).
 SUMMARY_KEYS = ("step_time_s", "generation_time_s", "logprob_time_s", "train_time_s", "weight_sync_time_s",
                 "reward_time_s", "drafter_train_time_s", "generation_makespan_s", "rollout_tokens_per_s",
-                "mean_acceptance_length", "draft_acceptance_rate", "preemptions", "pipeline", "warmup", "total_time_s")
+                "mean_acceptance_length", "draft_acceptance_rate", "preemptions", "pipeline", "warmup", "total_time_s",
+                "steps_per_hour", "step_time_std_s", "step_time_min_s", "step_time_max_s", "window_steps", "num_steps",
+                "warmup_steps", "converged", "convergence_last_change", "rollout_busy_tokens_per_s", "rollout_busy_frac",
+                "rollout_idle_frac", "rollout_weight_update_frac", "trainer_idle_frac", "trainer_weight_sync_frac",
+                "policy_lag", "trainer", "weight_sync")
 
 
 @dataclass
@@ -24,13 +30,20 @@ class RLResult:
     runs: dict[str, PipelineResult]
 
 
-def _pipeline(res: Resolved, seed: int, speculative: bool, mode: str) -> PipelineResult:
-    batches = step_batches(res, seed, res.scenario.rl.num_steps)
+def run_pipeline(res: Resolved, seed: int, speculative: bool, mode: str) -> tuple[PipelineResult, object]:
+    """One pipeline run (costs for every batch of its horizon, then the simpy run) and its
+    :class:`~rlsim.rl.plan.CostPlan`; the summary carries the pools and the run's warnings."""
+    batches = step_batches(res, seed, horizon(res, mode)[2])
     plan = cost_plan(res, batches, mode, speculative)
     out = simulate_pipeline(res, plan, seed, speculative, mode)
     out.summary["pools"] = {"rollout_gpus": plan.pools.rollout_gpus, "training_gpus": plan.pools.training_gpus,
                             "colocated": plan.pools.colocated}
-    return out
+    out.summary["warnings"] = rl_warnings(res, plan, out.summary)
+    return out, plan
+
+
+def _pipeline(res: Resolved, seed: int, speculative: bool, mode: str) -> PipelineResult:
+    return run_pipeline(res, seed, speculative, mode)[0]
 
 
 def sync_twin(res: Resolved) -> Resolved:
@@ -76,7 +89,7 @@ def simulate_rl(res: Resolved, seed: int | None = None, baseline_mode: str = "no
 
 
 def _pick(s: dict) -> dict:
-    return {k: s.get(k) for k in SUMMARY_KEYS} | {"pools": s.get("pools")}
+    return {k: s.get(k) for k in SUMMARY_KEYS} | {"pools": s.get("pools"), "warnings": s.get("warnings", [])}
 
 
 def _summary(res: Resolved, seed: int, runs: dict, baseline_mode: str) -> dict:
@@ -95,6 +108,20 @@ def _summary(res: Resolved, seed: int, runs: dict, baseline_mode: str) -> dict:
         out["sync_baseline"] = _pick(sb)
         speedup["end_to_end_vs_sync"] = sb["step_time_s"] / spec["step_time_s"]
     out["speedup"] = speedup
+    out["warnings"] = _all_warnings(runs)
     out["hardware"] = res.hw.calibration_summary()
     out["model"] = {"name": res.arch.name, "weight_dtype": res.weight_dtype}
     return out
+
+
+def _all_warnings(runs: dict) -> list[str]:
+    """Every run's warnings, once each, prefixed with the run when it is not every run's."""
+    seen: list[str] = []
+    names = list(runs)
+    for name in names:
+        for w in runs[name].summary.get("warnings", []):
+            shared = all(w in runs[o].summary.get("warnings", []) for o in names)
+            text = w if shared else f"{name}: {w}"
+            if text not in seen:
+                seen.append(text)
+    return seen

@@ -8,7 +8,7 @@ from sweep_settings import REPO
 from rlsim.analysis.plan import pareto_mask, run_plan
 
 ASYNC = REPO / "scenarios" / "qwen8b_async.yaml"
-TINY = ["workload.num_prompts_per_step=4", "workload.num_generations_per_prompt=4", "rl.num_steps=2",
+TINY = ["workload.num_prompts_per_step=4", "workload.num_generations_per_prompt=4", "rl.num_steps=3",
         "workload.response_length.mean_tokens=600"]
 
 
