@@ -155,6 +155,11 @@ def run(
     baseline_mode: str = typer.Option("no-spec", "--baseline-mode",
                                       help="RL scenarios: baseline = same pipeline without speculation (no-spec) "
                                            "or the synchronous colocated twin without speculation (sync)"),
+    sensitivity: bool = typer.Option(False, "--sensitivity",
+                                     help="RL scenarios with speculation: vary every assumed number over its stated range "
+                                          "and write a tornado chart + table of the speed-ups (into --out, default ./sensitivity)"),
+    budget_s: float = typer.Option(540.0, "--sensitivity-budget-s", min=1.0,
+                                   help="--sensitivity: stop evaluating further assumptions past this wall time"),
 ) -> None:
     """Simulate SCENARIO: one rollout batch, or RL steps when it has an rl: section; explain
     where the time went.
@@ -168,8 +173,14 @@ def run(
     from rlsim.config import load_scenario
 
     loaded = load_scenario(scenario, set_ or [], seed)
+    if sensitivity and (loaded.scenario.rl is None or loaded.scenario.rollout.engine.speculative_config is None):
+        from rlsim.errors import ConfigError
+
+        raise ConfigError(f"--sensitivity: {scenario} needs an rl: section and a speculative_config")
     if loaded.scenario.rl is not None:
-        _run_rl(loaded, seed, baseline_mode, out, json_, seeds)
+        result = _run_rl(loaded, seed, baseline_mode, out, json_, seeds)
+        if sensitivity:
+            _sensitivity(scenario, set_ or [], seed, result, out, budget_s, baseline_mode)
         return
     t0 = time.perf_counter()
     results, stats = simulate_seeds(loaded, seeds, seed=seed, baseline=not no_baseline)
@@ -192,7 +203,7 @@ def run(
         typer.echo(f"\nwrote {', '.join(str(p) for p in paths)}", err=json_)
 
 
-def _run_rl(loaded, seed, baseline_mode: str, out: Optional[Path], json_: bool, seeds: int = 1) -> None:
+def _run_rl(loaded, seed, baseline_mode: str, out: Optional[Path], json_: bool, seeds: int = 1):
     from rlsim.errors import ConfigError
     from rlsim.rl.run import simulate_rl
     from rlsim.sim import resolve
@@ -218,6 +229,20 @@ def _run_rl(loaded, seed, baseline_mode: str, out: Optional[Path], json_: bool, 
 
         paths = write_rl_outputs(result, out)
         typer.echo(f"\nwrote {', '.join(str(p) for p in paths)}", err=json_)
+    return result
+
+
+def _sensitivity(scenario: Path, overrides: list[str], seed, result, out: Optional[Path], budget_s: float,
+                 baseline_mode: str) -> None:
+    from rlsim.analysis.sensitivity import render, run_sensitivity
+
+    folder = out if out is not None else Path("sensitivity")
+    _prepare_out(folder)
+    base = result if baseline_mode == "no-spec" else None
+    with _progress_bar("sensitivity") as bar:
+        sens = run_sensitivity(scenario, overrides, seed, out=folder, budget_s=budget_s, base=base, progress=bar)
+    typer.echo("\n" + render(sens))
+    typer.echo(f"\nwrote {', '.join(str(p) for p in sens.paths)} in {sens.wall_s:.0f} s")
 
 
 def _rl_seed_stats(summaries: list[dict]) -> dict:

@@ -1,7 +1,8 @@
 """Simulate one RL batch of rollouts on a pool of data-parallel vLLM engines.
 
-GRPO groups are dealt round-robin to engines (a group stays on one engine so its samples share
-the prompt's KV blocks).  Engines do not interact during a rollout, so each is a thin simpy
+GRPO groups are dealt to engines by ``rollout.dispatch`` (round-robin by default; load- and
+length-aware options: rlsim.rl.dispatch); a group stays on one engine so its samples share the
+prompt's KV blocks.  Engines do not interact during a rollout, so each is a thin simpy
 process that yields its segments (DESIGN 2.1: pure costs, thin event loop).
 """
 
@@ -88,13 +89,25 @@ def spec_runtime(res: Resolved, seq_ids: np.ndarray, response: np.ndarray, seed:
 def _build_engines(res: Resolved, batch: Batch, response: np.ndarray, spec: SpecRuntime | None) -> list[Engine]:
     fwd = res.forward_model() if spec is None else spec.target
     params = engine_params(res, speculative=spec is not None)
-    owner = batch.group_id % res.num_engines
+    owner = _owners(res, batch, response)
     engines = []
     for e in range(res.num_engines):
         idx = np.flatnonzero(owner == e)
         engines.append(Engine(e, fwd, params, batch.seq_id[idx], batch.group_id[idx], batch.prompt_len[idx],
                               response[idx], spec=spec))
     return engines
+
+
+def _owners(res: Resolved, batch: Batch, response: np.ndarray) -> np.ndarray:
+    """Engine of each sequence under ``rollout.dispatch`` (rlsim.rl.dispatch), all engines empty."""
+    from rlsim.rl.dispatch import assign_groups
+
+    ro, seed = res.scenario.rollout, res.scenario.seed
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(9,))))
+    expected = res.scenario.workload.mean_response_tokens_estimate(res.base_dir)
+    owner, _ = assign_groups(ro.dispatch, batch.group_id, batch.prompt_len, response, np.zeros(res.num_engines),
+                             expected, ro.dispatch_length_noise, rng)
+    return owner
 
 
 def _run(engines: list[Engine]) -> list[Segment]:

@@ -102,6 +102,10 @@ class TrainingConfig(BaseModel):
     moe_load_imbalance: float = Field(
         default=1.1, ge=1, description="busiest expert rank's routed rows / mean (assumed: aux-loss balanced router)"
     )
+    grouped_gemm_efficiency: float = Field(
+        default=1.0, gt=0, le=1,
+        description="grouped expert GEMM throughput relative to the calibrated dense GEMM of each expert's rows (assumed)",
+    )
 
 
 class WeightSyncConfig(BaseModel):
