@@ -158,8 +158,6 @@ def run(
     sensitivity: bool = typer.Option(False, "--sensitivity",
                                      help="RL scenarios with speculation: vary every assumed number over its stated range "
                                           "and write a tornado chart + table of the speed-ups (into --out, default ./sensitivity)"),
-    budget_s: float = typer.Option(540.0, "--sensitivity-budget-s", min=1.0,
-                                   help="--sensitivity: stop evaluating further assumptions past this wall time"),
 ) -> None:
     """Simulate SCENARIO: one rollout batch, or RL steps when it has an rl: section; explain
     where the time went.
@@ -180,7 +178,7 @@ def run(
     if loaded.scenario.rl is not None:
         result = _run_rl(loaded, seed, baseline_mode, out, json_, seeds)
         if sensitivity:
-            _sensitivity(scenario, set_ or [], seed, result, out, budget_s, baseline_mode)
+            _sensitivity(scenario, set_ or [], seed, result, out, baseline_mode)
         return
     t0 = time.perf_counter()
     results, stats = simulate_seeds(loaded, seeds, seed=seed, baseline=not no_baseline)
@@ -232,17 +230,16 @@ def _run_rl(loaded, seed, baseline_mode: str, out: Optional[Path], json_: bool, 
     return result
 
 
-def _sensitivity(scenario: Path, overrides: list[str], seed, result, out: Optional[Path], budget_s: float,
-                 baseline_mode: str) -> None:
+def _sensitivity(scenario: Path, overrides: list[str], seed, result, out: Optional[Path], baseline_mode: str) -> None:
     from rlsim.analysis.sensitivity import render, run_sensitivity
 
     folder = out if out is not None else Path("sensitivity")
     _prepare_out(folder)
-    base = result if baseline_mode == "no-spec" else None
     with _progress_bar("sensitivity") as bar:
-        sens = run_sensitivity(scenario, overrides, seed, out=folder, budget_s=budget_s, base=base, progress=bar)
+        sens = run_sensitivity(scenario, overrides, seed, out=folder, full=result if baseline_mode == "no-spec" else None,
+                               progress=bar)
     typer.echo("\n" + render(sens))
-    typer.echo(f"\nwrote {', '.join(str(p) for p in sens.paths)} in {sens.wall_s:.0f} s")
+    typer.echo(f"\nwrote {', '.join(str(p) for p in sens.paths)} in {sens.wall_s:.0f} s wall, {sens.cpu_s:.0f} s CPU")
 
 
 def _rl_seed_stats(summaries: list[dict]) -> dict:

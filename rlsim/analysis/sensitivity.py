@@ -4,19 +4,20 @@ of speculation re-simulated -- a tornado chart and its table.
 
 Method
 ------
-* the **base** point is the scenario as written, simulated to its converged steady state (spec
-  and no-speculation baseline, :mod:`rlsim.rl.steady`);
 * each assumption's **low** and **high** values (:func:`assumptions`, each with the source of
-  its range) are applied as ``--set`` overrides and both runs re-simulated with the *same seed*
-  (the same sequences: paired) over a fixed window of one dispatch cycle after the warm-up
-  (``rl.num_steps = warm-up + lag + 1``), because a converged window per point would not fit a
-  time budget; the base point is evaluated over the same window (a run is an exact prefix of a
-  longer one, so it is read off the base run), so every bar is a like-for-like change;
+  its range) are applied as ``--set`` overrides, and the speculative and no-speculation runs are
+  re-simulated with the *same seed* (the same sequences: paired) over a fixed window of one
+  dispatch cycle after the warm-up (``rl.num_steps = warm-up + lag + 1``) -- a converged window
+  per point would not fit ten minutes; the **base** bar centre is the scenario as written over
+  the same window, so every bar is a like-for-like change;
+* disaggregated / async pipelines run on a **probe**: the rollout pool and the prompts per step
+  divided by ``f`` (4 or 2, :func:`probe_factor`), so every engine carries the same load, while
+  the trainer still trains the full batch and the weight sync sees the full pool
+  (:func:`rlsim.rl.plan.cost_plan`'s ``probe``); the output states the probe's base speed-ups
+  next to the full scenario's converged ones;
 * an assumption that changes only speculation (acceptance, drafting) re-simulates only the
   speculative run and reuses the baseline;
-* a point that the assumption makes infeasible (memory, layout) is a row with its error;
-* assumptions are evaluated in :func:`assumptions`' order (largest expected effect first) while
-  the projected time stays within ``budget_s``; the rest are listed as not evaluated.
+* a point that the assumption makes infeasible (memory, layout) is a row with its error.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import pandas as pd
 
 from rlsim.errors import RlsimError
 
-__all__ = ["Assumption", "assumptions", "run_sensitivity", "SensitivityResult", "tornado_figure", "window_values"]
+__all__ = ["Assumption", "assumptions", "probe_factor", "run_sensitivity", "SensitivityResult", "tornado_figure",
+           "window_values", "render"]
 
 
 @dataclass(frozen=True)
@@ -67,22 +69,33 @@ def _between(path: str, lo, hi, source: str, name: str = "", spec_only: bool = F
     return Assumption(name or path, low, high, _fmt(lo), _fmt(hi), source, spec_only)
 
 
+def probe_factor(res) -> int:
+    """``f`` of the probe (module docstring): 4 or 2 when the engines and the prompts per step
+    divide by it and at least two engines remain; 1 for colocated pipelines (the trainer shares
+    the rollout GPUs) or when nothing divides."""
+    sc = res.scenario
+    if sc.rl.pipeline == "sync_colocated" or sc.rollout.num_gpus is None:
+        return 1
+    for f in (4, 2):
+        if res.num_engines % f == 0 and res.num_engines // f >= 2 and sc.workload.num_prompts_per_step % f == 0:
+            return f
+    return 1
+
+
 def _split(res) -> Assumption | None:
-    """The rollout / training split of a disaggregated pool, +-25 % of the rollout GPUs in steps
-    that keep both pools valid (rollout: TP multiples; training: the layout's unit)."""
+    """The rollout / training split of a disaggregated pool: about 25 % of the rollout pool, in
+    whole probe engines (``f x TP`` GPUs), the training pool taking the difference."""
     sc = res.scenario
     tr = sc.rl.training
     if sc.rl.pipeline == "sync_colocated" or tr.num_gpus is None or sc.rollout.num_gpus is None:
         return None
-    unit = int(np.lcm(res.tp, tr.tensor_parallel_size * tr.pipeline_parallel_size * tr.context_parallel_size
-                      * max(1, tr.expert_parallel_size * (tr.expert_tensor_parallel_size or tr.tensor_parallel_size)
-                            // tr.tensor_parallel_size)))
-    step = max(unit, int(round(0.25 * res.rollout_gpus / unit)) * unit)
+    unit = probe_factor(res) * res.tp
+    step = unit * max(1, int(round(0.25 * res.rollout_gpus / unit)))
     r, t = res.rollout_gpus, tr.num_gpus
     low = (f"rollout.num_gpus={r - step}", f"rl.training.num_gpus={t + step}") if r - step > 0 else None
     high = (f"rollout.num_gpus={r + step}", f"rl.training.num_gpus={t - step}") if t - step > 0 else None
     return Assumption("GPU split (rollout / training)", low, high, f"{r - step} / {t + step}", f"{r + step} / {t - step}",
-                      "assumed split; +-25 % of the rollout pool")
+                      f"assumed split; {step} GPUs either way (~25 % of the rollout pool, whole probe engines)")
 
 
 def assumptions(res) -> list[Assumption]:
@@ -164,26 +177,32 @@ def window_values(run, warm: int, n: int) -> tuple[float, float]:
 class SensitivityResult:
     table: pd.DataFrame
     base: dict
-    skipped: list[str] = field(default_factory=list)
     paths: list[Path] = field(default_factory=list)
     wall_s: float = 0.0
+    cpu_s: float = 0.0
 
 
-def _short(loaded_path, overrides: list[str], seed: int, base_run=None):
-    """(spec run, baseline run or None) over warm-up + one cycle."""
+def _short(path, overrides: list[str], seed: int, probe: int, with_baseline: bool):
+    """(spec run, baseline run or None, warm-up, cycle) over warm-up + one cycle on the probe."""
     from rlsim.config import load_scenario
     from rlsim.rl.pipeline import horizon
     from rlsim.rl.run import run_pipeline
     from rlsim.sim import resolve
 
-    res = resolve(load_scenario(loaded_path, overrides))
+    res = resolve(load_scenario(path, overrides))
     mode = res.scenario.rl.pipeline
     lag = res.scenario.rl.max_trajectory_age_steps if mode == "async" else 0
     warm = horizon(res, mode)[0]
-    n = warm + lag + 1
-    res = resolve(load_scenario(loaded_path, overrides + [f"rl.num_steps={n}"]))
-    spec = run_pipeline(res, seed, True, mode)[0]
-    base = run_pipeline(res, seed, False, mode)[0] if base_run is None else None
+    extra = [f"rl.num_steps={warm + lag + 1}"]
+    if probe > 1:
+        wl = res.scenario.workload
+        if res.num_engines % probe or wl.num_prompts_per_step % probe:
+            raise RlsimError(f"the probe (1/{probe} of the rollout pool) does not divide {res.num_engines} engines / "
+                             f"{wl.num_prompts_per_step} prompts")
+        extra += [f"rollout.num_gpus={res.rollout_gpus // probe}", f"workload.num_prompts_per_step={wl.num_prompts_per_step // probe}"]
+    res = resolve(load_scenario(path, overrides + extra))
+    spec = run_pipeline(res, seed, True, mode, probe)[0]
+    base = run_pipeline(res, seed, False, mode, probe)[0] if with_baseline else None
     return spec, base, warm, lag + 1
 
 
@@ -194,64 +213,51 @@ def _speedups(spec, base, warm: int, c: int, base_values=None) -> tuple[float, f
 
 
 def run_sensitivity(scenario_path, overrides: list[str] | None = None, seed: int | None = None, *, out: Path | None = None,
-                    budget_s: float = 540.0, base=None, progress=None) -> SensitivityResult:
-    """Tornado of the speculation speed-ups over every assumption (module docstring).  ``base``:
-    an :class:`rlsim.rl.run.RLResult` of the scenario already simulated (else it is)."""
+                    full=None, progress=None) -> SensitivityResult:
+    """Tornado of the speculation speed-ups over every assumption (module docstring).  ``full``:
+    the scenario's :class:`rlsim.rl.run.RLResult` if already simulated (its converged speed-ups
+    are reported next to the probe's)."""
     from rlsim.config import load_scenario
-    from rlsim.rl.run import simulate_rl
     from rlsim.sim import resolve
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     overrides = list(overrides or [])
-    loaded = load_scenario(scenario_path, overrides, seed)
-    res = resolve(loaded)
+    res = resolve(load_scenario(scenario_path, overrides, seed))
     if res.scenario.rl is None or res.speculative is None:
         raise RlsimError(f"{scenario_path}: --sensitivity needs an RL scenario with a speculative_config")
     seed = res.scenario.seed
-    full = base if base is not None else simulate_rl(res, seed)
-    spec_run, base_run = full.runs["spec"], full.runs["baseline"]
-    warm = spec_run.summary["warmup_steps"]
-    c = spec_run.summary["max_trajectory_age_steps"] + 1
-    base_values = window_values(base_run, warm, c)
-    e2e0, gen0 = _speedups(spec_run, None, warm, c, base_values)
-    rows, skipped = [], []
-    per_point = None
+    f = probe_factor(res)
+    spec0, base0, warm, c = _short(scenario_path, overrides, seed, f, True)
+    base_values = window_values(base0, warm, c)
+    e2e0, gen0 = _speedups(spec0, None, warm, c, base_values)
     items = assumptions(res)
+    rows = []
     for i, a in enumerate(items):
-        ends = [("low", a.low, a.low_label), ("high", a.high, a.high_label)]
-        need = sum(1 for _, o, _ in ends if o is not None)
-        if per_point is not None and time.perf_counter() - t0 + need * per_point * (0.7 if a.spec_only else 1.0) > budget_s:
-            skipped.append(a.name)
-            continue
         row = {"assumption": a.name, "low": a.low_label, "high": a.high_label, "source": a.source,
                "end_to_end_low": e2e0, "end_to_end_high": e2e0, "generation_low": gen0, "generation_high": gen0, "error": ""}
-        for end, ov, _ in ends:
+        for end, ov in (("low", a.low), ("high", a.high)):
             if ov is None:
                 continue
-            t1 = time.perf_counter()
             try:
-                sp, bs, w, cc = _short(scenario_path, overrides + list(ov), seed, base_run if a.spec_only else None)
+                sp, bs, w, cc = _short(scenario_path, overrides + list(ov), seed, f, not a.spec_only)
                 e2e, gen = _speedups(sp, bs, w, cc, base_values if a.spec_only else None)
                 row[f"end_to_end_{end}"], row[f"generation_{end}"] = e2e, gen
             except RlsimError as err:
                 row["error"] += f"{end}: {err}; "
-            dt = time.perf_counter() - t1
-            per_point = dt if per_point is None else max(per_point, dt if not a.spec_only else dt / 0.7)
         rows.append(row)
         if progress:
             progress(i + 1, len(items), row)
     table = pd.DataFrame(rows)
-    if len(table):
-        table["end_to_end_swing"] = (table["end_to_end_high"] - table["end_to_end_low"]).abs()
-        table["generation_swing"] = (table["generation_high"] - table["generation_low"]).abs()
-        table = table.sort_values("end_to_end_swing", ascending=False, kind="stable").reset_index(drop=True)
-    headline = full.summary["speedup"]
+    table["end_to_end_swing"] = (table["end_to_end_high"] - table["end_to_end_low"]).abs()
+    table["generation_swing"] = (table["generation_high"] - table["generation_low"]).abs()
+    table = table.sort_values("end_to_end_swing", ascending=False, kind="stable").reset_index(drop=True)
+    conv = (full.summary["speedup"] if full is not None else {})
     result = SensitivityResult(table, {"end_to_end": e2e0, "generation": gen0, "window_steps": c, "warmup_steps": warm,
-                                       "converged_end_to_end": headline.get("end_to_end"),
-                                       "converged_generation": headline.get("generation")}, skipped)
+                                       "probe": f, "converged_end_to_end": conv.get("end_to_end"),
+                                       "converged_generation": conv.get("generation")})
     if out is not None:
         result.paths = _write(result, Path(out), res.scenario.name)
-    result.wall_s = time.perf_counter() - t0
+    result.wall_s, result.cpu_s = time.perf_counter() - t0, time.process_time() - c0
     return result
 
 
@@ -269,8 +275,8 @@ def tornado_figure(result: SensitivityResult, title: str):
     for ax, key in zip(axes, ("end_to_end", "generation")):
         base = result.base[key]
         lo, hi = t[f"{key}_low"].to_numpy(), t[f"{key}_high"].to_numpy()
-        ax.barh(y, lo - base, left=base, color="C0", label="low value")
-        ax.barh(y, hi - base, left=base, color="C3", alpha=0.8, label="high value")
+        ax.barh(y + 0.2, lo - base, height=0.4, left=base, color="C0", label="low value")
+        ax.barh(y - 0.2, hi - base, height=0.4, left=base, color="C3", label="high value")
         ax.axvline(base, color="k", linewidth=1)
         ax.set_title(f"{key.replace('_', '-')} speed-up (base {base:.2f}x)")
         ax.set_xlabel("speed-up of speculation (x)")
@@ -288,7 +294,10 @@ def _write(result: SensitivityResult, out: Path, name: str) -> list[Path]:
     csv = out / "sensitivity.csv"
     result.table.to_csv(csv, index=False)
     png = out / "sensitivity.png"
-    fig = tornado_figure(result, f"{name}: one assumption at a time (window: warm-up + {result.base['window_steps']} steps)")
+    b = result.base
+    probe = f", probe 1/{b['probe']} of the rollout pool" if b["probe"] > 1 else ""
+    fig = tornado_figure(result, f"{name}: one assumption at a time (paired seeds; window: warm-up {b['warmup_steps']} + "
+                                 f"{b['window_steps']} steps{probe})")
     fig.savefig(png, metadata={"Software": None})
     import matplotlib.pyplot as plt
 
@@ -299,15 +308,16 @@ def _write(result: SensitivityResult, out: Path, name: str) -> list[Path]:
 def render(result: SensitivityResult) -> str:
     """The table ``rlsim run --sensitivity`` prints."""
     b = result.base
-    lines = [f"sensitivity of the speculation speed-ups (one assumption at a time, paired seeds; window = warm-up "
-             f"{b['warmup_steps']} + {b['window_steps']} steps; base end-to-end {b['end_to_end']:.3f}x, generation "
-             f"{b['generation']:.3f}x; converged window: {b['converged_end_to_end']:.3f}x / {b['converged_generation']:.3f}x)"]
+    probe = f" on a probe of 1/{b['probe']} of the rollout pool and prompts" if b["probe"] > 1 else ""
+    conv = (f"; the full scenario's converged window: {b['converged_end_to_end']:.3f}x / {b['converged_generation']:.3f}x"
+            if b.get("converged_end_to_end") is not None else "")
+    lines = [f"sensitivity of the speculation speed-ups (one assumption at a time, paired seeds, window = warm-up "
+             f"{b['warmup_steps']} + {b['window_steps']} steps{probe}; base end-to-end {b['end_to_end']:.3f}x, "
+             f"generation {b['generation']:.3f}x{conv})"]
     w = max([len(r) for r in result.table["assumption"]] + [10])
     lines.append(f"  {'assumption':<{w}}  {'low .. high':>26}  {'end-to-end':>17}  {'generation':>17}  source")
     for r in result.table.itertuples(index=False):
         rng = f"{r.low} .. {r.high}"
         lines.append(f"  {r.assumption:<{w}}  {rng:>26}  {r.end_to_end_low:7.3f} .. {r.end_to_end_high:6.3f}  "
                      f"{r.generation_low:7.3f} .. {r.generation_high:6.3f}  {r.source}" + (f"  [{r.error}]" if r.error else ""))
-    if result.skipped:
-        lines.append(f"  not evaluated within the time budget: {', '.join(result.skipped)}")
     return "\n".join(lines)

@@ -65,8 +65,13 @@ class CostPlan:
     layout: object = None
 
 
-def cost_plan(res: Resolved, batches, mode: str, speculative: bool) -> CostPlan:
-    """Trainer, drafter and weight-sync costs of every step."""
+def cost_plan(res: Resolved, batches, mode: str, speculative: bool, probe: int = 1) -> CostPlan:
+    """Trainer, drafter and weight-sync costs of every step.
+
+    ``probe`` > 1: the scenario's rollout pool and prompts were divided by ``probe`` (a cheaper
+    rollout simulation with the same per-engine load, rlsim.analysis.sensitivity); the trainer
+    still trains the full batch (each batch's sequences repeated ``probe`` times) and the
+    weight sync sees the full rollout pool."""
     rl = res.scenario.rl
     pl = pools(res, mode)
     layout = validate_layout(res.arch, rl.training, pl.training_gpus, res.hw, res.source, "rl.training",
@@ -77,14 +82,14 @@ def cost_plan(res: Resolved, batches, mode: str, speculative: bool) -> CostPlan:
     draft_arch = _draft_arch(res) if (speculative and every) else None
     costs, drafter = [], []
     for t, b in enumerate(batches):
-        costs.append(trainer_step_cost(res.arch, res.hw, layout, (b.prompt + b.response).astype(np.float64),
-                                       reference_logprob=rl.reference_policy_kl_penalty > 0, prompt_tokens=b.prompt,
-                                       max_sequence_tokens=res.max_model_len))
+        seq, prompt = np.tile(b.prompt + b.response, probe).astype(np.float64), np.tile(b.prompt, probe)
+        costs.append(trainer_step_cost(res.arch, res.hw, layout, seq, reference_logprob=rl.reference_policy_kl_penalty > 0,
+                                       prompt_tokens=prompt, max_sequence_tokens=res.max_model_len))
         due = draft_arch is not None and (t + 1) % every == 0
-        tokens = float((b.prompt + b.response).sum()) * rl.drafter.drafter_train_tokens_frac
+        tokens = float(seq.sum()) * rl.drafter.drafter_train_tokens_frac
         drafter.append(drafter_train_cost(draft_arch, res.hw, layout, tokens) if due else 0.0)
     syncs = [_sync(res, pl, layout, mode_sync, draft_arch is not None and (t + 1) % every == 0 and rl.drafter.sync_drafter_weights,
-                   draft_arch) for t in range(len(batches))]
+                   draft_arch, probe) for t in range(len(batches))]
     lp = np.array([c.logprob_s for c in costs])
     tr = np.array([c.train_s for c in costs])
     dr = np.array(drafter)
@@ -92,17 +97,18 @@ def cost_plan(res: Resolved, batches, mode: str, speculative: bool) -> CostPlan:
                     costs, syncs, layout)
 
 
-def _sync(res: Resolved, pl: Pools, layout, mode_sync: str, with_drafter: bool, draft_arch):
+def _sync(res: Resolved, pl: Pools, layout, mode_sync: str, with_drafter: bool, draft_arch, probe: int = 1):
     full = float(draft_arch.total_params) * 2.0 if with_drafter else 0.0
     per_gpu = res.drafter.weight_bytes_per_gpu if with_drafter else 0.0
     return weight_sync(res.arch, res.hw, layout, res.scenario.rl.weight_sync, mode=mode_sync, rollout_tp=res.tp,
-                       rollout_gpus=pl.rollout_gpus, rollout_weight_dtype=res.weight_dtype,
-                       same_nvlink_domain=_same_domain(res, pl), drafter_full_bytes=full, drafter_bytes_per_gpu=per_gpu)
+                       rollout_gpus=pl.rollout_gpus * probe, rollout_weight_dtype=res.weight_dtype,
+                       same_nvlink_domain=_same_domain(res, pl, probe), drafter_full_bytes=full,
+                       drafter_bytes_per_gpu=per_gpu)
 
 
-def _same_domain(res: Resolved, pl: Pools) -> bool:
+def _same_domain(res: Resolved, pl: Pools, probe: int = 1) -> bool:
     """Both pools inside one NVLink domain (e.g. a GB200 NVL72 rack)."""
-    return pl.rollout_gpus + pl.training_gpus <= res.hw.topology.nvlink_domain_gpus
+    return pl.rollout_gpus * probe + pl.training_gpus <= res.hw.topology.nvlink_domain_gpus
 
 
 def _draft_arch(res: Resolved):

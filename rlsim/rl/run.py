@@ -30,11 +30,12 @@ class RLResult:
     runs: dict[str, PipelineResult]
 
 
-def run_pipeline(res: Resolved, seed: int, speculative: bool, mode: str) -> tuple[PipelineResult, object]:
+def run_pipeline(res: Resolved, seed: int, speculative: bool, mode: str, probe: int = 1) -> tuple[PipelineResult, object]:
     """One pipeline run (costs for every batch of its horizon, then the simpy run) and its
-    :class:`~rlsim.rl.plan.CostPlan`; the summary carries the pools and the run's warnings."""
+    :class:`~rlsim.rl.plan.CostPlan`; the summary carries the pools and the run's warnings.
+    ``probe``: see :func:`rlsim.rl.plan.cost_plan`."""
     batches = step_batches(res, seed, horizon(res, mode)[2])
-    plan = cost_plan(res, batches, mode, speculative)
+    plan = cost_plan(res, batches, mode, speculative, probe)
     out = simulate_pipeline(res, plan, seed, speculative, mode)
     out.summary["pools"] = {"rollout_gpus": plan.pools.rollout_gpus, "training_gpus": plan.pools.training_gpus,
                             "colocated": plan.pools.colocated}

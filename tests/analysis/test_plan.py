@@ -28,6 +28,11 @@ def test_plan_tiny_async(tmp_path):
     assert (csv["k"] == 0).any() and (csv["k"] > 0).any()
     ok = csv[csv["status"] == "ok"]
     assert (ok["cost_per_step_usd"] > 0).all() and ok["pareto"].any()
+    # robustness: the recommendation (and the runner-up) under each varied assumption
+    rob = pd.read_csv(tmp_path / "robustness.csv")
+    assert set(rob["candidate"]) == {"recommended", "runner-up"} and "acceptance rate" in set(rob["assumption"])
+    assert "robustness: the recommendation meets the target in" in res.headline
+    assert "## Robustness" in (tmp_path / "plan.md").read_text()
     assert (ok["cost_per_1000_steps_usd"] - 1000 * ok["cost_per_step_usd"]).abs().max() < 1e-6
     md = (tmp_path / "plan.md").read_text()
     for section in ("## Recommendation", "## Why", "![cost per step vs step time, Pareto front](pareto.png)",
