@@ -13,7 +13,7 @@ and switches as a 72-GPU group.
 Algorithms (NCCL's, per op)
 ---------------------------
 * **ring** -- all-reduce = reduce-scatter + all-gather, ``2(n-1)`` steps; all-gather and
-  reduce-scatter ``n-1`` steps; all-to-all ``n-1`` peer exchanges.  Each GPU's link carries
+  reduce-scatter ``n-1`` steps; all-to-all ``n-1`` concurrent peer exchanges.  Each GPU's link carries
   ``bytes * factor(op, n)`` (``2(n-1)/n`` for all-reduce, ``(n-1)/n`` otherwise: the nccl-tests
   bus-bandwidth convention), so with two protocols (LL: low latency; Simple: more latency, more
   bandwidth) and NCCL's tuner picking the faster::
@@ -65,8 +65,13 @@ __all__ = ["ring_steps", "bus_factor", "measured_sizes", "nccl_domain_time_s", "
 
 
 def ring_steps(op: str, n: float) -> float:
-    """Latency-bearing steps of NCCL's algorithm for ``op`` over ``n`` GPUs: ring all-reduce
-    ``2(n-1)``, all-gather / reduce-scatter ``n-1``, all-to-all ``n-1`` peer exchanges."""
+    """Latency-bearing sequential steps of NCCL's algorithm for ``op`` over ``n`` GPUs: ring
+    all-reduce ``2(n-1)``, all-gather / reduce-scatter ``n-1``; all-to-all 0 -- its ``n-1`` peer
+    exchanges run concurrently (grouped send / receive), so beyond the measured sizes it adds no
+    latency per peer (assumed; GB200's 2 -> 4 GPU rows add ~0.5 us per peer with LL, which the
+    measured sizes themselves carry)."""
+    if op == "alltoall":
+        return 0.0
     return 2.0 * (n - 1) if op == "all_reduce" else float(n - 1)
 
 
