@@ -232,6 +232,7 @@ def _result(res, plan, run: _Run, batches, spec, mode: str, lag: int, warm: int,
         "drafter_train_time_s": plan.drafter_s[:steps],
         "generation_makespan_s": makespan, "rollout_tokens": tokens, "rollout_tokens_per_s": tokens / makespan,
         "trainer_mfu": [c.mfu for c in trainer],
+        **{f"trainer_{k}_s": [c.breakdown_s.get(k, 0.0) for c in trainer] for k in (trainer[0].breakdown_s or {})},
         **rec,
     })
     segs = pd.DataFrame([s.__dict__ for s in run.pool.segments()])

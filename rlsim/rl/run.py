@@ -116,13 +116,14 @@ def _summary(res: Resolved, seed: int, runs: dict, baseline_mode: str) -> dict:
 
 
 def _all_warnings(runs: dict) -> list[str]:
-    """Every run's warnings, once each, prefixed with the run when it is not every run's."""
-    seen: list[str] = []
+    """Every run's warnings, once each; prefixed with the runs that have it unless all do."""
     names = list(runs)
+    order: list[str] = []
+    who: dict[str, list[str]] = {}
     for name in names:
         for w in runs[name].summary.get("warnings", []):
-            shared = all(w in runs[o].summary.get("warnings", []) for o in names)
-            text = w if shared else f"{name}: {w}"
-            if text not in seen:
-                seen.append(text)
-    return seen
+            if w not in who:
+                order.append(w)
+                who[w] = []
+            who[w].append(name)
+    return [w if len(who[w]) == len(names) else f"{', '.join(who[w])}: {w}" for w in order]

@@ -222,3 +222,24 @@ def test_layout_not_dividing_the_gpus():
                                         training={"num_gpus": 3, "tensor_parallel_size": 2})))
     assert str(err.value).startswith("rl.yaml: rl.training")
     assert "does not divide" in str(err.value) and "3" in str(err.value)
+
+
+def test_summary_carries_the_trainer_breakdown_weight_sync_and_warnings():
+    r = simulate_rl(resolve(rl_scenario("async", steps=5, lag=1, rollout_gpus=4, training_gpus=4)))
+    run = r.runs["spec"]
+    tr = run.summary["trainer"]
+    assert tr["cost_model"] == "per_op" and 0 < tr["mfu"] < 1 and tr["hfu"] >= tr["mfu"]
+    assert sum(tr["breakdown_frac"].values()) == pytest.approx(1.0)
+    assert "moe_load_imbalance" in tr["assumed"]
+    assert {"trainer_mfu", "trainer_gemm_s", "trainer_attention_s"} <= set(run.steps.columns)
+    ws = run.summary["weight_sync"]
+    assert ws["mode"] == "disaggregated" and ws["transport"] == "broadcast"
+    assert ws["total_s"] == pytest.approx(sum(ws["parts_s"].values()))
+    assert isinstance(r.summary["warnings"], list)
+    for key in ("steps_per_hour", "rollout_idle_frac", "trainer_idle_frac", "policy_lag", "converged"):
+        assert key in r.summary["spec"]
+    # one assumed MFU instead: the run says so
+    assumed = simulate_rl(resolve(rl_scenario("async", steps=5, lag=1, rollout_gpus=4, training_gpus=4,
+                                              training={"num_gpus": 4, "mfu": 0.3})))
+    assert any("assumed MFU = 0.3" in w for w in assumed.summary["warnings"])
+    assert assumed.runs["spec"].summary["trainer"]["cost_model"] == "mfu"
