@@ -449,6 +449,16 @@ def _exposed_dp(hw, lay: TrainLayout, tr: PerOpPass) -> tuple[float, float]:
     return rs_x + ag_x, rs + ag
 
 
+def _assumed(arch, lay: TrainLayout) -> dict:
+    """The assumed terms that apply to this model and layout: {name: (value or None, why)}."""
+    skip = set()
+    if not arch.is_moe:
+        skip |= {"moe_load_imbalance", "grouped_gemm_efficiency"}
+    if lay.pp == 1:
+        skip.add("pp_steady_p2p")
+    return {k: (getattr(lay.cfg, k, None), why) for k, why in ASSUMPTIONS.items() if k not in skip}
+
+
 def per_op_step_cost(arch, hw, layout: TrainLayout, seq_tokens, *, reference_logprob: bool, prompt_tokens=None,
                      max_sequence_tokens: int | None = None):
     """Trainer cost of one RL step from the per-operation model (module docstring), as a
@@ -495,5 +505,5 @@ def per_op_step_cost(arch, hw, layout: TrainLayout, seq_tokens, *, reference_log
         flops=executed, logprob_flops=float(f.sum()) * n_lp, train_flops=executed - float(f.sum()) * n_lp,
         mfu=model / (total * peak_s), mfu_source="per-operation model (achieved: model FLOPs / time / peak)",
         breakdown_s=breakdown, model_flops=model, hfu=executed / (total * peak_s),
-        assumptions={k: (getattr(cfg, k, None), why) for k, why in ASSUMPTIONS.items()},
+        assumptions=_assumed(arch, layout),
     )

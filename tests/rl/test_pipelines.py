@@ -230,7 +230,7 @@ def test_summary_carries_the_trainer_breakdown_weight_sync_and_warnings():
     tr = run.summary["trainer"]
     assert tr["cost_model"] == "per_op" and 0 < tr["mfu"] < 1 and tr["hfu"] >= tr["mfu"]
     assert sum(tr["breakdown_frac"].values()) == pytest.approx(1.0)
-    assert "moe_load_imbalance" in tr["assumed"]
+    assert "attention_backward_ratio" in tr["assumed"] and "moe_load_imbalance" not in tr["assumed"]  # dense model
     assert {"trainer_mfu", "trainer_gemm_s", "trainer_attention_s"} <= set(run.steps.columns)
     ws = run.summary["weight_sync"]
     assert ws["mode"] == "disaggregated" and ws["transport"] == "broadcast"

@@ -156,7 +156,7 @@ def test_mfu_is_an_output_and_the_breakdown_adds_up(q8):
     assert c.mfu == pytest.approx(model / (c.total_s * 16 * 2.5e15), rel=1e-12)
     assert c.hfu > c.mfu and 0.05 < c.mfu < 0.8
     assert c.breakdown_s["recompute"] > 0 and c.breakdown_s["pp_bubble"] == 0.0
-    assert "attention_backward_ratio" in c.assumptions
+    assert "attention_backward_ratio" in c.assumptions and "moe_load_imbalance" not in c.assumptions  # dense
 
 
 def test_cost_model_switch(q8):
