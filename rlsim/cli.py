@@ -454,6 +454,12 @@ def calibrate_fit(
         a, b = r.in_sample, r.held_out
         typer.echo(f"{r.key:<28} {r.rows:>7,}  {a['median_abs_pct_err']:>9.1f} /{a['p90_abs_pct_err']:>7.1f}  "
                    f"{b['median_abs_pct_err']:>9.1f} /{b['p90_abs_pct_err']:>7.1f}")
+    for r in results:
+        gs = r.group_size_held_out
+        if gs and gs["errors"]["n"]:
+            e = gs["errors"]
+            typer.echo(f"{r.key:<28} held out by group size (fit on {', '.join(map(str, gs['train_gpus']))} GPUs, "
+                       f"check {gs['test_gpus']}): {e['median_abs_pct_err']:.1f} / {e['p90_abs_pct_err']:.1f} %")
     typer.echo(f"wrote {hw.source} ({hw.calibration.status})")
 
 
