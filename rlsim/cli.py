@@ -157,6 +157,9 @@ def run(
     baseline_mode: str = typer.Option("no-spec", "--baseline-mode",
                                       help="RL scenarios: baseline = same pipeline without speculation (no-spec) "
                                            "or the synchronous colocated twin without speculation (sync)"),
+    sensitivity: bool = typer.Option(False, "--sensitivity",
+                                     help="RL scenarios with speculation: vary every assumed number over its stated range "
+                                          "and write a tornado chart + table of the speed-ups (into --out, default ./sensitivity)"),
 ) -> None:
     """Simulate SCENARIO: one rollout batch, or RL steps when it has an rl: section; explain
     where the time went.
@@ -169,6 +172,10 @@ def run(
     if out is not None:
         _prepare_out(out)
     loaded = load_scenario(scenario, set_ or [], seed)
+    if sensitivity and (loaded.scenario.rl is None or loaded.scenario.rollout.engine.speculative_config is None):
+        from rlsim.errors import ConfigError
+
+        raise ConfigError(f"--sensitivity: {scenario} needs an rl: section and a speculative_config")
     t0 = time.perf_counter()
     results, stats = simulate_seeds(loaded, seeds, seed=seed, baseline=not no_baseline, baseline_mode=baseline_mode)
     wall = time.perf_counter() - t0
@@ -184,6 +191,8 @@ def run(
     if out is not None:
         paths = _write_run_outputs(result, out)
         typer.echo(f"\nwrote {', '.join(str(p) for p in paths)}", err=json_)
+    if sensitivity:
+        _sensitivity(scenario, set_ or [], seed, result, out, baseline_mode)
 
 
 def _render_run(result, wall_s: float) -> str:
@@ -204,39 +213,100 @@ def _write_run_outputs(result, out: Path) -> list:
     return write_outputs(result, out, title=result.summary["scenario"])
 
 
+def _sensitivity(scenario: Path, overrides: list[str], seed, result, out: Optional[Path], baseline_mode: str) -> None:
+    from rlsim.analysis.sensitivity import render, run_sensitivity
+
+    folder = out if out is not None else Path("sensitivity")
+    _prepare_out(folder)
+    with _progress_bar("sensitivity") as bar:
+        sens = run_sensitivity(scenario, overrides, seed, out=folder, full=result if baseline_mode == "no-spec" else None,
+                               progress=bar)
+    typer.echo("\n" + render(sens))
+    typer.echo(f"\nwrote {', '.join(str(p) for p in sens.paths)} in {sens.wall_s:.0f} s wall, {sens.cpu_s:.0f} s CPU")
+
+    return write_outputs(result, out, title=result.summary["scenario"])
+
+
 def render_rl(result, wall_s: float | None = None) -> str:
-    """Per-step table, steady-state breakdown per run, speedups, assumptions."""
+    """Per-step table, steady-state window per run, trainer MFU breakdown, weight sync, speedups,
+    assumptions and every warning."""
     s = result.summary
     lines = [f"RL: {s['scenario']} (seed {s['seed']}, pipeline {s['pipeline']})"]
     for name, run in result.runs.items():
-        df = run.steps
-        lines.append(f"\n{name}: {run.summary['pipeline']}, pools {run.summary['pools']}")
-        lines.append("  step  warm-up  step(s)  sync(s)  gen(s)  reward(s)  logprob(s)  train(s)  rollout(s)  tok/s")
-        for r in df.itertuples(index=False):
-            lines.append(f"  {r.step:>4}  {'yes' if r.warmup else '':>7}  {r.step_time_s:7.1f}  {r.weight_sync_time_s:7.1f}"
-                         f"  {r.generation_time_s:6.1f}  {r.reward_time_s:9.1f}  {r.logprob_time_s:10.1f}"
-                         f"  {r.train_time_s + r.drafter_train_time_s:8.1f}  {r.generation_makespan_s:10.1f}"
-                         f"  {r.rollout_tokens_per_s:8,.0f}")
-    rows = [("", *result.runs.keys())]
-    for label, key in (("step time (s)", "step_time_s"), ("  weight sync (s)", "weight_sync_time_s"),
-                       ("  generation, exposed (s)", "generation_time_s"), ("  reward (s)", "reward_time_s"),
-                       ("  logprob (s)", "logprob_time_s"), ("  train (s)", "train_time_s"),
-                       ("  drafter training (s)", "drafter_train_time_s"), ("rollout makespan (s)", "generation_makespan_s"),
-                       ("rollout tokens/s", "rollout_tokens_per_s"), ("mean acceptance length", "mean_acceptance_length")):
-        rows.append((label, *[_fmt(r.summary[key]) if r.summary[key] is not None else "-" for r in result.runs.values()]))
-    w = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    lines.append("\nsteady state (mean over non-warm-up steps):")
-    lines += ["  " + "  ".join(str(c).rjust(w[i]) if i else str(c).ljust(w[i]) for i, c in enumerate(r)) for r in rows]
+        lines += _rl_steps(name, run)
+    lines += _rl_window(result)
+    for name, run in result.runs.items():
+        lines += _rl_trainer(name, run.summary)
     if s["speedup"]:
-        lines.append("\nspeedups:")
+        lines.append("\nspeedups (steady-state windows):")
         lines += [f"  {k:<22} {v:.3f}x" for k, v in s["speedup"].items()]
     h = s["hardware"]
     lines.append(f"\nhardware {h['profile']}: {h['calibration_status']} ({h['calibration_source']})")
     if h.get("kernel_tables"):
         lines.append(_tables_line(h["kernel_tables"]))
+    lines += [f"warning: {w}" for w in s.get("warnings", [])]
     if wall_s is not None:
         lines.append(f"simulated in {wall_s:.2f} s wall")
     return "\n".join(lines)
+
+
+def _rl_steps(name: str, run) -> list[str]:
+    sm = run.summary
+    lines = [f"\n{name}: {sm['pipeline']}, pools {sm['pools']}, warm-up {sm['warmup_steps']} + window "
+             f"{sm['window_steps']} steps ({'converged' if sm['converged'] else 'NOT converged'})",
+             "  step  warm-up  step(s)  sync(s)  gen(s)  reward(s)  logprob(s)  train(s)  rollout(s)  tok/s   MFU"]
+    for r in run.steps.itertuples(index=False):
+        lines.append(f"  {r.step:>4}  {'yes' if r.warmup else '':>7}  {r.step_time_s:7.1f}  {r.weight_sync_time_s:7.1f}"
+                     f"  {r.generation_time_s:6.1f}  {r.reward_time_s:9.1f}  {r.logprob_time_s:10.1f}"
+                     f"  {r.train_time_s + r.drafter_train_time_s:8.1f}  {r.generation_makespan_s:10.1f}"
+                     f"  {r.rollout_tokens_per_s:7,.0f}  {r.trainer_mfu:5.3f}")
+    return lines
+
+
+def _rl_window(result) -> list[str]:
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f} %"  # noqa: E731
+    rows = [("", *result.runs.keys())]
+    for label, key, fmt in (
+        ("step time, mean (s)", "step_time_s", _fmt), ("  std / min / max (s)", None, None),
+        ("steps per hour", "steps_per_hour", _fmt), ("  weight sync (s)", "weight_sync_time_s", _fmt),
+        ("  generation, exposed (s)", "generation_time_s", _fmt), ("  reward (s)", "reward_time_s", _fmt),
+        ("  logprob (s)", "logprob_time_s", _fmt), ("  train (s)", "train_time_s", _fmt),
+        ("  drafter training (s)", "drafter_train_time_s", _fmt), ("rollout makespan (s)", "generation_makespan_s", _fmt),
+        ("rollout pool tokens/s", "rollout_tokens_per_s", _fmt), ("rollout pool idle", "rollout_idle_frac", pct),
+        ("rollout paused for weights", "rollout_weight_update_frac", pct), ("trainer idle", "trainer_idle_frac", pct),
+        ("trainer MFU", None, None), ("policy lag seen (mean, max)", None, None),
+        ("mean acceptance length", "mean_acceptance_length", _fmt)):
+        vals = []
+        for run in result.runs.values():
+            sm = run.summary
+            if key is not None:
+                vals.append(fmt(sm[key]) if sm.get(key) is not None else "-")
+            elif label.startswith("  std"):
+                vals.append(f"{sm['step_time_std_s']:.1f} / {sm['step_time_min_s']:.1f} / {sm['step_time_max_s']:.1f}")
+            elif label == "trainer MFU":
+                vals.append(f"{sm['trainer']['mfu']:.3f} ({sm['trainer']['cost_model']})")
+            else:
+                lag = sm["policy_lag"]
+                vals.append(f"{lag['mean_at_first_token']:.2f}, {lag['max_at_first_token']}")
+        rows.append((label, *vals))
+    w = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    out = ["\nsteady state (window after the warm-up; throughput over the window's wall time):"]
+    return out + ["  " + "  ".join(str(c).rjust(w[i]) if i else str(c).ljust(w[i]) for i, c in enumerate(r)) for r in rows]
+
+
+def _rl_trainer(name: str, sm: dict) -> list[str]:
+    tr, ws = sm["trainer"], sm["weight_sync"]
+    lines = [f"\n{name} trainer: {tr['layout']} on {tr['num_gpus']} GPUs, {tr['cost_model']} model, MFU {tr['mfu']:.3f}"
+             + (f" (HFU {tr['hfu']:.3f})" if "hfu" in tr else f" [{tr['mfu_source']}]")]
+    if tr.get("breakdown_s"):
+        parts = sorted(((k, v) for k, v in tr["breakdown_s"].items() if v > 0), key=lambda kv: -kv[1])
+        lines.append("  " + ", ".join(f"{k} {v:.1f} s ({100 * tr['breakdown_frac'][k]:.0f} %)" for k, v in parts))
+        lines.append("  assumed: " + "; ".join(f"{k}" + (f" = {a['value']:g}" if isinstance(a["value"], (int, float)) else "")
+                                              for k, a in tr["assumed"].items()))
+    lines.append(f"  weight sync: {ws['mode']}, {ws['transport']} over {ws['link']}, {ws['total_s']:.2f} s = "
+                 + " + ".join(f"{k[:-2]} {v:.2f}" for k, v in ws["parts_s"].items() if v > 0)
+                 + f" ({ws['bytes_per_receiver'] / 1e9:.1f} GB per rollout GPU)")
+    return lines
 
 
 def _tables_line(t: dict) -> str:
@@ -353,6 +423,12 @@ def calibrate_fit(
         a, b = r.in_sample, r.held_out
         typer.echo(f"{r.key:<28} {r.rows:>7,}  {a['median_abs_pct_err']:>9.1f} /{a['p90_abs_pct_err']:>7.1f}  "
                    f"{b['median_abs_pct_err']:>9.1f} /{b['p90_abs_pct_err']:>7.1f}")
+    for r in results:
+        gs = r.group_size_held_out
+        if gs and gs["errors"]["n"]:
+            e = gs["errors"]
+            typer.echo(f"{r.key:<28} held out by group size (fit on {', '.join(map(str, gs['train_gpus']))} GPUs, "
+                       f"check {gs['test_gpus']}): {e['median_abs_pct_err']:.1f} / {e['p90_abs_pct_err']:.1f} %")
     typer.echo(f"wrote {hw.source} ({hw.calibration.status})")
 
 

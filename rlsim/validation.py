@@ -161,6 +161,10 @@ def cases(names: list[str] | None = None) -> list[Case]:
         Case("8b_sync_step_speedup", "arXiv:2604.26779 (S): step 151.2 s -> 107.5 s",
              "qwen8b_sync: end-to-end step speedup (prediction)", 1.41, 1.41 * 0.85, 1.41 * 1.15,
              lambda: _rl("qwen8b_sync")["speedup"]["end_to_end"], "+-15 %"),
+        Case("8b_sync_non_generation_s", "arXiv:2604.26779 (S): step 151.2 s - generation 100.0 s",
+             "qwen8b_sync baseline: step minus generation (weight sync + reward + logprob + train; per-op trainer, "
+             "prediction)", 51.2, 51.2 * 0.75, 51.2 * 1.25,
+             lambda: (lambda b: b["step_time_s"] - b["generation_time_s"])(_rl("qwen8b_sync")["baseline"]), "+-25 %"),
         lev,
         Case("vllm_v1_llama8b_bs1_tpot_ms", "vLLM #20780 (hardware_and_models.md A3.6/C3)",
              "Llama-3.1-8B batch-1 decode TPOT on H100, ms (sync scheduling)", 7.07, 7.07 * 0.8, 7.07 * 1.2,
@@ -184,6 +188,7 @@ def run_validation(names: list[str] | None = None) -> list[CaseResult]:
 
 
 #: Names of the cases, in order.
-CASE_NAMES = ("8b_sync_generation_share", "8b_sync_generation_speedup", "8b_sync_step_speedup", "leviathan_batch1",
+CASE_NAMES = ("8b_sync_generation_share", "8b_sync_generation_speedup", "8b_sync_step_speedup", "8b_sync_non_generation_s",
+              "leviathan_batch1",
               "vllm_v1_llama8b_bs1_tpot_ms", "eagle3_llama8b_bs1_speedup", "areal_h200_decode_batch64_over_batch1",
               "235b_async_end_to_end_vs_sync")

@@ -18,8 +18,8 @@ the trainer's TP x PP and EP where it can.
 The trainer layout follows the scenario; where it does not fit a GPU kind's memory or the pool,
 the first layout that does from a short ladder (expert parallel x2, x4, pipeline parallel x2,
 tensor parallel x2) is used and recorded in the ``training_layout`` column.  Step time is
-the steady-state mean (after ``rl.warmup_steps``) of ``rl.num_steps`` simulated steps -- pass
-``--set rl.num_steps=N`` to trade fidelity for time.  Cost = GPUs x the profile's
+the steady-state window mean (rlsim.rl.steady: after the warm-up, until it converges) -- pass
+``--set rl.num_steps=N`` to fix the step count and trade fidelity for time.  Cost = GPUs x the profile's
 ``price_per_gpu_hour_usd`` x step time.  Points are simulated with the sweep machinery
 (:func:`rlsim.sweep`, resumable: ``DIR/points.parquet``).
 """
@@ -49,6 +49,8 @@ class PlanResult:
     recommendation: dict | None
     headline: str
     paths: list[Path] = field(default_factory=list)
+    #: the recommendation and the runner-up under each varied assumption (rlsim.analysis.robustness)
+    robustness: pd.DataFrame | None = None
 
 
 def _round16(n: float) -> int:
@@ -270,11 +272,17 @@ def run_plan(scenario: str | Path, target_step_time_s: float, gpus: list[str] | 
         df.loc[ok, "pareto"] = pareto_mask(df.loc[ok, "cost_per_step_usd"].to_numpy(), df.loc[ok, "step_time_s"].to_numpy())
     rec = _best(df, target_step_time_s)
     rec = None if rec is None or not rec["meets_target"] else rec
+    rob = None
+    if rec is not None:
+        from rlsim.analysis.robustness import plan_robustness
+
+        rob = plan_robustness(scenario, overrides, df, rec, target_step_time_s, out, workers=workers, progress=progress,
+                              backend=backend, address=address)
     wall = time.perf_counter() - t0
     profiles = {g: load_profile(g) for g in gpus}
-    paths = _write(df, rec, out, scenario, sc, target_step_time_s, max_gpus, overrides, ks, profiles, wall)
-    head = _headline(df, rec, target_step_time_s)
-    return PlanResult(df, None if rec is None else rec.to_dict(), head, paths)
+    paths = _write(df, rec, out, scenario, sc, target_step_time_s, max_gpus, overrides, ks, profiles, wall, rob)
+    head = _headline(df, rec, target_step_time_s, rob)
+    return PlanResult(df, None if rec is None else rec.to_dict(), head, paths, rob)
 
 
 def _with_cost(df: pd.DataFrame, target: float) -> pd.DataFrame:
@@ -324,12 +332,15 @@ def _desc(r) -> str:
             f"trainer {r['training_layout']}")
 
 
-def _headline(df: pd.DataFrame, rec, target: float) -> str:
+def _headline(df: pd.DataFrame, rec, target: float, rob=None) -> str:
+    from rlsim.analysis.robustness import robustness_summary
+
     n_ok = int((df["status"] == "ok").sum())
     lines = [f"plan: {len(df)} points ({n_ok} feasible, {len(df) - n_ok} infeasible)"]
     if rec is not None:
         lines.append(f"recommended: {_desc(rec)}: step {rec['step_time_s']:.1f} s <= {target:g} s, "
                      f"${rec['cost_per_step_usd']:.2f} per step, ${rec['cost_per_1000_steps_usd']:,.0f} per 1,000 steps")
+        lines.append(robustness_summary(rob, float(rec["step_time_s"])))
     else:
         best = _best(df, target)
         lines.append(f"no evaluated point reaches {target:g} s" + (
@@ -374,7 +385,7 @@ def _md_table(rows: list[list], header: list[str]) -> str:
     return "\n".join(out)
 
 
-def _write(df, rec, out: Path, scenario: Path, sc, target, max_gpus, overrides, ks, profiles, wall) -> list[Path]:
+def _write(df, rec, out: Path, scenario: Path, sc, target, max_gpus, overrides, ks, profiles, wall, rob=None) -> list[Path]:
     paths = []
     cols = ["point", "stage", "status", "hardware_kind", "total_gpus", "rollout_gpus", "training_gpus", "rollout_tp",
             "training_layout", "k", "step_time_s", "generation_time_s", "train_time_s", "logprob_time_s",
@@ -387,10 +398,27 @@ def _write(df, rec, out: Path, scenario: Path, sc, target, max_gpus, overrides, 
     fig = pareto_figure(df, target, rec)
     fig.savefig(out / "pareto.png", dpi=120)
     paths.append(out / "pareto.png")
-    (out / "plan.md").write_text(_markdown(df, rec, scenario, sc, target, max_gpus, overrides, ks, profiles, wall),
-                                 encoding="utf-8")
+    md = _markdown(df, rec, scenario, sc, target, max_gpus, overrides, ks, profiles, wall)
+    if rec is not None:
+        md += _robustness_md(rob, float(rec["step_time_s"]))
+    (out / "plan.md").write_text(md, encoding="utf-8")
     paths.insert(0, out / "plan.md")
+    if rob is not None and len(rob):
+        rob.to_csv(out / "robustness.csv", index=False)
+        paths.append(out / "robustness.csv")
     return paths
+
+
+def _robustness_md(rob, rec_step: float) -> str:
+    from rlsim.analysis.robustness import robustness_summary
+
+    lines = ["", "## Robustness", "", robustness_summary(rob, rec_step) + ".", ""]
+    if rob is not None and len(rob):
+        rows = [[r.candidate, r.assumption, r.value, f"{r.step_time_s:.1f}" if r.step_time_s == r.step_time_s else r.status,
+                 _money(r.cost_per_step_usd) if r.cost_per_step_usd == r.cost_per_step_usd else "-",
+                 "yes" if r.meets_target else "no"] for r in rob.itertuples(index=False)]
+        lines.append(_md_table(rows, ["candidate", "assumption", "value", "step (s)", "cost / step", "meets target"]))
+    return "\n".join(lines) + "\n"
 
 
 def _money(x) -> str:
@@ -444,8 +472,8 @@ def _markdown(df, rec, scenario, sc, target, max_gpus, overrides, ks, profiles, 
           f"kind's best and its next smaller cluster's fastest (training pool a multiple of the trainer's TP x PP and EP); rollout TP {sc.rollout.engine.tensor_parallel_size} (expert parallel "
           f"{'on' if sc.rollout.engine.enable_expert_parallel else 'off'}), then halved / doubled; speculation off and "
           f"k = {', '.join(map(str, ks)) or '-'}. Other settings are the scenario's: a point outside this grid may be cheaper.",
-          f"- **Step time**: steady-state mean over the simulated steps after the warm-up (`rl.num_steps` = "
-          f"{sc.rl.num_steps}, `rl.warmup_steps` = {sc.rl.warmup_steps})"
+          f"- **Step time**: steady-state window mean after the warm-up (`rl.num_steps` = "
+          f"{sc.rl.num_steps or 'until converged'}, `rl.warmup_steps` = {sc.rl.warmup_steps or 'lag + 1'})"
           + (f"; overrides: `{' '.join(overrides)}`" if overrides else "") + ".",
           "- **Trainer layout**: the scenario's; where it does not fit a kind's memory or pool, the first that fits on "
           "the ladder expert parallel x2, x4, pipeline parallel x2, tensor parallel x2 (column `training_layout`).",

@@ -156,7 +156,7 @@ class _Store:
 
 def _cost(sc) -> float:
     """Relative simulation cost of a point (for longest-first scheduling)."""
-    steps = sc.rl.num_steps if sc.rl is not None else 1
+    steps = (sc.rl.num_steps or sc.rl.convergence.max_steps // 2) if sc.rl is not None else 1
     return float(sc.workload.num_sequences_per_step * steps)
 
 

@@ -28,7 +28,8 @@ __all__ = ["run_task", "load_text", "RL_METRICS", "ROLLOUT_METRICS"]
 #: Columns of an RL point (mean over the steady-state steps, as ``rlsim run``).
 RL_METRICS = ("step_time_s", "generation_time_s", "logprob_time_s", "train_time_s", "weight_sync_time_s",
               "reward_time_s", "drafter_train_time_s", "generation_makespan_s", "rollout_tokens_per_s",
-              "mean_acceptance_length", "draft_acceptance_rate", "preemptions", "total_time_s")
+              "mean_acceptance_length", "draft_acceptance_rate", "preemptions", "total_time_s",
+              "steps_per_hour", "num_steps", "converged")
 #: Columns of a rollout-only point (one batch).
 ROLLOUT_METRICS = ("rollout_time_s", "output_tokens_per_s", "generated_tokens", "mean_running_batch",
                    "peak_running_batch", "preemptions", "tail_time_s", "engine_iterations",
@@ -65,12 +66,9 @@ def _num(v):
 
 
 def _pipeline(res, seed: int, speculative: bool, mode: str):
-    from rlsim.rl.pipeline import simulate_pipeline, step_batches
-    from rlsim.rl.plan import cost_plan
+    from rlsim.rl.run import run_pipeline
 
-    batches = step_batches(res, seed, res.scenario.rl.num_steps)
-    plan = cost_plan(res, batches, mode, speculative)
-    out = simulate_pipeline(res, plan, seed, speculative, mode)
+    out, plan = run_pipeline(res, seed, speculative, mode)
     return out, plan.pools
 
 

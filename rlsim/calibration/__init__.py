@@ -72,9 +72,12 @@ def calibrate_profile(
                 f"{e_in['median_abs_pct_err']:.1f}/{e_in['p90_abs_pct_err']:.1f} %, {n_folds}-fold held-out "
                 f"{e_cv['median_abs_pct_err']:.1f}/{e_cv['p90_abs_pct_err']:.1f} %")
         spec = next(s for s in key_specs(df) if s.key == r.key)
-        for p in spec.params:
+        for p in r.fitted or spec.params:
             path = p.path[:-1] if isinstance(p.path[-1], int) else p.path
             fitted_comments[path] = note
+        for p in r.dropped:
+            fitted_comments[p.path] = (f"not modelled: {r.key} rows show no gain from it "
+                                       f"(kept only if it lowers the fit's log error by >= {100 * spec.optional_min_gain:.0f} %)")
         for path, options in spec.choices.items():
             fitted_comments[path] = f"{note}; chosen from {', '.join(str(o) for o in options)}"
         if r.key == "gemm:fp8_block":
@@ -86,6 +89,13 @@ def calibrate_profile(
             "median_ape": round(e_in["median_abs_pct_err"] / 100, 4), "p90_ape": round(e_in["p90_abs_pct_err"] / 100, 4),
             "cv_median_ape": round(e_cv["median_abs_pct_err"] / 100, 4), "cv_p90_ape": round(e_cv["p90_abs_pct_err"] / 100, 4),
         }
+        gs = r.group_size_held_out
+        if gs and gs["errors"]["n"]:
+            errors[r.key].update({
+                "group_size_test_gpus": float(gs["test_gpus"]),
+                "group_size_median_ape": round(gs["errors"]["median_abs_pct_err"] / 100, 4),
+                "group_size_p90_ape": round(gs["errors"]["p90_abs_pct_err"] / 100, 4),
+            })
     worst = 100 * max((e["cv_median_ape"] for e in errors.values() if isinstance(e, dict) and "cv_median_ape" in e),
                       default=float("nan"))
     data["calibration"] = {
@@ -95,7 +105,13 @@ def calibrate_profile(
         "vllm_version": version,
         "errors": errors,
     }
-    fitted_comments[("calibration",)] = "written by rlsim calibrate fit; errors are fractions (0.05 = 5 %)"
+    fitted_comments[("calibration",)] = ("written by rlsim calibrate fit; errors are fractions (0.05 = 5 %); "
+                                         "group_size_* = fitted without the largest measured group size, checked on it")
+    for name in ("nccl_step_us", "nccl_large_step_us"):
+        if data["collectives"].get(name) is not None and {"nccl_all_reduce", "nccl_all_gather"} <= {r.key for r in results}:
+            fitted_comments[("collectives", name)] = (
+                f"fit: derived from the fitted nccl all_reduce - all_gather latencies per extra ring step "
+                f"({'LL' if name == 'nccl_step_us' else 'Simple'} protocol), on {desc}; used only beyond the measured group sizes")
     target = Path(out) if out is not None else Path(hw.source)
     if out is None and not Path(str(profile)).suffix:
         target = Path(hw.source)

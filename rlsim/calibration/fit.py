@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
+from rlsim.calibration import collective_fit as cfit
 from rlsim.calibration.predict import predict
 from rlsim.errors import CalibrationError
 from rlsim.hardware import ops
@@ -69,6 +70,13 @@ class KeySpec:
     #: discrete parameters (path -> candidate values): the fit keeps the candidate with the
     #: lowest in-sample cost; held-out folds reuse it
     choices: dict[tuple, list] = field(default_factory=dict)
+    #: applied to the profile data before fitting (e.g. keep only the measured group sizes)
+    prepare: Callable[[dict], dict] | None = None
+    #: parameters kept only if they lower the in-sample cost by ``optional_min_gain`` (e.g.
+    #: NVLS), with their starting values; else they are set to None
+    optional: list[Param] = field(default_factory=list)
+    optional_start: tuple = ()
+    optional_min_gain: float = 0.0
 
 
 def get_param(data: dict, path: tuple) -> Any:
@@ -89,8 +97,8 @@ def set_params(data: dict, params: list[Param], x: np.ndarray) -> dict:
         for i, key in enumerate(p.path[:-1]):
             nxt = cur.get(key)
             if not isinstance(nxt, dict):
-                # a scalar per-group-size parameter becomes a map
-                nxt = {} if nxt is None else {n: nxt for n in (2, 4, 8)}
+                # a scalar per-group-size parameter becomes a map of the fitted sizes only
+                nxt = {}
                 cur[key] = nxt
             cur = nxt
         cur[p.path[-1]] = float(v)
@@ -198,14 +206,10 @@ def key_specs(df: pd.DataFrame) -> list[KeySpec]:
                                  ["hidden_size", "inter_size", "num_experts", "topk", "moe_tp", "moe_ep"],
                                  choices={base + ("block_m_tokens",): list(MOE_BLOCK_M_CHOICES)}))
     specs += _attention_specs(have)
-    for op in ("all_reduce", "all_gather", "reduce_scatter", "alltoall"):
-        sub = df[(df["op_class"] == f"nccl_{op}") & df["dtype"].isin(["bf16", "fp16"])]
-        if len(sub):
-            ns = sorted(int(n) for n in sub["num_gpus"].unique())
-            base = ("collectives", "nccl", op)
-            ps = [Param(base + ("alpha_us", n), "nonneg") for n in ns] + [Param(base + ("busbw_eff", n), "eff") for n in ns]
-            ps += [Param(base + ("large_alpha_us", n), "nonneg") for n in ns] + [Param(base + ("large_busbw_eff", n), "eff") for n in ns]
-            specs.append(KeySpec(f"nccl_{op}", _half(f"nccl_{op}"), ps, ["nbytes"]))
+    for op in cfit.NCCL_OPS:
+        spec = nccl_spec(df, op)
+        if spec is not None:
+            specs.append(spec)
     if (df["op_class"] == "elementwise").any():
         base = ("efficiency", "elementwise")
         specs.append(KeySpec("elementwise", _sel("elementwise"), [Param(base + ("mem_eff",), "eff"),
@@ -246,6 +250,23 @@ def _attention_specs(have: set) -> list[KeySpec]:
     order = {"generation_attention:bf16": 0, "context_attention:bf16": 1, "generation_attention:fp8": 2,
              "context_attention:fp8": 3}
     return sorted(specs, key=lambda s: order[s.key])
+
+
+def nccl_spec(df: pd.DataFrame, op: str) -> KeySpec | None:
+    """NCCL ``op``: two protocols' latency and efficiency at each *measured* group size (the
+    maps are reset to exactly those sizes), NVLS for all-reduce when it clearly helps
+    (:mod:`rlsim.calibration.collective_fit`); None without rows."""
+    sub = df[cfit.nccl_rows(df, op)]
+    if not len(sub):
+        return None
+    ns = sorted(int(n) for n in sub["num_gpus"].unique())
+    base = ("collectives", "nccl", op)
+    ps = [Param(base + (name, n), "nonneg" if "alpha" in name else "eff") for name in cfit.NCCL_FIELDS for n in ns]
+    spec = KeySpec(f"nccl_{op}", _half(f"nccl_{op}"), ps, ["nbytes"], prepare=lambda d: cfit.reset_sizes(d, op, ns))
+    if op == "all_reduce":
+        spec.optional = [Param(path, kind) for path, kind in cfit.nvls_params_paths()]
+        spec.optional_start, spec.optional_min_gain = cfit.NVLS_START, cfit.NVLS_MIN_GAIN
+    return spec
 
 
 def _floor_starts(rows: pd.DataFrame) -> list[dict[str, float]]:
@@ -293,6 +314,12 @@ class FitResult:
     in_sample: dict[str, float]
     held_out: dict[str, float]
     data: dict = field(repr=False, default_factory=dict)
+    #: the parameters written (a spec's optional ones only when kept)
+    fitted: list[Param] = field(default_factory=list)
+    #: optional parameters the fit dropped (set to None)
+    dropped: list[Param] = field(default_factory=list)
+    #: NCCL ops: error when the largest measured group size is held out (collective_fit)
+    group_size_held_out: dict = field(default_factory=dict)
 
 
 #: Starting values for parameters a profile may not have yet (matched by name fragment).
@@ -404,28 +431,53 @@ def fit_key(data: dict, spec: KeySpec, df: pd.DataFrame, *, n_folds: int = N_FOL
     rows, meas = rows[keep].reset_index(drop=True), meas[keep]
     if len(rows) < len(spec.params) + 1:
         raise CalibrationError(f"{spec.key}: {len(rows)} usable rows, need more than {len(spec.params)} to fit")
+    if spec.prepare is not None:
+        data = spec.prepare(data)
     original = data
     data, x, starts = _fit_with_choices(data, spec, rows)
     x = _canonical_protocols(spec.params, x)
-    fitted = set_params(data, spec.params, x)
+    params, x, dropped = _with_optional(data, spec, rows, x)
+    fitted = set_params(data, params, x)
+    for p in dropped:
+        get_param(fitted, p.path[:-1])[p.path[-1]] = None
     in_pred = predict(_profile(fitted), rows)
     held = np.full(len(rows), np.nan)
     if cv:
         folds = cv_groups(rows, spec.group_cols, n_folds)
         for f in range(min(n_folds, int(folds.max()) + 1)):
             tr, te = folds != f, folds == f
-            if tr.sum() <= len(spec.params) or not te.any():
+            if tr.sum() <= len(params) or not te.any():
                 continue
             train = rows[tr].reset_index(drop=True)
             if spec.choices:  # discrete choices are re-made on the training folds too
                 fold_data, xf, _ = _fit_with_choices(original, spec, train, first=[x])
             else:
-                fold_data, (xf, _) = data, _solve(data, spec.params, train, [x] + starts[:1])
-            held[te] = predict(_profile(set_params(fold_data, spec.params, xf)), rows[te].reset_index(drop=True))
+                fold_data, (xf, _) = data, _solve(data, params, train, [x] + ([starts[0]] if len(params) == len(spec.params) else []))
+            held[te] = predict(_profile(set_params(fold_data, params, xf)), rows[te].reset_index(drop=True))
     return FitResult(
-        key=spec.key, params={p.name: float(v) for p, v in zip(spec.params, x)}, rows=len(rows),
-        in_sample=errors_of(in_pred, meas), held_out=errors_of(held, meas), data=fitted,
+        key=spec.key, params={p.name: float(v) for p, v in zip(params, x)}, rows=len(rows),
+        in_sample=errors_of(in_pred, meas), held_out=errors_of(held, meas), data=fitted, fitted=params, dropped=dropped,
     )
+
+
+def _cost(data: dict, params: list[Param], x: np.ndarray, rows: pd.DataFrame) -> float:
+    pred = predict(_profile(set_params(data, params, x)), rows)
+    r = np.log(np.maximum(pred, 1e-12)) - np.log(rows["measured_s"].to_numpy(dtype=float))
+    return 0.5 * float(np.sum(np.where(np.isfinite(r), r, 10.0) ** 2))
+
+
+def _with_optional(data: dict, spec: KeySpec, rows: pd.DataFrame, x: np.ndarray) -> tuple[list[Param], np.ndarray, list[Param]]:
+    """(parameters, values, dropped): ``spec.optional`` joins the fit only when it lowers the
+    in-sample cost by ``spec.optional_min_gain`` (relative)."""
+    if not spec.optional:
+        return spec.params, x, []
+    base = _cost(data, spec.params, x, rows)
+    params = spec.params + spec.optional
+    x0 = np.concatenate([x, np.asarray(spec.optional_start, dtype=float)])
+    x2, cost = _solve(data, params, rows, [x0])
+    if cost <= (1.0 - spec.optional_min_gain) * base:
+        return params, _canonical_protocols(params, x2), []
+    return spec.params, x, list(spec.optional)
 
 
 def fit_profile(hw: HardwareProfile, df: pd.DataFrame, *, keys: list[str] | None = None, n_folds: int = N_FOLDS,
@@ -456,4 +508,17 @@ def fit_profile(hw: HardwareProfile, df: pd.DataFrame, *, keys: list[str] | None
         r = fit_key(data, spec, df, n_folds=n_folds, cv=cv)
         data = r.data
         results.append(r)
+    fitted_keys = {r.key for r in results}
+    if {"nccl_all_reduce", "nccl_all_gather"} <= fitted_keys:
+        data = copy.deepcopy(data)
+        data["collectives"].update(cfit.derive_step_latency(data))
+    if cv and any(k.startswith("nccl_") for k in fitted_keys):
+        held = cfit.group_size_holdout(data, df, _refit_nccl, predict, errors_of)
+        for r in results:
+            r.group_size_held_out = held.get(r.key, {})
     return data, results
+
+
+def _refit_nccl(data: dict, op: str, rows: pd.DataFrame) -> dict:
+    """``data`` with NCCL ``op`` refitted on ``rows`` only (no CV): the group-size hold-out."""
+    return fit_key(data, nccl_spec(rows, op), rows, cv=False).data

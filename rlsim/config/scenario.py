@@ -163,8 +163,13 @@ class RolloutConfig(BaseModel):
     model_config = _FROZEN
     num_gpus: int | None = Field(default=None, ge=1, description="GPUs for rollouts; None = the whole cluster")
     engine: EngineConfig = EngineConfig()
-    dispatch: Literal["round_robin"] = Field(
-        default="round_robin", description="how GRPO groups are dealt to engines (a group stays on one engine)"
+    dispatch: Literal["round_robin", "least_outstanding_tokens", "length_aware"] = Field(
+        default="round_robin",
+        description="how GRPO groups are dealt to engines (a group stays on one engine; rlsim.rl.dispatch): "
+                    "round_robin, least_outstanding_tokens (load-aware), length_aware (longest predicted first)",
+    )
+    dispatch_length_noise: float = Field(
+        default=0.5, ge=0, description="length_aware: lognormal sigma of the response-length predictor (assumed; 0 = oracle)"
     )
 
 

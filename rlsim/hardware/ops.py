@@ -25,6 +25,7 @@ import numpy as np
 
 from rlsim import units
 from rlsim.hardware.kernels import KernelChoice, gemm_kernel, moe_kernel
+from rlsim.hardware.collectives import alpha_beta_split, bus_factor, nccl_domain_time_s
 from rlsim.hardware.profile import AlphaBeta, HardwareProfile, by_group_size
 
 __all__ = [
@@ -382,7 +383,7 @@ def elementwise_time_s(hw: HardwareProfile, nbytes: ArrayLike) -> float | np.nda
 
 def _factor(op: str, n: float) -> float:
     """Bytes on the wire per byte of buffer (nccl-tests bus-bandwidth convention)."""
-    return 2.0 * (n - 1) / n if op == "all_reduce" else (n - 1) / n
+    return bus_factor(op, n)
 
 
 def _alpha_beta(ab: AlphaBeta, op: str, nbytes: np.ndarray, n: float, bw: float) -> tuple[float, np.ndarray]:
@@ -401,17 +402,23 @@ def _alpha_beta(ab: AlphaBeta, op: str, nbytes: np.ndarray, n: float, bw: float)
     return alpha, beta
 
 
-def _nccl_domain(hw: HardwareProfile, op: str, nbytes: np.ndarray, n: int) -> tuple[float, np.ndarray]:
-    return _alpha_beta(getattr(hw.collectives.nccl, op), op, nbytes, n, hw.nvlink_bw_bytes_per_s)
+def _nccl_domain(hw: HardwareProfile, op: str, nbytes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(latency, bandwidth time) of NCCL ``op`` inside one NVLink domain
+    (:func:`rlsim.hardware.collectives.nccl_domain_time_s`)."""
+    return alpha_beta_split(hw, op, nbytes, n)
 
 
 def _scale_out(hw: HardwareProfile, op: str, nbytes: np.ndarray, peers: float) -> tuple[float, np.ndarray]:
     return _alpha_beta(hw.collectives.scale_out, op, nbytes, peers, hw.nic_bw_bytes_per_s)
 
 
-def _pipelined(*stages: tuple[float, np.ndarray]) -> np.ndarray:
-    """NCCL chunks and pipelines the stages: latencies add, bandwidth terms overlap (max)."""
-    return sum(a for a, _ in stages) + np.maximum.reduce([b for _, b in stages])
+def _hierarchical(nvlink: list[tuple], nic: tuple) -> np.ndarray:
+    """Stages of a hierarchical collective: latencies add; stages on the same links (NVLink)
+    add their bandwidth time too; NVLink and NIC stages pipeline (NCCL chunks the buffer), so
+    the bandwidth part is the slower of the two link kinds."""
+    nv_alpha = sum(a for a, _ in nvlink)
+    nv_beta = sum(b for _, b in nvlink)
+    return nv_alpha + nic[0] + np.maximum(nv_beta, nic[1])
 
 
 #: vLLM custom all-reduce: one pass of the one-shot kernel moves 36 CTAs x 512 threads x 16 B.
@@ -471,9 +478,12 @@ def collective_time_s(
     - all-reduce with ``nbytes <= custom_all_reduce.max_bytes`` and ``num_gpus <=
       custom_all_reduce.max_gpus`` uses vLLM's custom all-reduce
       (:func:`custom_all_reduce_time_s`, graph or eager);
-    - everything else is NCCL: ``alpha_op(n) + nbytes * factor / (nvlink_bw * busbw_eff_op(n))``,
-      factor ``2(n-1)/n`` for all-reduce, ``(n-1)/n`` otherwise.  (NCCL parameters come from
-      eager nccl-tests; CUDA graphs are not modelled to change them.)
+    - everything else is NCCL on the switch fabric, :func:`rlsim.hardware.collectives.nccl_domain_time_s`:
+      per protocol ``alpha_op(n) + nbytes * factor / (nvlink_bw * busbw_eff_op(n))``, factor
+      ``2(n-1)/n`` for all-reduce, ``(n-1)/n`` otherwise, fitted at the measured group sizes and
+      extrapolated physically beyond them (one hop latency per extra ring step, link-bound
+      efficiency held); NVLS for all-reduce where the profile has it; never faster for a larger
+      group.  (NCCL parameters come from eager nccl-tests; CUDA graphs are not modelled to change them.)
 
     Beyond the domain, hierarchical with ``g = nvlink_domain_gpus`` GPUs per domain and
     ``r = n / g`` domains, each GPU using its own NIC (scale-out alpha/efficiency at ``r``):
@@ -484,10 +494,14 @@ def collective_time_s(
     - all-to-all = the ``(n-g)/n`` share of the buffer over the NIC + an in-domain all-to-all
       of the ``g/n`` share.
 
-    NCCL chunks and pipelines these steps, so their latencies add and their bandwidth terms
-    overlap: ``t = sum(alpha) + max(bytes_i * factor_i / bw_i)`` -- for large all-reduces the
-    bus bandwidth tends to ``g * nic_bw * eff`` per GPU, the node's NIC bandwidth (A3.5).  A
-    group that is not a whole number of domains is treated with fractional ``r`` (approximate).
+    Latencies add.  NCCL chunks the buffer, so a NIC stage overlaps the NVLink stages, but
+    stages on the same links cannot overlap each other: the in-domain reduce-scatter and
+    all-gather of an all-reduce both use NVLink, their bandwidth times add, and ``t = sum(alpha)
+    + max(sum of NVLink bandwidth times, NIC bandwidth time)`` -- for large all-reduces the bus
+    bandwidth tends to ``g * nic_bw * eff`` per GPU, the node's NIC bandwidth (A3.5), when the
+    NIC is the slower.  A group that is not a whole number of domains is treated with
+    fractional ``r`` (approximate).  Across domains too the time is never below that over fewer
+    whole domains (the all-to-all's in-domain share shrinks as domains are added).
 
     In table mode (:mod:`rlsim.hardware.tables`) an in-domain custom all-reduce or NCCL
     collective takes the measured curve for its group size (and graph / eager) where it covers
@@ -518,16 +532,25 @@ def collective_time_s(
                                        custom_all_reduce_time_s(hw, bc, n, cuda_graph))
         if not use_custom.all():
             bn = b[~use_custom]
-            t[~use_custom] = _tabulated(hw, f"nccl_{op}", (n,), bn, sum(_nccl_domain(hw, op, bn, n)))
+            t[~use_custom] = _tabulated(hw, f"nccl_{op}", (n,), bn, nccl_domain_time_s(hw, op, bn, n))
     else:
-        g, r = domain, n / domain
-        if op == "all_reduce":
-            t = _pipelined(_nccl_domain(hw, "reduce_scatter", b, g), _scale_out(hw, op, b / g, r), _nccl_domain(hw, "all_gather", b, g))
-        elif op in ("all_gather", "reduce_scatter"):
-            t = _pipelined(_scale_out(hw, op, b / g, r), _nccl_domain(hw, op, b, g))
-        else:  # alltoall: the NIC share (n-g)/n equals the scale-out factor (r-1)/r
-            t = _pipelined(_scale_out(hw, op, b, r), _nccl_domain(hw, op, b * g / n, g))
+        # never faster than over fewer whole domains (all-to-all's NVLink share shrinks with n)
+        t = np.maximum.reduce([_across_domains(hw, op, b, k * domain) for k in range(2, -(-n // domain))] +
+                              [_across_domains(hw, op, b, n)])
     return _out(np.where(b > 0, t, 0.0))
+
+
+def _across_domains(hw: HardwareProfile, op: str, b: np.ndarray, n: int) -> np.ndarray:
+    """Hierarchical collective over ``n / g`` NVLink domains of ``g`` GPUs (see collective_time_s)."""
+    g = hw.topology.nvlink_domain_gpus
+    r = n / g
+    if op == "all_reduce":
+        return _hierarchical([_nccl_domain(hw, "reduce_scatter", b, g), _nccl_domain(hw, "all_gather", b, g)],
+                             _scale_out(hw, op, b / g, r))
+    if op in ("all_gather", "reduce_scatter"):
+        return _hierarchical([_nccl_domain(hw, op, b, g)], _scale_out(hw, op, b / g, r))
+    # alltoall: the NIC share (n-g)/n equals the scale-out factor (r-1)/r
+    return _hierarchical([_nccl_domain(hw, op, b * g / n, g)], _scale_out(hw, op, b, r))
 
 
 def p2p_time_s(hw: HardwareProfile, nbytes: ArrayLike, *, same_domain: bool = True) -> float | np.ndarray:

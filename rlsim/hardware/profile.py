@@ -317,12 +317,16 @@ class Efficiency(_Frozen):
 
 
 class Topology(_Frozen):
+    """Links per GPU (per direction).  ``host_bandwidth_gb_per_s``: GPU <-> host memory (PCIe /
+    NVLink-C2C), used to offload trainer state in colocated RL; None = PCIe Gen5 x16 (64)."""
+
     gpus_per_node: PosInt
     nvlink_domain_gpus: PosInt
     nvlink_bandwidth_gb_per_s: Pos
     nic_bandwidth_gb_per_s: Pos
     nvlink_latency_us: NonNeg
     nic_latency_us: NonNeg
+    host_bandwidth_gb_per_s: Pos | None = None
 
     @field_validator("nvlink_domain_gpus")
     @classmethod
@@ -338,12 +342,20 @@ class AlphaBeta(_Frozen):
 
     With ``large_alpha_us`` / ``large_busbw_eff`` set, a second protocol (NCCL's Simple protocol
     / larger chunks: more latency, more bandwidth) is available and the faster one is used:
-    ``t = min(alpha + bytes*f/(bw*eff), large_alpha + bytes*f/(bw*large_eff))``."""
+    ``t = min(alpha + bytes*f/(bw*eff), large_alpha + bytes*f/(bw*large_eff))``.
+
+    Maps give values at *measured* group sizes only; beyond the largest one
+    :mod:`rlsim.hardware.collectives` extrapolates physically.  ``nvls_alpha_us`` /
+    ``nvls_algbw_eff`` (NCCL's NVLink-SHARP all-reduce: ``alpha + bytes / (link_bw * eff)``,
+    independent of the group size) apply to the NVLink domain's ``all_reduce`` only, where NCCL
+    was measured using it; None = not modelled."""
 
     alpha_us: AlphaUs
     busbw_eff: EffByN
     large_alpha_us: AlphaUs | None = None
     large_busbw_eff: EffByN | None = None
+    nvls_alpha_us: NonNeg | None = None
+    nvls_algbw_eff: Eff | None = None
 
 
 class NcclOps(_Frozen):
@@ -385,11 +397,20 @@ class CustomAllReduce(_Frozen):
 
 
 class Collectives(_Frozen):
+    """Collective parameters (:func:`rlsim.hardware.ops.collective_time_s`).
+
+    ``nccl_step_us`` / ``nccl_large_step_us``: latency of one more ring step of NCCL's LL /
+    Simple protocol, used to extrapolate beyond the largest measured group size (derived by
+    ``rlsim calibrate fit`` from the measured all-reduce vs all-gather latencies; None = no
+    growth)."""
+
     nccl: NcclOps
     scale_out: AlphaBeta
     custom_all_reduce: CustomAllReduce
     #: Largest group size with measured collective data; larger groups are extrapolated.
     measured_max_gpus: PosInt
+    nccl_step_us: NonNeg | None = None
+    nccl_large_step_us: NonNeg | None = None
 
 
 class TrainingEfficiency(_Frozen):

@@ -11,6 +11,11 @@ Per step the trainer's critical path is split into exposed weight sync, exposed 
 (the trainer waiting for trajectories), exposed reward, logprob and train time, which add up
 to the step time.  A frozen drafter's acceptance decays per policy step
 (``acceptance_drift_per_step``); online drafter training restores it every N steps.
+
+Steady state (:mod:`rlsim.rl.steady`): the run trains until the windowed step time after the
+warm-up converges (or ``rl.num_steps``); the batches after the last reported step are in flight
+when it stops, so the window has no wind-down.  GRPO groups are dealt by ``rollout.dispatch``
+(:mod:`rlsim.rl.dispatch`) when their batch is released.
 """
 
 from __future__ import annotations
@@ -21,13 +26,16 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from rlsim.rl.dispatch import assign_groups
 from rlsim.rl.pool import EnginePool
+from rlsim.rl.report import sync_summary, trainer_summary
+from rlsim.rl.steady import convergence, planned_steps, policy_lag, warmup_steps, window_stats
 from rlsim.sim.build import Resolved
 from rlsim.sim.engines import build_engines, members, sequence_table, spec_runtime
 from rlsim.speculation.runtime import SpecRuntime
 from rlsim.workload import sample_batch
 
-__all__ = ["PipelineResult", "simulate_pipeline", "StepBatch"]
+__all__ = ["PipelineResult", "simulate_pipeline", "StepBatch", "step_batches", "horizon", "STEP_MEANS"]
 
 
 @dataclass(frozen=True)
@@ -42,8 +50,8 @@ class StepBatch:
 
 @dataclass
 class PipelineResult:
-    """Per-step table, summary, the pool's engine segments / Gantt intervals, and one row per
-    sequence of every step (``step``, ``group_id`` and the engine's per-sequence columns)."""
+    """Per-step table, summary, the pool's engine segments / Gantt intervals, and every
+    trajectory of the trained steps with the policy versions that generated it."""
 
     summary: dict
     steps: pd.DataFrame
@@ -89,30 +97,43 @@ def _spec(res: Resolved, batches: list[StepBatch], versions: np.ndarray, seed: i
 
 
 class _Run:
-    """The simpy processes of one pipeline run and what they record."""
+    """The simpy processes of one pipeline run and what they record.
 
-    def __init__(self, res: Resolved, plan, batches: list[StepBatch], spec: SpecRuntime | None, lag: int) -> None:
-        self.res, self.plan, self.batches, self.lag = res, plan, batches, lag
+    Batches ``0 .. horizon-1`` are released as the policy lag allows; the trainer stops (and the
+    run with it) after the step ``stop_after(train_end)`` says is the last: batches beyond it
+    are in flight then, as they would be in a longer run (no wind-down)."""
+
+    def __init__(self, res: Resolved, plan, batches: list[StepBatch], spec: SpecRuntime | None, lag: int,
+                 stop_after) -> None:
+        self.res, self.plan, self.batches, self.lag, self.stop_after = res, plan, batches, lag, stop_after
         self.env = simpy.Environment()
         self.pool = EnginePool(self.env, build_engines(res, spec), len(batches[0].seq_id))
         steps = len(batches)
         self.version_ready = [self.env.event() for _ in range(steps + 1)]
         self.version_ready[0].succeed()
         self.ready = [self.env.event() for _ in range(steps)]
+        self.stop = self.env.event()
+        self.trained = 0
         self.rec = {k: np.full(steps, np.nan) for k in ("dispatch_s", "batch_done_s", "ready_s", "train_start_s",
                                                           "train_end_s", "sync_start_s", "sync_end_s")}
+        ro = res.scenario.rollout
+        self._dispatch_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(res.scenario.seed, spawn_key=(9,))))
+        self._expected = res.scenario.workload.mean_response_tokens_estimate(res.base_dir)
+        self._policy, self._noise = ro.dispatch, ro.dispatch_length_noise
 
     def run(self) -> None:
         self.env.process(self._dispatcher())
         self.env.process(self._trainer())
-        self.env.run()
+        self.env.run(until=self.stop)
+        self.pool.flush()
 
     def _dispatcher(self):
         for t, b in enumerate(self.batches):
             yield self.version_ready[max(0, t - self.lag)]
             self.rec["dispatch_s"][t] = self.env.now
-            owner = b.group_id % len(self.pool.states)
-            done = self.pool.submit(t, owner, b.seq_id, b.group_id, b.prompt, b.response)
+            owner, est = assign_groups(self._policy, b.group_id, b.prompt, b.response, self.pool.outstanding.tokens,
+                                       self._expected, self._noise, self._dispatch_rng)
+            done = self.pool.submit(t, owner, b.seq_id, b.group_id, b.prompt, b.response, est)
             self.env.process(self._reward(t, done))
 
     def _reward(self, t: int, done):
@@ -130,29 +151,66 @@ class _Run:
             yield self.env.timeout(self.plan.train_s[t])
             self.rec["train_end_s"][t] = self.env.now
             self.rec["sync_start_s"][t] = self.env.now
-            if t + 1 < len(self.batches):
-                yield self.env.process(self.pool.update_weights(self.plan.sync_s[t], rl.in_flight_weight_updates,
-                                                                rl.recompute_kv_on_weight_update))
+            self.trained = t + 1
+            if self.stop_after(self.rec["train_end_s"][: t + 1]):
+                self.rec["sync_end_s"][t] = self.env.now
+                self.stop.succeed()
+                return
+            yield self.env.process(self.pool.update_weights(self.plan.sync_s[t], rl.in_flight_weight_updates,
+                                                            rl.recompute_kv_on_weight_update))
             self.rec["sync_end_s"][t] = self.env.now
             self.version_ready[t + 1].succeed()
 
 
+def horizon(res: Resolved, pipeline: str) -> tuple[int, int, int]:
+    """``(warm-up, most steps trained, batches to prepare)`` of a run (rlsim.rl.steady)."""
+    rl = res.scenario.rl
+    lag = rl.max_trajectory_age_steps if pipeline == "async" else 0
+    warm = warmup_steps(rl, lag, res.source, pipeline)
+    steps = planned_steps(rl, warm, lag, res.source)
+    return warm, steps, steps + lag
+
+
 def simulate_pipeline(res: Resolved, plan, seed: int, speculative: bool, pipeline: str | None = None) -> PipelineResult:
-    """Run the RL pipeline; ``plan`` (rlsim.rl.plan.CostPlan) holds per-step trainer and sync times."""
+    """Run the RL pipeline; ``plan`` (rlsim.rl.plan.CostPlan) holds per-step trainer and sync
+    times for every batch of the horizon (:func:`horizon`)."""
     rl = res.scenario.rl
     mode = pipeline or rl.pipeline
     lag = rl.max_trajectory_age_steps if mode == "async" else 0
-    batches = step_batches(res, seed, rl.num_steps)
-    versions = _versions(rl.num_steps, lag)
-    spec = _spec(res, batches, versions, seed, res.forward_model()) if (speculative and res.speculative) else None
-    run = _Run(res, plan, batches, spec, lag)
+    warm, steps, n_batches = horizon(res, mode)
+    # the acceptance draws cover the longest horizon a run of this scenario may have, so a run
+    # with fewer steps is an exact prefix of a longer one
+    every = step_batches(res, seed, max(n_batches, rl.convergence.max_steps + lag))
+    batches = every[:n_batches]
+    spec = None
+    if speculative and res.speculative:
+        spec = _spec(res, every, _versions(len(every), lag), seed, res.forward_model())
+    status: dict = {}
+
+    def stop_after(train_end: np.ndarray) -> bool:
+        n = len(train_end)
+        if rl.num_steps is not None:
+            done = n >= steps
+            if done:
+                status["converged"], status["last_change"] = convergence(train_end, warm, lag, _any_window(rl))
+            return done
+        ok, change = convergence(train_end, warm, lag, rl.convergence)
+        status["converged"], status["last_change"] = ok, change if change is not None else status.get("last_change")
+        return ok or n >= steps
+
+    run = _Run(res, plan, batches, spec, lag, stop_after)
     run.run()
-    return _result(res, plan, run, batches, spec, mode, lag)
+    return _result(res, plan, run, batches[: run.trained], spec, mode, lag, warm, status)
 
 
-def _result(res, plan, run: _Run, batches, spec, mode: str, lag: int) -> PipelineResult:
-    rec = {k: v.copy() for k, v in run.rec.items()}
+def _any_window(rl):
+    """The convergence rule evaluated on a fixed-length run (reported, not used to stop)."""
+    return rl.convergence.model_copy(update={"min_window_steps": 2})
+
+
+def _result(res, plan, run: _Run, batches, spec, mode: str, lag: int, warm: int, status: dict) -> PipelineResult:
     steps = len(batches)
+    rec = {k: v[:steps].copy() for k, v in run.rec.items()}
     prev_free = np.concatenate([[0.0], rec["sync_end_s"][:-1]])
     prev_end = np.concatenate([[0.0], rec["train_end_s"][:-1]])
     sync_exposed = prev_free - prev_end
@@ -160,33 +218,41 @@ def _result(res, plan, run: _Run, batches, spec, mode: str, lag: int) -> Pipelin
     gen_exposed = rec["train_start_s"] - prev_free - reward_exposed
     tokens = np.array([int(b.response.sum()) for b in batches])
     makespan = rec["batch_done_s"] - rec["dispatch_s"]
+    trainer = plan.trainer[:steps]
     df = pd.DataFrame({
-        "step": np.arange(steps), "warmup": np.arange(steps) < rl_warmup(res),
+        "step": np.arange(steps), "warmup": np.arange(steps) < warm,
         "step_time_s": rec["train_end_s"] - prev_end,
         "weight_sync_time_s": sync_exposed, "generation_time_s": gen_exposed, "reward_time_s": reward_exposed,
-        "logprob_time_s": plan.logprob_s, "train_time_s": plan.train_only_s, "drafter_train_time_s": plan.drafter_s,
+        "logprob_time_s": plan.logprob_s[:steps], "train_time_s": plan.train_only_s[:steps],
+        "drafter_train_time_s": plan.drafter_s[:steps],
         "generation_makespan_s": makespan, "rollout_tokens": tokens, "rollout_tokens_per_s": tokens / makespan,
+        "trainer_mfu": [c.mfu for c in trainer],
+        **{f"trainer_{k}_s": [c.breakdown_s.get(k, 0.0) for c in trainer] for k in (trainer[0].breakdown_s or {})},
         **rec,
     })
     segs = pd.DataFrame([s.__dict__ for s in run.pool.segments()])
     segs = segs.sort_values(["engine", "t0_s"], kind="stable").reset_index(drop=True) if len(segs) else segs
+    pauses = pd.DataFrame(run.pool.pauses, columns=["engine", "t0_s", "t1_s"])
+    cols = ["engine", "t0_s", "t1_s"]
+    running = pd.DataFrame([(e, t0, run.env.now) for e, t0 in run.pool.in_progress()], columns=cols)
+    busy = pd.concat([segs[cols], running], ignore_index=True) if len(segs) else running
+    seqs = _sequences(run, rec, len(batches[0].seq_id), steps, batches)
     gantt = _gantt(df, mode)
-    return PipelineResult(_summary(res, df, run, spec, mode, lag), df, segs, gantt, _sequences(run, batches))
+    summary = _summary(res, plan, df, run, spec, mode, lag, busy, pauses, seqs, warm, status)
+    return PipelineResult(summary, df, segs, gantt, seqs[seqs["step"] < steps].reset_index(drop=True))
 
 
-def _sequences(run: _Run, batches: list[StepBatch]) -> pd.DataFrame:
-    """Per-sequence table of every step's batch (ids are step * N + i)."""
+def _sequences(run: _Run, rec: dict, per_batch: int, steps: int, batches: list[StepBatch]) -> pd.DataFrame:
+    """Every trajectory dispatched (trained steps and those in flight when the run stopped):
+    step, group, the engines' per-sequence columns (rlsim.sim.engines.sequence_table), and the
+    policy versions of its first and last token (NaN for unfinished ones)."""
     df = sequence_table([st.engine for st in run.pool.states])
-    n = len(batches[0].seq_id)
     ids = df["seq_id"].to_numpy()
-    df.insert(1, "step", ids // n)
-    df.insert(2, "group_id", np.concatenate([b.group_id for b in batches])[ids])
-    return df
-
-
-def rl_warmup(res: Resolved) -> int:
-    rl = res.scenario.rl
-    return min(rl.warmup_steps, rl.num_steps - 1)
+    wl = run.res.scenario.workload  # ids are step * N + i, groups of a step consecutive (rlsim.workload.sample_batch)
+    df.insert(1, "step", ids // per_batch)
+    df.insert(2, "group_id", (ids // per_batch) * wl.num_prompts_per_step + (ids % per_batch) // wl.num_generations_per_prompt)
+    starts = np.concatenate([[0.0], rec["sync_end_s"][: max(0, steps - 1)]])
+    return policy_lag(df, starts)
 
 
 def _gantt(df: pd.DataFrame, mode: str) -> pd.DataFrame:
@@ -199,20 +265,28 @@ def _gantt(df: pd.DataFrame, mode: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["pool", "step", "what", "start_s", "end_s"])
 
 
-def _summary(res: Resolved, df: pd.DataFrame, run: _Run, spec, mode: str, lag: int) -> dict:
+#: Per-step means reported over the steady-state window.
+STEP_MEANS = ("generation_time_s", "logprob_time_s", "train_time_s", "weight_sync_time_s", "reward_time_s",
+              "drafter_train_time_s", "generation_makespan_s")
+
+
+def _summary(res: Resolved, plan, df: pd.DataFrame, run: _Run, spec, mode: str, lag: int, segs, pauses, seqs,
+             warm: int, status: dict) -> dict:
     steady = df[~df["warmup"]]
-    keys = ["step_time_s", "generation_time_s", "logprob_time_s", "train_time_s", "weight_sync_time_s",
-            "reward_time_s", "drafter_train_time_s", "generation_makespan_s", "rollout_tokens_per_s"]
-    out = {k: float(steady[k].mean()) for k in keys}
+    out = {k: float(steady[k].mean()) for k in STEP_MEANS}
+    out.update(window_stats(df, segs, pauses, seqs, res.num_engines, warm))
     engines = members(st.engine for st in run.pool.states)
     drafts = sum(e.stats.num_drafts for e in engines)
     accepted = sum(e.stats.num_accepted_tokens for e in engines)
     out.update({
-        "pipeline": mode, "max_trajectory_age_steps": lag, "num_steps": len(df), "warmup_steps": int(df["warmup"].sum()),
+        "pipeline": mode, "max_trajectory_age_steps": lag, "num_steps": len(df), "warmup_steps": warm,
+        "converged": bool(status.get("converged", False)), "convergence_last_change": status.get("last_change"),
         "mean_acceptance_length": (1.0 + accepted / drafts) if drafts else None,
         "draft_acceptance_rate": (accepted / sum(e.stats.num_draft_tokens for e in engines)) if drafts else None,
         "preemptions": int(sum(e.stats.preemptions for e in engines)),
         "warmup": df[df["warmup"]][["step", "step_time_s", "generation_time_s"]].to_dict("records"),
         "total_time_s": float(df["train_end_s"].iloc[-1]),
+        "trainer": trainer_summary(plan, steady["step"].to_numpy()),
+        "weight_sync": sync_summary(plan, steady["step"].to_numpy()),
     })
     return out

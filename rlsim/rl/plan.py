@@ -6,14 +6,15 @@ counts (rlsim.training.cost), the weight sync only on the model and the pools.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from rlsim.errors import ConfigError
 from rlsim.models import load_model
 from rlsim.sim.build import Resolved
-from rlsim.training.cost import drafter_train_cost, resolve_sync_mode, train_step_cost, weight_sync_cost
+from rlsim.training.cost import drafter_train_cost, resolve_sync_mode, trainer_step_cost
+from rlsim.training.weight_sync import weight_sync
 from rlsim.training.layout import validate_layout
 
 __all__ = ["CostPlan", "Pools", "pools", "cost_plan"]
@@ -48,7 +49,9 @@ def pools(res: Resolved, mode: str) -> Pools:
 
 @dataclass(frozen=True)
 class CostPlan:
-    """Seconds per step (arrays over steps) and per batch."""
+    """Seconds per step (arrays over steps) and per batch, with the per-step trainer costs
+    (``trainer``: :class:`~rlsim.training.cost.TrainStepCost`, MFU and breakdown) and weight
+    syncs (``syncs``: :class:`~rlsim.training.weight_sync.WeightSync`)."""
 
     logprob_s: np.ndarray
     train_only_s: np.ndarray
@@ -57,10 +60,18 @@ class CostPlan:
     sync_s: np.ndarray       # weight sync after each step
     reward_s: float
     pools: Pools
+    trainer: list = field(default_factory=list)
+    syncs: list = field(default_factory=list)
+    layout: object = None
 
 
-def cost_plan(res: Resolved, batches, mode: str, speculative: bool) -> CostPlan:
-    """Trainer, drafter and weight-sync costs of every step."""
+def cost_plan(res: Resolved, batches, mode: str, speculative: bool, probe: int = 1) -> CostPlan:
+    """Trainer, drafter and weight-sync costs of every step.
+
+    ``probe`` > 1: the scenario's rollout pool and prompts were divided by ``probe`` (a cheaper
+    rollout simulation with the same per-engine load, rlsim.analysis.sensitivity); the trainer
+    still trains the full batch (each batch's sequences repeated ``probe`` times) and the
+    weight sync sees the full rollout pool."""
     rl = res.scenario.rl
     pl = pools(res, mode)
     layout = validate_layout(res.arch, rl.training, pl.training_gpus, res.hw, res.source, "rl.training",
@@ -69,32 +80,35 @@ def cost_plan(res: Resolved, batches, mode: str, speculative: bool) -> CostPlan:
     mode_sync = resolve_sync_mode(rl.weight_sync, pl.colocated, res.source)
     every = rl.drafter.online_training_every_steps
     draft_arch = _draft_arch(res) if (speculative and every) else None
-    logprob, train, drafter = [], [], []
+    costs, drafter = [], []
     for t, b in enumerate(batches):
-        cost = train_step_cost(res.arch, res.hw, layout, (b.prompt + b.response).astype(np.float64),
-                               reference_logprob=rl.reference_policy_kl_penalty > 0, prompt_tokens=b.prompt,
-                               max_sequence_tokens=res.max_model_len)
-        logprob.append(cost.logprob_s)
-        train.append(cost.train_s)
+        seq, prompt = np.tile(b.prompt + b.response, probe).astype(np.float64), np.tile(b.prompt, probe)
+        costs.append(trainer_step_cost(res.arch, res.hw, layout, seq, reference_logprob=rl.reference_policy_kl_penalty > 0,
+                                       prompt_tokens=prompt, max_sequence_tokens=res.max_model_len))
         due = draft_arch is not None and (t + 1) % every == 0
-        tokens = float((b.prompt + b.response).sum()) * rl.drafter.drafter_train_tokens_frac
+        tokens = float(seq.sum()) * rl.drafter.drafter_train_tokens_frac
         drafter.append(drafter_train_cost(draft_arch, res.hw, layout, tokens) if due else 0.0)
-    sync = []
-    extra = res.drafter.weight_bytes_per_gpu if (draft_arch is not None and rl.drafter.sync_drafter_weights) else 0.0
-    for t in range(len(batches)):
-        due = draft_arch is not None and (t + 1) % every == 0
-        ws = weight_sync_cost(
-            res.arch, res.hw, mode=mode_sync, rollout_tp=res.tp,
-            rollout_engines=res.num_engines, rollout_weight_dtype=res.weight_dtype, training_gpus=pl.training_gpus,
-            cfg=rl.weight_sync, same_nvlink_domain=_same_domain(res, pl), extra_bytes=extra if due else 0.0)
-        sync.append(ws.total_s)
-    lp, tr, dr = np.array(logprob), np.array(train), np.array(drafter)
-    return CostPlan(lp, tr, dr, lp + tr + dr, np.array(sync), rl.reward_time_s, pl)
+    syncs = [_sync(res, pl, layout, mode_sync, draft_arch is not None and (t + 1) % every == 0 and rl.drafter.sync_drafter_weights,
+                   draft_arch, probe) for t in range(len(batches))]
+    lp = np.array([c.logprob_s for c in costs])
+    tr = np.array([c.train_s for c in costs])
+    dr = np.array(drafter)
+    return CostPlan(lp, tr, dr, lp + tr + dr, np.array([s.total_s for s in syncs]), rl.reward_time_s, pl,
+                    costs, syncs, layout)
 
 
-def _same_domain(res: Resolved, pl: Pools) -> bool:
+def _sync(res: Resolved, pl: Pools, layout, mode_sync: str, with_drafter: bool, draft_arch, probe: int = 1):
+    full = float(draft_arch.total_params) * 2.0 if with_drafter else 0.0
+    per_gpu = res.drafter.weight_bytes_per_gpu if with_drafter else 0.0
+    return weight_sync(res.arch, res.hw, layout, res.scenario.rl.weight_sync, mode=mode_sync, rollout_tp=res.tp,
+                       rollout_gpus=pl.rollout_gpus * probe, rollout_weight_dtype=res.weight_dtype,
+                       same_nvlink_domain=_same_domain(res, pl, probe), drafter_full_bytes=full,
+                       drafter_bytes_per_gpu=per_gpu)
+
+
+def _same_domain(res: Resolved, pl: Pools, probe: int = 1) -> bool:
     """Both pools inside one NVLink domain (e.g. a GB200 NVL72 rack)."""
-    return pl.rollout_gpus + pl.training_gpus <= res.hw.topology.nvlink_domain_gpus
+    return pl.rollout_gpus * probe + pl.training_gpus <= res.hw.topology.nvlink_domain_gpus
 
 
 def _draft_arch(res: Resolved):

@@ -22,6 +22,7 @@ import numpy as np
 import simpy
 
 from rlsim.engine import Engine, Segment
+from rlsim.rl.dispatch import Outstanding
 
 __all__ = ["EnginePool"]
 
@@ -36,6 +37,8 @@ class _EngineState:
     recompute: bool = False
     update_done: object = None   # event to succeed after the pause
     segments: list = field(default_factory=list)
+    busy_since: float | None = None  # start of the iteration(s) in progress
+    jump: object = None              # the fast-path jump in progress
 
 
 class EnginePool:
@@ -52,13 +55,20 @@ class EnginePool:
         self.remaining: dict[int, int] = {}
         self.done_events: dict[int, simpy.Event] = {}
         self.done_at: dict[int, float] = {}
+        self.outstanding = Outstanding(len(engines))
+        #: (engine, start, end) of every weight-update pause
+        self.pauses: list[tuple[int, float, float]] = []
         self._drained: simpy.Event | None = None
         for st in self.states:
             st.proc = env.process(self._serve(st))
 
     # ------------------------------------------------------------------ public
-    def submit(self, batch: int, owner: np.ndarray, seq_ids, group_ids, prompt, response) -> simpy.Event:
-        """Deal a batch (owner[i] = engine of sequence i) and wake or interrupt the engines."""
+    def submit(self, batch: int, owner: np.ndarray, seq_ids, group_ids, prompt, response,
+               estimate: np.ndarray | None = None) -> simpy.Event:
+        """Deal a batch (owner[i] = engine of sequence i) and wake or interrupt the engines;
+        ``estimate`` (per sequence) is charged to the engines' outstanding tokens."""
+        if estimate is not None:
+            self.outstanding.add(np.asarray(seq_ids), np.asarray(owner), np.asarray(estimate, dtype=float))
         self.remaining[batch] = len(seq_ids)
         ev = self.done_events[batch] = self.env.event()
         for i, st in enumerate(self.states):
@@ -92,6 +102,7 @@ class EnginePool:
         self._check_drained()
         yield self._drained
         self._drained = None
+        self.pauses += [(i, self.env.now, self.env.now + sync_s) for i in range(len(self.states))]
         yield self.env.timeout(sync_s)
         for st in self.states:
             st.engine.admitting = True
@@ -99,6 +110,26 @@ class EnginePool:
 
     def segments(self) -> list[Segment]:
         return [s for st in self.states for s in st.segments]
+
+    def flush(self) -> None:
+        """When a run stops mid-jump: commit the jump's iterations completed by now (their
+        tokens and finishes count); the iteration still running stays busy time (in_progress)."""
+        now = self.env.now
+        for st in self.states:
+            j = st.jump
+            if j is None:
+                continue
+            done = int(np.searchsorted(j.cumulative_s, now - j.start_s, side="right"))
+            if done >= 1:
+                seg = st.engine.commit(j, done)
+                st.segments.append(seg)
+                st.busy_since = seg.t1_s
+            st.jump = None
+
+    def in_progress(self) -> list[tuple[int, float]]:
+        """``(engine, start)`` of the iterations running when the simulation stopped (not yet
+        segments)."""
+        return [(st.engine.id, st.busy_since) for st in self.states if st.busy_since is not None]
 
     # ------------------------------------------------------------------ engine process
     def _nudge(self, st: _EngineState) -> None:
@@ -124,20 +155,22 @@ class EnginePool:
                 eng.resume(env.now)
                 continue
             eng.now = env.now
+            st.busy_since = env.now
             jump = eng.plan()
             if jump is None:
                 seg = eng.step_slow()
                 yield from self._sleep_until(seg.t1_s)
             else:
-                st.in_jump = True
+                st.in_jump, st.jump = True, jump
                 try:
                     yield env.timeout(jump.duration_s)
                     seg = eng.commit(jump)
                 except simpy.Interrupt:
                     seg = eng.commit(jump, jump.iterations_started_by(env.now - jump.start_s))
-                st.in_jump = False
+                st.in_jump, st.jump = False, None
                 yield from self._sleep_until(seg.t1_s)
             st.segments.append(seg)
+            st.busy_since = None
             self._finished(eng.just_finished, seg.t1_s)
             self._check_drained()
 
@@ -145,6 +178,7 @@ class EnginePool:
         st.engine.now = self.env.now
         if st.recompute:
             st.engine.preempt_all()
+        self.pauses.append((st.engine.id, self.env.now, self.env.now + st.pause_s))
         yield from self._sleep_until(self.env.now + st.pause_s)
         st.pause_s, st.recompute = 0.0, False
         if st.update_done is not None:
@@ -164,6 +198,7 @@ class EnginePool:
         if self.seqs_per_batch is None:
             return
         for sid in seq_ids:
+            self.outstanding.finish(sid)
             b = sid // self.seqs_per_batch
             self.remaining[b] -= 1
             if self.remaining[b] == 0:

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from rlsim.results.result import RunResult
-from rlsim.rl.pipeline import PipelineResult, simulate_pipeline, step_batches
+from rlsim.rl.pipeline import PipelineResult, horizon, simulate_pipeline, step_batches
 from rlsim.rl.plan import cost_plan
+from rlsim.rl.warnings import rl_warnings
 from rlsim.sim.build import Resolved
+from rlsim.sim.warnings import model_warnings
 
-__all__ = ["RLResult", "simulate_rl", "SUMMARY_KEYS"]
+__all__ = ["RLResult", "simulate_rl", "run_pipeline", "SUMMARY_KEYS"]
 
-#: Keys of the ``spec`` / ``baseline`` objects of an RL summary.
+#: Keys of the ``spec`` / ``baseline`` objects of an RL summary (steady-state window values;
+#: ``rollout_tokens_per_s`` is the rollout pool's output over the window's wall time).
 SUMMARY_KEYS = ("step_time_s", "generation_time_s", "logprob_time_s", "train_time_s", "weight_sync_time_s",
                 "reward_time_s", "drafter_train_time_s", "generation_makespan_s", "rollout_tokens_per_s",
-                "mean_acceptance_length", "draft_acceptance_rate", "preemptions", "pipeline", "warmup", "total_time_s")
+                "mean_acceptance_length", "draft_acceptance_rate", "preemptions", "pipeline", "warmup", "total_time_s",
+                "steps_per_hour", "step_time_std_s", "step_time_min_s", "step_time_max_s", "window_steps", "num_steps",
+                "warmup_steps", "converged", "convergence_last_change", "rollout_busy_tokens_per_s", "rollout_busy_frac",
+                "rollout_idle_frac", "rollout_weight_update_frac", "trainer_idle_frac", "trainer_weight_sync_frac",
+                "policy_lag", "trainer", "weight_sync")
 
 
 #: An RL scenario's result is the common :class:`~rlsim.results.RunResult` (``kind="rl"``):
@@ -21,13 +28,22 @@ SUMMARY_KEYS = ("step_time_s", "generation_time_s", "logprob_time_s", "train_tim
 RLResult = RunResult
 
 
-def _pipeline(res: Resolved, seed: int, speculative: bool, mode: str) -> PipelineResult:
-    batches = step_batches(res, seed, res.scenario.rl.num_steps)
-    plan = cost_plan(res, batches, mode, speculative)
+def run_pipeline(res: Resolved, seed: int, speculative: bool, mode: str, probe: int = 1) -> tuple[PipelineResult, object]:
+    """One pipeline run (costs for every batch of its horizon, then the simpy run) and its
+    :class:`~rlsim.rl.plan.CostPlan`; the summary carries the pools and the run's warnings.
+    ``probe``: see :func:`rlsim.rl.plan.cost_plan`."""
+    batches = step_batches(res, seed, horizon(res, mode)[2])
+    plan = cost_plan(res, batches, mode, speculative, probe)
     out = simulate_pipeline(res, plan, seed, speculative, mode)
     out.summary["pools"] = {"rollout_gpus": plan.pools.rollout_gpus, "training_gpus": plan.pools.training_gpus,
                             "colocated": plan.pools.colocated}
-    return out
+    warnings = rl_warnings(res, plan, out.summary)
+    out.summary["warnings"] = warnings + [w for w in model_warnings(res) if w not in warnings]
+    return out, plan
+
+
+def _pipeline(res: Resolved, seed: int, speculative: bool, mode: str) -> PipelineResult:
+    return run_pipeline(res, seed, speculative, mode)[0]
 
 
 def sync_twin(res: Resolved) -> Resolved:
@@ -87,7 +103,7 @@ def _result(summary: dict, runs: dict[str, PipelineResult]) -> RunResult:
 
 
 def _pick(s: dict) -> dict:
-    return {k: s.get(k) for k in SUMMARY_KEYS} | {"pools": s.get("pools")}
+    return {k: s.get(k) for k in SUMMARY_KEYS} | {"pools": s.get("pools"), "warnings": s.get("warnings", [])}
 
 
 def _summary(res: Resolved, seed: int, runs: dict, baseline_mode: str) -> dict:
@@ -106,6 +122,21 @@ def _summary(res: Resolved, seed: int, runs: dict, baseline_mode: str) -> dict:
         out["sync_baseline"] = _pick(sb)
         speedup["end_to_end_vs_sync"] = sb["step_time_s"] / spec["step_time_s"]
     out["speedup"] = speedup
+    out["warnings"] = _all_warnings(runs)
     out["hardware"] = res.hw.calibration_summary()
     out["model"] = {"name": res.arch.name, "weight_dtype": res.weight_dtype}
     return out
+
+
+def _all_warnings(runs: dict) -> list[str]:
+    """Every run's warnings, once each; prefixed with the runs that have it unless all do."""
+    names = list(runs)
+    order: list[str] = []
+    who: dict[str, list[str]] = {}
+    for name in names:
+        for w in runs[name].summary.get("warnings", []):
+            if w not in who:
+                order.append(w)
+                who[w] = []
+            who[w].append(name)
+    return [w if len(who[w]) == len(names) else f"{', '.join(who[w])}: {w}" for w in order]

@@ -1,7 +1,8 @@
 """Simulate one RL batch of rollouts on a pool of data-parallel vLLM engines.
 
-GRPO groups are dealt round-robin to engines (a group stays on one engine so its samples share
-the prompt's KV blocks).  Engines do not interact during a rollout, so each is a thin simpy
+GRPO groups are dealt to engines by ``rollout.dispatch`` (round-robin by default; load- and
+length-aware options: rlsim.rl.dispatch); a group stays on one engine so its samples share the
+prompt's KV blocks.  Engines do not interact during a rollout, so each is a thin simpy
 process that yields its segments (DESIGN 2.1: pure costs, thin event loop).
 """
 
@@ -40,6 +41,18 @@ def _clip_to_model_len(batch: Batch, res: Resolved) -> np.ndarray:
         raise ConfigError.at(res.source, "rollout.engine.max_model_len", limit,
                              f"leaves no room for a response to a {p}-token prompt (must exceed the longest prompt)")
     return np.minimum(batch.response_len, limit - batch.prompt_len)
+
+
+def _owners(res: Resolved, batch: Batch, response: np.ndarray) -> np.ndarray:
+    """Engine of each sequence under ``rollout.dispatch`` (rlsim.rl.dispatch), all engines empty."""
+    from rlsim.rl.dispatch import assign_groups
+
+    ro, seed = res.scenario.rollout, res.scenario.seed
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(9,))))
+    expected = res.scenario.workload.mean_response_tokens_estimate(res.base_dir)
+    owner, _ = assign_groups(ro.dispatch, batch.group_id, batch.prompt_len, response, np.zeros(res.num_engines),
+                             expected, ro.dispatch_length_noise, rng)
+    return owner
 
 
 def _run(engines: list[Engine]) -> list[Segment]:
@@ -84,7 +97,7 @@ def simulate_rollout(res: Resolved, seed: int | None = None, speculative: bool =
 
 
 def _simulate_batch(res: Resolved, seed: int, batch: Batch, response: np.ndarray, spec: SpecRuntime | None) -> RolloutResult:
-    owner = batch.group_id % res.num_engines  # round-robin by group: a group stays on one engine
+    owner = _owners(res, batch, response)  # a group stays on one engine
     engines = build_engines(res, spec, owner, batch.seq_id, batch.group_id, batch.prompt_len, response)
     segments = _run(engines)
     seqs = _sequence_table(engines, batch)

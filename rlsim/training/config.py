@@ -45,6 +45,11 @@ class TrainingConfig(BaseModel):
     (so with activation checkpointing it is the hardware-FLOPs utilisation).  Tensor-, expert-
     and context-parallel communication is inside it; data-parallel gradient traffic, the
     pipeline bubble and the optimizer are modelled separately.
+
+    By default (``cost_model: auto`` without ``mfu``) the trainer is instead costed per
+    operation (:mod:`rlsim.training.perop`): GEMMs, grouped expert GEMMs, attention, elementwise
+    ops, TP / CP / EP communication, pipeline bubbles, data-parallel communication and the
+    optimizer from the calibrated kernel models, and the MFU is reported, not assumed.
     """
 
     model_config = _FROZEN
@@ -77,13 +82,38 @@ class TrainingConfig(BaseModel):
     logprob_mfu_factor: float = Field(
         default=1.0, gt=0, description="forward-only (logprob) MFU relative to training MFU (assumed)"
     )
+    # ---- the per-operation model (rlsim.training.perop)
+    cost_model: Literal["auto", "per_op", "mfu"] = Field(
+        default="auto", description="per_op: every op from the calibrated kernel models (MFU is an output); "
+                                    "mfu: one assumed MFU; auto: mfu when `mfu` is set, else per_op",
+    )
+    pipeline_schedule: Literal["1f1b", "interleaved"] = Field(
+        default="1f1b", description="Megatron pipeline schedule; interleaved needs virtual_pipeline_size"
+    )
+    virtual_pipeline_size: int | None = Field(
+        default=None, ge=2, description="megatron_cfg.virtual_pipeline_model_parallel_size (model chunks per pipeline rank)"
+    )
+    tp_comm_overlap: bool = Field(default=False, description="Megatron tp_comm_overlap: TP collectives hidden behind GEMMs")
+    overlap_grad_reduce: bool = Field(default=True, description="Megatron DDP overlap_grad_reduce (reduce-scatter behind the backward)")
+    overlap_param_gather: bool = Field(default=True, description="Megatron DDP overlap_param_gather (all-gather behind the forward)")
+    attention_backward_ratio: float = Field(
+        default=2.5, gt=0, description="attention backward / forward FLOPs (assumed: FlashAttention-2, 5 vs 2 matmuls per tile)"
+    )
+    moe_load_imbalance: float = Field(
+        default=1.1, ge=1, description="busiest expert rank's routed rows / mean (assumed: aux-loss balanced router)"
+    )
+    grouped_gemm_efficiency: float = Field(
+        default=1.0, gt=0, le=1,
+        description="grouped expert GEMM throughput relative to the calibrated dense GEMM of each expert's rows (assumed)",
+    )
 
 
 class WeightSyncConfig(BaseModel):
     """Moving the new policy weights from the trainer to the vLLM engines after a train step.
 
     ``mode``: ``auto`` follows the pipeline (colocated when the trainer shares the rollout GPUs,
-    disaggregated otherwise); an explicit mode must agree with it.
+    disaggregated otherwise); an explicit mode must agree with it.  The model of each mode and
+    its sources: :mod:`rlsim.training.weight_sync`.
     """
 
     model_config = _FROZEN
@@ -97,6 +127,15 @@ class WeightSyncConfig(BaseModel):
         default=0.7, gt=0, le=1, description="fraction of the link bandwidth the weight transfer achieves (assumed)"
     )
     latency_s: float = Field(default=0.05, ge=0, description="fixed cost per sync: handshake, metadata, barriers (assumed)")
+    transport: Literal["broadcast", "per_rank"] = Field(
+        default="broadcast",
+        description="disaggregated: broadcast = full tensors gathered on the trainer, NCCL broadcast in buckets to every "
+                    "rollout GPU (NeMo-RL, verl, OpenRLHF); per_rank = each rollout GPU receives only its shard",
+    )
+    bucket_mib: float = Field(default=1024.0, gt=0, description="broadcast bucket size, MiB (assumed)")
+    offload_trainer_state: bool = Field(
+        default=True, description="colocated: optimizer state and gradients go to the host while vLLM runs (NeMo-RL offload_before_refit)"
+    )
 
 
 class DrafterTrainingConfig(BaseModel):

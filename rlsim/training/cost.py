@@ -52,7 +52,7 @@ See :func:`weight_sync_cost`.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -70,6 +70,9 @@ __all__ = [
     "TrainStepCost",
     "WeightSyncCost",
     "train_step_cost",
+    "trainer_step_cost",
+    "check_tokens",
+    "uses_per_op",
     "weight_sync_cost",
     "drafter_train_cost",
     "resolve_sync_mode",
@@ -184,6 +187,13 @@ class TrainStepCost:
     train_flops: float
     mfu: float
     mfu_source: str
+    #: per-operation model only: seconds by category (rlsim.training.perop.CATEGORIES), the
+    #: model FLOPs behind ``mfu`` (no recompute), the hardware-FLOPs utilisation, and the assumed
+    #: terms {name: (value, why)}
+    breakdown_s: dict = field(default_factory=dict)
+    model_flops: float = 0.0
+    hfu: float = 0.0
+    assumptions: dict = field(default_factory=dict)
 
     def breakdown(self) -> dict[str, float]:
         """The additive parts of ``total_s``, seconds."""
@@ -206,6 +216,40 @@ def _micro_batches(tokens_per_rank: float, seqs_per_rank: float, mbs: int, max_l
     return max(1, math.ceil(seqs_per_rank / mbs - 1e-9))
 
 
+def check_tokens(seq_tokens, prompt_tokens=None) -> tuple[np.ndarray, int | None]:
+    """Validated ``(sequence tokens as floats, total prompt tokens or None)``."""
+    seq = np.asarray(seq_tokens, dtype=float).ravel()
+    if seq.size == 0:
+        raise ValueError("train_step_cost needs at least one sequence")
+    if np.any(seq <= 0) or not np.all(np.isfinite(seq)):
+        raise ValueError("seq_tokens must be finite and > 0")
+    n_prompt = None
+    if prompt_tokens is not None:
+        pr = np.asarray(prompt_tokens, dtype=float).ravel()
+        if pr.shape != seq.shape or np.any(pr < 0) or np.any(pr > seq):
+            raise ValueError("prompt_tokens must match seq_tokens in shape and lie in [0, seq_tokens]")
+        n_prompt = int(pr.sum())
+    return seq, n_prompt
+
+
+def trainer_step_cost(arch, hw, layout: TrainLayout, seq_tokens, *, reference_logprob: bool, prompt_tokens=None,
+                      max_sequence_tokens: int | None = None) -> TrainStepCost:
+    """The trainer cost of one RL step with the layout's ``cost_model``: the per-operation model
+    (:func:`rlsim.training.perop.per_op_step_cost`, default) or one MFU (:func:`train_step_cost`,
+    when ``rl.training.mfu`` is set or ``cost_model: mfu``)."""
+    kw = dict(reference_logprob=reference_logprob, prompt_tokens=prompt_tokens, max_sequence_tokens=max_sequence_tokens)
+    if uses_per_op(layout.cfg):
+        from rlsim.training.perop import per_op_step_cost
+
+        return per_op_step_cost(arch, hw, layout, seq_tokens, **kw)
+    return train_step_cost(arch, hw, layout, seq_tokens, **kw)
+
+
+def uses_per_op(cfg) -> bool:
+    """``cost_model`` resolved: ``auto`` is the per-operation model unless an MFU is given."""
+    return cfg.cost_model == "per_op" or (cfg.cost_model == "auto" and cfg.mfu is None)
+
+
 def train_step_cost(
     arch,
     hw,
@@ -225,17 +269,7 @@ def train_step_cost(
     longest sequence of the batch.  Model and formulas: module docstring.
     """
     cfg = layout.cfg
-    seq = np.asarray(seq_tokens, dtype=float).ravel()
-    if seq.size == 0:
-        raise ValueError("train_step_cost needs at least one sequence")
-    if np.any(seq <= 0) or not np.all(np.isfinite(seq)):
-        raise ValueError("seq_tokens must be finite and > 0")
-    n_prompt = None
-    if prompt_tokens is not None:
-        pr = np.asarray(prompt_tokens, dtype=float).ravel()
-        if pr.shape != seq.shape or np.any(pr < 0) or np.any(pr > seq):
-            raise ValueError("prompt_tokens must match seq_tokens in shape and lie in [0, seq_tokens]")
-        n_prompt = int(pr.sum())
+    seq, n_prompt = check_tokens(seq_tokens, prompt_tokens)
     max_len = float(max_sequence_tokens) if max_sequence_tokens is not None else float(seq.max())
     mbs = cfg.train_micro_batch_size
     lbs = cfg.logprob_batch_size or mbs

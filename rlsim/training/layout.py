@@ -175,6 +175,21 @@ def _fail(source, path, value, rule) -> ConfigError:
     return ConfigError.at(source, path, value, rule)
 
 
+def _check_schedule(arch, cfg: TrainingConfig, source, path: str) -> None:
+    """Interleaved 1F1B (Megatron): pp > 1 and ``virtual_pipeline_size`` chunks of equal layers."""
+    v, pp = cfg.virtual_pipeline_size, cfg.pipeline_parallel_size
+    if cfg.pipeline_schedule == "interleaved":
+        if pp < 2:
+            raise _fail(source, f"{path}.pipeline_schedule", "interleaved", "needs pipeline_parallel_size >= 2")
+        if v is None:
+            raise _fail(source, f"{path}.virtual_pipeline_size", None, "must be set (>= 2) for pipeline_schedule: interleaved")
+        if arch.num_hidden_layers % (pp * v):
+            raise _fail(source, f"{path}.virtual_pipeline_size", v,
+                        f"x pipeline_parallel_size = {pp} does not divide num_hidden_layers = {arch.num_hidden_layers}")
+    elif v is not None:
+        raise _fail(source, f"{path}.virtual_pipeline_size", v, "is only used with pipeline_schedule: interleaved")
+
+
 def validate_layout(
     arch,
     cfg: TrainingConfig,
@@ -247,6 +262,7 @@ def validate_layout(
             f"makes the logprob MFU {mfu * cfg.logprob_mfu_factor:.3g} > 1 (training MFU {mfu:g} from {mfu_source})",
         )
 
+    _check_schedule(arch, cfg, source, path)
     gbs, mbs = cfg.train_global_batch_size, cfg.train_micro_batch_size
     if gbs is not None:
         unit = dp if cfg.sequence_packing else dp * mbs

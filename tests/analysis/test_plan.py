@@ -8,7 +8,7 @@ from sweep_settings import REPO
 from rlsim.analysis.plan import pareto_mask, run_plan
 
 ASYNC = REPO / "scenarios" / "qwen8b_async.yaml"
-TINY = ["workload.num_prompts_per_step=4", "workload.num_generations_per_prompt=4", "rl.num_steps=2",
+TINY = ["workload.num_prompts_per_step=4", "workload.num_generations_per_prompt=4", "rl.num_steps=3",
         "workload.response_length.mean_tokens=600"]
 
 
@@ -28,6 +28,11 @@ def test_plan_tiny_async(tmp_path):
     assert (csv["k"] == 0).any() and (csv["k"] > 0).any()
     ok = csv[csv["status"] == "ok"]
     assert (ok["cost_per_step_usd"] > 0).all() and ok["pareto"].any()
+    # robustness: the recommendation (and the runner-up) under each varied assumption
+    rob = pd.read_csv(tmp_path / "robustness.csv")
+    assert set(rob["candidate"]) == {"recommended", "runner-up"} and "acceptance rate" in set(rob["assumption"])
+    assert "robustness: the recommendation meets the target in" in res.headline
+    assert "## Robustness" in (tmp_path / "plan.md").read_text()
     assert (ok["cost_per_1000_steps_usd"] - 1000 * ok["cost_per_step_usd"]).abs().max() < 1e-6
     md = (tmp_path / "plan.md").read_text()
     for section in ("## Recommendation", "## Why", "![cost per step vs step time, Pareto front](pareto.png)",

@@ -294,13 +294,22 @@ def test_single_gpu_collectives_are_free(h100):
 
 def test_nccl_factors_2_vs_8_gpus(h100):
     big = 512 * 2**20
-    for n in (2, 8):
-        ar = h100.collectives.nccl.all_reduce
-        expected = by_group_size(ar.alpha_us, n) * US + big * 2 * (n - 1) / n / (450e9 * by_group_size(ar.busbw_eff, n))
-        assert collective_time_s(h100, "all_reduce", big, n) == pytest.approx(expected, rel=1e-12)
-    # 8-GPU NCCL floor 15.5 us and 445 GB/s bus bandwidth at 512 MiB (A3.3)
-    t8 = collective_time_s(h100, "all_reduce", big, 8)
-    assert (t8 - 15.5e-6) == pytest.approx(big * 1.75 / 445e9, rel=0.01)
+    ar = h100.collectives.nccl.all_reduce
+    expected = by_group_size(ar.alpha_us, 2) * US + big * 2 * 1 / 2 / (450e9 * by_group_size(ar.busbw_eff, 2))
+    assert collective_time_s(h100, "all_reduce", big, 2) == pytest.approx(expected, rel=1e-12)
+    # the reference map's 8-GPU efficiency 0.99 (A3.3's 445 GB/s at 8 GPUs is NVLS, not ring) would make
+    # 8 GPUs faster than 4: the ring model keeps the 4-GPU time (monotone in the group size) ...
+    t4, t8 = (collective_time_s(h100, "all_reduce", big, n) for n in (4, 8))
+    assert t8 == pytest.approx(t4, rel=1e-12)
+    # ... and the 8-GPU gain is NVLS: bytes / (link * algbw_eff), the same at every group size
+    d = h100.model_dump()
+    d["collectives"]["nccl"]["all_reduce"].update(nvls_alpha_us=15.5, nvls_algbw_eff=445 / 1.75 / 450)
+    from rlsim.hardware.profile import HardwareProfile
+
+    nvls = HardwareProfile.model_validate(d)
+    t8 = collective_time_s(nvls, "all_reduce", big, 8)
+    assert (t8 - 15.5e-6) == pytest.approx(big * 1.75 / 445e9, rel=1e-9)
+    assert collective_time_s(nvls, "all_reduce", big, 4) == pytest.approx(t8, rel=1e-12)  # NVLS beats the 4-GPU ring
     # all-gather uses (n-1)/n: same bytes on 2 GPUs move half of all-reduce's
     ag = h100.collectives.nccl.all_gather
     assert collective_time_s(h100, "all_gather", big, 2) == pytest.approx(
@@ -359,8 +368,11 @@ def test_eager_vs_cuda_graph_custom_all_reduce(h100):
 
 def test_gb200_custom_all_reduce_only_inside_a_tray(gb200):
     assert collective_time_s(gb200, "all_reduce", 1024, 4) == pytest.approx(7.4e-6 + 3 * 1024 / (900e9 * 0.44), rel=1e-12)
-    # 8 GPUs span two trays: NCCL over NVLink (extrapolated), no scale-out
-    assert collective_time_s(gb200, "all_reduce", 1024, 8) == pytest.approx(_nccl(gb200, "all_reduce", 1024, 8), rel=1e-12)
+    # 8 GPUs span two trays: NCCL over NVLink, extrapolated physically beyond the measured 4:
+    # one more step latency per extra ring step, the 4-GPU link efficiency held; no scale-out
+    step = gb200.collectives.nccl_step_us
+    alpha8 = 15.75 + step * (2 * 7 - 2 * 3)
+    assert collective_time_s(gb200, "all_reduce", 1024, 8) == pytest.approx(alpha8 * US + 1024 * 1.75 / (900e9 * 0.70), rel=1e-12)
     assert gb200.collectives_extrapolated(8)
     assert collective_time_s(gb200, "all_reduce", 1e9, 72) > collective_time_s(gb200, "all_reduce", 1e9, 8)
 
@@ -372,7 +384,8 @@ def test_beyond_nvlink_domain_is_hierarchical_and_pipelined(h100):
     rs_a, rs_b = _nccl_ab(h100, "reduce_scatter", b, g)
     ag_a, ag_b = _nccl_ab(h100, "all_gather", b, g)
     so_b = (b / g) * 2 * (r - 1) / r / (50e9 * so.busbw_eff)
-    expected = rs_a + so.alpha_us * US + ag_a + max(rs_b, so_b, ag_b)
+    # the in-node reduce-scatter and all-gather share NVLink: their bandwidth times add; the NIC stage overlaps
+    expected = rs_a + so.alpha_us * US + ag_a + max(rs_b + ag_b, so_b)
     assert collective_time_s(h100, "all_reduce", b, n) == pytest.approx(expected, rel=1e-12)
     # multi-node ring busbw ~ node NIC bandwidth (A3.5: 8 x 46-48 GB/s = 370-385 GB/s)
     t = collective_time_s(h100, "all_reduce", 512 * 2**20, 256)
