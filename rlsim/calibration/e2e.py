@@ -26,7 +26,7 @@ import numpy as np
 
 from rlsim.errors import RlsimError
 from rlsim.serving.measured import MeasuredRun
-from rlsim.serving.rows import row_scenario, wave_weights
+from rlsim.serving.rows import client_concurrency, row_scenario, wave_weights
 
 __all__ = ["RowResult", "simulate_row", "simulate_rows", "error_report", "bounds", "render_e2e_check",
            "calibrate_e2e", "held_out_results", "profile_overheads", "profiles_by_system", "write_fitted_profile"]
@@ -54,7 +54,13 @@ class RowResult:
 
 
 def bounds(res, run: MeasuredRun) -> tuple[str | None, str | None]:
-    """Why the measured TTFT / TPOT is physically out of reach (None: reachable)."""
+    """Why the measured TTFT / TPOT is physically out of reach (None: reachable).
+
+    TTFT: below one ``isl``-token prefill at the GPUs' peak FLOP/s.  TPOT: below one decode
+    step's minimum HBM traffic at peak bandwidth -- the weights every step reads (all but the
+    experts, plus the experts the batch's tokens touch) and the KV cache of the requests in
+    flight (``min(concurrency, max_num_seqs)`` per engine at their mean context ``isl + osl/2``;
+    sliding-window layers left out, so a lower bound)."""
     arch, hw = res.arch, res.hw
     dtype = res.weight_dtype if res.weight_dtype in ("fp8", "fp8_block", "fp4") else "bf16"
     try:
@@ -66,13 +72,29 @@ def bounds(res, run: MeasuredRun) -> tuple[str | None, str | None]:
     if run.ttft_ms * 1e-3 < ttft_min_s:
         ttft = (f"TTFT {run.ttft_ms:.1f} ms < {1e3 * ttft_min_s:.1f} ms = one {run.isl}-token prefill at the "
                 f"{dtype} peak of {run.tp} GPUs (a prefix-cache hit or fewer requests than stated)")
-    weights_s = res.memory.weight_bytes / hw.hbm_bandwidth_bytes_per_s
+    tpot_min_s = _decode_bytes_floor(res, run) / hw.hbm_bandwidth_bytes_per_s
     tpot = None
-    if run.tpot_ms * 1e-3 < weights_s:
-        tpot = (f"TPOT {run.tpot_ms:.2f} ms < {1e3 * weights_s:.2f} ms = one read of a GPU's weights at peak "
-                "bandwidth (dummy weights with collapsed routing?)")
+    if run.tpot_ms * 1e-3 < tpot_min_s:
+        tpot = (f"TPOT {run.tpot_ms:.2f} ms < {1e3 * tpot_min_s:.2f} ms = one decode step's weight and KV reads at "
+                "peak bandwidth (fewer requests in flight than stated, or dummy weights with collapsed routing)")
     return ttft, tpot
 
+
+def _decode_bytes_floor(res, run: MeasuredRun) -> float:
+    """Bytes one GPU must read per decode step of the run (see :func:`bounds`)."""
+    from rlsim.cost.memory import weight_bytes_per_gpu
+    from rlsim.hardware.ops import expected_experts_touched
+
+    arch, e = res.arch, res.scenario.rollout.engine
+    seqs = max(1, min(client_concurrency(run), e.max_num_seqs * res.dp) // res.dp)  # per DP rank
+    weights = res.memory.weight_bytes
+    if arch.is_moe:
+        shards = res.tp * res.dp if e.enable_expert_parallel else None
+        experts = weights - weight_bytes_per_gpu(arch, res.tp, res.weight_dtype, expert_shards=10**9)
+        touched = float(expected_experts_touched(seqs * res.dp, arch.num_experts, arch.num_experts_per_tok)) / arch.num_experts
+        weights = weights - experts * (1.0 - touched)
+    kv = res.memory.kv_bytes_per_token * seqs * (run.isl + run.osl / 2)
+    return weights + kv
 
 def simulate_row(run: MeasuredRun, profiles: dict[str, str] | None = None, record: bool = False,
                  overheads: dict[str, float] | None = None) -> RowResult:
@@ -97,7 +119,7 @@ def simulate_row(run: MeasuredRun, profiles: dict[str, str] | None = None, recor
     except RlsimError as err:
         return RowResult(run, skip=str(err).removeprefix(f"{source}: "))
     ttft_bad, tpot_bad = bounds(res, run)
-    weights = wave_weights(run.concurrency)
+    weights = wave_weights(client_concurrency(run))
     result = simulate_bench(res, record_trace=record, trace_weights=weights)
     seqs = result.sequences
     ttft, tpot = weighted_means((seqs["first_token_s"] - seqs["send_s"]).to_numpy(),

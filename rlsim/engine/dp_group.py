@@ -64,6 +64,7 @@ class DataParallelGroup:
         self.params = ranks[0].params
         self.just_finished: list[int] = []
         self._rank_of_group: dict[int, int] = {}
+        self._segments = 0
 
     # ------------------------------------------------------------------ engine interface
     members = property(lambda self: tuple(self.ranks), doc="the ranks (what summaries iterate)")
@@ -194,6 +195,9 @@ class DataParallelGroup:
             r.just_finished = []
 
     def _segment(self, segs: list[Segment], start: float, end: float, m: int) -> Segment:
+        self._segments += 1
+        for r in self.ranks:  # segment indices the ranks record (first token, finish) count the group's steps
+            r.stats.segments = self._segments
         self.just_finished = [s for r in self.ranks for s in r.just_finished]
         first = segs[0]
         kind = "mixed" if any(s.kind == "mixed" for s in segs) else first.kind

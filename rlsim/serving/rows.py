@@ -9,6 +9,10 @@
   tp x dp with ``moe_tp`` = 1 is vLLM's ``--enable-expert-parallel``; ``moe_tp`` = tp, ``moe_ep`` =
   1 is tensor-parallel experts.  Other splits, and pipeline parallelism, are listed as not
   expressible.
+* **Concurrency**: the client keeps ``concurrency x attention_dp`` requests in flight -- the
+  measurements' ``concurrency`` is per data-parallel rank (AIConfigurator's convention: every one
+  of the 79 attention-DP rows' ids names ``attention_dp`` times its ``concurrency``, e.g.
+  ``..._c32_...`` with concurrency 8 and attention_dp 4; the README calls it the client's).
 * **Harness** (not recorded with the measurements; assumed, and reported as assumptions):
   ``num_prompts`` = :data:`PROMPTS_PER_CONCURRENCY` x concurrency (InferenceMAX-style sweeps),
   simulated as three waves of ``concurrency`` requests -- the first (sent at once), a middle one
@@ -29,7 +33,7 @@ from rlsim.config.vllm import version_at
 from rlsim.serving.measured import MeasuredRun
 
 __all__ = ["CHECKPOINTS", "PROMPTS_PER_CONCURRENCY", "OUTPUT_SPREAD", "RowScenario", "row_scenario", "wave_weights",
-           "simulated_prompts"]
+           "simulated_prompts", "client_concurrency"]
 
 #: Requests per measured run, per unit of concurrency (assumed).
 PROMPTS_PER_CONCURRENCY = 10
@@ -98,8 +102,8 @@ def row_scenario(run: MeasuredRun, prompts_per_concurrency: int = PROMPTS_PER_CO
         "cluster": {"hardware": run.system, "num_gpus": run.gpus},
         "model": _model(run),
         "rollout": {"engine": engine},
-        "serving": {"num_prompts": simulated_prompts(run.concurrency, prompts_per_concurrency),
-                    "max_concurrency": run.concurrency,
+        "serving": {"num_prompts": simulated_prompts(client_concurrency(run), prompts_per_concurrency),
+                    "max_concurrency": client_concurrency(run),
                     "random_input_len": run.isl, "random_output_len": run.osl, "random_range_ratio": output_spread},
     }
     return RowScenario(run, data)
@@ -124,3 +128,8 @@ def wave_weights(concurrency: int, prompts_per_concurrency: int = PROMPTS_PER_CO
     if sim < n:
         w[concurrency:2 * concurrency] = (n - 2 * concurrency) / concurrency  # the middle wave repeats
     return w
+
+
+def client_concurrency(run: MeasuredRun) -> int:
+    """Requests the benchmark client keeps in flight (see the module docstring)."""
+    return run.concurrency * run.attention_dp
