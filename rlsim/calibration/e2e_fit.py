@@ -170,9 +170,9 @@ def fit_on_traces(items: list[tuple[RowTrace, float | None, float | None]], star
         for t, ttft, tpot in items:
             sim_ttft, sim_tpot = trace_times(t, p)
             if tpot is not None:
-                out.append(np.log(sim_tpot / tpot))
+                out.append(np.log(max(sim_tpot, 1e-9) / tpot))
             if ttft is not None:
-                out.append(np.log(sim_ttft / ttft))
+                out.append(np.log(max(sim_ttft, 1e-9) / ttft))
         return np.array(out)
 
     sol = optimize.least_squares(residuals, x0, bounds=(0.0, np.inf), loss="huber", f_scale=_HUBER_SCALE,
