@@ -326,6 +326,9 @@ def validate(
     (exit code 1 if any case fails)."""
     from rlsim.errors import ConfigError
     from rlsim.validation import CASE_NAMES, run_validation
+    from rlsim.validation_e2e import E2E_CASES
+
+    CASE_NAMES = CASE_NAMES + tuple(c[0] for c in E2E_CASES)  # noqa: N806
 
     for c in case or []:
         if c not in CASE_NAMES:
@@ -495,10 +498,11 @@ def calibrate_e2e_cmd(
         held = None
         if heldout:
             with _progress_bar(f"held out {system}") as bar:
-                held_results, _ = held_out_results(rows, results, start, workers, bar)
+                held_results, held_params = held_out_results(rows, results, start, workers, bar)
             held = error_report(held_results)
         target = (out / Path(path).name if Path(path).suffix else out / f"{system}.yaml") if out else None
-        hw = write_fitted_profile(path, params, fit, report, held, str(measurements), target)
+        hw = write_fitted_profile(path, params, fit, report, held, str(measurements), target,
+                                  held_params if heldout else None)
         typer.echo(f"{system}: {len(fit.free)} parameters fitted ({', '.join(fit.free)}): "
                    + ", ".join(f"{k} = {params[k]:.3g}" for k in fit.free))
         typer.echo(render_e2e_check(report, results))

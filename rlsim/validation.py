@@ -182,8 +182,11 @@ def cases(names: list[str] | None = None) -> list[Case]:
 
 
 def run_validation(names: list[str] | None = None) -> list[CaseResult]:
-    """Simulate the selected cases (all by default)."""
-    chosen = [c for c in cases(names) if c is not None and (not names or c.name in names)]
+    """Simulate the selected cases (all by default): the published ones and the end-to-end ones
+    (rlsim.validation_e2e, when the measurements are present)."""
+    from rlsim.validation_e2e import e2e_cases
+
+    chosen = [c for c in cases(names) + e2e_cases(Case) if c is not None and (not names or c.name in names)]
     return [CaseResult(c, float(c.simulate())) for c in chosen]
 
 

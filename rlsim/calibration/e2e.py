@@ -273,7 +273,7 @@ def profiles_by_system(profiles: list[str]) -> dict[str, str]:
 
 
 def write_fitted_profile(profile: str, params: dict[str, float], fit, in_sample: dict, held_out: dict | None,
-                         measurements: str, out: Path | None) -> object:
+                         measurements: str, out: Path | None, held_out_params: dict[str, dict] | None = None) -> object:
     """The profile with its ``engine`` section fitted, provenance in ``engine.fit`` and the
     header, written in place (or to ``out``)."""
     from rlsim.calibration.profile_io import write_profile
@@ -296,7 +296,10 @@ def write_fitted_profile(profile: str, params: dict[str, float], fit, in_sample:
                                                   "output_spread": OUTPUT_SPREAD},
                               "in_sample": {k: _round(pooled_in[k]) for k in keep},
                               "held_out_leave_one_model_out": None if pooled_out is None else
-                              {k: _round(pooled_out[k]) for k in keep}}}
+                              {k: _round(pooled_out[k]) for k in keep},
+                              # each model's overheads fitted without it (rlsim validate's e2e cases use them)
+                              "held_out_params": {m: {k: round(float(v[k]), 4) for k in fit.free}
+                                                  for m, v in sorted((held_out_params or {}).items())}}}
     comments = {("engine", k): f"fit: rlsim calibrate e2e on {Path(measurements).name}" for k in fit.free}
     target = Path(out) if out is not None else Path(hw.source)
     note = [f"engine: overheads marked 'fit:' were fitted by `rlsim calibrate e2e` on {Path(measurements).name}."]
