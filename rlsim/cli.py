@@ -435,6 +435,27 @@ def calibrate_fit(
     typer.echo(f"wrote {hw.source} ({hw.calibration.status})")
 
 
+@calibrate_app.command("routing")
+@_user_errors
+def calibrate_routing(
+    traces: Path = typer.Option(..., "--traces", help="one system's aiconfigurator folder (with power-law MoE rows)"),
+    profile: str = typer.Option(..., "--profile", help="profile name or YAML path; rewritten in place unless --out"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write the profile here instead"),
+) -> None:
+    """Fit the MoE time of a real (skewed) router against the uniform spread, per routed rows per
+    expert, from the tables' power-law rows (rlsim.calibration.routing); calibrate fit runs it too."""
+    from rlsim.calibration.routing import write_skewed_routing
+
+    hw, report = write_skewed_routing(profile, str(traces), None if out is None else str(out))
+    typer.echo(f"{'key':<12} {'rows':>6}  {'uniform med/p90 %':>18}  {'in-sample':>12}  {'held out (shape)':>16}  kept")
+    for key, r in report.items():
+        b, i, h = r["before"], r["in_sample"], r["held_out"]
+        typer.echo(f"moe:{key:<8} {b['rows']:>6}  {b['median_abs_pct_err']:>8.1f} /{b['p90_abs_pct_err']:>6.1f}  "
+                   f"{i['median_abs_pct_err']:>5.1f} /{i['p90_abs_pct_err']:>5.1f}  {h['median_abs_pct_err']:>8.1f} /"
+                   f"{h['p90_abs_pct_err']:>5.1f}  {'yes' if r['kept'] else 'no'}")
+    typer.echo(f"wrote {hw.source}")
+
+
 @calibrate_app.command("check")
 @_user_errors
 def calibrate_check(

@@ -224,6 +224,10 @@ class MoeEff(_Frozen):
     per_routed_token_us: NonNeg
     block_m_tokens: PosInt = 64
     per_expert_us: NonNeg = 0.0
+    #: Time factor of a real (skewed) router against the uniform spread the formula assumes, by
+    #: ``round(log2(routed rows per expert))`` (interpolated, held at the ends); fitted by
+    #: :mod:`rlsim.calibration.routing` from the tables' power-law rows.  None: factor 1.
+    skewed_routing: dict[int, Annotated[float, Field(gt=0)]] | None = None
 
 
 class GemmByDtype(_Frozen):
