@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pydantic
-import yaml
-
-from rlsim._pydantic_errors import validation_error_to_config_error
-from rlsim._yaml import read_yaml_mapping
+from rlsim._pydantic_errors import validate_strict
+from rlsim._yaml import parse_yaml_value, read_yaml_mapping
+from rlsim.config.rules import check_rules
 from rlsim.config.scenario import Scenario
 from rlsim.errors import ConfigError
 
@@ -43,12 +41,11 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
         keys = [k for k in path.strip().split(".")]
         if not all(keys):
             raise ConfigError(f"--set {item!r}: field path {path!r} has an empty component")
-        try:
-            value = yaml.safe_load(raw_value)
-        except yaml.YAMLError:
-            value = raw_value
+        value = parse_yaml_value(raw_value, f"--set {path.strip()}")
         cur = out
         for k in keys[:-1]:
+            if not isinstance(cur, dict):
+                raise ConfigError(f"--set {item!r}: {k} is not inside a section")
             nxt = cur.get(k)
             if nxt is None:
                 nxt = cur[k] = {}
@@ -60,11 +57,11 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
 
 
 def scenario_from_dict(data: dict, source: str | None = None) -> Scenario:
-    """Validate a raw mapping into a Scenario, errors as one ConfigError line."""
-    try:
-        return Scenario.model_validate(data)
-    except pydantic.ValidationError as err:
-        raise validation_error_to_config_error(err, source, data, model=Scenario) from None
+    """Validate a raw mapping into a Scenario (strict types, finite numbers, path-like fields
+    short enough for the filesystem), errors as one ConfigError line."""
+    scenario = validate_strict(Scenario, data, source)
+    check_rules(scenario, source)
+    return scenario
 
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = (), seed: int | None = None) -> LoadedScenario:

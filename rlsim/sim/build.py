@@ -168,6 +168,11 @@ def _max_model_len(sc: Scenario, arch: ModelArch, src: str, base_dir: Path) -> i
         prompt, output = dataset_max_lengths(sc.serving, base_dir, src)
         return min(arch.max_position_embeddings, prompt + output)
     prompt_cap = _prompt_cap(w.prompt_length, base_dir)
+    if prompt_cap + w.max_new_tokens > arch.max_position_embeddings and w.max_new_tokens >= arch.max_position_embeddings:
+        raise ConfigError.at(src, "workload.max_new_tokens", w.max_new_tokens,
+                             f"does not fit {arch.name}'s context of max_position_embeddings = "
+                             f"{arch.max_position_embeddings} tokens (every response would be cut there; lower it, or "
+                             "set rollout.engine.max_model_len to cut responses on purpose)")
     return min(arch.max_position_embeddings, prompt_cap + w.max_new_tokens)
 
 
