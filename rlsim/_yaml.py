@@ -170,14 +170,15 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict:
     return data
 
 
-def parse_yaml_value(text: str, where: str):
-    """One ``--set`` / ``--grid`` value parsed as YAML with the same limits; text that is not
-    YAML stays the string it is (``--set model.name=a:b``)."""
+def parse_yaml_value(text: str, where: str, strict: bool = False):
+    """One ``--set`` / ``--grid`` value (or, ``strict``, a whole document) parsed as YAML with
+    the same limits; unless ``strict``, text that is not YAML stays the string it is
+    (``--set model.name=a:b``)."""
     if len(text) > MAX_YAML_BYTES:
         raise ConfigError(f"{where}: the value is {len(text):,} characters, more than {MAX_YAML_BYTES:,}")
     try:
         return _load(text, where)
     except ConfigError as err:
-        if " invalid YAML: " in str(err) and "\x00" not in text:
+        if not strict and " invalid YAML: " in str(err) and "\x00" not in text:
             return text
         raise

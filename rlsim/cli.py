@@ -15,6 +15,7 @@ from typing import Callable, List, Optional
 
 import typer
 
+from rlsim.config.work import HARD_LIMIT as _HARD_LIMIT
 from rlsim.errors import RlsimError
 
 app = typer.Typer(
@@ -160,6 +161,9 @@ def run(
     sensitivity: bool = typer.Option(False, "--sensitivity",
                                      help="RL scenarios with speculation: vary every assumed number over its stated range "
                                           "and write a tornado chart + table of the speed-ups (into --out, default ./sensitivity)"),
+    work_limit: float = typer.Option(_HARD_LIMIT, "--work-limit",
+                                     help="refuse runs estimated above this many token-equivalents (~1e-7 s each; "
+                                          "0 = no limit; see the README's robustness section)"),
 ) -> None:
     """Simulate SCENARIO: one rollout batch, or RL steps when it has an rl: section; explain
     where the time went.
@@ -168,31 +172,110 @@ def run(
     the speedup is reported."""
     from rlsim.api import simulate_seeds
     from rlsim.config import load_scenario
+    from rlsim.config.work import check_work, estimate
+    from rlsim.errors import ConfigError
 
+    _check_work_limit(work_limit)
     if out is not None:
         _prepare_out(out)
     loaded = load_scenario(scenario, set_ or [], seed)
     if sensitivity and (loaded.scenario.rl is None or loaded.scenario.rollout.engine.speculative_config is None):
-        from rlsim.errors import ConfigError
-
         raise ConfigError(f"--sensitivity: {scenario} needs an rl: section and a speculative_config")
+    from rlsim.api import _check_mode
+
+    _check_mode(baseline_mode)
+    warning = check_work(estimate(loaded.scenario, loaded.base_dir, seeds=seeds, baseline=not no_baseline,
+                                  source=loaded.source),
+                         loaded.source, work_limit)
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
     t0 = time.perf_counter()
-    results, stats = simulate_seeds(loaded, seeds, seed=seed, baseline=not no_baseline, baseline_mode=baseline_mode)
+    with _progress_bar("seeds") if (seeds > 1 and warning) else _no_progress() as bar:
+        results, stats = simulate_seeds(loaded, seeds, seed=seed, baseline=not no_baseline, baseline_mode=baseline_mode,
+                                        work_limit=0, progress=bar)
     wall = time.perf_counter() - t0
     result = results[0]
     if seeds > 1:
         result.summary["seeds"] = stats
+    _check_finite_summary(result.summary, loaded.source)
     if json_:
-        typer.echo(json.dumps(result.summary, indent=2, sort_keys=True))
+        text = json.dumps(result.summary, indent=2, sort_keys=True)
     else:
-        typer.echo(_render_run(result, wall))
-        if seeds > 1:
-            typer.echo("\n" + render_seeds(stats))
+        text = _render_run(result, wall) + ("\n\n" + render_seeds(stats) if seeds > 1 else "")
+    typer.echo(text)
     if out is not None:
-        paths = _write_run_outputs(result, out)
+        paths = _save_run(result, out, text)
         typer.echo(f"\nwrote {', '.join(str(p) for p in paths)}", err=json_)
     if sensitivity:
         _sensitivity(scenario, set_ or [], seed, result, out, baseline_mode)
+
+
+def _check_work_limit(limit: float) -> None:
+    import math
+
+    from rlsim.errors import ConfigError
+
+    if not math.isfinite(limit) or limit < 0:
+        raise ConfigError(f"--work-limit = {limit!r} must be a finite number >= 0 (0 = no limit)")
+
+
+class _no_progress:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _check_finite_summary(summary: dict, source: str) -> None:
+    """A non-finite number in a result is never an answer: refuse it (with where it is) instead
+    of printing ``nan`` or writing ``null``."""
+    import math
+
+    from rlsim.errors import RlsimError
+
+    stack = [("", summary)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), x) for k, x in v.items())
+        elif isinstance(v, (list, tuple)):
+            stack.extend((f"{path}[{i}]", x) for i, x in enumerate(v))
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise RlsimError(f"{source}: the simulation gave a non-finite result ({path} = {v}); nothing was written "
+                             "(please report this scenario)")
+
+
+def _save_run(result, out: Path, text: str) -> list:
+    """The printed report first (report.txt), then every output file, each written atomically;
+    if writing fails after simulating, the report is saved elsewhere and the message says where."""
+    from rlsim.errors import ConfigError, RlsimError
+    from rlsim.results.atomic import write_text_atomic
+
+    try:
+        write_text_atomic(out / "report.txt", text + "\n")
+        return [out / "report.txt", *_write_run_outputs(result, out)]
+    except (OSError, RlsimError) as exc:
+        saved = _save_elsewhere(text)
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"--out = {str(out)!r}: writing the results failed ({why}); the printed report is saved in "
+                          f"{saved}") from None
+
+
+def _save_elsewhere(text: str) -> str:
+    """Save ``text`` in the working folder, else the temp folder; the path, or 'nowhere'."""
+    import os
+    import tempfile
+
+    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            fd, name = tempfile.mkstemp(prefix="rlsim-report-", suffix=".txt", dir=folder)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+            return name
+        except OSError:
+            continue
+    return "nowhere (no writable folder; the report is on stdout above)"
 
 
 def _render_run(result, wall_s: float) -> str:
@@ -771,12 +854,18 @@ def _click_exceptions():
 
 
 def _prepare_out(out: Path) -> None:
-    """Create ``--out`` before simulating, so a bad folder fails fast and nothing is lost."""
-    from rlsim.errors import ConfigError
+    """Create ``--out`` and prove it writable (a probe file created and removed) before
+    simulating, so a bad folder fails fast and nothing is lost."""
+    from rlsim._paths import check_path_text
+    from rlsim.errors import ConfigError, short_repr
+    from rlsim.results.atomic import probe_writable
 
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out = {str(out)!r}: exists and is not a folder")
+    check_path_text(str(out), None, "--out")
+    shown = short_repr(str(out))
     try:
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out = {shown}: exists and is not a folder")
         out.mkdir(parents=True, exist_ok=True)
+        probe_writable(out)
     except OSError as exc:
-        raise ConfigError(f"--out = {str(out)!r}: cannot create the folder ({exc.strerror})") from None
+        raise ConfigError(f"--out = {shown}: cannot write there ({exc.strerror or exc})") from None

@@ -21,8 +21,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import yaml
-
 __all__ = ["run_task", "load_text", "RL_METRICS", "ROLLOUT_METRICS"]
 
 #: Columns of an RL point (mean over the steady-state steps, as ``rlsim run``).
@@ -42,10 +40,9 @@ def load_text(text: str, source: str, base_dir: str, overrides: list[str], seed:
     from rlsim.config.loader import apply_overrides, scenario_from_dict
     from rlsim.errors import ConfigError
 
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:  # checked up front by the sweep; kept for direct callers
-        raise ConfigError(f"{source}: invalid YAML ({exc})") from None
+    from rlsim._yaml import parse_yaml_value
+
+    raw = parse_yaml_value(text, source, strict=True)
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: top level must be a mapping of keys")
     data = apply_overrides(raw, list(overrides))

@@ -58,7 +58,10 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
 
 def scenario_from_dict(data: dict, source: str | None = None) -> Scenario:
     """Validate a raw mapping into a Scenario (strict types, finite numbers, path-like fields
-    short enough for the filesystem), errors as one ConfigError line."""
+    short enough for the filesystem, :mod:`rlsim.config.rules`), errors as one ConfigError line.
+    Top-level keys starting with ``_`` are notes, ignored: a place for YAML anchors that merge
+    keys (``<<: *base``) reuse."""
+    data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("_"))}  # anchors for merges
     scenario = validate_strict(Scenario, data, source)
     check_rules(scenario, source)
     return scenario
