@@ -723,6 +723,9 @@ def sweep(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="parallel workers (default: all CPUs; ray: local instance CPUs)"),
     address: Optional[str] = typer.Option(None, "--address", help="ray: cluster address (auto, ray://host:10001); default a local instance"),
     no_baseline: bool = typer.Option(False, "--no-baseline", help="skip the no-speculation baselines (no speedup columns)"),
+    work_limit: float = typer.Option(_HARD_LIMIT, "--work-limit",
+                                     help="refuse sweeps whose points together are estimated above this many "
+                                          "token-equivalents (0 = no limit; see the README's robustness section)"),
 ) -> None:
     """Sweep SCENARIO over --grid / --zip values; one row per point and seed in --out, with its
     error when it is infeasible or fails; the no-speculation baseline is simulated once per
@@ -734,9 +737,11 @@ def sweep(
         from rlsim.errors import ConfigError
 
         raise ConfigError("sweep: give at least one --grid or --zip axis")
+    _check_work_limit(work_limit)
     with _progress_bar("sweep") as bar:
         df = run_sweep(scenario, grid or [], zip_ or [], overrides=set_ or [], seeds=seeds, seed=seed, out=out,
-                       backend=backend, workers=workers, address=address, baseline=not no_baseline, progress=bar)
+                       backend=backend, workers=workers, address=address, baseline=not no_baseline, progress=bar,
+                       work_limit=work_limit, warn=lambda line: typer.echo(f"warning: {line}", err=True))
     typer.echo(summarize(df))
     typer.echo(f"\nwrote {out}")
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from rlsim.errors import ConfigError
 
-__all__ = ["WorkEstimate", "estimate", "check_work", "SOFT_LIMIT", "HARD_LIMIT", "MAX_GPUS", "MAX_POINTS",
+__all__ = ["WorkEstimate", "estimate", "check_work", "check_sweep_work", "SOFT_LIMIT", "HARD_LIMIT", "MAX_GPUS", "MAX_POINTS",
            "SEQUENCE_COST", "ENGINE_COST"]
 
 #: Token-equivalents of one sequence's fixed cost (~0.5 ms / ~0.1 us per token; measured, see the docstring).
@@ -42,7 +42,7 @@ HARD_LIMIT = 1e11
 #: Largest cluster (GPUs) a scenario may ask for (engines and per-GPU arrays are allocated per GPU).
 MAX_GPUS = 1_000_000
 #: Most sweep points (x seeds) a sweep may list.
-MAX_POINTS = 1_000_000
+MAX_POINTS = 100_000
 #: Seconds per token-equivalent on the reference machine (for the message only).
 _SECONDS_PER_UNIT = 1e-7
 
@@ -126,13 +126,26 @@ def estimate(sc, base_dir=None, *, seeds: int = 1, baseline: bool = True, points
 def check_work(est: WorkEstimate, source: str | None, hard_limit: float | None = HARD_LIMIT) -> str | None:
     """Refuse ``est`` above ``hard_limit`` (None or 0: no limit); return a warning line above
     :data:`SOFT_LIMIT`, else None."""
-    units = est.units
+    return _verdict(est.units, est.describe(), source, hard_limit)
+
+
+def check_sweep_work(points: list[WorkEstimate], source: str | None, hard_limit: float | None = HARD_LIMIT) -> str | None:
+    """:func:`check_work` for a sweep: the work of every point and seed summed (each point's
+    own run; shared baselines add at most as much again)."""
+    units = sum(p.units for p in points)
+    seqs = sum(p.sequences * p.batches * p.runs * p.seeds for p in points)
+    n = len(points)
+    what = f"{n:,} {'runs' if n != 1 else 'run'} (points x seeds), {seqs:,} simulated sequences in all"
+    return _verdict(units, what, source, hard_limit)
+
+
+def _verdict(units: float, what: str, source: str | None, hard_limit: float | None) -> str | None:
     where = f"{source}: " if source else ""
+    seconds = units * _SECONDS_PER_UNIT
     if hard_limit and units > hard_limit:
-        raise ConfigError(f"{where}the run asks for {est.describe()} (work {units:.2g} token-equivalents, "
-                          f"~{_duration(est.seconds)}), above the limit of {hard_limit:.2g} "
+        raise ConfigError(f"{where}the run asks for {what} (work {units:.2g} token-equivalents, "
+                          f"~{_duration(seconds)}), above the limit of {hard_limit:.2g} "
                           "(shrink it, or raise the limit with --work-limit)")
     if units > SOFT_LIMIT:
-        return (f"{where}large run: {est.describe()} (work {units:.2g} token-equivalents, "
-                f"~{_duration(est.seconds)} on one core)")
+        return f"{where}large run: {what} (work {units:.2g} token-equivalents, ~{_duration(seconds)} on one core)"
     return None
