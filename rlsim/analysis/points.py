@@ -160,6 +160,9 @@ def check_path(path: str, option: str = "--grid") -> None:
     make every point a failed row)."""
     from rlsim.config.scenario import Scenario
 
+    if path == "seed":
+        raise ConfigError(f"{option} seed: seeds are swept with --seeds N (from --seed FIRST), not as an axis "
+                          "(every row already has a seed column)")
     models: list[type[BaseModel]] = [Scenario]
     keys = path.split(".")
     for i, key in enumerate(keys):
