@@ -202,6 +202,11 @@ def _check_memory(sc: Scenario, arch: ModelArch, hw: HardwareProfile, src: str, 
     plan = plan_memory(arch, hw.hbm_bytes, e.gpu_memory_utilization, tp, wdt, kvdt, e.activation_reserve_gib * GIB,
                        e.block_size, extra_w, extra_kv, expert_shards=tp * dp if dp > 1 else None)
     with_draft = f" and the {drafter.name} drafter" if drafter and extra_w else ""
+    if plan.kv_bytes <= 0 and e.activation_reserve_gib * GIB >= plan.usable_bytes:
+        raise InfeasibleConfig.at(
+            src, "rollout.engine.activation_reserve_gib", e.activation_reserve_gib,
+            f"alone exceeds what {hw.name} x gpu_memory_utilization {e.gpu_memory_utilization:g} leaves per GPU "
+            f"({plan.usable_bytes / GIB:.1f} GiB), before any weights or KV cache")
     if plan.kv_bytes <= 0:
         raise InfeasibleConfig.at(
             src, "rollout.engine.tensor_parallel_size", tp,
