@@ -694,13 +694,17 @@ def bench(
     save_result: Optional[Path] = typer.Option(None, "--save-result", help="write the result JSON (vLLM's keys) here", rich_help_panel=_CLIENT),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override any scenario field: path=value; repeatable"),
     json_: bool = typer.Option(False, "--json", help="print the result JSON instead of the report"),
+    work_limit: float = typer.Option(_HARD_LIMIT, "--work-limit", help="refuse benchmarks estimated above this many "
+                                     "token-equivalents (0 = no limit; see the README's robustness section)"),
 ) -> None:
     """A simulated `vllm bench serve`: the flags of `vllm serve` and `vllm bench serve` (or a
     scenario with a serving: section); prints vLLM's report, --save-result writes its JSON."""
     from rlsim.serving.bench_cli import run_bench
 
-    flags = {k: v for k, v in locals().items() if k not in ("scenario", "metric_percentiles", "save_result", "set_", "json_")}
-    result, text = run_bench(scenario, flags, set_ or [], metric_percentiles, save_result)
+    flags = {k: v for k, v in locals().items()
+             if k not in ("scenario", "metric_percentiles", "save_result", "set_", "json_", "work_limit")}
+    _check_work_limit(work_limit)
+    result, text = run_bench(scenario, flags, set_ or [], metric_percentiles, save_result, work_limit)
     typer.echo(json.dumps(result, indent=2, sort_keys=True) if json_ else text)
     for w in result.get("warnings", []):
         typer.echo(f"warning: {w}", err=True)

@@ -4,10 +4,10 @@ once, on load, before anything touches the filesystem or simulates).
 * path-like fields (:data:`PATH_FIELDS`) short enough for the filesystem (:mod:`rlsim._paths`);
 * speculative decoding: a draft model name, when given, is not empty; ``prompt_lookup_min <=
   prompt_lookup_max`` (vLLM's rule for n-gram lookup);
-* RL: ``warmup_steps < num_steps`` (the window after the warm-up has at least one step);
-  ``rl.training.num_gpus`` within the cluster (colocated: the trainer shares the cluster's
+* RL: ``rl.training.num_gpus`` within the cluster (colocated: the trainer shares the cluster's
   GPUs; disaggregated: it takes what the rollouts leave); ``train_global_batch_size`` at most
-  the sequences one step generates (NeMo-RL trains on the step's batch).
+  the sequences one step generates (NeMo-RL trains on the step's batch).  (The warm-up against
+  ``num_steps`` is :func:`rlsim.rl.steady.planned_steps`'s rule.)
 """
 
 from __future__ import annotations
@@ -56,16 +56,6 @@ def _check_rl(sc: Scenario, src: str | None) -> None:
     rl = sc.rl
     if rl is None:
         return
-    if rl.num_steps is not None:
-        warmup = rl.warmup_steps if rl.warmup_steps is not None else (
-            rl.max_trajectory_age_steps + 1 if rl.pipeline == "async" else 1)
-        if warmup >= rl.num_steps:
-            field = "rl.warmup_steps" if rl.warmup_steps is not None else "rl.num_steps"
-            value = rl.warmup_steps if rl.warmup_steps is not None else rl.num_steps
-            rule = (f"must be < rl.num_steps = {rl.num_steps} (the steady-state window after the warm-up needs a step)"
-                    if rl.warmup_steps is not None else
-                    f"must be > the warm-up of {warmup} steps (max_trajectory_age_steps + 1 for async, 1 for sync)")
-            raise ConfigError.at(src, field, value, rule)
     tr = rl.training
     if tr.num_gpus is not None and tr.num_gpus > sc.cluster.num_gpus:
         raise ConfigError.at(src, "rl.training.num_gpus", tr.num_gpus, f"exceeds cluster.num_gpus = {sc.cluster.num_gpus}")

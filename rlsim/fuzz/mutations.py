@@ -392,6 +392,15 @@ _OTHER_COMMANDS = [
     (["profiles", "show", "h100_sxm"], "valid"), (["models", "show", "Qwen9-8B"], "invalid"),
     (["models", "show", "n" * 300 + ".json"], "invalid"), (["run", "missing.yaml"], "invalid"),
     (["run", "."], "invalid"), (["run", "s" * 300 + ".yaml"], "invalid"),
+    (["bench", "--model", "Qwen3-8B", "--hardware", "h100_sxm", "--num-prompts", "4", "--random-output-len", "16"], "valid"),
+    (["bench", "--model", "Qwen3-8B", "--hardware", "h100_sxm", "--num-prompts", "0"], "invalid"),
+    (["bench", "--model", "Qwen3-8B", "--hardware", "h100_sxm", "--num-prompts", "1000000000000"], "invalid"),
+    (["bench", "--model", "Qwen3-8B", "--hardware", "h100_sxm", "--num-prompts", "4", "--random-input-len",
+      "100000000000"], "invalid"),
+    (["bench", "--model", "Qwen3-8B", "--hardware", "h100_sxm", "--num-prompts", "4", "--request-rate", "-1"], "invalid"),
+    (["bench", "--model", "Qwen9-8B", "--hardware", "h100_sxm"], "invalid"),
+    (["bench", "--model", "Qwen3-8B", "--hardware", "h100_sxm", "--num-prompts", "4", "--random-output-len", "16",
+      "--request-rate", "nan"], "invalid"),
 ]
 
 

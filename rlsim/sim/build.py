@@ -166,6 +166,13 @@ def _max_model_len(sc: Scenario, arch: ModelArch, src: str, base_dir: Path) -> i
         return e.max_model_len
     if sc.serving is not None:
         prompt, output = dataset_max_lengths(sc.serving, base_dir, src)
+        if prompt + output > arch.max_position_embeddings:
+            field = "serving.dataset_path" if sc.serving.dataset_path else "serving.random_input_len"
+            value = sc.serving.dataset_path or sc.serving.random_input_len
+            raise ConfigError.at(src, field, value,
+                                 f"gives requests of up to {prompt:,} prompt + {output:,} output tokens, more than "
+                                 f"{arch.name}'s context of max_position_embeddings = {arch.max_position_embeddings} "
+                                 "(vLLM rejects them)")
         return min(arch.max_position_embeddings, prompt + output)
     prompt_cap = _prompt_cap(w.prompt_length, base_dir)
     if prompt_cap + w.max_new_tokens > arch.max_position_embeddings and w.max_new_tokens >= arch.max_position_embeddings:

@@ -122,8 +122,7 @@ def test_rl_reproducers(here):
         "baselines) on 32 engines (work 1.9e+11 token-equivalents, ~5.2 h), above the limit of 1e+11 (shrink it, or "
         "raise the limit with --work-limit)")
     assert error(here, "run", "qwen8b_sync.yaml", *TINY, "--set", "rl.num_steps=3", "--set", "rl.warmup_steps=5") == (
-        "error: qwen8b_sync.yaml: rl.warmup_steps = 5 must be < rl.num_steps = 3 (the steady-state window after the "
-        "warm-up needs a step)")
+        "error: qwen8b_sync.yaml: rl.num_steps = 3 must exceed the warm-up of 5 steps (no steady-state window left)")
     assert error(here, "run", "qwen8b_sync.yaml", *TINY, "--set", "rl.training.num_gpus=64") == (
         "error: qwen8b_sync.yaml: rl.training.num_gpus = 64 exceeds cluster.num_gpus = 32")
     assert error(here, "run", "qwen8b_sync.yaml", *TINY, "--set", "rl.training.train_global_batch_size=1000") == (
