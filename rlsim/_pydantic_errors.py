@@ -230,17 +230,24 @@ def validation_error_to_config_error(
 
 #: Largest integer magnitude accepted anywhere (exact in a float64; beyond it sizes overflow numpy's int64).
 MAX_INT = 2**53
+#: Largest float magnitude accepted anywhere: every input number is in human units (us, GiB, TB/s, ...), so
+#: 1e15 is far beyond any real value, while 1e200 us squared (a standard deviation) overflows.
+MAX_FLOAT = 1e15
 
 
 def check_finite(data: Any, source: str | None, prefix: str = "") -> None:
     """Every number in raw ``data`` finite (``.inf`` / ``.nan`` are refused wherever they are:
-    an infinite time or size is never a valid input) and every integer within +-2**53;
-    iterative, any depth."""
+    an infinite time or size is never a valid input), every integer within +-2**53 and every
+    float within +-1e15 (:data:`MAX_FLOAT`); iterative, any depth."""
     stack: list[tuple[list[Any], Any]] = [([], data)]
     while stack:
         parts, value = stack.pop()
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError.at(source, _dotted(parts, prefix) or "(top level)", value, "must be a finite number")
+        if isinstance(value, float) and abs(value) > MAX_FLOAT:
+            raise ConfigError.at(source, _dotted(parts, prefix) or "(top level)", value,
+                                 "is out of range (numbers are at most 1e15 in magnitude: inputs are in us, GiB, "
+                                 "TB/s, ...)")
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
             raise ConfigError.at(source, _dotted(parts, prefix) or "(top level)", value,
                                  "is out of range (integers are at most 2**53 = 9,007,199,254,740,992)")

@@ -148,6 +148,13 @@ class EngineConfig(BaseModel):
     speculative_config: SpeculativeConfig | None = None
 
 
+    @field_validator("block_size", mode="before")
+    @classmethod
+    def _block_size_not_bool(cls, v):
+        if isinstance(v, bool):  # True == 1 would match the literal 1
+            raise ValueError("input should be one of 1, 8, 16, 32, 64, 128, 256 (a number, not true/false)")
+        return v
+
     @field_validator("vllm_version")
     @classmethod
     def _known_version_form(cls, v: str | None) -> str | None:

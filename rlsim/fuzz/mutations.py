@@ -4,7 +4,7 @@ Every case says what a correct ``rlsim`` must do with it (:attr:`Case.expect`):
 
 * ``invalid`` -- input that breaks a stated rule *by construction*: a bool or a string or a
   list where the scenario had a number, a fraction where the field is an integer, ``.inf`` /
-  ``.nan``, an integer beyond 2**53, an unknown or misspelt key, a section replaced by a
+  ``.nan``, an integer beyond 2**53, a float beyond 1e15, an unknown or misspelt key, a section replaced by a
   value, a duplicate or composite key, YAML nested 1,000 deep or a "billion laughs", a NUL
   byte, non-UTF-8 bytes, an empty file, a path over 255 bytes in a path field, a broken
   cross-field rule (warm-up >= steps, prompt_lookup_min > max, training GPUs beyond the
@@ -224,7 +224,8 @@ def _value_case(rng: random.Random, doc: dict) -> tuple[str, dict, str, str]:
         f = rng.choice([0.1, 2, 10, 1000])
         new = type(old)(old * f) if isinstance(old, int) and f >= 1 else old * f
     elif kind == "extreme_float":
-        new = rng.choice([1e200, 1e-300, 1e308, -1e200])
+        new = rng.choice([1e200, 1e-300, 1e308, -1e200, 1e16])
+        expect = "invalid" if abs(new) > 1e15 else "either"
     elif kind == "null":
         new = None
     else:  # int_for_float: a float field given as an integer must be accepted

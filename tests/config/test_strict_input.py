@@ -86,7 +86,10 @@ def test_path_like_strings_over_255_characters(here):
     ("cluster.num_gpus", "10000000",
      "error: qwen8b_rollout.yaml: cluster.num_gpus = 10000000 is more GPUs than rlsim simulates (at most 1,000,000)"),
     ("workload.response_length.sigma", "1e200",
-     "error: qwen8b_rollout.yaml: workload.response_length.sigma = 1e+200 input should be less than or equal to 10"),
+     "error: qwen8b_rollout.yaml: workload.response_length.sigma = 1e+200 is out of range (numbers are at most 1e15 in "
+     "magnitude: inputs are in us, GiB, TB/s, ...)"),
+    ("workload.response_length.sigma", "50",
+     "error: qwen8b_rollout.yaml: workload.response_length.sigma = 50 input should be less than or equal to 10"),
     ("workload.prompt_length.max_tokens", "False",
      "error: qwen8b_rollout.yaml: workload.prompt_length.max_tokens = False input should be a valid integer"),
     ("workload.max_new_tokens", "1000000",
@@ -96,6 +99,12 @@ def test_path_like_strings_over_255_characters(here):
     ("rollout.engine.activation_reserve_gib", "1e6",
      "error: qwen8b_rollout.yaml: rollout.engine.activation_reserve_gib = 1000000.0 alone exceeds what h100_sxm x "
      "gpu_memory_utilization 0.85 leaves per GPU (68.0 GiB), before any weights or KV cache"),
+    ("rollout.engine.block_size", "true",
+     "error: qwen8b_rollout.yaml: rollout.engine.block_size = True input should be one of 1, 8, 16, 32, 64, 128, 256 "
+     "(a number, not true/false)"),
+    ("rollout.engine.cpu_overhead.step_us", "1e200",
+     "error: qwen8b_rollout.yaml: rollout.engine.cpu_overhead.step_us = 1e+200 is out of range (numbers are at most "
+     "1e15 in magnitude: inputs are in us, GiB, TB/s, ...)"),
     ("rollout.engine.max_num_seqs", "2.0",
      "error: qwen8b_rollout.yaml: rollout.engine.max_num_seqs = 2.0 input should be a valid integer"),
     ("workload.prompt_length", "{kind: bogus}",
