@@ -11,7 +11,7 @@ from rlsim._pydantic_errors import validate_strict
 from rlsim._yaml import parse_yaml_value, read_yaml_mapping
 from rlsim.config.rules import check_rules
 from rlsim.config.scenario import Scenario
-from rlsim.errors import ConfigError
+from rlsim.errors import ConfigError, short_repr
 
 __all__ = ["LoadedScenario", "load_scenario", "scenario_from_dict", "apply_overrides", "read_yaml"]
 
@@ -36,21 +36,21 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
     out = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"--set {item!r} must look like path.to.field=value")
+            raise ConfigError(f"--set {short_repr(item)} must look like path.to.field=value")
         path, raw_value = item.split("=", 1)
         keys = [k for k in path.strip().split(".")]
         if not all(keys):
-            raise ConfigError(f"--set {item!r}: field path {path!r} has an empty component")
+            raise ConfigError(f"--set {short_repr(item)}: field path {short_repr(path)} has an empty component")
         value = parse_yaml_value(raw_value, f"--set {path.strip()}")
         cur = out
         for k in keys[:-1]:
             if not isinstance(cur, dict):
-                raise ConfigError(f"--set {item!r}: {k} is not inside a section")
+                raise ConfigError(f"--set {short_repr(item)}: {short_repr(k)} is not inside a section")
             nxt = cur.get(k)
             if nxt is None:
                 nxt = cur[k] = {}
             if not isinstance(nxt, dict):
-                raise ConfigError(f"--set {item!r}: {k} is a value, not a section")
+                raise ConfigError(f"--set {short_repr(item)}: {k} is a value, not a section")
             cur = nxt
         cur[keys[-1]] = value
     return out

@@ -155,6 +155,12 @@ def test_speculative_reproducers(here):
 
 
 def test_flags(here):
+    assert error(here, "run", "qwen8b_rollout.yaml", *TINY, "--seeds", "100000", "--work-limit", "1e9") == (
+        "error: qwen8b_rollout.yaml: the run asks for 2 sequences x 663 tokens x 100,000 seeds on 32 engines (work "
+        "9.5e+09 token-equivalents, ~16 min), above the limit of 1e+09 (shrink it, or raise the limit with "
+        "--work-limit)")
+    assert error(here, "run", "qwen8b_rollout.yaml", "--set", "x" * 500) == (
+        "error: --set '" + "x" * 60 + "'... (500 characters) must look like path.to.field=value")
     assert error(here, "run", "qwen8b_rollout.yaml", *TINY, "--baseline-mode", "bogus") == (
         "error: --baseline-mode = 'bogus' must be one of: no-spec, sync")
     assert error(here, "run", "qwen8b_rollout.yaml", *TINY, "--work-limit", "nan") == (
