@@ -1,8 +1,9 @@
 """End-to-end validation cases: measured ``vllm bench serve`` runs (``shared/e2e``), one per
-model, each simulated with engine overheads its profile fitted **without that model** (the
-``engine.fit.held_out_params`` that ``rlsim calibrate e2e`` stores): independent checks, not
-calibration cases.  Without held-out parameters in the profile a case uses the profile's own
-overheads and says so.  Cases whose measurement file is absent are left out.
+model, each simulated with the profile's engine overheads: independent checks where those are
+assumed (no end-to-end fit) or, after ``rlsim calibrate e2e --heldout``, fitted **without that
+model** (the ``engine.fit.held_out_params`` it stores); a calibration case where the profile was
+fitted on the rows without held-out parameters.  The description says which.  Cases whose
+measurement file is absent are left out.
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ def _simulate(run) -> float:
     return simulate_row(run, None, overheads=overheads | (held or {})).sim_tpot_ms
 
 
+def _how(fit: dict | None, model: str) -> str:
+    """What a case's engine overheads are: assumed (no end-to-end fit: an independent check),
+    fitted without the case's model (independent), or fitted with it (a calibration case)."""
+    if fit is None:
+        return "engine overheads assumed, not fitted to these runs: an independent check"
+    if fit.get("held_out_params", {}).get(model):
+        return f"engine overheads fitted without {model.split('/')[-1]}: an independent check"
+    return "engine overheads fitted on these runs: a calibration case"
+
+
 def e2e_cases(case_type):
     """The cases available here (``case_type``: rlsim.validation.Case)."""
     path = measurements_path()
@@ -59,9 +70,7 @@ def e2e_cases(case_type):
         run = _find(runs, system, model, precision, isl, osl, c, tp)
         if run is None:
             continue
-        held = (load_profile(system).engine.fit or {}).get("held_out_params", {}).get(model)
-        how = f"engine overheads fitted without {model.split('/')[-1]}" if held else \
-            "the profile's own overheads (no held-out fit stored: a calibration case)"
+        how = _how(load_profile(system).engine.fit, model)
         out.append(case_type(name, f"shared/e2e row {run.id}", f"{model.split('/')[-1]} {precision} TP{tp} on {system}, "
                              f"{isl}/{osl} tokens, concurrency {c}: TPOT ms ({how})", run.tpot_ms, 0.8 * run.tpot_ms,
                              1.2 * run.tpot_ms, lambda run=run: _simulate(run), "+-20 %"))

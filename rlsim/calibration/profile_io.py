@@ -79,6 +79,8 @@ def _fallback_comment(path: tuple, v: Any) -> str | None:
         return None
     if path[:2] == ("calibration", "errors"):
         return "rlsim calibrate fit: |error| as a fraction (cv_ = grouped k-fold held-out)"
+    if path[:2] == ("engine", "fit"):
+        return None  # the end-to-end fit's own provenance (its source line says what it is)
     return "schema default (not fitted)"
 
 
@@ -118,7 +120,13 @@ def write_profile(original: Path | None, data: dict, out: Path, fitted_comments:
     header, comments = ([], {})
     if original is not None and original.is_file():
         header, comments = read_comments(original.read_text(encoding="utf-8"))
-    header = [h for h in header if not h.startswith("# [calibrate]")] + [f"# [calibrate] {n}" for n in header_note]
+    # the kernel fit / transfer and the end-to-end fit (notes starting "engine:") each replace their own notes
+    def is_engine(line: str) -> bool:
+        return line.removeprefix("# [calibrate]").strip().startswith("engine:")
+
+    writing_engine = bool(header_note) and is_engine(header_note[0])
+    header = [h for h in header if not (h.startswith("# [calibrate]") and is_engine(h) == writing_engine)]
+    header += [f"# [calibrate] {n}" for n in header_note]
     comments.update(fitted_comments)
     clean = hw.model_dump(mode="python", exclude_defaults=False)
     # keep the on-disk order of the original data (model_dump follows the schema order)

@@ -55,7 +55,7 @@ from rlsim.hardware import ops
 from rlsim.hardware.kernels import gemm_kernel, moe_kernel
 from rlsim.units import dtype_bytes
 
-__all__ = ["PassShape", "ForwardModel", "COMPONENTS", "cudagraph_capture_sizes"]
+__all__ = ["PassShape", "ForwardModel", "COMPONENTS", "cudagraph_capture_sizes", "shared_forward_model"]
 
 #: Reads + writes of the hidden state per layer by unfused elementwise work (assumed).
 ELEMENTWISE_PASSES = 8
@@ -389,3 +389,24 @@ def verify_pairs(ctx_tokens, batch: int, q: int):
     """Query-key pairs of ``batch`` sequences with ``q`` causal new tokens each and total context
     ``ctx_tokens`` (summed): each sequence contributes q*C - q(q-1)/2."""
     return np.asarray(ctx_tokens, dtype=np.float64) * q - batch * q * (q - 1) / 2.0
+
+
+_SHARED: dict[tuple, tuple[object, object, ForwardModel]] = {}
+_SHARED_MAX = 64
+
+
+def shared_forward_model(arch, hw, **options) -> ForwardModel:
+    """A :class:`ForwardModel` of ``arch`` on ``hw`` with ``options`` (its keyword arguments),
+    built once and reused while the same (identical) model and profile objects are asked for
+    again: its per-token-count and per-batch caches then serve every run of one layout (the
+    end-to-end rows sweep concurrency over the same layouts).  A ForwardModel is not changed
+    after construction, so sharing it cannot change a result.  Holds at most 64 models."""
+    key = (id(arch), id(hw), tuple(sorted(options.items())))
+    hit = _SHARED.get(key)
+    if hit is not None and hit[0] is arch and hit[1] is hw:
+        return hit[2]
+    if len(_SHARED) >= _SHARED_MAX:
+        _SHARED.pop(next(iter(_SHARED)))
+    model = ForwardModel(arch, hw, **options)
+    _SHARED[key] = (arch, hw, model)  # the references keep the ids from being reused
+    return model

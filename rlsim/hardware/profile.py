@@ -14,6 +14,7 @@ whether the efficiencies were fitted to kernel measurements.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -618,6 +619,21 @@ def load_profile(name_or_path: str, *, source: str | None = None, path: str = "h
 
 
 def _load_file(file: Path, expected_name: str | None) -> HardwareProfile:
+    """The profile in ``file``, parsed once per file version: profiles are frozen, so one object
+    serves every load until the file changes (size or modification time)."""
+    try:
+        st = file.stat()
+    except OSError:
+        return _parse_file(file, expected_name)
+    return _parse_cached(str(file), st.st_mtime_ns, st.st_size, expected_name)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_cached(file: str, _mtime_ns: int, _size: int, expected_name: str | None) -> HardwareProfile:
+    return _parse_file(Path(file), expected_name)
+
+
+def _parse_file(file: Path, expected_name: str | None) -> HardwareProfile:
     src = str(file)
     data = read_yaml_mapping(file, "hardware profile")
     profile = validate_strict(HardwareProfile, data, src)

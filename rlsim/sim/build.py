@@ -10,6 +10,7 @@ from pathlib import Path
 from rlsim.config import LoadedScenario, Scenario
 from rlsim.config.vllm import default_async_scheduling, default_limits
 from rlsim.cost import ForwardModel, MemoryPlan, plan_memory
+from rlsim.cost.forward import shared_forward_model
 from rlsim.errors import ConfigError, InfeasibleConfig
 from rlsim.hardware import HardwareProfile, load_profile
 from rlsim.hardware.kernels import gemm_kernel
@@ -53,7 +54,7 @@ class Resolved:
 
     def forward_model(self) -> ForwardModel:
         e = self.scenario.rollout.engine
-        return ForwardModel(
+        return shared_forward_model(
             self.arch,
             self.hw,
             tp=self.tp,
