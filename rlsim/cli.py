@@ -35,17 +35,43 @@ app.add_typer(calibrate_app, name="calibrate")
 
 
 def _user_errors(fn: Callable) -> Callable:
-    """Print RlsimError as one line and exit 2."""
+    """Print RlsimError as one line and exit 2.  Every path argument is checked for length and
+    NUL bytes before the command runs; an OSError on a file the user named (unreadable, a
+    folder, ...) is one line too."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            _check_path_arguments(fn, kwargs)
             return fn(*args, **kwargs)
         except RlsimError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(code=2) from None
+        except OSError as err:
+            if err.filename is None:
+                raise
+            from rlsim.errors import short_repr
+
+            typer.echo(f"error: {short_repr(str(err.filename))}: {err.strerror or err}", err=True)
+            raise typer.Exit(code=2) from None
 
     return wrapper
+
+
+def _check_path_arguments(fn: Callable, kwargs: dict) -> None:
+    """:func:`rlsim._paths.check_path_text` on every ``Path`` argument (and list of them),
+    named as the user typed it (``scenario`` for an argument, ``--out`` for an option)."""
+    import inspect
+
+    from rlsim._paths import check_path_text
+
+    params = inspect.signature(fn).parameters
+    for name, value in kwargs.items():
+        default = params[name].default if name in params else None
+        shown = name if isinstance(default, typer.models.ArgumentInfo) else "--" + name.rstrip("_").replace("_", "-")
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, Path):
+                check_path_text(str(v), None, shown)
 
 
 def _fmt(v) -> str:
@@ -440,9 +466,10 @@ def acceptance_from_vllm(
                                            "lines, a Prometheus /metrics dump, or vllm bench serve's section"),
 ) -> None:
     """Print the acceptance YAML to paste under speculative_config, from what vLLM printed."""
+    from rlsim._paths import check_path_text
     from rlsim.speculation.ingest import acceptance_yaml, parse_vllm_spec_metrics, read_metrics_source
 
-    text = read_metrics_source(source)
+    text = read_metrics_source(check_path_text(source, None, "source"))
     typer.echo(acceptance_yaml(parse_vllm_spec_metrics(text, source=None if source == "-" else source)), nl=False)
 
 
