@@ -15,6 +15,7 @@ from typing import Callable, List, Optional
 
 import typer
 
+from rlsim.config.work import HARD_LIMIT as _HARD_LIMIT
 from rlsim.errors import RlsimError
 
 app = typer.Typer(
@@ -34,17 +35,43 @@ app.add_typer(calibrate_app, name="calibrate")
 
 
 def _user_errors(fn: Callable) -> Callable:
-    """Print RlsimError as one line and exit 2."""
+    """Print RlsimError as one line and exit 2.  Every path argument is checked for length and
+    NUL bytes before the command runs; an OSError on a file the user named (unreadable, a
+    folder, ...) is one line too."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            _check_path_arguments(fn, kwargs)
             return fn(*args, **kwargs)
         except RlsimError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(code=2) from None
+        except OSError as err:
+            if err.filename is None:
+                raise
+            from rlsim.errors import short_repr
+
+            typer.echo(f"error: {short_repr(str(err.filename))}: {err.strerror or err}", err=True)
+            raise typer.Exit(code=2) from None
 
     return wrapper
+
+
+def _check_path_arguments(fn: Callable, kwargs: dict) -> None:
+    """:func:`rlsim._paths.check_path_text` on every ``Path`` argument (and list of them),
+    named as the user typed it (``scenario`` for an argument, ``--out`` for an option)."""
+    import inspect
+
+    from rlsim._paths import check_path_text
+
+    params = inspect.signature(fn).parameters
+    for name, value in kwargs.items():
+        default = params[name].default if name in params else None
+        shown = name if isinstance(default, typer.models.ArgumentInfo) else "--" + name.rstrip("_").replace("_", "-")
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, Path):
+                check_path_text(str(v), None, shown)
 
 
 def _fmt(v) -> str:
@@ -160,6 +187,9 @@ def run(
     sensitivity: bool = typer.Option(False, "--sensitivity",
                                      help="RL scenarios with speculation: vary every assumed number over its stated range "
                                           "and write a tornado chart + table of the speed-ups (into --out, default ./sensitivity)"),
+    work_limit: float = typer.Option(_HARD_LIMIT, "--work-limit",
+                                     help="refuse runs estimated above this many token-equivalents (~1e-7 s each; "
+                                          "0 = no limit; see the README's robustness section)"),
 ) -> None:
     """Simulate SCENARIO: one rollout batch, or RL steps when it has an rl: section; explain
     where the time went.
@@ -168,31 +198,110 @@ def run(
     the speedup is reported."""
     from rlsim.api import simulate_seeds
     from rlsim.config import load_scenario
+    from rlsim.config.work import check_work, estimate
+    from rlsim.errors import ConfigError
 
+    _check_work_limit(work_limit)
     if out is not None:
         _prepare_out(out)
     loaded = load_scenario(scenario, set_ or [], seed)
     if sensitivity and (loaded.scenario.rl is None or loaded.scenario.rollout.engine.speculative_config is None):
-        from rlsim.errors import ConfigError
-
         raise ConfigError(f"--sensitivity: {scenario} needs an rl: section and a speculative_config")
+    from rlsim.api import _check_mode
+
+    _check_mode(baseline_mode)
+    warning = check_work(estimate(loaded.scenario, loaded.base_dir, seeds=seeds, baseline=not no_baseline,
+                                  source=loaded.source),
+                         loaded.source, work_limit)
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
     t0 = time.perf_counter()
-    results, stats = simulate_seeds(loaded, seeds, seed=seed, baseline=not no_baseline, baseline_mode=baseline_mode)
+    with _progress_bar("seeds") if (seeds > 1 and warning) else _no_progress() as bar:
+        results, stats = simulate_seeds(loaded, seeds, seed=seed, baseline=not no_baseline, baseline_mode=baseline_mode,
+                                        work_limit=0, progress=bar)
     wall = time.perf_counter() - t0
     result = results[0]
     if seeds > 1:
         result.summary["seeds"] = stats
+    _check_finite_summary(result.summary, loaded.source)
     if json_:
-        typer.echo(json.dumps(result.summary, indent=2, sort_keys=True))
+        text = json.dumps(result.summary, indent=2, sort_keys=True)
     else:
-        typer.echo(_render_run(result, wall))
-        if seeds > 1:
-            typer.echo("\n" + render_seeds(stats))
+        text = _render_run(result, wall) + ("\n\n" + render_seeds(stats) if seeds > 1 else "")
+    typer.echo(text)
     if out is not None:
-        paths = _write_run_outputs(result, out)
+        paths = _save_run(result, out, text)
         typer.echo(f"\nwrote {', '.join(str(p) for p in paths)}", err=json_)
     if sensitivity:
         _sensitivity(scenario, set_ or [], seed, result, out, baseline_mode)
+
+
+def _check_work_limit(limit: float) -> None:
+    import math
+
+    from rlsim.errors import ConfigError
+
+    if not math.isfinite(limit) or limit < 0:
+        raise ConfigError(f"--work-limit = {limit!r} must be a finite number >= 0 (0 = no limit)")
+
+
+class _no_progress:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _check_finite_summary(summary: dict, source: str) -> None:
+    """A non-finite number in a result is never an answer: refuse it (with where it is) instead
+    of printing ``nan`` or writing ``null``."""
+    import math
+
+    from rlsim.errors import RlsimError
+
+    stack = [("", summary)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), x) for k, x in v.items())
+        elif isinstance(v, (list, tuple)):
+            stack.extend((f"{path}[{i}]", x) for i, x in enumerate(v))
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise RlsimError(f"{source}: the simulation gave a non-finite result ({path} = {v}); nothing was written "
+                             "(please report this scenario)")
+
+
+def _save_run(result, out: Path, text: str) -> list:
+    """The printed report first (report.txt), then every output file, each written atomically;
+    if writing fails after simulating, the report is saved elsewhere and the message says where."""
+    from rlsim.errors import ConfigError, RlsimError
+    from rlsim.results.atomic import write_text_atomic
+
+    try:
+        write_text_atomic(out / "report.txt", text + "\n")
+        return [out / "report.txt", *_write_run_outputs(result, out)]
+    except (OSError, RlsimError) as exc:
+        saved = _save_elsewhere(text)
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"--out = {str(out)!r}: writing the results failed ({why}); the printed report is saved in "
+                          f"{saved}") from None
+
+
+def _save_elsewhere(text: str) -> str:
+    """Save ``text`` in the working folder, else the temp folder; the path, or 'nowhere'."""
+    import os
+    import tempfile
+
+    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            fd, name = tempfile.mkstemp(prefix="rlsim-report-", suffix=".txt", dir=folder)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+            return name
+        except OSError:
+            continue
+    return "nowhere (no writable folder; the report is on stdout above)"
 
 
 def _render_run(result, wall_s: float) -> str:
@@ -357,9 +466,10 @@ def acceptance_from_vllm(
                                            "lines, a Prometheus /metrics dump, or vllm bench serve's section"),
 ) -> None:
     """Print the acceptance YAML to paste under speculative_config, from what vLLM printed."""
+    from rlsim._paths import check_path_text
     from rlsim.speculation.ingest import acceptance_yaml, parse_vllm_spec_metrics, read_metrics_source
 
-    text = read_metrics_source(source)
+    text = read_metrics_source(check_path_text(source, None, "source"))
     typer.echo(acceptance_yaml(parse_vllm_spec_metrics(text, source=None if source == "-" else source)), nl=False)
 
 
@@ -632,13 +742,17 @@ def bench(
     save_result: Optional[Path] = typer.Option(None, "--save-result", help="write the result JSON (vLLM's keys) here", rich_help_panel=_CLIENT),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override any scenario field: path=value; repeatable"),
     json_: bool = typer.Option(False, "--json", help="print the result JSON instead of the report"),
+    work_limit: float = typer.Option(_HARD_LIMIT, "--work-limit", help="refuse benchmarks estimated above this many "
+                                     "token-equivalents (0 = no limit; see the README's robustness section)"),
 ) -> None:
     """A simulated `vllm bench serve`: the flags of `vllm serve` and `vllm bench serve` (or a
     scenario with a serving: section); prints vLLM's report, --save-result writes its JSON."""
     from rlsim.serving.bench_cli import run_bench
 
-    flags = {k: v for k, v in locals().items() if k not in ("scenario", "metric_percentiles", "save_result", "set_", "json_")}
-    result, text = run_bench(scenario, flags, set_ or [], metric_percentiles, save_result)
+    flags = {k: v for k, v in locals().items()
+             if k not in ("scenario", "metric_percentiles", "save_result", "set_", "json_", "work_limit")}
+    _check_work_limit(work_limit)
+    result, text = run_bench(scenario, flags, set_ or [], metric_percentiles, save_result, work_limit)
     typer.echo(json.dumps(result, indent=2, sort_keys=True) if json_ else text)
     for w in result.get("warnings", []):
         typer.echo(f"warning: {w}", err=True)
@@ -661,6 +775,9 @@ def sweep(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="parallel workers (default: all CPUs; ray: local instance CPUs)"),
     address: Optional[str] = typer.Option(None, "--address", help="ray: cluster address (auto, ray://host:10001); default a local instance"),
     no_baseline: bool = typer.Option(False, "--no-baseline", help="skip the no-speculation baselines (no speedup columns)"),
+    work_limit: float = typer.Option(_HARD_LIMIT, "--work-limit",
+                                     help="refuse sweeps whose points together are estimated above this many "
+                                          "token-equivalents (0 = no limit; see the README's robustness section)"),
 ) -> None:
     """Sweep SCENARIO over --grid / --zip values; one row per point and seed in --out, with its
     error when it is infeasible or fails; the no-speculation baseline is simulated once per
@@ -672,9 +789,11 @@ def sweep(
         from rlsim.errors import ConfigError
 
         raise ConfigError("sweep: give at least one --grid or --zip axis")
+    _check_work_limit(work_limit)
     with _progress_bar("sweep") as bar:
         df = run_sweep(scenario, grid or [], zip_ or [], overrides=set_ or [], seeds=seeds, seed=seed, out=out,
-                       backend=backend, workers=workers, address=address, baseline=not no_baseline, progress=bar)
+                       backend=backend, workers=workers, address=address, baseline=not no_baseline, progress=bar,
+                       work_limit=work_limit, warn=lambda line: typer.echo(f"warning: {line}", err=True))
     typer.echo(summarize(df))
     typer.echo(f"\nwrote {out}")
 
@@ -792,12 +911,18 @@ def _click_exceptions():
 
 
 def _prepare_out(out: Path) -> None:
-    """Create ``--out`` before simulating, so a bad folder fails fast and nothing is lost."""
-    from rlsim.errors import ConfigError
+    """Create ``--out`` and prove it writable (a probe file created and removed) before
+    simulating, so a bad folder fails fast and nothing is lost."""
+    from rlsim._paths import check_path_text
+    from rlsim.errors import ConfigError, short_repr
+    from rlsim.results.atomic import probe_writable
 
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out = {str(out)!r}: exists and is not a folder")
+    check_path_text(str(out), None, "--out")
+    shown = short_repr(str(out))
     try:
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out = {shown}: exists and is not a folder")
         out.mkdir(parents=True, exist_ok=True)
+        probe_writable(out)
     except OSError as exc:
-        raise ConfigError(f"--out = {str(out)!r}: cannot create the folder ({exc.strerror})") from None
+        raise ConfigError(f"--out = {shown}: cannot write there ({exc.strerror or exc})") from None

@@ -139,13 +139,21 @@ class EngineConfig(BaseModel):
     scheduling_policy: Literal["fcfs", "shortest_remaining"] = Field(
         default="fcfs", description="vLLM's --scheduling-policy: fcfs (vLLM's default) or shortest_remaining "
                                     "(oracle length-aware: fewest tokens left first; see rlsim.engine.policy)")
-    max_cudagraph_capture_size: int = Field(default=512, ge=1)
+    max_cudagraph_capture_size: int = Field(default=512, ge=1, le=65536, description="largest batch captured in a "
+                                            "CUDA graph (vLLM default 512; at most 65,536 here: sizes are listed up to it)")
     cpu_overhead: CpuOverheadConfig = CpuOverheadConfig()
     activation_reserve_gib: float = Field(
         default=2.0, ge=0, description="activations + CUDA graphs + NCCL buffers per GPU, GiB (assumed)"
     )
     speculative_config: SpeculativeConfig | None = None
 
+
+    @field_validator("block_size", mode="before")
+    @classmethod
+    def _block_size_not_bool(cls, v):
+        if isinstance(v, bool):  # True == 1 would match the literal 1
+            raise ValueError("input should be one of 1, 8, 16, 32, 64, 128, 256 (a number, not true/false)")
+        return v
 
     @field_validator("vllm_version")
     @classmethod

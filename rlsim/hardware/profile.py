@@ -26,7 +26,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 import rlsim
 from rlsim import units
 from rlsim.errors import CalibrationError, ConfigError, format_location
-from rlsim._pydantic_errors import suggest, validation_error_to_config_error
+from rlsim._paths import check_path_text
+from rlsim._pydantic_errors import suggest, validate_strict, validation_error_to_config_error
 from rlsim._yaml import read_yaml_mapping
 
 if TYPE_CHECKING:
@@ -604,6 +605,7 @@ def load_profile(name_or_path: str, *, source: str | None = None, path: str = "h
     Every failure is a one-line :class:`ConfigError`.
     """
     loc = format_location(source, path)
+    check_path_text(name_or_path, source, path)
     if _is_path(name_or_path):
         file = Path(name_or_path).expanduser()
         if not file.is_file():
@@ -638,10 +640,7 @@ def _parse_cached(file: str, _mtime_ns: int, _size: int, expected_name: str | No
 def _parse_file(file: Path, expected_name: str | None) -> HardwareProfile:
     src = str(file)
     data = read_yaml_mapping(file, "hardware profile")
-    try:
-        profile = HardwareProfile.model_validate(data)
-    except pydantic.ValidationError as err:
-        raise validation_error_to_config_error(err, src, data, model=HardwareProfile) from None
+    profile = validate_strict(HardwareProfile, data, src)
     if expected_name is not None and profile.name != expected_name:
         raise ConfigError.at(src, "name", profile.name, f"must match the file name {expected_name!r}")
     profile._source = src

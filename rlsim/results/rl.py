@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rlsim.results.atomic import atomic_path
 from rlsim.results.writers import write_chrome_trace, write_running_batch_png, write_summary_json
 
 __all__ = ["write_rl_outputs"]
@@ -48,7 +49,8 @@ def write_breakdown_png(result, path: Path) -> None:
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, metadata={"Software": None})
     plt.close(fig)
 
 
@@ -74,7 +76,8 @@ def write_gantt_png(result, path: Path) -> None:
     ax.legend(handles, list(colors), fontsize=7, loc="upper right")
     ax.set_title(f"{result.summary['scenario']}: pools over time")
     fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, metadata={"Software": None})
     plt.close(fig)
 
 
@@ -86,7 +89,8 @@ def write_rl_outputs(result, out_dir: Path) -> list[Path]:
     for name, run in result.runs.items():
         for ext in ("parquet", "csv"):
             p = out_dir / f"steps_{name}.{ext}"
-            (run.steps.to_parquet(p, index=False) if ext == "parquet" else run.steps.to_csv(p, index=False))
+            with atomic_path(p) as tmp:
+                (run.steps.to_parquet(tmp, index=False) if ext == "parquet" else run.steps.to_csv(tmp, index=False))
             paths.append(p)
     for fname, writer in (("breakdown.png", write_breakdown_png), ("gantt.png", write_gantt_png)):
         writer(result, out_dir / fname)

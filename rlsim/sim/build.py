@@ -167,8 +167,20 @@ def _max_model_len(sc: Scenario, arch: ModelArch, src: str, base_dir: Path) -> i
         return e.max_model_len
     if sc.serving is not None:
         prompt, output = dataset_max_lengths(sc.serving, base_dir, src)
+        if prompt + output > arch.max_position_embeddings:
+            field = "serving.dataset_path" if sc.serving.dataset_path else "serving.random_input_len"
+            value = sc.serving.dataset_path or sc.serving.random_input_len
+            raise ConfigError.at(src, field, value,
+                                 f"gives requests of up to {prompt:,} prompt + {output:,} output tokens, more than "
+                                 f"{arch.name}'s context of max_position_embeddings = {arch.max_position_embeddings} "
+                                 "(vLLM rejects them)")
         return min(arch.max_position_embeddings, prompt + output)
     prompt_cap = _prompt_cap(w.prompt_length, base_dir)
+    if prompt_cap + w.max_new_tokens > arch.max_position_embeddings and w.max_new_tokens >= arch.max_position_embeddings:
+        raise ConfigError.at(src, "workload.max_new_tokens", w.max_new_tokens,
+                             f"does not fit {arch.name}'s context of max_position_embeddings = "
+                             f"{arch.max_position_embeddings} tokens (every response would be cut there; lower it, or "
+                             "set rollout.engine.max_model_len to cut responses on purpose)")
     return min(arch.max_position_embeddings, prompt_cap + w.max_new_tokens)
 
 
@@ -198,6 +210,11 @@ def _check_memory(sc: Scenario, arch: ModelArch, hw: HardwareProfile, src: str, 
     plan = plan_memory(arch, hw.hbm_bytes, e.gpu_memory_utilization, tp, wdt, kvdt, e.activation_reserve_gib * GIB,
                        e.block_size, extra_w, extra_kv, expert_shards=tp * dp if dp > 1 else None)
     with_draft = f" and the {drafter.name} drafter" if drafter and extra_w else ""
+    if plan.kv_bytes <= 0 and e.activation_reserve_gib * GIB >= plan.usable_bytes:
+        raise InfeasibleConfig.at(
+            src, "rollout.engine.activation_reserve_gib", e.activation_reserve_gib,
+            f"alone exceeds what {hw.name} x gpu_memory_utilization {e.gpu_memory_utilization:g} leaves per GPU "
+            f"({plan.usable_bytes / GIB:.1f} GiB), before any weights or KV cache")
     if plan.kv_bytes <= 0:
         raise InfeasibleConfig.at(
             src, "rollout.engine.tensor_parallel_size", tp,

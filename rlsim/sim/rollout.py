@@ -33,7 +33,8 @@ def rng_streams(seed: int, n: int = 4) -> list[np.random.Generator]:
     return [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
-def _clip_to_model_len(batch: Batch, res: Resolved) -> np.ndarray:
+def clip_to_model_len(batch: Batch, res: Resolved) -> np.ndarray:
+    """Responses cut at ``max_model_len`` minus the prompt; a prompt that leaves no room is a ConfigError."""
     limit = res.max_model_len
     too_long = batch.prompt_len >= limit
     if np.any(too_long):
@@ -82,7 +83,7 @@ def simulate_rollout(res: Resolved, seed: int | None = None, speculative: bool =
     seed = sc.seed if seed is None else seed
     rng_workload, rng_accept = rng_streams(seed)[:2]
     batch = sample_batch(sc.workload, rng_workload, res.base_dir)
-    response = _clip_to_model_len(batch, res)
+    response = clip_to_model_len(batch, res)
     spec = None
     if speculative and res.speculative is not None:
         accept_seed = int(rng_accept.integers(0, 2**62))
