@@ -335,17 +335,19 @@ def validate(
             raise ConfigError(f"--case = {c!r} is not a validation case (cases: {', '.join(CASE_NAMES)})")
     results = run_validation(case or None)
     w = max(len(r.case.name) for r in results)
-    typer.echo(f"{'case':<{w}}  {'published':>10}  {'simulated':>10}  {'delta':>8}  result  tolerance")
+    typer.echo(f"{'case':<{w}}  {'published':>10}  {'simulated':>10}  {'delta':>8}  result  {'role':<11}  tolerance")
     for r in results:
         typer.echo(f"{r.case.name:<{w}}  {r.case.published:>10.4g}  {r.simulated:>10.4g}  {r.delta_pct:>7.1f}%  "
-                   f"{'pass' if r.passed else 'FAIL':<6}  {r.case.tolerance}")
+                   f"{'pass' if r.passed else 'FAIL':<6}  {r.case.role:<11}  {r.case.tolerance}")
         typer.echo(f"{'':<{w}}  {r.case.what}; source: {r.case.source}")
     failed = sum(not r.passed for r in results)
-    typer.echo(f"\n{len(results) - failed} passed, {failed} failed")
+    typer.echo(f"\n{len(results) - failed} passed, {failed} failed (role: calibration = a number of the case was "
+               "fitted or matched, independent = a prediction)")
     if json_out is not None:
         json_out.write_text(json.dumps([{"case": r.case.name, "published": r.case.published, "simulated": r.simulated,
                                          "delta_pct": r.delta_pct, "passed": r.passed, "low": r.case.low,
-                                         "high": r.case.high, "source": r.case.source} for r in results], indent=2))
+                                         "high": r.case.high, "source": r.case.source, "role": r.case.role}
+                                        for r in results], indent=2))
     if failed:
         raise typer.Exit(code=1)
 
@@ -433,6 +435,37 @@ def calibrate_fit(
             typer.echo(f"{r.key:<28} held out by group size (fit on {', '.join(map(str, gs['train_gpus']))} GPUs, "
                        f"check {gs['test_gpus']}): {e['median_abs_pct_err']:.1f} / {e['p90_abs_pct_err']:.1f} %")
     typer.echo(f"wrote {hw.source} ({hw.calibration.status})")
+
+
+def _med_max(err: dict | None) -> str:
+    """``median / max`` of an error dict, or ``-``."""
+    return "-" if not err else f"{err['median_abs_pct_err']:.1f} / {err['max_abs_pct_err']:.1f}"
+
+
+@calibrate_app.command("spec")
+@_user_errors
+def calibrate_spec(
+    profile: str = typer.Option("h100_sxm", "--profile", help="profile name or YAML path (its speculation section)"),
+    measured: Optional[Path] = typer.Option(None, "--measured", help="spec_decode_measured.md (default ../shared/reference)"),
+    write: bool = typer.Option(False, "--write", help="write the fitted speculation section into the profile"),
+) -> None:
+    """Fit the speculative-decoding terms (drafting, verification, host, n-gram) to the measured
+    step-time decomposition; print in-sample and held-out errors; optionally store them."""
+    from rlsim.calibration.spec import fit_all, read_decomposition, read_legacy_tpot, write_section
+    from rlsim.hardware import load_profile
+
+    hw = load_profile(profile)
+    legacy = read_legacy_tpot(None if measured is None else measured.with_name("hardware_and_models.md"))
+    params, report = fit_all(hw, read_decomposition(measured), legacy)
+    typer.echo(f"{'term':<14} {'before med/max %':>17} {'in-sample med/max %':>20} {'held-out (batch) %':>19} "
+               f"{'held-out (ctx) %':>17}")
+    for name, r in report["terms"].items():
+        cells = [r.get(key) for key in ("before", "in_sample", "leave_one_batch_out", "leave_one_context_out")]
+        typer.echo(f"{name:<14} " + " ".join(f"{_med_max(c):>18}" for c in cells))
+    typer.echo(", ".join(f"{k} = {v:g}" for k, v in params.items()))
+    if write:
+        write_section(Path(hw.source), params, report, "0.10.1-0.11.1")
+        typer.echo(f"wrote the speculation section of {hw.source}")
 
 
 @calibrate_app.command("check")

@@ -55,7 +55,8 @@ def spec_runtime(res: Resolved, seq_ids: np.ndarray, response: np.ndarray, seed:
     expected = np.array([spec.acceptance.mean_acceptance_length(j) - 1.0 if j else 0.0 for j in range(k + 1)])
     adaptive = spec.adaptive_k is not None and spec.adaptive_k.enabled
     min_k = min(spec.adaptive_k.min_k, k) if spec.adaptive_k is not None else 0
-    return SpecRuntime(k, res.drafter, sampler, fwd, expected, spec.disable_by_batch_size, adaptive, min_k)
+    return SpecRuntime(k, res.drafter, sampler, fwd, expected, spec.disable_by_batch_size, adaptive, min_k,
+                       spec.sampling_temperature)
 
 
 def build_engines(res: Resolved, spec: SpecRuntime | None, owner: np.ndarray | None = None, seq_ids=None,
