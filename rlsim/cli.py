@@ -468,6 +468,29 @@ def calibrate_spec(
         typer.echo(f"wrote the speculation section of {hw.source}")
 
 
+@calibrate_app.command("acceptance")
+@_user_errors
+def calibrate_acceptance(
+    traces: Optional[Path] = typer.Option(None, "--traces", help="acceptance-trace summary CSV (default ../shared/reference)"),
+    write: bool = typer.Option(False, "--write", help="write the fitted models into rlsim/catalog"),
+) -> None:
+    """Fit bursty (regime) acceptance models to measured acceptance traces, per dataset and
+    method; print the AL and per-request spread errors per k."""
+    from rlsim.calibration.acceptance import CATALOG, default_traces, fit_acceptance, read_traces, write_catalog
+
+    path = traces or default_traces()
+    models, report = fit_acceptance(read_traces(path))
+    typer.echo(f"{'model':<22} {'fitted':<70} max |AL err| %  max |spread err| %")
+    for name, m in models.items():
+        errs = report[name].values()
+        fields = ", ".join(f"{k}={v}" for k, v in m.items() if k != "kind")
+        typer.echo(f"{name:<22} {fields:<70} {max(abs(e['al_err_pct']) for e in errs):>13.2f}  "
+                   f"{max(abs(e['spread_err_pct']) for e in errs):>17.1f}")
+    if write:
+        write_catalog(models, report, path)
+        typer.echo(f"wrote {CATALOG}")
+
+
 @calibrate_app.command("check")
 @_user_errors
 def calibrate_check(

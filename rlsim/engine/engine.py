@@ -30,6 +30,7 @@ at a time; tests check both agree.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -249,7 +250,11 @@ class Engine:
         self.max_kv_used = max(self.max_kv_used, self.kv.used())
         req = self.requests
         work = pass_work(req.prompt[batch.slots] + req.generated[batch.slots], batch.new_tokens, batch.computed_before)
-        parts = self.forward.components(work.shape)
+        shape = work.shape
+        if self.spec is not None and work.drafts_per_seq > 0:  # n-gram requests without a match draft nothing
+            skip = self.spec.unmatched_tokens(work.decode_seqs, work.drafts_per_seq)
+            shape = dataclasses.replace(shape, num_tokens=shape.num_tokens - skip) if skip else shape
+        parts = self.forward.components(shape)
         draft, host = 0.0, self.params.host_s(len(batch.slots), work.prefill_tokens)
         reject = serial = 0.0
         if self.spec is not None:

@@ -138,7 +138,7 @@ class JumpPlanner:
         if m == 0:
             return None
         ctx = ctx[:m]
-        target = self.forward.decode_times_s(B, ctx, q=q)
+        target = self.spec.target_times_s(B, ctx, k)
         draft = self.spec.drafter.propose_times_s(B, ctx, k)
         return self._jump(run, cached, k, m, ctx, target, draft, advance[:m], accepted[:m], now)
 

@@ -32,7 +32,7 @@ class AcceptanceDraws:
         self.sampler = sampler
         self.k_max = sampler.k_max
         self.buffer_rounds = int(buffer_rounds)
-        self._decay = sampler.model.context_decay is not None
+        self._decay = sampler.needs_context  # context decay or regime acceptance: rounds in order
         self._buf: np.ndarray | None = None   # (sequences, buffer_rounds) int8
         self._base: np.ndarray | None = None  # round index of each sequence's buffer column 0
 

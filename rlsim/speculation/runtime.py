@@ -55,6 +55,20 @@ class SpecRuntime:
     def __post_init__(self) -> None:
         self.draws = AcceptanceDraws(self.sampler)  # accepted drafts by sequence id, buffered
 
+    def drafting_seqs(self, batch: int, k: int) -> int:
+        """Requests of ``batch`` that carry drafts in a round: all of them for GPU drafters; for
+        n-gram with a regime acceptance model whose hard stretches accept nothing (no match, so
+        vLLM's proposer returns no drafts and the request decodes normally), the expected share
+        of rounds in easy stretches, rounded (the verify pass is priced at the expected count)."""
+        model = self.sampler.model
+        if self.drafter.method != "ngram" or getattr(model, "kind", "") != "regime" or model.hard_rate > 0:
+            return batch
+        return int(round(batch * model.easy_round_fraction(k)))
+
+    def unmatched_tokens(self, batch: int, k: int) -> int:
+        """Draft slots the verify pass does not compute: ``k`` per request without drafts."""
+        return (batch - self.drafting_seqs(batch, k)) * k if k > 0 else 0
+
     def verify_extra_s(self, batch: int, k: int) -> float:
         """Verification time beyond the target's kernels for ``batch`` requests with ``k`` drafts:
         the fitted per-draft-token term plus, at temperature > 0, the random rejection sampler's
@@ -64,7 +78,7 @@ class SpecRuntime:
         key = ("verify", batch, k)
         if key not in self._cache:
             costs = self.drafter.costs
-            t = costs.verify_extra_s(batch * k) if costs is not None else 0.0
+            t = costs.verify_extra_s(self.drafting_seqs(batch, k) * k) if costs is not None else 0.0
             if self.temperature > 0:
                 logits_bytes = batch * (1 + k) * self.target.arch.vocab_size * 4.0
                 t += float(ops.elementwise_time_s(self.target.hw, RANDOM_SAMPLING_PASSES * logits_bytes))
@@ -83,9 +97,14 @@ class SpecRuntime:
         """GPU time of one iteration (verify pass of 1 + k tokens per sequence, its extra
         verification work, drafting) plus the drafting's critical-path host time."""
         ctx = np.array([ctx_tokens + batch * k], dtype=np.float64)
-        t = self.target.decode_times_s(batch, ctx, q=1 + k) + self.drafter.propose_times_s(batch, ctx, k)
+        t = self.target_times_s(batch, ctx, k) + self.drafter.propose_times_s(batch, ctx, k)
         _, serial = self.host_parts_s(batch, k, ctx)
         return float((t + self.verify_extra_s(batch, k) + serial)[0])
+
+    def target_times_s(self, batch: int, ctx: np.ndarray, k: int) -> np.ndarray:
+        """The verify pass (``1 + k`` tokens per request, less the slots of requests without drafts)."""
+        skip = self.unmatched_tokens(batch, k)
+        return self.target.decode_times_s(batch, ctx, q=1 + k, padded_tokens=batch * (1 + k) - skip if skip else None)
 
     def k_for(self, batch: int, ctx_tokens: float) -> int:
         """k for an iteration with ``batch`` decoding sequences holding ``ctx_tokens`` in all."""
