@@ -55,19 +55,22 @@ class SpecRuntime:
     def __post_init__(self) -> None:
         self.draws = AcceptanceDraws(self.sampler)  # accepted drafts by sequence id, buffered
 
-    def drafting_seqs(self, batch: int, k: int) -> int:
-        """Requests of ``batch`` that carry drafts in a round: all of them for GPU drafters; for
-        n-gram with a regime acceptance model whose hard stretches accept nothing (no match, so
-        vLLM's proposer returns no drafts and the request decodes normally), the expected share
-        of rounds in easy stretches, rounded (the verify pass is priced at the expected count)."""
+    def drafting_share(self, k: int) -> float:
+        """Share of requests carrying drafts in a round: 1 for GPU drafters; for n-gram with a
+        regime acceptance model whose hard stretches accept nothing (no match: vLLM's proposer
+        returns no drafts and the request decodes normally), the share of rounds in easy
+        stretches (the verify pass is priced at that expected share)."""
         model = self.sampler.model
         if self.drafter.method != "ngram" or getattr(model, "kind", "") != "regime" or model.hard_rate > 0:
-            return batch
-        return int(round(batch * model.easy_round_fraction(k)))
+            return 1.0
+        return model.easy_round_fraction(k)
 
     def unmatched_tokens(self, batch: int, k: int) -> int:
-        """Draft slots the verify pass does not compute: ``k`` per request without drafts."""
-        return (batch - self.drafting_seqs(batch, k)) * k if k > 0 else 0
+        """Draft slots the verify pass does not compute (requests without drafts), rounded so
+        that the expected draft tokens are rounded up."""
+        if k <= 0:
+            return 0
+        return batch * k - int(math.ceil(batch * k * self.drafting_share(k) - 1e-9))
 
     def verify_extra_s(self, batch: int, k: int) -> float:
         """Verification time beyond the target's kernels for ``batch`` requests with ``k`` drafts:
@@ -78,7 +81,7 @@ class SpecRuntime:
         key = ("verify", batch, k)
         if key not in self._cache:
             costs = self.drafter.costs
-            t = costs.verify_extra_s(self.drafting_seqs(batch, k) * k) if costs is not None else 0.0
+            t = costs.verify_extra_s(batch * k * self.drafting_share(k)) if costs is not None else 0.0
             if self.temperature > 0:
                 logits_bytes = batch * (1 + k) * self.target.arch.vocab_size * 4.0
                 t += float(ops.elementwise_time_s(self.target.hw, RANDOM_SAMPLING_PASSES * logits_bytes))
