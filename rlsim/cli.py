@@ -133,6 +133,25 @@ def render_speculation(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def render_spec_explain(summary: dict, max_rows: int = 8) -> str:
+    """Per engine: seconds in target passes, drafting, rejection sampling and host work."""
+    rows = summary["speculative"]["engine_time_s"]
+    keys = ("target_pass_s", "drafting_s", "rejection_sampling_s", "host_exposed_s", "drafting_host_s", "busy_s")
+    head = ("engine", "target pass", "drafting", "rejection", "host exposed", "draft host", "busy")
+    lines = ["time per engine (s):", "  " + "  ".join(f"{h:>12}" for h in head)]
+    shown = rows[:max_rows]
+    for r in shown:
+        lines.append("  " + f"{r['engine']:>12}" + "".join(f"  {r[k]:>12.3f}" for k in keys))
+    if len(rows) > max_rows:
+        lines.append(f"  ... {len(rows) - max_rows} more engines")
+    tot = {k: sum(r[k] for r in rows) for k in keys}
+    lines.append("  " + f"{'all':>12}" + "".join(f"  {tot[k]:>12.3f}" for k in keys))
+    busy = tot["busy_s"] or 1.0
+    lines.append("  shares of busy time: " + ", ".join(f"{h} {100 * tot[k] / busy:.1f} %"
+                                                   for h, k in zip(head[1:6], keys[:5])))
+    return "\n".join(lines)
+
+
 def render_seeds(stats: dict) -> str:
     """Mean and 95 % interval over seeds."""
     lines = [f"over {stats['num_seeds']} seeds {stats['seeds'][0]}..{stats['seeds'][-1]} (mean [95 % interval]):"]
@@ -157,6 +176,8 @@ def run(
     baseline_mode: str = typer.Option("no-spec", "--baseline-mode",
                                       help="RL scenarios: baseline = same pipeline without speculation (no-spec) "
                                            "or the synchronous colocated twin without speculation (sync)"),
+    explain: bool = typer.Option(False, "--explain", help="speculative rollouts: per engine, time in target passes, "
+                                                          "drafting, rejection sampling and host work"),
     sensitivity: bool = typer.Option(False, "--sensitivity",
                                      help="RL scenarios with speculation: vary every assumed number over its stated range "
                                           "and write a tornado chart + table of the speed-ups (into --out, default ./sensitivity)"),
@@ -186,6 +207,8 @@ def run(
         typer.echo(json.dumps(result.summary, indent=2, sort_keys=True))
     else:
         typer.echo(_render_run(result, wall))
+        if explain and result.kind != "rl" and (result.summary.get("speculative") or {}).get("engine_time_s"):
+            typer.echo("\n" + render_spec_explain(result.summary))
         if seeds > 1:
             typer.echo("\n" + render_seeds(stats))
     if out is not None:

@@ -295,16 +295,20 @@ def write_section(profile_path: Path, params: dict[str, float], report: dict, vl
     Path(profile_path).write_text("\n".join(lines + out) + "\n")
 
 
+_REPORT_NOTE = "  # rlsim calibrate spec fit report"
+
+
 def _yaml_lines(d: dict, ind: int = 0) -> list[str]:
+    """A nested dict as block YAML, every number with its provenance comment."""
     out = []
     for k, v in d.items():
         if isinstance(v, dict):
             out.append(" " * ind + f"{k}:")
             out += _yaml_lines(v, ind + 2)
         elif isinstance(v, list):
-            out.append(" " * ind + f"{k}: [{', '.join(str(x) for x in v)}]")
+            out.append(" " * ind + f"{k}: [{', '.join(str(x) for x in v)}]" + _REPORT_NOTE)
         elif isinstance(v, str):
             out.append(" " * ind + f'{k}: "{v}"')
         else:
-            out.append(" " * ind + f"{k}: {v}")
+            out.append(" " * ind + f"{k}: {v}" + _REPORT_NOTE)
     return out

@@ -73,6 +73,10 @@ IntArray = npt.NDArray[np.int64]
 
 #: Entropy tag mixed into the seed of the per-sequence heterogeneity draws ("ACCE"ptance).
 _SCALE_STREAM = 0xACCE
+#: Context decay is evaluated at the start of the context's bucket of this many tokens (a step of
+#: 1.8 % of the factor at a 4,900-token half-life), so that a round's acceptance changes only
+#: where its bucket does and a jump's rounds can be drawn together (rlsim.speculation.draws).
+DECAY_BUCKET_TOKENS = 128
 #: Position key of the block-regime uniforms (distinct from the round uniforms' key 0).
 _REGIME_POS = 0xB10C
 _PER_POSITION_HINT = "vLLM's per-position rates are unconditional, so non-increasing"
@@ -87,7 +91,7 @@ class ContextDecay(_Frozen):
 
     ``excess = max(0, ctx - reference_tokens)`` where ``ctx`` is the sequence's context length
     (prompt + generated tokens) at the start of the draft round (the few tokens within a round
-    are ignored).  The same factor multiplies every position's conditional rate, so the AL falls
+    are ignored), taken at the start of its :data:`DECAY_BUCKET_TOKENS` bucket by the sampler.  The same factor multiplies every position's conditional rate, so the AL falls
     faster than the factor.  Source: vllm-project/speculators#684 (Qwen3-8B EAGLE-3,
     LongBench-v2, full attention): AL 2.30 at 2k context -> 1.09 at 16k.  With ``k = 3`` and
     i.i.d. acceptance those points mean ``a = 0.64`` at 2048 and ``0.083`` at 16384 tokens, i.e.
@@ -426,6 +430,7 @@ class AcceptanceSampler:
         num_rounds: int,
         k: int,
         ctx: npt.ArrayLike | None = None,
+        u: npt.NDArray[np.float64] | None = None,
     ) -> IntArray:
         """Accepted draft tokens, int64 ``(num_rounds, B)``: row ``r`` is round ``first_round + r``.
 
@@ -433,6 +438,7 @@ class AcceptanceSampler:
         sequence's next draft-round index; ``k <= k_max`` drafts per round.  ``ctx`` (anything
         broadcastable to ``(num_rounds, B)``) gives context lengths for ``context_decay`` and is
         required when the model has one.  Memory is ``O(num_rounds * B * k)``: keep it <= ~1e6.
+        ``u``: the rounds' uniforms from :meth:`round_uniforms` (computed here when None).
         """
         idx = np.asarray(seq_idx, dtype=np.intp)
         first = np.asarray(first_round, dtype=np.int64)
@@ -444,11 +450,31 @@ class AcceptanceSampler:
             survive = self._regime_survive(idx, num_rounds, k, ctx)
         elif self.model.context_decay is None:
             survive = self._survive[idx, :k][None, :, :]
-        else:
-            survive = np.cumprod(self._round_rates(idx, num_rounds, k, ctx), axis=-1)  # P(A >= i)
-        rounds = first[None, :] + np.arange(num_rounds, dtype=np.int64)[:, None]
-        u = round_uniforms(self._seq_keys[idx][None, :], rounds)
+        else:  # P(A >= i) = prod_{j <= i} a_j f(ctx) = survive_i f^i
+            assert ctx is not None, "the acceptance model has context_decay: pass ctx (context lengths)"
+            f = np.broadcast_to(self.model.context_decay.factor(_bucketed(ctx)), (num_rounds, idx.size))
+            survive = self._survive[idx, :k][None, :, :] * f[:, :, None] ** np.arange(1, k + 1, dtype=np.float64)
+        if u is None:
+            u = self.round_uniforms(idx, first, num_rounds)
         return (u[:, :, None] < survive).sum(axis=-1, dtype=np.int64)
+
+    def context_keys(self, ctx: npt.ArrayLike) -> list[np.ndarray]:
+        """What of a round's context its acceptance depends on: the decay bucket and the regime
+        block (equal keys, equal draws)."""
+        c = np.asarray(ctx, dtype=np.float64)
+        keys = []
+        if self.model.context_decay is not None:
+            keys.append(np.floor(c / DECAY_BUCKET_TOKENS))
+        if isinstance(self.model, RegimeAcceptance):
+            keys.append(np.floor(c / self.model.block_tokens))
+        return keys
+
+    def round_uniforms(self, seq_idx: npt.ArrayLike, first_round: npt.ArrayLike, num_rounds: int) -> FloatArray:
+        """The uniform of each (round, sequence), ``(num_rounds, B)`` (one per round: the accepted
+        prefix is drawn by inverse CDF)."""
+        idx = np.asarray(seq_idx, dtype=np.intp)
+        rounds = np.asarray(first_round, dtype=np.int64)[None, :] + np.arange(num_rounds, dtype=np.int64)[:, None]
+        return round_uniforms(self._seq_keys[idx][None, :], rounds)
 
     def _regime_survive(self, idx: npt.NDArray[np.intp], num_rounds: int, k: int, ctx: npt.ArrayLike | None) -> FloatArray:
         """``P(A >= i)``, ``(num_rounds, B, k)``, from the regime of the block each round starts in."""
@@ -459,19 +485,14 @@ class AcceptanceSampler:
         easy = uniforms(self.seed, self.seq_ids[idx][None, :], block, _REGIME_POS) < m.easy_fraction
         rate = np.where(easy, m.easy_rate, m.hard_rate) * self.scales[idx][None, :]
         if m.context_decay is not None:
-            rate = rate * m.context_decay.factor(pos)
+            rate = rate * m.context_decay.factor(_bucketed(pos))
         rate = np.clip(rate, 0.0, 1.0)
         return rate[:, :, None] ** np.arange(1, k + 1, dtype=np.float64)[None, None, :]
 
-    def _round_rates(self, idx: npt.NDArray[np.intp], num_rounds: int, k: int, ctx: npt.ArrayLike | None) -> FloatArray:
-        """Conditional rates ``(1 or num_rounds, B, k)`` with context decay applied."""
-        rates = self.conditional[idx, :k][None, :, :]
-        decay = self.model.context_decay
-        if decay is None:
-            return rates
-        assert ctx is not None, "the acceptance model has context_decay: pass ctx (context lengths)"
-        factor = np.broadcast_to(decay.factor(ctx), (num_rounds, idx.size))
-        return rates * factor[:, :, None]
+
+def _bucketed(ctx: npt.ArrayLike) -> np.ndarray:
+    """The start of each context's :data:`DECAY_BUCKET_TOKENS` bucket."""
+    return np.floor(np.asarray(ctx, dtype=np.float64) / DECAY_BUCKET_TOKENS) * DECAY_BUCKET_TOKENS
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:

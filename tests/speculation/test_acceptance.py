@@ -181,14 +181,16 @@ def test_length_correlation_sign(rho: float, sign: int) -> None:
 
 
 def test_context_decay_halves_rate_at_one_half_life() -> None:
-    decay = ContextDecay(reference_tokens=1000, half_life_tokens=500)
-    np.testing.assert_allclose(decay.factor([0, 1000, 1500, 2000]), [1.0, 1.0, 0.5, 0.25])
+    decay = ContextDecay(reference_tokens=1024, half_life_tokens=512)
+    np.testing.assert_allclose(decay.factor([0, 1024, 1536, 2048]), [1.0, 1.0, 0.5, 0.25])
     s = _sampler(ConstantAcceptance(rate=0.8, context_decay=decay), 2000)
     idx, first = np.arange(2000), np.zeros(2000, dtype=np.int64)
-    near = s.sample(idx, first, 50, 1, ctx=np.full((50, 2000), 1000))
-    far = s.sample(idx, first, 50, 1, ctx=np.full(2000, 1500))  # broadcast over rounds
+    near = s.sample(idx, first, 50, 1, ctx=np.full((50, 2000), 1024))
+    far = s.sample(idx, first, 50, 1, ctx=np.full(2000, 1536))  # broadcast over rounds
+    later = s.sample(idx, first, 50, 1, ctx=np.full(2000, 1536 + 127))  # same 128-token bucket
     assert near.mean() == pytest.approx(0.8, abs=0.01)
     assert far.mean() == pytest.approx(0.4, abs=0.01)
+    assert np.array_equal(later, far)
 
 
 # ---------------------------------------------------------------- validation messages

@@ -68,3 +68,11 @@ def test_ngram_host_time_is_on_the_critical_path():
     gpu = rt.target.decode_times_s(32, np.array([ctx + 32 * 3]), q=4)[0] + rt.verify_extra_s(32, 3)
     serial_after = float(res.drafter.host_time_s(32, ctx + 32 * 3))  # history incl. the round's slots
     assert rt.step_time_s(32, ctx, 3) == pytest.approx(gpu + serial_after)
+
+
+def test_schema_defaults_are_the_h100_fit_for_profiles_without_a_section():
+    from rlsim.hardware.profile import SpeculationCosts
+
+    fitted = load_profile("h100_sxm").speculation.model_dump(exclude={"source", "fit", "vllm_version"})
+    assert SpeculationCosts().model_dump(exclude={"source", "fit", "vllm_version"}) == fitted
+    assert load_profile("h200_sxm").speculation.draft_round_us == fitted["draft_round_us"]
