@@ -136,14 +136,15 @@ def kernel_times(hw, g: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     fwd = ForwardModel(arch, hw, tp=1, weight_dtype="bf16")
     spec = SpeculativeConfig(method="eagle3", num_speculative_tokens=1, acceptance={"kind": "constant", "rate": 0.5})
     drafter = build_drafter(spec, arch, hw, 1, "bf16", True, "bf16")
-    target, draft = np.empty_like(g["batch"]), np.empty_like(g["batch"])
+    target, draft, growth = np.empty_like(g["batch"]), np.empty_like(g["batch"]), np.empty_like(g["batch"])
     for i, (b, k, c) in enumerate(zip(g["batch"], g["k"], g["ctx"])):
         B, K = int(b), int(k)
         ctx = np.array([B * (c + 1 + K)])  # context after the verify pass, summed
         target[i] = fwd.decode_times_s(B, ctx, q=1 + K)[0]
+        growth[i] = sum(fwd.decode_const_parts(B, 1 + K).values()) - sum(fwd.decode_const_parts(B, 1).values())
         draft[i] = drafter.fwd.decode_times_s(B, ctx, q=K + 1)[0] + sum(
             drafter.fwd.decode_times_s(B, ctx + B * j, q=1)[0] for j in range(1, K))
-    return {"target": target, "draft": draft}
+    return {"target": target, "draft": draft, "growth": growth}
 
 
 def read_legacy_tpot(path: Path | None = None) -> dict[str, float]:
@@ -213,6 +214,30 @@ def _base(term: str, kern: dict[str, np.ndarray], host: np.ndarray) -> np.ndarra
     return {"target": kern["target"], "draft": kern["draft"], "overhead": host, "ngram": zero}[term]
 
 
+def _fit_linear(X, y, base, kern, train, test):
+    """Weighted NNLS of ``y - base`` on the columns ``X`` over ``train``; prediction on ``test``."""
+    coef = _wnnls([x[train] for x in X], (y - base)[train], y[train])
+    return coef, base[test] + np.column_stack([x[test] for x in X]) @ coef
+
+
+def _fit_verify(X, y, base, kern, train, test):
+    """The verify floor ``max(0, v x draft tokens - kernel growth)`` (rlsim.speculation.costs):
+    ``v`` minimising the relative squared error over ``train``; prediction on ``test``."""
+    from scipy.optimize import minimize_scalar
+
+    from rlsim.speculation.costs import SpecCosts
+
+    tokens, growth = X[0], kern["growth"]
+
+    def pred(v, m):
+        costs = SpecCosts(0, 0, 0, v, 0, 0, 0, 0)
+        return base[m] + costs.verify_extra_s(tokens[m], growth[m])
+
+    res = minimize_scalar(lambda v: float(np.sum((pred(v, train) / y[train] - 1.0) ** 2)), bounds=(0.0, 1e-4),
+                          method="bounded", options={"xatol": 1e-10})
+    return np.array([res.x]), pred(res.x, test)
+
+
 def _errors(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     e = np.abs(pred / ref - 1.0)
     return {"median_abs_pct_err": round(100 * float(np.median(e)), 2), "max_abs_pct_err": round(100 * float(e.max()), 2)}
@@ -232,22 +257,22 @@ def fit_spec_costs(hw, dec: Decomposition) -> tuple[dict[str, float], dict]:
                     "terms": {}}
     for term in _TERMS:
         X, y, base = _design(term.name, g), ref[term.name], _base(term.name, kern, host)
-        coef = _wnnls(X, y - base, y)
-        pred = base + np.column_stack(X) @ coef
+        fit = _fit_verify if term.name == "target" else _fit_linear
+        coef, pred = fit(X, y, base, kern, np.ones_like(y, dtype=bool), np.ones_like(y, dtype=bool))
         held = {}
         for group in ("batch", "ctx"):
             out = np.empty_like(y)
             for v in np.unique(g[group]):
                 test = g[group] == v
-                c = _wnnls([x[~test] for x in X], (y - base)[~test], y[~test])
-                out[test] = base[test] + np.column_stack([x[test] for x in X]) @ c
+                out[test] = fit(X, y, base, kern, ~test, test)[1]
             held[f"leave_one_{'context' if group == 'ctx' else group}_out"] = _errors(out, y)
         for name, scale, value in zip(term.params, term.scale, coef):
             params[name] = round(float(value) * scale, 4)
         report["terms"][term.name] = {"before": _errors(before[term.name], y), "in_sample": _errors(pred, y), **held}
     round_ref = ref["target"] + ref["draft"] + ref["overhead"]
     round_before = before["target"] + before["draft"] + before["overhead"]
-    round_after = (kern["target"] + params["verify_us_per_draft_token"] * 1e-6 * g["batch"] * g["k"] + kern["draft"]
+    verify_extra = np.maximum(params["verify_us_per_draft_token"] * 1e-6 * g["batch"] * g["k"] - kern["growth"], 0.0)
+    round_after = (kern["target"] + verify_extra + kern["draft"]
                    + 1e-6 * (params["draft_round_us"] + params["draft_step_us"] * g["k"] + params["draft_seq_us"] * g["batch"])
                    + host + params["spec_host_us"] * 1e-6)
     report["terms"]["eagle3_round"] = {"before": _errors(round_before, round_ref), "in_sample": _errors(round_after, round_ref)}
@@ -257,6 +282,7 @@ def fit_spec_costs(hw, dec: Decomposition) -> tuple[dict[str, float], dict]:
 def fit_all(hw, dec: Decomposition, legacy_point: dict[str, float] | None) -> tuple[dict[str, float], dict]:
     """:func:`fit_spec_costs`, plus ``legacy_draft_step_us`` from ``legacy_point`` when given."""
     params, report = fit_spec_costs(hw, dec)
+    params["reference_bf16_tflops"] = float(hw.gpu.peak_tflops.bf16)
     if legacy_point is not None:
         params["legacy_draft_step_us"] = fit_legacy_step_us(hw, params, legacy_point)
         report["legacy"] = dict(legacy_point)
@@ -275,7 +301,9 @@ def write_section(profile_path: Path, params: dict[str, float], report: dict, vl
     where = f"rlsim calibrate spec on SpecDecode-Bench's decomposition (vLLM {vllm_version}, Llama-3.1-8B bf16, H100)"
     out = [f"speculation:  # written by {where}",
            f'  source: "fitted by {where}; spec_decode_measured.md 1"',
-           f'  vllm_version: "{vllm_version}"']
+           f'  vllm_version: "{vllm_version}"',
+           f"  reference_bf16_tflops: {params.get('reference_bf16_tflops', 989.0):g}".ljust(39)
+           + "  # the bf16 peak of the GPU these terms were fitted on (this profile's gpu.peak_tflops.bf16)"]
     for term in _TERMS:
         r = report["terms"][term.name]
         note = (f"fit: {term.name} term, in-sample |err| median/max {r['in_sample']['median_abs_pct_err']:g}/"

@@ -473,6 +473,9 @@ class SpeculationCosts(_Frozen):
       (draft-token bookkeeping, rejected-token rollback in the scheduler);
     * ``ngram_round_us`` / ``ngram_seq_us`` / ``ngram_ns_per_context_token``: the n-gram
       proposer's host time per step: fixed, per request, and per token of history it scans;
+    * ``reference_bf16_tflops``: the bf16 peak of the GPU the terms were fitted on; on another GPU
+      the verification floor (GPU work) scales by the peak ratio, the rest (host, launches,
+      synchronisation) transfers as is (assumed);
     * ``legacy_draft_step_us``: ``draft_step_us`` of vLLM releases before ``legacy_before`` (the
       decomposition's first version), fitted on vLLM #20780's batch-1 EAGLE-3 TPOT (mid-2025;
       that validation case is a calibration case).
@@ -483,12 +486,13 @@ class SpeculationCosts(_Frozen):
     draft_round_us: NonNeg = 1104.7
     draft_step_us: NonNeg = 0.0
     draft_seq_us: NonNeg = 0.0
-    verify_us_per_draft_token: NonNeg = 12.7585
+    verify_us_per_draft_token: NonNeg = 21.8718
     spec_host_us: NonNeg = 137.429
     ngram_round_us: NonNeg = 34.8795
     ngram_seq_us: NonNeg = 0.4478
     ngram_ns_per_context_token: NonNeg = 0.2354
-    legacy_draft_step_us: NonNeg = 755.16
+    reference_bf16_tflops: NonNeg = 989.0
+    legacy_draft_step_us: NonNeg = 746.05
     legacy_before: str = "0.10.1"
     fit: dict[str, Any] | None = None
 

@@ -12,7 +12,11 @@ A speculative step in vLLM V1 (``vllm/v1/worker/gpu_model_runner.py``: ``execute
    target probabilities at every draft position (``compute_probs``: temperature, top-k / top-p),
    accept with ``p_target(draft)`` (``draft_probs`` is None: drafts count as deterministic) and
    sample a recovered token; the bonus token comes from the normal sampler (top-p / top-k apply).
-   Timed as ``verify_us_per_draft_token`` per draft token (fitted) plus, when sampling at
+   Timed as a floor: the verify pass costs at least ``verify_us_per_draft_token`` per draft token
+   more than a plain decode step of the same batch (fitted; while the target's GEMMs are
+   memory-bound the extra tokens are nearly free in the kernel model, so the floor is the
+   rejection sampler, the probabilities and metadata at every draft position; once they are
+   compute-bound the kernels' own growth exceeds it and nothing is added), plus, when sampling at
    temperature > 0, ``RANDOM_SAMPLING_PASSES`` fp32 passes over the ``B x (1 + k)`` rows of
    logits (softmax, uniform draws, recovered-token distribution; assumed);
 3. **drafting** (``EagleProposer.propose`` in ``vllm/v1/spec_decode/eagle.py``, also MTP and
@@ -61,10 +65,13 @@ class SpecCosts:
     ngram_s_per_context_token: float
 
     @classmethod
-    def from_profile(cls, section) -> "SpecCosts":
-        """From a profile's ``speculation`` section (:class:`~rlsim.hardware.profile.SpeculationCosts`)."""
+    def from_profile(cls, hw) -> "SpecCosts":
+        """From a profile's ``speculation`` section (:class:`~rlsim.hardware.profile.SpeculationCosts`):
+        the verification floor scaled by the bf16 peak of the GPU it was fitted on over ``hw``'s."""
+        section = hw.speculation
+        scale = section.reference_bf16_tflops / hw.gpu.peak_tflops.bf16
         return cls(section.draft_round_us * 1e-6, section.draft_step_us * 1e-6, section.draft_seq_us * 1e-6,
-                   section.verify_us_per_draft_token * 1e-6, section.spec_host_us * 1e-6,
+                   section.verify_us_per_draft_token * 1e-6 * scale, section.spec_host_us * 1e-6,
                    section.ngram_round_us * 1e-6, section.ngram_seq_us * 1e-6,
                    section.ngram_ns_per_context_token * 1e-9)
 
@@ -74,9 +81,12 @@ class SpecCosts:
             return 0.0
         return self.draft_round_s + k * self.draft_step_s + batch * self.draft_seq_s
 
-    def verify_extra_s(self, draft_tokens: float) -> float:
-        """Verification work beyond the target's kernels for ``draft_tokens`` draft tokens."""
-        return self.verify_s_per_draft_token * max(0.0, draft_tokens)
+    def verify_extra_s(self, draft_tokens, kernel_growth_s):
+        """Verification time beyond the target's kernels for ``draft_tokens`` draft tokens, when the
+        kernels of the verify pass take ``kernel_growth_s`` more than a plain decode step's
+        (scalars or arrays): ``max(0, verify_s_per_draft_token x draft_tokens - kernel_growth_s)``."""
+        d = np.maximum(np.asarray(draft_tokens, dtype=np.float64), 0.0)
+        return np.maximum(self.verify_s_per_draft_token * d - np.asarray(kernel_growth_s, dtype=np.float64), 0.0)
 
     def ngram_host_s(self, batch: int, history_tokens):
         """Host time of the n-gram proposer over ``batch`` requests with ``history_tokens`` tokens

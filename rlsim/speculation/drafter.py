@@ -100,7 +100,7 @@ def build_drafter(spec, target: ModelArch, hw, tp: int, kv_dtype: str, cuda_grap
     (overheads from ``hw``'s ``speculation`` section, at ``vllm_version``)."""
     where = "rollout.engine.speculative_config"
     method = spec.method
-    costs = SpecCosts.from_profile(hw.speculation)
+    costs = SpecCosts.from_profile(hw)
     step_us = hw.speculation.draft_step_us_at(vllm_version) if spec.draft_step_overhead_us is None \
         else spec.draft_step_overhead_us
     costs = dataclasses.replace(costs, draft_step_s=step_us * 1e-6)

@@ -74,14 +74,19 @@ class SpecRuntime:
 
     def verify_extra_s(self, batch: int, k: int) -> float:
         """Verification time beyond the target's kernels for ``batch`` requests with ``k`` drafts:
-        the fitted per-draft-token term plus, at temperature > 0, the random rejection sampler's
-        passes over the ``batch x (1 + k)`` rows of fp32 logits."""
+        the fitted per-draft-token floor (:meth:`SpecCosts.verify_extra_s` against the growth of
+        the pass's token-dependent kernels over a plain decode step) plus, at temperature > 0, the
+        random rejection sampler's passes over the ``batch x (1 + k)`` rows of fp32 logits."""
         if k <= 0 or batch <= 0:
             return 0.0
         key = ("verify", batch, k)
         if key not in self._cache:
             costs = self.drafter.costs
-            t = costs.verify_extra_s(batch * k * self.drafting_share(k)) if costs is not None else 0.0
+            t = 0.0
+            if costs is not None:
+                growth = (sum(self.target.decode_const_parts(batch, 1 + k).values())
+                          - sum(self.target.decode_const_parts(batch, 1).values()))
+                t = float(costs.verify_extra_s(batch * k * self.drafting_share(k), growth))
             if self.temperature > 0:
                 logits_bytes = batch * (1 + k) * self.target.arch.vocab_size * 4.0
                 t += float(ops.elementwise_time_s(self.target.hw, RANDOM_SAMPLING_PASSES * logits_bytes))

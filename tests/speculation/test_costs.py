@@ -20,9 +20,11 @@ def test_gpu_drafter_overhead_per_round_step_and_sequence():
     assert COSTS.draft_overhead_s(4, 0) == 0.0
 
 
-def test_verify_extra_scales_with_draft_tokens():
-    assert COSTS.verify_extra_s(40) == pytest.approx(40 * 1e-5)
-    assert COSTS.verify_extra_s(0) == 0.0
+def test_verify_extra_is_a_floor_above_the_kernels_growth():
+    assert COSTS.verify_extra_s(40, 0.0) == pytest.approx(40 * 1e-5)
+    assert COSTS.verify_extra_s(40, 1e-4) == pytest.approx(40 * 1e-5 - 1e-4)
+    assert COSTS.verify_extra_s(40, 1e-3) == 0.0  # compute-bound kernels already grow more
+    assert COSTS.verify_extra_s(0, 0.0) == 0.0
 
 
 def test_ngram_host_grows_with_batch_and_history():
@@ -53,8 +55,11 @@ def test_random_rejection_sampling_costs_more_than_greedy():
     ids, resp = np.arange(4), np.full(4, 64)
     g = spec_runtime(greedy, ids, resp, 0, greedy.forward_model())
     r = spec_runtime(rand, ids, resp, 0, rand.forward_model())
-    assert g.verify_extra_s(64, 3) == pytest.approx(64 * 3 * g.drafter.costs.verify_s_per_draft_token)
-    assert r.verify_extra_s(64, 3) > g.verify_extra_s(64, 3)
+    fwd = g.target
+    growth = sum(fwd.decode_const_parts(16, 4).values()) - sum(fwd.decode_const_parts(16, 1).values())
+    assert g.verify_extra_s(16, 3) == pytest.approx(16 * 3 * g.drafter.costs.verify_s_per_draft_token - growth)
+    assert r.verify_extra_s(16, 3) > g.verify_extra_s(16, 3)
+    assert g.verify_extra_s(512, 3) < 512 * 3 * g.drafter.costs.verify_s_per_draft_token  # the GEMMs grow too
 
 
 def test_ngram_host_time_is_on_the_critical_path():
