@@ -160,6 +160,25 @@ def render_speculation(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def render_spec_explain(summary: dict, max_rows: int = 8) -> str:
+    """Per engine: seconds in target passes, drafting, rejection sampling and host work."""
+    rows = summary["speculative"]["engine_time_s"]
+    keys = ("target_pass_s", "drafting_s", "rejection_sampling_s", "host_exposed_s", "drafting_host_s", "busy_s")
+    head = ("engine", "target pass", "drafting", "rejection", "host exposed", "draft host", "busy")
+    lines = ["time per engine (s):", "  " + "  ".join(f"{h:>12}" for h in head)]
+    shown = rows[:max_rows]
+    for r in shown:
+        lines.append("  " + f"{r['engine']:>12}" + "".join(f"  {r[k]:>12.3f}" for k in keys))
+    if len(rows) > max_rows:
+        lines.append(f"  ... {len(rows) - max_rows} more engines")
+    tot = {k: sum(r[k] for r in rows) for k in keys}
+    lines.append("  " + f"{'all':>12}" + "".join(f"  {tot[k]:>12.3f}" for k in keys))
+    busy = tot["busy_s"] or 1.0
+    lines.append("  shares of busy time: " + ", ".join(f"{h} {100 * tot[k] / busy:.1f} %"
+                                                   for h, k in zip(head[1:6], keys[:5])))
+    return "\n".join(lines)
+
+
 def render_seeds(stats: dict) -> str:
     """Mean and 95 % interval over seeds."""
     lines = [f"over {stats['num_seeds']} seeds {stats['seeds'][0]}..{stats['seeds'][-1]} (mean [95 % interval]):"]
@@ -184,6 +203,8 @@ def run(
     baseline_mode: str = typer.Option("no-spec", "--baseline-mode",
                                       help="RL scenarios: baseline = same pipeline without speculation (no-spec) "
                                            "or the synchronous colocated twin without speculation (sync)"),
+    explain: bool = typer.Option(False, "--explain", help="speculative rollouts: per engine, time in target passes, "
+                                                          "drafting, rejection sampling and host work"),
     sensitivity: bool = typer.Option(False, "--sensitivity",
                                      help="RL scenarios with speculation: vary every assumed number over its stated range "
                                           "and write a tornado chart + table of the speed-ups (into --out, default ./sensitivity)"),
@@ -227,7 +248,11 @@ def run(
     if json_:
         text = json.dumps(result.summary, indent=2, sort_keys=True)
     else:
-        text = _render_run(result, wall) + ("\n\n" + render_seeds(stats) if seeds > 1 else "")
+        text = _render_run(result, wall)
+        if explain and result.kind != "rl" and (result.summary.get("speculative") or {}).get("engine_time_s"):
+            text += "\n\n" + render_spec_explain(result.summary)
+        if seeds > 1:
+            text += "\n\n" + render_seeds(stats)
     typer.echo(text)
     if out is not None:
         paths = _save_run(result, out, text)
@@ -444,17 +469,19 @@ def validate(
             raise ConfigError(f"--case = {c!r} is not a validation case (cases: {', '.join(CASE_NAMES)})")
     results = run_validation(case or None)
     w = max(len(r.case.name) for r in results)
-    typer.echo(f"{'case':<{w}}  {'published':>10}  {'simulated':>10}  {'delta':>8}  result  tolerance")
+    typer.echo(f"{'case':<{w}}  {'published':>10}  {'simulated':>10}  {'delta':>8}  result  {'role':<11}  tolerance")
     for r in results:
         typer.echo(f"{r.case.name:<{w}}  {r.case.published:>10.4g}  {r.simulated:>10.4g}  {r.delta_pct:>7.1f}%  "
-                   f"{'pass' if r.passed else 'FAIL':<6}  {r.case.tolerance}")
+                   f"{'pass' if r.passed else 'FAIL':<6}  {r.case.role:<11}  {r.case.tolerance}")
         typer.echo(f"{'':<{w}}  {r.case.what}; source: {r.case.source}")
     failed = sum(not r.passed for r in results)
-    typer.echo(f"\n{len(results) - failed} passed, {failed} failed")
+    typer.echo(f"\n{len(results) - failed} passed, {failed} failed (role: calibration = a number of the case was "
+               "fitted or matched, independent = a prediction)")
     if json_out is not None:
         json_out.write_text(json.dumps([{"case": r.case.name, "published": r.case.published, "simulated": r.simulated,
                                          "delta_pct": r.delta_pct, "passed": r.passed, "low": r.case.low,
-                                         "high": r.case.high, "source": r.case.source} for r in results], indent=2))
+                                         "high": r.case.high, "source": r.case.source, "role": r.case.role}
+                                        for r in results], indent=2))
     if failed:
         raise typer.Exit(code=1)
 
@@ -564,6 +591,60 @@ def calibrate_routing(
                    f"{i['median_abs_pct_err']:>5.1f} /{i['p90_abs_pct_err']:>5.1f}  {h['median_abs_pct_err']:>8.1f} /"
                    f"{h['p90_abs_pct_err']:>5.1f}  {'yes' if r['kept'] else 'no'}")
     typer.echo(f"wrote {hw.source}")
+
+
+def _med_max(err: dict | None) -> str:
+    """``median / max`` of an error dict, or ``-``."""
+    return "-" if not err else f"{err['median_abs_pct_err']:.1f} / {err['max_abs_pct_err']:.1f}"
+
+
+@calibrate_app.command("spec")
+@_user_errors
+def calibrate_spec(
+    profile: str = typer.Option("h100_sxm", "--profile", help="profile name or YAML path (its speculation section)"),
+    measured: Optional[Path] = typer.Option(None, "--measured", help="spec_decode_measured.md (default ../shared/reference)"),
+    write: bool = typer.Option(False, "--write", help="write the fitted speculation section into the profile"),
+) -> None:
+    """Fit the speculative-decoding terms (drafting, verification, host, n-gram) to the measured
+    step-time decomposition; print in-sample and held-out errors; optionally store them."""
+    from rlsim.calibration.spec import fit_all, read_decomposition, read_legacy_tpot, write_section
+    from rlsim.hardware import load_profile
+
+    hw = load_profile(profile)
+    legacy = read_legacy_tpot(None if measured is None else measured.with_name("hardware_and_models.md"))
+    params, report = fit_all(hw, read_decomposition(measured), legacy)
+    typer.echo(f"{'term':<14} {'before med/max %':>17} {'in-sample med/max %':>20} {'held-out (batch) %':>19} "
+               f"{'held-out (ctx) %':>17}")
+    for name, r in report["terms"].items():
+        cells = [r.get(key) for key in ("before", "in_sample", "leave_one_batch_out", "leave_one_context_out")]
+        typer.echo(f"{name:<14} " + " ".join(f"{_med_max(c):>18}" for c in cells))
+    typer.echo(", ".join(f"{k} = {v:g}" for k, v in params.items()))
+    if write:
+        write_section(Path(hw.source), params, report, "0.10.1-0.11.1")
+        typer.echo(f"wrote the speculation section of {hw.source}")
+
+
+@calibrate_app.command("acceptance")
+@_user_errors
+def calibrate_acceptance(
+    traces: Optional[Path] = typer.Option(None, "--traces", help="acceptance-trace summary CSV (default ../shared/reference)"),
+    write: bool = typer.Option(False, "--write", help="write the fitted models into rlsim/catalog"),
+) -> None:
+    """Fit bursty (regime) acceptance models to measured acceptance traces, per dataset and
+    method; print the AL and per-request spread errors per k."""
+    from rlsim.calibration.acceptance import CATALOG, default_traces, fit_acceptance, read_traces, write_catalog
+
+    path = traces or default_traces()
+    models, report = fit_acceptance(read_traces(path))
+    typer.echo(f"{'model':<22} {'fitted':<70} max |AL err| %  max |spread err| %")
+    for name, m in models.items():
+        errs = report[name].values()
+        fields = ", ".join(f"{k}={v}" for k, v in m.items() if k != "kind")
+        typer.echo(f"{name:<22} {fields:<70} {max(abs(e['al_err_pct']) for e in errs):>13.2f}  "
+                   f"{max(abs(e['spread_err_pct']) for e in errs):>17.1f}")
+    if write:
+        write_catalog(models, report, path)
+        typer.echo(f"wrote {CATALOG}")
 
 
 @calibrate_app.command("check")

@@ -104,11 +104,13 @@ class SpeculativeConfig(BaseModel):
     disable_by_batch_size: int | None = Field(default=None, ge=1, description="no drafts once the running batch reaches this")
     acceptance: AcceptanceModel
     adaptive_k: AdaptiveKConfig | None = None
-    ngram_lookup_us_per_seq: float = Field(default=15.0, ge=0, description="host time of an n-gram lookup, us (assumed)")
-    draft_step_overhead_us: float = Field(
-        default=0.0, ge=0,
-        description="idle GPU time per draft forward (input preparation, launches between draft steps), us; "
-                    "0 = none. vLLM #20780's EAGLE-3 TPOT at batch 1 implies ~1,300 us in vLLM of mid-2025 (derived)")
+    draft_step_overhead_us: float | None = Field(
+        default=None, ge=0,
+        description="GPU idle time per draft forward beyond its kernels (attention-metadata update, launches, argmax), "
+                    "us; None = the hardware profile's fitted speculation.draft_step_us (rlsim calibrate spec)")
+    sampling_temperature: float = Field(
+        default=1.0, ge=0, description="the requests' sampling temperature: 0 = greedy rejection sampling, > 0 = "
+                                       "random (target probabilities at every draft position; RL samples at 1.0)")
 
 
 class EngineConfig(BaseModel):

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlsim.config import LoadedScenario, Scenario
-from rlsim.config.vllm import default_async_scheduling, default_limits
+from rlsim.config.vllm import (ASYNC_SPEC_METHODS, ASYNC_WITH_SPEC_SINCE, async_with_spec, default_async_scheduling,
+                               default_limits)
 from rlsim.cost import ForwardModel, MemoryPlan, plan_memory
 from rlsim.cost.forward import shared_forward_model
 from rlsim.errors import ConfigError, InfeasibleConfig
@@ -248,16 +249,31 @@ def _engine_defaults(sc: Scenario, hw: HardwareProfile) -> Scenario:
     seqs, tokens = default_limits(hw.hbm_bytes, "serve" if sc.kind == "serving" else "llm")
     fill = {"max_num_seqs": seqs if e.max_num_seqs is None else e.max_num_seqs,
             "max_num_batched_tokens": tokens if e.max_num_batched_tokens is None else e.max_num_batched_tokens,
-            "async_scheduling": default_async_scheduling(e.vllm_version, e.speculative_config is not None)
+            "async_scheduling": default_async_scheduling(e.vllm_version, e.speculative_config is not None,
+                                                         e.speculative_config and e.speculative_config.method)
             if e.async_scheduling is None else e.async_scheduling,
             "cpu_overhead": e.cpu_overhead.resolved(hw.engine)}
     return sc.model_copy(update={"rollout": sc.rollout.model_copy(update={"engine": e.model_copy(update=fill)})})
+
+
+def _check_async_spec(sc: Scenario, src: str) -> None:
+    """vLLM refuses async scheduling with a drafter it cannot overlap (rlsim.config.vllm)."""
+    e = sc.rollout.engine
+    spec = e.speculative_config
+    if e.async_scheduling and spec is not None and not async_with_spec(e.vllm_version, spec.method):
+        why = (f"vLLM runs async scheduling only with {', '.join(ASYNC_SPEC_METHODS)} drafters"
+               if spec.method not in ASYNC_SPEC_METHODS else
+               f"vLLM {e.vllm_version} predates async scheduling with speculative decoding "
+               f"(from {'.'.join(map(str, ASYNC_WITH_SPEC_SINCE))}, assumed)")
+        raise ConfigError.at(src, "rollout.engine.async_scheduling", True,
+                             f"is not supported with speculative method '{spec.method}': {why}")
 
 
 def resolve(loaded: LoadedScenario) -> Resolved:
     """Load hardware and model, and check the scenario can run."""
     sc, src, base = loaded.scenario, loaded.source, loaded.base_dir
     hw = _load_hw(sc, src, base)
+    _check_async_spec(sc, src)
     sc = _engine_defaults(sc, hw)
     arch = _load_arch(sc, src, base)
     _check_lengths(sc, src, base)
@@ -278,7 +294,7 @@ def resolve(loaded: LoadedScenario) -> Resolved:
     drafter = spec_plan = None
     if e.speculative_config is not None:
         drafter = build_drafter(e.speculative_config, arch, hw, tp, kvdt, not e.enforce_eager, wdt, src,
-                                e.max_cudagraph_capture_size)
+                                e.max_cudagraph_capture_size, e.vllm_version)
         spec_plan = _check_memory(sc, arch, hw, src, tp, wdt, kvdt, max_len, drafter, dp=dp)
     return Resolved(sc, src, base, hw, arch, wdt, kvdt, tp, gpus, engines, plan, max_len, drafter, spec_plan, dp)
 
