@@ -61,10 +61,9 @@ def run_bench(scenario: Path | None, flags: dict, overrides: list[str], percenti
     """Load, simulate and render; returns the result dict (vLLM's keys) and the report.
     A benchmark asking for more work than ``work_limit`` (default :data:`rlsim.config.work.HARD_LIMIT`;
     0: none) is refused before it runs."""
+    from rlsim.config.work import HARD_LIMIT, check_work, estimate
     from rlsim.serving.bench import simulate_bench
     from rlsim.sim import resolve
-
-    from rlsim.config.work import HARD_LIMIT, check_work, estimate
 
     pcts = _percentiles(percentiles)
     loaded = _load(scenario, flags, overrides)
