@@ -669,10 +669,15 @@ def plan(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override a field of every point (e.g. rl.num_steps=3)"),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="parallel workers (default: all CPUs)"),
     k_values: str = typer.Option("2,3,4", "--k", help="speculative k values to try (besides no speculation)"),
+    objective: str = typer.Option("fewest-gpus", "--objective",
+                                  help="fewest-gpus | cheapest-step | cheapest-run | fastest (meeting the target)"),
+    run_steps: int = typer.Option(1000, "--run-steps", min=1, help="steps of a run, for --objective cheapest-run"),
 ) -> None:
-    """Cheapest cluster reaching a target step time: searches GPU kind, GPU count, rollout /
-    training split, rollout TP/EP and k (with and without speculation); writes plan.md,
-    pareto.png (cost vs step time) and points.csv (every point, infeasible ones with reasons)."""
+    """The cluster that reaches a target step time (default: the fewest GPUs): screens GPU
+    kinds, cluster sizes and rollout / trainer layouts (TP, EP, PP, split) against memory,
+    searches down to the smallest size meeting the target, then refines split, rollout TP/EP
+    and k (with and without speculation); writes plan.md, pareto.png, points.csv and
+    layouts.csv (every layout tried, with why it does not fit)."""
     from rlsim.analysis.plan import run_plan
 
     _prepare_out(out)
@@ -680,7 +685,8 @@ def plan(
     with _progress_bar("plan") as bar:
         result = run_plan(scenario, target_step_time_s, gpus=[g.strip() for g in gpus.split(",") if g.strip()],
                           max_gpus=max_gpus, out=out, overrides=set_ or [], workers=workers,
-                          k_values=_int_list(k_values, "--k"), progress=bar)
+                          k_values=_int_list(k_values, "--k"), progress=bar, objective=objective,
+                          run_steps=run_steps)
     typer.echo(result.headline)
     typer.echo(f"\nwrote {', '.join(str(p) for p in result.paths)} in {time.perf_counter() - t0:.0f} s")
 
