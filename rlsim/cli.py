@@ -146,7 +146,7 @@ def render_seeds(stats: dict) -> str:
 @app.command()
 @_user_errors
 def run(
-    scenario: Path = typer.Argument(..., help="scenario YAML (see scenarios/)"),
+    scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (see scenarios/); or --from DIR"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override a field: path.to.field=value (YAML value); repeatable"),
     out: Optional[Path] = typer.Option(None, "--out", help="write summary.json, parquet tables, PNG and trace.json here"),
     seed: Optional[int] = typer.Option(None, "--seed", help="random seed (overrides the scenario's seed)"),
@@ -160,6 +160,8 @@ def run(
     sensitivity: bool = typer.Option(False, "--sensitivity",
                                      help="RL scenarios with speculation: vary every assumed number over its stated range "
                                           "and write a tornado chart + table of the speed-ups (into --out, default ./sensitivity)"),
+    from_: Optional[Path] = typer.Option(None, "--from", help="rerun a result folder written by --out "
+                                                                 "(its scenario.resolved.yaml and run.json)"),
 ) -> None:
     """Simulate SCENARIO: one rollout batch, or RL steps when it has an rl: section; explain
     where the time went.
@@ -171,7 +173,14 @@ def run(
 
     if out is not None:
         _prepare_out(out)
-    loaded = load_scenario(scenario, set_ or [], seed)
+    if from_ is not None:
+        loaded, seeds, no_baseline, baseline_mode, scenario = _from_folder(from_, scenario, set_ or [], seed)
+    elif scenario is None:
+        from rlsim.errors import ConfigError
+
+        raise ConfigError("rlsim run: give a SCENARIO file or --from DIR")
+    else:
+        loaded = load_scenario(scenario, set_ or [], seed)
     if sensitivity and (loaded.scenario.rl is None or loaded.scenario.rollout.engine.speculative_config is None):
         from rlsim.errors import ConfigError
 
@@ -189,17 +198,36 @@ def run(
         if seeds > 1:
             typer.echo("\n" + render_seeds(stats))
     if out is not None:
+        from rlsim.results.reproduce import write_reproduction
+
         paths = _write_run_outputs(result, out)
+        paths += write_reproduction(out, loaded, set_ or [], {"seeds": seeds, "baseline": not no_baseline,
+                                                              "baseline_mode": baseline_mode})
         typer.echo(f"\nwrote {', '.join(str(p) for p in paths)}", err=json_)
     if sensitivity:
         _sensitivity(scenario, set_ or [], seed, result, out, baseline_mode)
+
+
+def _from_folder(folder: Path, scenario, overrides: list[str], seed):
+    """(loaded, seeds, no_baseline, baseline_mode, scenario path) of ``rlsim run --from DIR``."""
+    from rlsim.errors import ConfigError
+    from rlsim.results.reproduce import load_reproduction
+
+    if scenario is not None:
+        raise ConfigError(f"rlsim run: give SCENARIO ({scenario}) or --from {folder}, not both")
+    loaded, info = load_reproduction(folder, overrides + ([f"seed={seed}"] if seed is not None else []))
+    opts = info.get("command", {}).get("options", {})
+    return (loaded, int(opts.get("seeds", 1)), not opts.get("baseline", True), opts.get("baseline_mode", "no-spec"),
+            Path(loaded.source))
 
 
 def _render_run(result, wall_s: float) -> str:
     """The table ``rlsim run`` prints for a rollout or an RL result."""
     if result.kind == "rl":
         return render_rl(result, wall_s)
-    text = render_rollout(result.summary, wall_s)
+    s = result.summary
+    head = f"rollout: {s['scenario']}: {s['model']['name']} on {s['rollout_gpus']} x {s['hardware']['profile']} (seed {s['seed']})"
+    text = head + "\n\n" + render_rollout(s, wall_s)
     return text + ("\n\n" + render_speculation(result.summary) if "speedup" in result.summary else "")
 
 
@@ -231,7 +259,8 @@ def render_rl(result, wall_s: float | None = None) -> str:
     """Per-step table, steady-state window per run, trainer MFU breakdown, weight sync, speedups,
     assumptions and every warning."""
     s = result.summary
-    lines = [f"RL: {s['scenario']} (seed {s['seed']}, pipeline {s['pipeline']})"]
+    model, hw = (s.get("model") or {}).get("name", "?"), (s.get("hardware") or {}).get("profile", "?")
+    lines = [f"RL: {s['scenario']}: {model} on {hw} (seed {s['seed']}, pipeline {s['pipeline']})"]
     for name, run in result.runs.items():
         lines += _rl_steps(name, run)
     lines += _rl_window(result)
@@ -687,6 +716,12 @@ def plan(
                           max_gpus=max_gpus, out=out, overrides=set_ or [], workers=workers,
                           k_values=_int_list(k_values, "--k"), progress=bar, objective=objective,
                           run_steps=run_steps)
+    from rlsim.config import load_scenario
+    from rlsim.results.reproduce import write_reproduction
+
+    result.paths += write_reproduction(out, load_scenario(scenario, set_ or []), set_ or [],
+                                       {"target_step_time_s": target_step_time_s, "gpus": gpus, "max_gpus": max_gpus,
+                                        "objective": objective, "run_steps": run_steps, "k": k_values})
     typer.echo(result.headline)
     typer.echo(f"\nwrote {', '.join(str(p) for p in result.paths)} in {time.perf_counter() - t0:.0f} s")
 
