@@ -30,6 +30,7 @@ def write_breakdown_png(result, path: Path) -> None:
     runs = list(result.runs.items())
     fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
     width = 0.8 / len(runs)
+    top = 0.0
     for i, (name, run) in enumerate(runs):
         df = run.steps
         x = df["step"].to_numpy() + i * width
@@ -39,13 +40,15 @@ def write_breakdown_png(result, path: Path) -> None:
                    edgecolor="k", linewidth=0.3, hatch="//" if i else None)
             bottom += df[key].to_numpy()
         for xi, b in zip(x, bottom):
-            ax.text(xi, b, name, ha="center", va="bottom", fontsize=6, rotation=90)
+            ax.text(xi, b, f" {name}", ha="center", va="bottom", fontsize=6, rotation=90)
+        top = max(top, float(bottom.max()) if len(bottom) else 0.0)
     steps = runs[0][1].steps["step"].to_numpy()
     ax.set_xticks(steps + width * (len(runs) - 1) / 2, [str(int(t)) for t in steps])
     ax.set_xlabel("RL step")
-    ax.set_ylabel("seconds")
+    ax.set_ylabel("seconds per step")
+    ax.set_ylim(0, top * 1.3 if top > 0 else 1.0)  # head room for the run labels above the bars
     ax.set_title(f"{result.summary['scenario']}: step time breakdown per run")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", ncols=3)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
@@ -59,6 +62,7 @@ def write_gantt_png(result, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(11, 1.2 + 0.9 * len(runs)), dpi=110)
     colors = {"generation": "C1", "logprob + train": "C4", "weight sync": "C0"}
     ticks, labels = [], []
+    span = max((float(r.gantt["end_s"].max()) for _, r in runs if len(r.gantt)), default=1.0)
     for i, (name, run) in enumerate(runs):
         for lane, pool in enumerate(("rollout", "training")):
             y = 2 * i + lane
@@ -67,12 +71,13 @@ def write_gantt_png(result, path: Path) -> None:
             g = run.gantt[run.gantt["pool"] == pool]
             for r in g.itertuples(index=False):
                 ax.barh(y, r.end_s - r.start_s, left=r.start_s, color=colors[r.what], edgecolor="k", linewidth=0.3)
-                ax.text((r.start_s + r.end_s) / 2, y, str(r.step), ha="center", va="center", fontsize=6)
+                if r.end_s - r.start_s >= 0.02 * span:  # a step label only where it fits
+                    ax.text((r.start_s + r.end_s) / 2, y, str(r.step), ha="center", va="center", fontsize=6)
     ax.set_yticks(ticks, labels, fontsize=7)
     ax.set_xlabel("time (s)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colors.values()]
     ax.legend(handles, list(colors), fontsize=7, loc="upper right")
-    ax.set_title(f"{result.summary['scenario']}: pools over time")
+    ax.set_title(f"{result.summary['scenario']}: pools over time (bars labelled with their RL step)")
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
