@@ -162,6 +162,8 @@ def run(
                                           "and write a tornado chart + table of the speed-ups (into --out, default ./sensitivity)"),
     from_: Optional[Path] = typer.Option(None, "--from", help="rerun a result folder written by --out "
                                                                  "(its scenario.resolved.yaml and run.json)"),
+    report: Optional[Path] = typer.Option(None, "--report", help="write one self-contained HTML page (figures, "
+                                                                 "tables, assumptions, warnings, resolved scenario)"),
 ) -> None:
     """Simulate SCENARIO: one rollout batch, or RL steps when it has an rl: section; explain
     where the time went.
@@ -191,12 +193,8 @@ def run(
     result = results[0]
     if seeds > 1:
         result.summary["seeds"] = stats
-    if json_:
-        typer.echo(json.dumps(result.summary, indent=2, sort_keys=True))
-    else:
-        typer.echo(_render_run(result, wall))
-        if seeds > 1:
-            typer.echo("\n" + render_seeds(stats))
+    text = _render_run(result, wall) + ("\n\n" + render_seeds(stats) if seeds > 1 else "")
+    typer.echo(json.dumps(result.summary, indent=2, sort_keys=True) if json_ else text)
     if out is not None:
         from rlsim.results.reproduce import write_reproduction
 
@@ -204,8 +202,23 @@ def run(
         paths += write_reproduction(out, loaded, set_ or [], {"seeds": seeds, "baseline": not no_baseline,
                                                               "baseline_mode": baseline_mode})
         typer.echo(f"\nwrote {', '.join(str(p) for p in paths)}", err=json_)
+    if report is not None:
+        typer.echo(f"wrote {_run_report(result, loaded, out, report, text)}", err=json_)
     if sensitivity:
         _sensitivity(scenario, set_ or [], seed, result, out, baseline_mode)
+
+
+def _run_report(result, loaded, out: Optional[Path], report: Path, text: str) -> Path:
+    """``--report``: the HTML page, with the PNGs of ``--out`` (or of a scratch folder)."""
+    import tempfile
+
+    from rlsim.results.html_report import run_report
+
+    if out is not None:
+        return run_report(result, loaded.raw, sorted(out.glob("*.png")), report, text)
+    with tempfile.TemporaryDirectory() as tmp:
+        _write_run_outputs(result, Path(tmp))
+        return run_report(result, loaded.raw, sorted(Path(tmp).glob("*.png")), report, text)
 
 
 def _from_folder(folder: Path, scenario, overrides: list[str], seed):
@@ -640,18 +653,24 @@ def bench(
     save_result: Optional[Path] = typer.Option(None, "--save-result", help="write the result JSON (vLLM's keys) here", rich_help_panel=_CLIENT),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override any scenario field: path=value; repeatable"),
     json_: bool = typer.Option(False, "--json", help="print the result JSON instead of the report"),
+    report: Optional[Path] = typer.Option(None, "--report", help="write one self-contained HTML page of the result"),
 ) -> None:
     """A simulated `vllm bench serve`: the flags of `vllm serve` and `vllm bench serve` (or a
     scenario with a serving: section); prints vLLM's report, --save-result writes its JSON."""
     from rlsim.serving.bench_cli import run_bench
 
-    flags = {k: v for k, v in locals().items() if k not in ("scenario", "metric_percentiles", "save_result", "set_", "json_")}
+    flags = {k: v for k, v in locals().items() if k not in ("scenario", "metric_percentiles", "save_result", "set_", "json_",
+                                                            "report")}
     result, text = run_bench(scenario, flags, set_ or [], metric_percentiles, save_result)
     typer.echo(json.dumps(result, indent=2, sort_keys=True) if json_ else text)
     for w in result.get("warnings", []):
         typer.echo(f"warning: {w}", err=True)
     if save_result is not None:
         typer.echo(f"wrote {save_result}", err=True)
+    if report is not None:
+        from rlsim.results.html_report import bench_report
+
+        typer.echo(f"wrote {bench_report(result, text, None, report)}", err=True)
 
 
 @app.command()
@@ -701,6 +720,7 @@ def plan(
     objective: str = typer.Option("fewest-gpus", "--objective",
                                   help="fewest-gpus | cheapest-step | cheapest-run | fastest (meeting the target)"),
     run_steps: int = typer.Option(1000, "--run-steps", min=1, help="steps of a run, for --objective cheapest-run"),
+    report: Optional[Path] = typer.Option(None, "--report", help="write plan.md as one self-contained HTML page"),
 ) -> None:
     """The cluster that reaches a target step time (default: the fewest GPUs): screens GPU
     kinds, cluster sizes and rollout / trainer layouts (TP, EP, PP, split) against memory,
@@ -719,9 +739,14 @@ def plan(
     from rlsim.config import load_scenario
     from rlsim.results.reproduce import write_reproduction
 
-    result.paths += write_reproduction(out, load_scenario(scenario, set_ or []), set_ or [],
+    loaded = load_scenario(scenario, set_ or [])
+    result.paths += write_reproduction(out, loaded, set_ or [],
                                        {"target_step_time_s": target_step_time_s, "gpus": gpus, "max_gpus": max_gpus,
                                         "objective": objective, "run_steps": run_steps, "k": k_values})
+    if report is not None:
+        from rlsim.results.html_report import plan_report
+
+        result.paths.append(plan_report(out / "plan.md", loaded.raw, report))
     typer.echo(result.headline)
     typer.echo(f"\nwrote {', '.join(str(p) for p in result.paths)} in {time.perf_counter() - t0:.0f} s")
 

@@ -51,6 +51,11 @@ def test_plan_tiny_async(tmp_path):
     for section in ("## Layouts tried", "### h100_sxm\n\n- smallest feasible cluster: **3 GPUs**", "## Inputs of the binding stage",
                     "| acceptance (per draft token) | constant 0.68 | assumed |"):
         assert section in md
+    from rlsim.results.html_report import plan_report
+
+    page = plan_report(tmp_path / "plan.md", {"name": "x"}, tmp_path / "plan.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 1 and "<h3>Layouts tried" in page
+    assert "<h3>Inputs of the binding stage</h3>" in page and "<td>assumed</td>" in page and "name: x" in page
     lay = pd.read_csv(tmp_path / "layouts.csv")
     assert set(lay["pool"]) == {"rollout", "training"} and (~lay["ok"]).any()
     # the default objective: the fewest GPUs meeting the target, ties by cost per step
