@@ -9,9 +9,10 @@ objective (``--objective``: the fewest GPUs by default; rlsim.analysis.plan_sear
    time falls as GPUs are added; each size at the rollout / training split that balances the
    pools' work (generation GPU-seconds vs logprob + training GPU-seconds) of the kind's last
    simulated point, with the scenario's k;
-3. **refine** -- around each kind's best point (and the next smaller size, can another layout
-   get there?): the split one and two rollout engines either way, the other fitting rollout
-   layouts, every other ``k``; then each kind's best with speculation toggled;
+3. **refine** -- around each kind's best point: the split one and two rollout engines either
+   way, rollout TP halved and doubled, every other ``k``; at the next smaller size (can another
+   split get there?) the split one engine either way; then each kind's best with speculation
+   toggled;
 4. **confirm** -- the search simulates a short window (warm-up + one dispatch cycle, as
    ``--sensitivity``) unless ``rl.num_steps`` is set; the best three points by the objective
    are re-simulated on the steady-state window (rlsim.rl.steady) and the first that still meets
@@ -299,8 +300,9 @@ class _Search:
                 r = None if c is None else self._row(c)
                 if r is not None:
                     anchors.append(r)
-            for a in anchors:
-                cands += self._around(kind, a)
+            cands += self._around(kind, anchors[0])
+            if len(anchors) > 1:
+                cands += self._around(kind, anchors[1], splits_only=True)
         self.evaluate(cands)
         if self.ks or self.k0:  # what speculation buys at each kind's best point
             twins = []
@@ -316,7 +318,7 @@ class _Search:
                                             "twin: speculation toggled"))
             self.evaluate(twins)
 
-    def _around(self, kind: str, a) -> list:
+    def _around(self, kind: str, a, splits_only: bool = False) -> list:
         n, r, k = int(a["total_gpus"]), int(a["rollout_gpus"]), (int(a["k"]) or None)
         d = json.loads(a["params"])
         roll = {"tensor_parallel_size": int(a["rollout_tp"]), "enable_expert_parallel": bool(d["rollout.engine.enable_expert_parallel"])}
@@ -325,12 +327,16 @@ class _Search:
             splits = self.screens[kind].splits(n, roll["tensor_parallel_size"], False)
             if r in splits:
                 i = splits.index(r)
-                for j in (i - 2, i - 1, i + 1, i + 2):
+                for j in ((i - 1, i + 1) if splits_only else (i - 2, i - 1, i + 1, i + 2)):
                     if 0 <= j < len(splits):
                         out.append(self._cand(kind, n, roll, splits[j], k, "refine: split"))
-        for other in self.screens[kind].rollout:
-            if other != roll:
-                out.append(self._cand(kind, n, other, None, k, "refine: rollout TP / EP", r / n))
+        if splits_only:
+            return out
+        tp = roll["tensor_parallel_size"]
+        for other in self.screens[kind].rollout:  # rollout TP halved / doubled (the same expert-parallel setting)
+            if other["enable_expert_parallel"] == roll["enable_expert_parallel"] and \
+                    other["tensor_parallel_size"] in (tp // 2, tp * 2):
+                out.append(self._cand(kind, n, other, None, k, "refine: rollout TP", r / n))
         for k2 in self.ks:
             if k2 != k:
                 out.append(self._cand(kind, n, roll, r, k2, "refine: k"))
@@ -614,8 +620,8 @@ def _markdown(df, rec, scenario, sc, target, max_gpus, overrides, ks, profiles, 
           "tried'); then the largest feasible size and a bisection over the feasible sizes for the smallest that meets "
           "the target (step time assumed to fall as GPUs are added), each size at the split that balances the pools' work "
           "of the last simulated point; then around each kind's best point: the split one and two rollout engines either "
-          f"way, the other fitting rollout layouts, k = {', '.join(map(str, ks)) or '-'}, speculation toggled, and the "
-          "next smaller size's split. Other settings are the scenario's: a point outside this search may be better.",
+          f"way, rollout TP halved / doubled, k = {', '.join(map(str, ks)) or '-'}, speculation toggled, and the "
+          "next smaller size's split one engine either way. Other settings are the scenario's: a point outside this search may be better.",
           f"- **Step time**: steady-state window mean after the warm-up (`rl.num_steps` = "
           f"{sc.rl.num_steps or 'until converged'}, `rl.warmup_steps` = {sc.rl.warmup_steps or 'lag + 1'})"
           + (f"; overrides: `{' '.join(overrides)}`" if overrides else "") + ".",

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rlsim.results.writers import write_chrome_trace, write_running_batch_png, write_summary_json
+from rlsim.results.trace import rl_trace, write_trace
+from rlsim.results.writers import write_running_batch_png, write_summary_json
 
 __all__ = ["write_rl_outputs"]
 
@@ -99,6 +100,7 @@ def write_rl_outputs(result, out_dir: Path) -> list[Path]:
     spec = result.runs["spec"]
     if len(spec.segments):
         write_running_batch_png(spec.segments, out_dir / "running_batch.png", f"{result.summary['scenario']} (spec run)")
-        write_chrome_trace(spec.segments, out_dir / "trace.json")
-        paths += [out_dir / "running_batch.png", out_dir / "trace.json"]
+        paths.append(out_dir / "running_batch.png")
+    write_trace(rl_trace(result), out_dir / "trace.json")  # every run, every pool (rlsim.results.trace)
+    paths.append(out_dir / "trace.json")
     return paths
