@@ -751,6 +751,60 @@ def plan(
     typer.echo(f"\nwrote {', '.join(str(p) for p in result.paths)} in {time.perf_counter() - t0:.0f} s")
 
 
+@app.command("import")
+@_user_errors
+def import_(
+    framework: str = typer.Argument(..., help="nemo-rl or verl"),
+    config: Path = typer.Argument(..., help="the framework's GRPO config YAML"),
+    hardware: str = typer.Option("h100_sxm", "--hardware", help="GPU kind (the configs name none)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write the scenario YAML here (default: stdout)"),
+) -> None:
+    """A NeMo-RL or verl GRPO config -> a scenario YAML; reports every key used, ignored or
+    unknown, and every default the config cannot set (stderr)."""
+    import yaml
+
+    from rlsim._yaml import read_yaml_mapping
+    from rlsim.config.importers import import_config
+    from rlsim.config.loader import scenario_from_dict
+
+    rep = import_config(framework, read_yaml_mapping(config, f"{framework} config"), hardware)
+    scenario_from_dict(rep.scenario, f"{config} (imported)")  # what it maps to validates
+    text = yaml.safe_dump(rep.scenario, sort_keys=False)
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    else:
+        typer.echo(text)
+    typer.echo(rep.render(), err=True)
+    if out is not None:
+        typer.echo(f"wrote {out}", err=True)
+
+
+@app.command()
+@_user_errors
+def export(
+    target: str = typer.Argument(..., help="vllm (a vllm serve command line) or nemo-rl (a GRPO config fragment)"),
+    scenario: Path = typer.Argument(..., help="scenario YAML"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="override a field: path=value; repeatable"),
+    plan_dir: Optional[Path] = typer.Option(None, "--plan", help="apply the recommended point of an rlsim plan --out DIR"),
+) -> None:
+    """Print the scenario (or the plan's recommended point) as `vllm serve` flags or a NeMo-RL
+    config fragment."""
+    from rlsim.config import load_scenario
+    from rlsim.config.exporters import nemo_rl_fragment, vllm_serve_command
+    from rlsim.errors import ConfigError
+
+    if target not in ("vllm", "nemo-rl"):
+        raise ConfigError(f"export: target {target!r} must be vllm or nemo-rl")
+    overrides = list(set_ or [])
+    if plan_dir is not None:
+        rec = plan_dir / "recommended.json"
+        if not rec.is_file():
+            raise ConfigError(f"--plan = {str(plan_dir)!r}: recommended.json not found (no point met the target?)")
+        overrides = [f"{k}={json.dumps(v)}" for k, v in sorted(json.loads(rec.read_text()).items())] + overrides
+    loaded = load_scenario(scenario, overrides)
+    typer.echo(vllm_serve_command(loaded) if target == "vllm" else nemo_rl_fragment(loaded))
+
+
 def _int_list(text: str, option: str) -> list[int]:
     from rlsim.errors import ConfigError
 

@@ -500,6 +500,10 @@ def _write(df, rec, out: Path, scenario: Path, sc, target, max_gpus, overrides, 
         paths.append(out / "layouts.csv")
     (out / "plan.md").write_text(md, encoding="utf-8")
     paths.insert(0, out / "plan.md")
+    if rec is not None:  # the point's overrides (rlsim export --plan DIR)
+        (out / "recommended.json").write_text(json.dumps(json.loads(rec["params"]), indent=2, sort_keys=True) + "\n",
+                                              encoding="utf-8")
+        paths.append(out / "recommended.json")
     if rob is not None and len(rob):
         rob.to_csv(out / "robustness.csv", index=False)
         paths.append(out / "robustness.csv")
