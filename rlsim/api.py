@@ -43,10 +43,11 @@ def _check_mode(baseline_mode: str) -> None:
 
 
 def simulate(scenario: str | Path | LoadedScenario, overrides: list[str] | tuple[str, ...] = (), seed: int | None = None,
-             baseline: bool = True, baseline_mode: str = "no-spec") -> RunResult:
+             baseline: bool = True, baseline_mode: str = "no-spec", progress: bool | None = None) -> RunResult:
     """Load (if a path), validate and simulate a scenario: one rollout batch, RL steps when it
     has an ``rl:`` section, or a ``vllm bench serve``-like benchmark when it has ``serving:``.  Returns a :class:`~rlsim.results.RunResult` (``.summary``,
     ``.sequences``, ``.segments``, ``.steps`` (RL), ``.baseline``, ``.runs`` (RL)).
+    ``progress``: a bar of the RL steps as they are simulated (None: in a notebook only, tqdm).
 
     With a ``speculative_config`` the paired no-speculation baseline runs too (unless
     ``baseline=False``): ``result.summary["speedup"]``, ``result.baseline``.  RL scenarios:
@@ -56,10 +57,14 @@ def simulate(scenario: str | Path | LoadedScenario, overrides: list[str] | tuple
     >>> r = simulate("scenarios/qwen8b_rollout.yaml", overrides=["workload.num_prompts_per_step=8"])  # doctest: +SKIP
     >>> r.summary["rollout_time_s"]  # doctest: +SKIP
     """
+    from rlsim.results.progress import ProgressBar, in_notebook, tracking
+
     _check_mode(baseline_mode)
     loaded = _load(scenario, overrides, seed)
     seed = loaded.scenario.seed if seed is None else seed
-    return _simulate(resolve(loaded), seed, baseline, baseline_mode)
+    show = in_notebook() if progress is None else progress
+    with ProgressBar("simulate", quiet=not show) as bar, tracking(bar):
+        return _simulate(resolve(loaded), seed, baseline, baseline_mode)
 
 
 def simulate_seeds(scenario: str | Path | LoadedScenario, num_seeds: int, overrides: list[str] | tuple[str, ...] = (),

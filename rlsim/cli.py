@@ -164,6 +164,7 @@ def run(
                                                                  "(its scenario.resolved.yaml and run.json)"),
     report: Optional[Path] = typer.Option(None, "--report", help="write one self-contained HTML page (figures, "
                                                                  "tables, assumptions, warnings, resolved scenario)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Simulate SCENARIO: one rollout batch, or RL steps when it has an rl: section; explain
     where the time went.
@@ -188,7 +189,10 @@ def run(
 
         raise ConfigError(f"--sensitivity: {scenario} needs an rl: section and a speculative_config")
     t0 = time.perf_counter()
-    results, stats = simulate_seeds(loaded, seeds, seed=seed, baseline=not no_baseline, baseline_mode=baseline_mode)
+    from rlsim.results.progress import tracking
+
+    with _progress_bar("run", quiet) as bar, tracking(bar):  # RL: each run's trained steps
+        results, stats = simulate_seeds(loaded, seeds, seed=seed, baseline=not no_baseline, baseline_mode=baseline_mode)
     wall = time.perf_counter() - t0
     result = results[0]
     if seeds > 1:
@@ -688,6 +692,7 @@ def sweep(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="parallel workers (default: all CPUs; ray: local instance CPUs)"),
     address: Optional[str] = typer.Option(None, "--address", help="ray: cluster address (auto, ray://host:10001); default a local instance"),
     no_baseline: bool = typer.Option(False, "--no-baseline", help="skip the no-speculation baselines (no speedup columns)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Sweep SCENARIO over --grid / --zip values; one row per point and seed in --out, with its
     error when it is infeasible or fails; the no-speculation baseline is simulated once per
@@ -699,7 +704,7 @@ def sweep(
         from rlsim.errors import ConfigError
 
         raise ConfigError("sweep: give at least one --grid or --zip axis")
-    with _progress_bar("sweep") as bar:
+    with _progress_bar("sweep", quiet) as bar:
         df = run_sweep(scenario, grid or [], zip_ or [], overrides=set_ or [], seeds=seeds, seed=seed, out=out,
                        backend=backend, workers=workers, address=address, baseline=not no_baseline, progress=bar)
     typer.echo(summarize(df))
@@ -721,6 +726,7 @@ def plan(
                                   help="fewest-gpus | cheapest-step | cheapest-run | fastest (meeting the target)"),
     run_steps: int = typer.Option(1000, "--run-steps", min=1, help="steps of a run, for --objective cheapest-run"),
     report: Optional[Path] = typer.Option(None, "--report", help="write plan.md as one self-contained HTML page"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """The cluster that reaches a target step time (default: the fewest GPUs): screens GPU
     kinds, cluster sizes and rollout / trainer layouts (TP, EP, PP, split) against memory,
@@ -731,7 +737,7 @@ def plan(
 
     _prepare_out(out)
     t0 = time.perf_counter()
-    with _progress_bar("plan") as bar:
+    with _progress_bar("plan", quiet) as bar:
         result = run_plan(scenario, target_step_time_s, gpus=[g.strip() for g in gpus.split(",") if g.strip()],
                           max_gpus=max_gpus, out=out, overrides=set_ or [], workers=workers,
                           k_values=_int_list(k_values, "--k"), progress=bar, objective=objective,
@@ -817,46 +823,12 @@ def _int_list(text: str, option: str) -> list[int]:
     return vals
 
 
-class _progress_bar:
-    """A rich progress bar on stderr fed by ``progress(done, total, row)`` callbacks."""
+def _progress_bar(what: str, quiet: bool = False):
+    """A progress bar on stderr fed by ``progress(done, total, row)`` callbacks (rlsim.results.progress:
+    rich on a terminal, tqdm in a notebook, nothing under --quiet or when stderr is not a terminal)."""
+    from rlsim.results.progress import ProgressBar
 
-    def __init__(self, what: str):
-        self.what, self._p, self._task = what, None, None
-        self._t0 = time.perf_counter()
-
-    def __enter__(self):
-        try:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            console = Console(stderr=True)
-            if not console.is_terminal:  # a log file: plain lines, every 10 %
-                self._step = -1
-                self._t0 = time.perf_counter()
-                return self
-            self._p = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                               TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False)
-            self._p.start()
-        except ImportError:  # pragma: no cover - rich ships with typer
-            self._p = None
-        return self
-
-    def __call__(self, done: int, total: int, row=None) -> None:
-        if self._p is None:
-            step = (10 * done) // max(1, total)
-            if step != getattr(self, "_step", None) or done == total:
-                self._step = step
-                typer.echo(f"{self.what}: {done}/{total} done, {time.perf_counter() - getattr(self, '_t0', 0.0):.0f} s", err=True)
-            return
-        if self._task is None:
-            self._task = self._p.add_task(self.what, total=total, completed=done)
-        else:
-            self._p.update(self._task, total=total, completed=done)
-
-    def __exit__(self, *exc):
-        if self._p is not None:
-            self._p.stop()
-        return False
+    return ProgressBar(what, quiet)
 
 
 def main() -> None:
