@@ -9,7 +9,7 @@ import numpy as np
 from rlsim.results.trace import rl_trace, write_trace
 from rlsim.results.writers import write_running_batch_png, write_summary_json
 
-__all__ = ["write_rl_outputs"]
+__all__ = ["write_rl_outputs", "breakdown_figure", "gantt_figure"]
 
 _PARTS = [("weight_sync_time_s", "weight sync"), ("generation_time_s", "generation (exposed)"),
           ("reward_time_s", "reward"), ("logprob_time_s", "logprob"), ("train_time_s", "train"),
@@ -27,6 +27,13 @@ def _plt():
 
 def write_breakdown_png(result, path: Path) -> None:
     """Stacked per-step breakdown of the trainer's critical path, one group of bars per run."""
+    fig = breakdown_figure(result)
+    fig.savefig(path, metadata={"Software": None})
+    _plt().close(fig)
+
+
+def breakdown_figure(result):
+    """The figure of :func:`write_breakdown_png` (``RunResult.plot_breakdown``)."""
     plt = _plt()
     runs = list(result.runs.items())
     fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
@@ -52,12 +59,18 @@ def write_breakdown_png(result, path: Path) -> None:
     ax.legend(fontsize=7, loc="upper left", ncols=3)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
+    return fig
 
 
 def write_gantt_png(result, path: Path) -> None:
     """Rollout and training pools over time, one pair of lanes per run."""
+    fig = gantt_figure(result)
+    fig.savefig(path, metadata={"Software": None})
+    _plt().close(fig)
+
+
+def gantt_figure(result):
+    """The figure of :func:`write_gantt_png` (``RunResult.plot_gantt``)."""
     plt = _plt()
     runs = list(result.runs.items())
     fig, ax = plt.subplots(figsize=(11, 1.2 + 0.9 * len(runs)), dpi=110)
@@ -80,8 +93,7 @@ def write_gantt_png(result, path: Path) -> None:
     ax.legend(handles, list(colors), fontsize=7, loc="upper right")
     ax.set_title(f"{result.summary['scenario']}: pools over time (bars labelled with their RL step)")
     fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
+    return fig
 
 
 def write_rl_outputs(result, out_dir: Path) -> list[Path]:

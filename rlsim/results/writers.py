@@ -53,6 +53,15 @@ def write_chrome_trace(segments: pd.DataFrame, path: Path, max_events: int = 400
 
 def write_running_batch_png(segments: pd.DataFrame, path: Path, title: str = "") -> None:
     """Step plot of running sequences per engine over time."""
+    import matplotlib.pyplot as plt
+
+    fig = running_batch_figure(segments, title)
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def running_batch_figure(segments: pd.DataFrame, title: str = ""):
+    """The figure of :func:`write_running_batch_png` (``RunResult.plot_running_batch``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,8 +77,7 @@ def write_running_batch_png(segments: pd.DataFrame, path: Path, title: str = "")
     ax.set_title(title or "running batch per engine")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
+    return fig
 
 
 def write_outputs(result, out_dir: Path, title: str = "") -> list[Path]:
