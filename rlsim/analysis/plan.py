@@ -11,8 +11,9 @@ objective (``--objective``: the fewest GPUs by default; rlsim.analysis.plan_sear
    simulated point, with the scenario's k;
 3. **refine** -- around each kind's best point: the split one and two rollout engines either
    way, rollout TP halved and doubled, every other ``k``; at the next smaller size (can another
-   split get there?) the split one engine either way; then each kind's best with speculation
-   toggled;
+   layout get there?) the split one engine either way and rollout TP halved / doubled; where
+   that meets the target, the next smaller feasible sizes (at most twice); then each kind's
+   best with speculation toggled;
 4. **confirm** -- the search simulates a short window (warm-up + one dispatch cycle, as
    ``--sensitivity``) unless ``rl.num_steps`` is set; the best three points by the objective
    are re-simulated on the steady-state window (rlsim.rl.steady) and the first that still meets
@@ -302,8 +303,10 @@ class _Search:
                     anchors.append(r)
             cands += self._around(kind, anchors[0])
             if len(anchors) > 1:
-                cands += self._around(kind, anchors[1], splits_only=True)
+                cands += self._around(kind, anchors[1], smaller=True)
         self.evaluate(cands)
+        if self.objective != "fastest":
+            self._descend()
         if self.ks or self.k0:  # what speculation buys at each kind's best point
             twins = []
             for kind in self.screens:
@@ -318,7 +321,42 @@ class _Search:
                                             "twin: speculation toggled"))
             self.evaluate(twins)
 
-    def _around(self, kind: str, a, splits_only: bool = False) -> list:
+    def _descend(self, rounds: int = 2) -> None:
+        """Where the refinement met the target below the bisection's answer, try the next smaller
+        feasible sizes too (balanced split, every rollout TP), at most ``rounds`` times."""
+        for _ in range(rounds):
+            cands = []
+            for kind, s in self.screens.items():
+                g = self.df[(self.df["hardware_kind"] == kind) & self.df["meets_target"]]
+                if not len(g):
+                    continue
+                n = int(g["total_gpus"].min())
+                tried = set(self.df[self.df["hardware_kind"] == kind]["total_gpus"].astype(int))
+                below = [m for m in s.feasible_sizes if m < n]
+                if not below or below[-1] in tried and not self._untried_tp(kind, below[-1]):
+                    continue
+                c = self._balanced(kind, below[-1], "refine: smaller size")
+                if c is not None:
+                    cands.append(c)
+                    cands += self._tp_variants(kind, below[-1], c, "refine: smaller size")
+            if not cands:
+                return
+            self.evaluate(cands)
+
+    def _untried_tp(self, kind: str, n: int) -> bool:
+        g = self.df[(self.df["hardware_kind"] == kind) & (self.df["total_gpus"] == n)]
+        return len(set(int(t) for t in g["rollout_tp"])) < len(self.screens[kind].rollout)
+
+    def _tp_variants(self, kind: str, n: int, c: dict, stage: str) -> list:
+        p = c["point"]
+        roll = {"tensor_parallel_size": p["rollout.engine.tensor_parallel_size"],
+                "enable_expert_parallel": p["rollout.engine.enable_expert_parallel"]}
+        k = p.get("rollout.engine.speculative_config.num_speculative_tokens")
+        tp = roll["tensor_parallel_size"]
+        return [self._cand(kind, n, o, None, k, stage, p["rollout.num_gpus"] / n) for o in self.screens[kind].rollout
+                if o["enable_expert_parallel"] == roll["enable_expert_parallel"] and o["tensor_parallel_size"] in (tp // 2, tp * 2)]
+
+    def _around(self, kind: str, a, smaller: bool = False) -> list:
         n, r, k = int(a["total_gpus"]), int(a["rollout_gpus"]), (int(a["k"]) or None)
         d = json.loads(a["params"])
         roll = {"tensor_parallel_size": int(a["rollout_tp"]), "enable_expert_parallel": bool(d["rollout.engine.enable_expert_parallel"])}
@@ -327,17 +365,15 @@ class _Search:
             splits = self.screens[kind].splits(n, roll["tensor_parallel_size"], False)
             if r in splits:
                 i = splits.index(r)
-                for j in ((i - 1, i + 1) if splits_only else (i - 2, i - 1, i + 1, i + 2)):
+                for j in ((i - 1, i + 1) if smaller else (i - 2, i - 1, i + 1, i + 2)):
                     if 0 <= j < len(splits):
                         out.append(self._cand(kind, n, roll, splits[j], k, "refine: split"))
-        if splits_only:
-            return out
         tp = roll["tensor_parallel_size"]
         for other in self.screens[kind].rollout:  # rollout TP halved / doubled (the same expert-parallel setting)
             if other["enable_expert_parallel"] == roll["enable_expert_parallel"] and \
                     other["tensor_parallel_size"] in (tp // 2, tp * 2):
                 out.append(self._cand(kind, n, other, None, k, "refine: rollout TP", r / n))
-        for k2 in self.ks:
+        for k2 in ([] if smaller else self.ks):
             if k2 != k:
                 out.append(self._cand(kind, n, roll, r, k2, "refine: k"))
         return out
@@ -563,10 +599,10 @@ def _binding_md(info: _PlanInfo) -> list[str]:
     stage, rows = info.binding
     if not rows:
         return []
-    n = {k: sum(1 for r in rows if r[2] == k) for k in ("measured", "fitted", "assumed")}
+    n = {k: sum(1 for r in rows if r[2] == k) for k in ("measured", "fitted", "derived", "assumed")}
     return ["## Inputs of the binding stage", "",
             f"The recommendation's step is bound by **{stage}**; its inputs are {n['measured']} measured, "
-            f"{n['fitted']} fitted and {n['assumed']} assumed (rlsim.analysis.provenance). Assumed inputs are what to "
+            f"{n['fitted']} fitted, {n['derived']} derived and {n['assumed']} assumed (rlsim.analysis.provenance). Assumed inputs are what to "
             "measure before committing to the cluster.", "",
             _md_table(rows, ["input", "value", "kind", "source"]), ""]
 
@@ -624,8 +660,9 @@ def _markdown(df, rec, scenario, sc, target, max_gpus, overrides, ks, profiles, 
           "tried'); then the largest feasible size and a bisection over the feasible sizes for the smallest that meets "
           "the target (step time assumed to fall as GPUs are added), each size at the split that balances the pools' work "
           "of the last simulated point; then around each kind's best point: the split one and two rollout engines either "
-          f"way, rollout TP halved / doubled, k = {', '.join(map(str, ks)) or '-'}, speculation toggled, and the "
-          "next smaller size's split one engine either way. Other settings are the scenario's: a point outside this search may be better.",
+          f"way, rollout TP halved / doubled, k = {', '.join(map(str, ks)) or '-'}, speculation toggled; at the "
+          "next smaller size the split one engine either way and rollout TP halved / doubled; where that meets the "
+          "target, the next smaller sizes too (twice at most). Other settings are the scenario's: a point outside this search may be better.",
           f"- **Step time**: steady-state window mean after the warm-up (`rl.num_steps` = "
           f"{sc.rl.num_steps or 'until converged'}, `rl.warmup_steps` = {sc.rl.warmup_steps or 'lag + 1'})"
           + (f"; overrides: `{' '.join(overrides)}`" if overrides else "") + ".",

@@ -13,7 +13,8 @@ The classification is read from the configuration, not typed in:
 * engine CPU overheads, trainer per-operation terms and weight-sync terms carry their own
   "assumed" labels (rlsim.training.perop, rlsim.training.weight_sync), so they are **assumed**;
 * a trainer MFU set in the scenario or a profile's ``training`` section is **assumed** unless
-  its source says measured / fitted.
+  its source says measured / fitted; the per-operation trainer's achieved MFU is **derived**
+  (from the fitted kernel times and its assumed terms, listed).
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def stage_inputs(scenario: Path, overrides: list[str], point: dict, stage: str) 
     if stage in ("training", "logprob"):
         rows.append(prof)
         c = plan.trainer[0]
-        rows.append(["trainer efficiency", f"MFU {c.mfu:.3f}", _kind_of_text(c.mfu_source, "fitted"), c.mfu_source])
+        kind = "derived" if "per-operation" in c.mfu_source else _kind_of_text(c.mfu_source)
+        rows.append(["trainer efficiency", f"MFU {c.mfu:.3f}", kind,
+                     c.mfu_source + ("; from the fitted kernel times and the assumed terms below" if kind == "derived" else "")])
         for name, (value, why) in sorted(c.assumptions.items()):
             rows.append([f"trainer {name}", "-" if value is None else f"{value}", "assumed", str(why)[:120]])
         return rows
