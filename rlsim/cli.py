@@ -123,8 +123,9 @@ def render_speculation(summary: dict) -> str:
         "",
         f"  speedup (rollout)             {s['speedup']['rollout']:.3f}x",
         f"  mean acceptance length        {s['mean_acceptance_length']:.3f}   (vLLM: 1 + accepted / drafts)",
-        f"  per-position acceptance       {pos}",
-        f"  draft acceptance rate         {100 * s['draft_acceptance_rate']:.1f} %",
+        f"  per-position acceptance       {pos}   (vLLM's per-position rates: unconditional, P(position i accepted))",
+        f"  draft acceptance rate         {100 * s['draft_acceptance_rate']:.1f} %   (vLLM's Avg Draft acceptance rate: "
+        "accepted / drafted tokens; not the scenario's per-token conditional acceptance `rate`)",
         f"  drafter ({sp['drafter']})   {100 * br.get('drafting', 0.0):.1f} % of engine time; "
         f"iterations with drafts {100 * sp['spec_iterations_frac']:.1f} %",
         f"  why: tokens per target pass rise {s['mean_acceptance_length']:.2f}x at the cost of verify passes over "
