@@ -571,7 +571,8 @@ def _layouts_md(info: _PlanInfo, max_gpus: int) -> str:
     from rlsim.analysis.plan_search import cluster_sizes
 
     L = ["", "## Layouts tried (memory screen, before simulating)", "",
-         f"Cluster sizes screened: {', '.join(map(str, cluster_sizes(max_gpus)))}. Every layout tried, with its reason: "
+         f"Cluster sizes screened: {', '.join(map(str, cluster_sizes(max_gpus)))} and each kind's smallest feasible "
+         "size. Every layout tried, with its reason: "
          "[layouts.csv](layouts.csv).", ""]
     for kind, s in info.screens.items():
         roll = [t for t in s.tried if t.pool == "rollout"]

@@ -222,7 +222,10 @@ def _excluded_reason(s: KindScreen, n: int, colocated: bool, max_gpus: int) -> s
             return f"the trainer needs at least {t_min} GPUs (colocated: one pool for both)"
         return f"no trainer layout divides {n} GPUs with a rollout TP that fits (TP >= {tp_min})"
     if n < tp_min + t_min:
-        below = [t for t in s.tried if t.pool == "training" and t.gpus == max(1, n - tp_min) and not t.ok]
+        # the memory rule at the largest pool below the smallest that fits (more telling than divisibility)
+        mem = [t for t in s.tried if t.pool == "training" and not t.ok and t.gpus < t_min and "GiB per GPU" in t.reason]
+        below = sorted(mem, key=lambda t: t.gpus)[-1:] or \
+            [t for t in s.tried if t.pool == "training" and t.gpus == max(1, n - tp_min) and not t.ok]
         why = f" ({below[0].layout} on {below[0].gpus}: {below[0].reason})" if below else ""
         return (f"needs >= {tp_min} rollout GPUs (smallest rollout TP that fits) + >= {t_min} training GPUs "
                 f"(smallest trainer pool with a fitting layout){why}")
