@@ -23,6 +23,7 @@ read ``{source}: {path} is required``.
 from __future__ import annotations
 
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -32,9 +33,10 @@ import pydantic
 
 from rlsim.errors import ConfigError, format_location
 
-__all__ = ["validation_error_to_config_error", "suggest", "fields_of_model_at"]
+__all__ = ["validation_error_to_config_error", "suggest", "fields_of_model_at", "validate_strict", "check_finite"]
 
 _MISSING = object()
+M = typing.TypeVar("M", bound=pydantic.BaseModel)
 
 
 def suggest(word: str, choices: Sequence[str], cutoff: float = 0.5) -> str | None:
@@ -139,6 +141,46 @@ def fields_of_model_at(model: type[pydantic.BaseModel], parts: Sequence[Any]) ->
     return sorted(set(names)) or None
 
 
+def _tags_at(model: type[pydantic.BaseModel], parts: Sequence[Any], field: str) -> list[str]:
+    """The ``field`` (discriminator) values of the union members that validate ``parts``."""
+    current: list[Any] = [model]
+    for part in parts:
+        nxt: list[Any] = []
+        for ann in current:
+            for m in _models_in(ann):
+                f = m.model_fields.get(str(part))
+                if f is not None:
+                    nxt.append(f.annotation)
+            value_type = _container_value(ann)
+            if value_type is not None:
+                nxt.append(value_type)
+        current = nxt
+    tags: list[str] = []
+    for ann in current:
+        for m in _models_in(ann):
+            f = m.model_fields.get(field)
+            if f is not None:
+                tags += [str(a) for a in typing.get_args(f.annotation)]
+    return list(dict.fromkeys(tags))
+
+
+def _union_tag_error(first: dict, source: str | None, data: Any, model, prefix: str) -> ConfigError:
+    """A discriminated union names its discriminator: ``path.kind = 'x' must be one of ...``."""
+    field = str(first.get("ctx", {}).get("discriminator", "'kind'")).strip("'")
+    parts, value = _resolve_loc(tuple(first["loc"]), data, missing_last=False)
+    tags = _tags_at(model, parts, field) if model is not None else []
+    if not tags and first["type"] == "union_tag_invalid":
+        tags = [t.strip(" '") for t in str(first["ctx"].get("expected_tags", "")).split(",") if t.strip()]
+    path = _dotted([*parts, field], prefix)
+    one_of = ", ".join(tags)
+    if first["type"] == "union_tag_invalid" and isinstance(value, Mapping):
+        return ConfigError.at(source, path, value.get(field), f"must be one of: {one_of}")
+    if isinstance(value, Mapping):
+        return ConfigError(f"{format_location(source, path)} is required (one of: {one_of})")
+    return ConfigError.at(source, _dotted(parts, prefix) or "(top level)", value,
+                          f"must be a mapping with a {field}: key (one of: {one_of})")
+
+
 def _rule(msg: str) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
@@ -165,6 +207,8 @@ def validation_error_to_config_error(
     # is the more useful of the two, so it is reported first
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     kind = first["type"]
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        return _union_tag_error(first, source, data, model, prefix)
     loc = tuple(first["loc"])
     parts, value = _resolve_loc(loc, data, missing_last=(kind == "missing"))
     path = _dotted(parts, prefix) or "(top level)"
@@ -182,3 +226,42 @@ def validation_error_to_config_error(
                 rule += f" (did you mean {hint!r}?)" if hint else f" (known: {', '.join(known)})"
         return ConfigError.at(source, path, value, rule)
     return ConfigError.at(source, path, value, _rule(first["msg"]))
+
+
+#: Largest integer magnitude accepted anywhere (exact in a float64; beyond it sizes overflow numpy's int64).
+MAX_INT = 2**53
+#: Largest float magnitude accepted anywhere: every input number is in human units (us, GiB, TB/s, ...), so
+#: 1e15 is far beyond any real value, while 1e200 us squared (a standard deviation) overflows.
+MAX_FLOAT = 1e15
+
+
+def check_finite(data: Any, source: str | None, prefix: str = "") -> None:
+    """Every number in raw ``data`` finite (``.inf`` / ``.nan`` are refused wherever they are:
+    an infinite time or size is never a valid input), every integer within +-2**53 and every
+    float within +-1e15 (:data:`MAX_FLOAT`); iterative, any depth."""
+    stack: list[tuple[list[Any], Any]] = [([], data)]
+    while stack:
+        parts, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError.at(source, _dotted(parts, prefix) or "(top level)", value, "must be a finite number")
+        if isinstance(value, float) and abs(value) > MAX_FLOAT:
+            raise ConfigError.at(source, _dotted(parts, prefix) or "(top level)", value,
+                                 "is out of range (numbers are at most 1e15 in magnitude: inputs are in us, GiB, "
+                                 "TB/s, ...)")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+            raise ConfigError.at(source, _dotted(parts, prefix) or "(top level)", value,
+                                 "is out of range (integers are at most 2**53 = 9,007,199,254,740,992)")
+        if isinstance(value, Mapping):
+            stack.extend(([*parts, k], v) for k, v in reversed(list(value.items())))
+        elif isinstance(value, (list, tuple)):
+            stack.extend(([*parts, i], v) for i, v in reversed(list(enumerate(value))))
+
+
+def validate_strict(model: type[M], data: Any, source: str | None, *, prefix: str = "") -> M:
+    """``model`` from raw YAML/JSON ``data`` in pydantic's strict mode (no bool as a number, no
+    float as an int, no string as a number), finite numbers only; one-line ConfigError."""
+    check_finite(data, source, prefix)
+    try:
+        return model.model_validate(data, strict=True)
+    except pydantic.ValidationError as err:
+        raise validation_error_to_config_error(err, source, data, model=model, prefix=prefix) from None

@@ -8,6 +8,7 @@ import numpy as np
 from scipy import stats
 
 from rlsim.config import LoadedScenario, load_scenario
+from rlsim.config.work import HARD_LIMIT, check_work, estimate
 from rlsim.errors import ConfigError
 from rlsim.results.result import RunResult
 from rlsim.sim import Resolved, resolve, simulate_rollout
@@ -43,7 +44,8 @@ def _check_mode(baseline_mode: str) -> None:
 
 
 def simulate(scenario: str | Path | LoadedScenario, overrides: list[str] | tuple[str, ...] = (), seed: int | None = None,
-             baseline: bool = True, baseline_mode: str = "no-spec", progress: bool | None = None) -> RunResult:
+             baseline: bool = True, baseline_mode: str = "no-spec", work_limit: float | None = HARD_LIMIT,
+             progress: bool | None = None) -> RunResult:
     """Load (if a path), validate and simulate a scenario: one rollout batch, RL steps when it
     has an ``rl:`` section, or a ``vllm bench serve``-like benchmark when it has ``serving:``.  Returns a :class:`~rlsim.results.RunResult` (``.summary``,
     ``.sequences``, ``.segments``, ``.steps`` (RL), ``.baseline``, ``.runs`` (RL)).
@@ -56,11 +58,16 @@ def simulate(scenario: str | Path | LoadedScenario, overrides: list[str] | tuple
 
     >>> r = simulate("scenarios/qwen8b_rollout.yaml", overrides=["workload.num_prompts_per_step=8"])  # doctest: +SKIP
     >>> r.summary["rollout_time_s"]  # doctest: +SKIP
+
+    A scenario asking for more work than ``work_limit`` (:mod:`rlsim.config.work`; None or 0:
+    no limit) is refused before anything is simulated.
     """
     from rlsim.results.progress import ProgressBar, in_notebook, tracking
 
     _check_mode(baseline_mode)
     loaded = _load(scenario, overrides, seed)
+    check_work(estimate(loaded.scenario, loaded.base_dir, baseline=baseline, source=loaded.source), loaded.source,
+               work_limit)
     seed = loaded.scenario.seed if seed is None else seed
     show = in_notebook() if progress is None else progress
     with ProgressBar("simulate", quiet=not show) as bar, tracking(bar):
@@ -68,15 +75,24 @@ def simulate(scenario: str | Path | LoadedScenario, overrides: list[str] | tuple
 
 
 def simulate_seeds(scenario: str | Path | LoadedScenario, num_seeds: int, overrides: list[str] | tuple[str, ...] = (),
-                   seed: int | None = None, baseline: bool = True,
-                   baseline_mode: str = "no-spec") -> tuple[list[RunResult], dict]:
+                   seed: int | None = None, baseline: bool = True, baseline_mode: str = "no-spec",
+                   work_limit: float | None = HARD_LIMIT, progress=None) -> tuple[list[RunResult], dict]:
     """Simulate seeds ``seed, seed + 1, ...`` (``num_seeds`` of them); returns the results and
-    :func:`seed_statistics` over them."""
+    :func:`seed_statistics` over them.  ``work_limit`` as :func:`simulate` (over all seeds);
+    ``progress(done, total)`` is called after each seed."""
     _check_mode(baseline_mode)
+    if num_seeds < 1:
+        raise ConfigError(f"--seeds = {num_seeds} must be >= 1")
     loaded = _load(scenario, overrides, seed)
+    est = estimate(loaded.scenario, loaded.base_dir, seeds=num_seeds, baseline=baseline, source=loaded.source)
+    check_work(est, loaded.source, work_limit)
     res = resolve(loaded)
     first = loaded.scenario.seed if seed is None else seed
-    results = [_simulate(res, first + i, baseline, baseline_mode) for i in range(num_seeds)]
+    results = []
+    for i in range(num_seeds):
+        results.append(_simulate(res, first + i, baseline, baseline_mode))
+        if progress is not None:
+            progress(i + 1, num_seeds)
     return results, seed_statistics([r.summary for r in results])
 
 

@@ -15,6 +15,7 @@ from typing import Callable, List, Optional
 
 import typer
 
+from rlsim.config.work import HARD_LIMIT as _HARD_LIMIT
 from rlsim.errors import RlsimError
 
 app = typer.Typer(
@@ -34,17 +35,43 @@ app.add_typer(calibrate_app, name="calibrate")
 
 
 def _user_errors(fn: Callable) -> Callable:
-    """Print RlsimError as one line and exit 2."""
+    """Print RlsimError as one line and exit 2.  Every path argument is checked for length and
+    NUL bytes before the command runs; an OSError on a file the user named (unreadable, a
+    folder, ...) is one line too."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            _check_path_arguments(fn, kwargs)
             return fn(*args, **kwargs)
         except RlsimError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(code=2) from None
+        except OSError as err:
+            if err.filename is None:
+                raise
+            from rlsim.errors import short_repr
+
+            typer.echo(f"error: {short_repr(str(err.filename))}: {err.strerror or err}", err=True)
+            raise typer.Exit(code=2) from None
 
     return wrapper
+
+
+def _check_path_arguments(fn: Callable, kwargs: dict) -> None:
+    """:func:`rlsim._paths.check_path_text` on every ``Path`` argument (and list of them),
+    named as the user typed it (``scenario`` for an argument, ``--out`` for an option)."""
+    import inspect
+
+    from rlsim._paths import check_path_text
+
+    params = inspect.signature(fn).parameters
+    for name, value in kwargs.items():
+        default = params[name].default if name in params else None
+        shown = name if isinstance(default, typer.models.ArgumentInfo) else "--" + name.rstrip("_").replace("_", "-")
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, Path):
+                check_path_text(str(v), None, shown)
 
 
 def _fmt(v) -> str:
@@ -79,7 +106,9 @@ def render_rollout(summary: dict, wall_s: float | None = None) -> str:
         ("engines x TP", f"{s['num_engines']} x {s['tensor_parallel_size']}"),
         ("engine iterations", s["engine_iterations"]),
     ]
-    out = [_table(rows, f"rollout: {s['scenario']} (seed {s['seed']})")]
+    # the header names the resolved model and GPU (a --set model.name=... keeps the file's scenario name)
+    out = [_table(rows, f"rollout: {s['scenario']}: {s['model']['name']} on {s['rollout_gpus']} x "
+                        f"{s['hardware']['profile']} (seed {s['seed']})")]
     br = sorted(s["time_breakdown_frac"].items(), key=lambda kv: -kv[1])
     out.append(_table([(k, f"{100 * v:5.1f} %") for k, v in br if v > 0.0005], "where the engine time went:"))
     m, h, md = s["memory"], s["hardware"], s["model"]
@@ -134,6 +163,25 @@ def render_speculation(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def render_spec_explain(summary: dict, max_rows: int = 8) -> str:
+    """Per engine: seconds in target passes, drafting, rejection sampling and host work."""
+    rows = summary["speculative"]["engine_time_s"]
+    keys = ("target_pass_s", "drafting_s", "rejection_sampling_s", "host_exposed_s", "drafting_host_s", "busy_s")
+    head = ("engine", "target pass", "drafting", "rejection", "host exposed", "draft host", "busy")
+    lines = ["time per engine (s):", "  " + "  ".join(f"{h:>12}" for h in head)]
+    shown = rows[:max_rows]
+    for r in shown:
+        lines.append("  " + f"{r['engine']:>12}" + "".join(f"  {r[k]:>12.3f}" for k in keys))
+    if len(rows) > max_rows:
+        lines.append(f"  ... {len(rows) - max_rows} more engines")
+    tot = {k: sum(r[k] for r in rows) for k in keys}
+    lines.append("  " + f"{'all':>12}" + "".join(f"  {tot[k]:>12.3f}" for k in keys))
+    busy = tot["busy_s"] or 1.0
+    lines.append("  shares of busy time: " + ", ".join(f"{h} {100 * tot[k] / busy:.1f} %"
+                                                   for h, k in zip(head[1:6], keys[:5])))
+    return "\n".join(lines)
+
+
 def render_seeds(stats: dict) -> str:
     """Mean and 95 % interval over seeds."""
     lines = [f"over {stats['num_seeds']} seeds {stats['seeds'][0]}..{stats['seeds'][-1]} (mean [95 % interval]):"]
@@ -158,9 +206,14 @@ def run(
     baseline_mode: str = typer.Option("no-spec", "--baseline-mode",
                                       help="RL scenarios: baseline = same pipeline without speculation (no-spec) "
                                            "or the synchronous colocated twin without speculation (sync)"),
+    explain: bool = typer.Option(False, "--explain", help="speculative rollouts: per engine, time in target passes, "
+                                                          "drafting, rejection sampling and host work"),
     sensitivity: bool = typer.Option(False, "--sensitivity",
                                      help="RL scenarios with speculation: vary every assumed number over its stated range "
                                           "and write a tornado chart + table of the speed-ups (into --out, default ./sensitivity)"),
+    work_limit: float = typer.Option(_HARD_LIMIT, "--work-limit",
+                                     help="refuse runs estimated above this many token-equivalents (~1e-7 s each; "
+                                          "0 = no limit; see the README's robustness section)"),
     from_: Optional[Path] = typer.Option(None, "--from", help="rerun a result folder written by --out "
                                                                  "(its scenario.resolved.yaml and run.json)"),
     report: Optional[Path] = typer.Option(None, "--report", help="write one self-contained HTML page (figures, "
@@ -174,7 +227,10 @@ def run(
     the speedup is reported."""
     from rlsim.api import simulate_seeds
     from rlsim.config import load_scenario
+    from rlsim.config.work import check_work, estimate
+    from rlsim.errors import ConfigError
 
+    _check_work_limit(work_limit)
     if out is not None:
         _prepare_out(out)
     if from_ is not None:
@@ -186,24 +242,39 @@ def run(
     else:
         loaded = load_scenario(scenario, set_ or [], seed)
     if sensitivity and (loaded.scenario.rl is None or loaded.scenario.rollout.engine.speculative_config is None):
-        from rlsim.errors import ConfigError
-
         raise ConfigError(f"--sensitivity: {scenario} needs an rl: section and a speculative_config")
+    from rlsim.api import _check_mode
+
+    _check_mode(baseline_mode)
+    warning = check_work(estimate(loaded.scenario, loaded.base_dir, seeds=seeds, baseline=not no_baseline,
+                                  source=loaded.source),
+                         loaded.source, work_limit)
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
     t0 = time.perf_counter()
     from rlsim.results.progress import tracking
 
     with _progress_bar("run", quiet) as bar, tracking(bar):  # RL: each run's trained steps
-        results, stats = simulate_seeds(loaded, seeds, seed=seed, baseline=not no_baseline, baseline_mode=baseline_mode)
+        results, stats = simulate_seeds(loaded, seeds, seed=seed, baseline=not no_baseline, baseline_mode=baseline_mode,
+                                        work_limit=0, progress=bar if seeds > 1 else None)
     wall = time.perf_counter() - t0
     result = results[0]
     if seeds > 1:
         result.summary["seeds"] = stats
-    text = _render_run(result, wall) + ("\n\n" + render_seeds(stats) if seeds > 1 else "")
-    typer.echo(json.dumps(result.summary, indent=2, sort_keys=True) if json_ else text)
+    _check_finite_summary(result.summary, loaded.source)
+    if json_:
+        text = json.dumps(result.summary, indent=2, sort_keys=True)
+    else:
+        text = _render_run(result, wall)
+        if explain and result.kind != "rl" and (result.summary.get("speculative") or {}).get("engine_time_s"):
+            text += "\n\n" + render_spec_explain(result.summary)
+        if seeds > 1:
+            text += "\n\n" + render_seeds(stats)
+    typer.echo(text)
     if out is not None:
         from rlsim.results.reproduce import write_reproduction
 
-        paths = _write_run_outputs(result, out)
+        paths = _save_run(result, out, text)
         paths += write_reproduction(out, loaded, set_ or [], {"seeds": seeds, "baseline": not no_baseline,
                                                               "baseline_mode": baseline_mode})
         typer.echo(f"\nwrote {', '.join(str(p) for p in paths)}", err=json_)
@@ -239,13 +310,71 @@ def _from_folder(folder: Path, scenario, overrides: list[str], seed):
             Path(loaded.source))
 
 
+def _check_work_limit(limit: float) -> None:
+    import math
+
+    from rlsim.errors import ConfigError
+
+    if not math.isfinite(limit) or limit < 0:
+        raise ConfigError(f"--work-limit = {limit!r} must be a finite number >= 0 (0 = no limit)")
+
+
+def _check_finite_summary(summary: dict, source: str) -> None:
+    """A non-finite number in a result is never an answer: refuse it (with where it is) instead
+    of printing ``nan`` or writing ``null``."""
+    import math
+
+    from rlsim.errors import RlsimError
+
+    stack = [("", summary)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), x) for k, x in v.items())
+        elif isinstance(v, (list, tuple)):
+            stack.extend((f"{path}[{i}]", x) for i, x in enumerate(v))
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise RlsimError(f"{source}: the simulation gave a non-finite result ({path} = {v}); nothing was written "
+                             "(please report this scenario)")
+
+
+def _save_run(result, out: Path, text: str) -> list:
+    """The printed report first (report.txt), then every output file, each written atomically;
+    if writing fails after simulating, the report is saved elsewhere and the message says where."""
+    from rlsim.errors import ConfigError, RlsimError
+    from rlsim.results.atomic import write_text_atomic
+
+    try:
+        write_text_atomic(out / "report.txt", text + "\n")
+        return [out / "report.txt", *_write_run_outputs(result, out)]
+    except (OSError, RlsimError) as exc:
+        saved = _save_elsewhere(text)
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"--out = {str(out)!r}: writing the results failed ({why}); the printed report is saved in "
+                          f"{saved}") from None
+
+
+def _save_elsewhere(text: str) -> str:
+    """Save ``text`` in the working folder, else the temp folder; the path, or 'nowhere'."""
+    import os
+    import tempfile
+
+    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            fd, name = tempfile.mkstemp(prefix="rlsim-report-", suffix=".txt", dir=folder)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+            return name
+        except OSError:
+            continue
+    return "nowhere (no writable folder; the report is on stdout above)"
+
+
 def _render_run(result, wall_s: float) -> str:
     """The table ``rlsim run`` prints for a rollout or an RL result."""
     if result.kind == "rl":
         return render_rl(result, wall_s)
-    s = result.summary
-    head = f"rollout: {s['scenario']}: {s['model']['name']} on {s['rollout_gpus']} x {s['hardware']['profile']} (seed {s['seed']})"
-    text = head + "\n\n" + render_rollout(s, wall_s)
+    text = render_rollout(result.summary, wall_s)
     return text + ("\n\n" + render_speculation(result.summary) if "speedup" in result.summary else "")
 
 
@@ -382,17 +511,19 @@ def validate(
             raise ConfigError(f"--case = {c!r} is not a validation case (cases: {', '.join(CASE_NAMES)})")
     results = run_validation(case or None)
     w = max(len(r.case.name) for r in results)
-    typer.echo(f"{'case':<{w}}  {'published':>10}  {'simulated':>10}  {'delta':>8}  result  tolerance")
+    typer.echo(f"{'case':<{w}}  {'published':>10}  {'simulated':>10}  {'delta':>8}  result  {'role':<11}  tolerance")
     for r in results:
         typer.echo(f"{r.case.name:<{w}}  {r.case.published:>10.4g}  {r.simulated:>10.4g}  {r.delta_pct:>7.1f}%  "
-                   f"{'pass' if r.passed else 'FAIL':<6}  {r.case.tolerance}")
+                   f"{'pass' if r.passed else 'FAIL':<6}  {r.case.role:<11}  {r.case.tolerance}")
         typer.echo(f"{'':<{w}}  {r.case.what}; source: {r.case.source}")
     failed = sum(not r.passed for r in results)
-    typer.echo(f"\n{len(results) - failed} passed, {failed} failed")
+    typer.echo(f"\n{len(results) - failed} passed, {failed} failed (role: calibration = a number of the case was "
+               "fitted or matched, independent = a prediction)")
     if json_out is not None:
         json_out.write_text(json.dumps([{"case": r.case.name, "published": r.case.published, "simulated": r.simulated,
                                          "delta_pct": r.delta_pct, "passed": r.passed, "low": r.case.low,
-                                         "high": r.case.high, "source": r.case.source} for r in results], indent=2))
+                                         "high": r.case.high, "source": r.case.source, "role": r.case.role}
+                                        for r in results], indent=2))
     if failed:
         raise typer.Exit(code=1)
 
@@ -404,9 +535,10 @@ def acceptance_from_vllm(
                                            "lines, a Prometheus /metrics dump, or vllm bench serve's section"),
 ) -> None:
     """Print the acceptance YAML to paste under speculative_config, from what vLLM printed."""
+    from rlsim._paths import check_path_text
     from rlsim.speculation.ingest import acceptance_yaml, parse_vllm_spec_metrics, read_metrics_source
 
-    text = read_metrics_source(source)
+    text = read_metrics_source(check_path_text(source, None, "source"))
     typer.echo(acceptance_yaml(parse_vllm_spec_metrics(text, source=None if source == "-" else source)), nl=False)
 
 
@@ -480,6 +612,81 @@ def calibrate_fit(
             typer.echo(f"{r.key:<28} held out by group size (fit on {', '.join(map(str, gs['train_gpus']))} GPUs, "
                        f"check {gs['test_gpus']}): {e['median_abs_pct_err']:.1f} / {e['p90_abs_pct_err']:.1f} %")
     typer.echo(f"wrote {hw.source} ({hw.calibration.status})")
+
+
+@calibrate_app.command("routing")
+@_user_errors
+def calibrate_routing(
+    traces: Path = typer.Option(..., "--traces", help="one system's aiconfigurator folder (with power-law MoE rows)"),
+    profile: str = typer.Option(..., "--profile", help="profile name or YAML path; rewritten in place unless --out"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write the profile here instead"),
+) -> None:
+    """Fit the MoE time of a real (skewed) router against the uniform spread, per routed rows per
+    expert, from the tables' power-law rows (rlsim.calibration.routing); calibrate fit runs it too."""
+    from rlsim.calibration.routing import write_skewed_routing
+
+    hw, report = write_skewed_routing(profile, str(traces), None if out is None else str(out))
+    typer.echo(f"{'key':<12} {'rows':>6}  {'uniform med/p90 %':>18}  {'in-sample':>12}  {'held out (shape)':>16}  kept")
+    for key, r in report.items():
+        b, i, h = r["before"], r["in_sample"], r["held_out"]
+        typer.echo(f"moe:{key:<8} {b['rows']:>6}  {b['median_abs_pct_err']:>8.1f} /{b['p90_abs_pct_err']:>6.1f}  "
+                   f"{i['median_abs_pct_err']:>5.1f} /{i['p90_abs_pct_err']:>5.1f}  {h['median_abs_pct_err']:>8.1f} /"
+                   f"{h['p90_abs_pct_err']:>5.1f}  {'yes' if r['kept'] else 'no'}")
+    typer.echo(f"wrote {hw.source}")
+
+
+def _med_max(err: dict | None) -> str:
+    """``median / max`` of an error dict, or ``-``."""
+    return "-" if not err else f"{err['median_abs_pct_err']:.1f} / {err['max_abs_pct_err']:.1f}"
+
+
+@calibrate_app.command("spec")
+@_user_errors
+def calibrate_spec(
+    profile: str = typer.Option("h100_sxm", "--profile", help="profile name or YAML path (its speculation section)"),
+    measured: Optional[Path] = typer.Option(None, "--measured", help="spec_decode_measured.md (default ../shared/reference)"),
+    write: bool = typer.Option(False, "--write", help="write the fitted speculation section into the profile"),
+) -> None:
+    """Fit the speculative-decoding terms (drafting, verification, host, n-gram) to the measured
+    step-time decomposition; print in-sample and held-out errors; optionally store them."""
+    from rlsim.calibration.spec import fit_all, read_decomposition, read_legacy_tpot, write_section
+    from rlsim.hardware import load_profile
+
+    hw = load_profile(profile)
+    legacy = read_legacy_tpot(None if measured is None else measured.with_name("hardware_and_models.md"))
+    params, report = fit_all(hw, read_decomposition(measured), legacy)
+    typer.echo(f"{'term':<14} {'before med/max %':>17} {'in-sample med/max %':>20} {'held-out (batch) %':>19} "
+               f"{'held-out (ctx) %':>17}")
+    for name, r in report["terms"].items():
+        cells = [r.get(key) for key in ("before", "in_sample", "leave_one_batch_out", "leave_one_context_out")]
+        typer.echo(f"{name:<14} " + " ".join(f"{_med_max(c):>18}" for c in cells))
+    typer.echo(", ".join(f"{k} = {v:g}" for k, v in params.items()))
+    if write:
+        write_section(Path(hw.source), params, report, "0.10.1-0.11.1")
+        typer.echo(f"wrote the speculation section of {hw.source}")
+
+
+@calibrate_app.command("acceptance")
+@_user_errors
+def calibrate_acceptance(
+    traces: Optional[Path] = typer.Option(None, "--traces", help="acceptance-trace summary CSV (default ../shared/reference)"),
+    write: bool = typer.Option(False, "--write", help="write the fitted models into rlsim/catalog"),
+) -> None:
+    """Fit bursty (regime) acceptance models to measured acceptance traces, per dataset and
+    method; print the AL and per-request spread errors per k."""
+    from rlsim.calibration.acceptance import CATALOG, default_traces, fit_acceptance, read_traces, write_catalog
+
+    path = traces or default_traces()
+    models, report = fit_acceptance(read_traces(path))
+    typer.echo(f"{'model':<22} {'fitted':<70} max |AL err| %  max |spread err| %")
+    for name, m in models.items():
+        errs = report[name].values()
+        fields = ", ".join(f"{k}={v}" for k, v in m.items() if k != "kind")
+        typer.echo(f"{name:<22} {fields:<70} {max(abs(e['al_err_pct']) for e in errs):>13.2f}  "
+                   f"{max(abs(e['spread_err_pct']) for e in errs):>17.1f}")
+    if write:
+        write_catalog(models, report, path)
+        typer.echo(f"wrote {CATALOG}")
 
 
 @calibrate_app.command("check")
@@ -659,14 +866,17 @@ def bench(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override any scenario field: path=value; repeatable"),
     json_: bool = typer.Option(False, "--json", help="print the result JSON instead of the report"),
     report: Optional[Path] = typer.Option(None, "--report", help="write one self-contained HTML page of the result"),
+    work_limit: float = typer.Option(_HARD_LIMIT, "--work-limit", help="refuse benchmarks estimated above this many "
+                                     "token-equivalents (0 = no limit; see the README's robustness section)"),
 ) -> None:
     """A simulated `vllm bench serve`: the flags of `vllm serve` and `vllm bench serve` (or a
     scenario with a serving: section); prints vLLM's report, --save-result writes its JSON."""
     from rlsim.serving.bench_cli import run_bench
 
-    flags = {k: v for k, v in locals().items() if k not in ("scenario", "metric_percentiles", "save_result", "set_", "json_",
-                                                            "report")}
-    result, text = run_bench(scenario, flags, set_ or [], metric_percentiles, save_result)
+    flags = {k: v for k, v in locals().items()
+             if k not in ("scenario", "metric_percentiles", "save_result", "set_", "json_", "work_limit", "report")}
+    _check_work_limit(work_limit)
+    result, text = run_bench(scenario, flags, set_ or [], metric_percentiles, save_result, work_limit)
     typer.echo(json.dumps(result, indent=2, sort_keys=True) if json_ else text)
     for w in result.get("warnings", []):
         typer.echo(f"warning: {w}", err=True)
@@ -694,6 +904,9 @@ def sweep(
     address: Optional[str] = typer.Option(None, "--address", help="ray: cluster address (auto, ray://host:10001); default a local instance"),
     no_baseline: bool = typer.Option(False, "--no-baseline", help="skip the no-speculation baselines (no speedup columns)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    work_limit: float = typer.Option(_HARD_LIMIT, "--work-limit",
+                                     help="refuse sweeps whose points together are estimated above this many "
+                                          "token-equivalents (0 = no limit; see the README's robustness section)"),
 ) -> None:
     """Sweep SCENARIO over --grid / --zip values; one row per point and seed in --out, with its
     error when it is infeasible or fails; the no-speculation baseline is simulated once per
@@ -705,9 +918,11 @@ def sweep(
         from rlsim.errors import ConfigError
 
         raise ConfigError("sweep: give at least one --grid or --zip axis")
+    _check_work_limit(work_limit)
     with _progress_bar("sweep", quiet) as bar:
         df = run_sweep(scenario, grid or [], zip_ or [], overrides=set_ or [], seeds=seeds, seed=seed, out=out,
-                       backend=backend, workers=workers, address=address, baseline=not no_baseline, progress=bar)
+                       backend=backend, workers=workers, address=address, baseline=not no_baseline, progress=bar,
+                       work_limit=work_limit, warn=lambda line: typer.echo(f"warning: {line}", err=True))
     typer.echo(summarize(df))
     typer.echo(f"\nwrote {out}")
 
@@ -864,12 +1079,18 @@ def _click_exceptions():
 
 
 def _prepare_out(out: Path) -> None:
-    """Create ``--out`` before simulating, so a bad folder fails fast and nothing is lost."""
-    from rlsim.errors import ConfigError
+    """Create ``--out`` and prove it writable (a probe file created and removed) before
+    simulating, so a bad folder fails fast and nothing is lost."""
+    from rlsim._paths import check_path_text
+    from rlsim.errors import ConfigError, short_repr
+    from rlsim.results.atomic import probe_writable
 
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out = {str(out)!r}: exists and is not a folder")
+    check_path_text(str(out), None, "--out")
+    shown = short_repr(str(out))
     try:
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out = {shown}: exists and is not a folder")
         out.mkdir(parents=True, exist_ok=True)
+        probe_writable(out)
     except OSError as exc:
-        raise ConfigError(f"--out = {str(out)!r}: cannot create the folder ({exc.strerror})") from None
+        raise ConfigError(f"--out = {shown}: cannot write there ({exc.strerror or exc})") from None

@@ -73,5 +73,6 @@ def e2e_cases(case_type):
         how = _how(load_profile(system).engine.fit, model)
         out.append(case_type(name, f"shared/e2e row {run.id}", f"{model.split('/')[-1]} {precision} TP{tp} on {system}, "
                              f"{isl}/{osl} tokens, concurrency {c}: TPOT ms ({how})", run.tpot_ms, 0.8 * run.tpot_ms,
-                             1.2 * run.tpot_ms, lambda run=run: _simulate(run), "+-20 %"))
+                             1.2 * run.tpot_ms, lambda run=run: _simulate(run), "+-20 %",
+                             "calibration" if how.endswith("a calibration case") else "independent"))
     return out

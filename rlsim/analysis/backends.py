@@ -16,7 +16,38 @@ from typing import Iterable, Iterator
 from rlsim.analysis.worker import run_task
 from rlsim.errors import ConfigError
 
-__all__ = ["run_local", "run_ray", "default_workers"]
+__all__ = ["run_local", "run_ray", "default_workers", "die_with_parent"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
+    """Make this worker process end when the sweep that started it does, however it ends
+    (``kill -9`` included): Linux delivers SIGKILL on the parent's death (``prctl
+    PR_SET_PDEATHSIG``); a daemon thread also polls the parent's pid (other systems, and a
+    parent gone before the prctl took effect) and exits the worker when it is gone."""
+    import signal
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no libc prctl: the thread below does it
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="rlsim-parent-watch", daemon=True).start()
 
 
 def default_workers() -> int:
@@ -39,7 +70,8 @@ def run_local(tasks: Iterable[tuple], workers: int) -> Iterator[tuple]:
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     pending = {}
     it = iter(tasks)
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx,
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         def submit_one() -> bool:
             try:
                 tag, task = next(it)

@@ -18,18 +18,20 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 import types
 import typing
 
-import yaml
 from pydantic import BaseModel
 
-from rlsim.errors import ConfigError
+from rlsim._yaml import parse_yaml_value
+from rlsim.config.work import MAX_POINTS
+from rlsim.errors import ConfigError, short_repr
 
 __all__ = ["parse_axis", "expand", "point_key", "baseline_key", "check_path", "file_sha"]
 
-_RANGE = re.compile(r"^\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*$")
+_RANGE = re.compile(r"^\s*(-?\d{1,18})\s*\.\.\s*(-?\d{1,18})\s*$")
 
 
 def _split_top(text: str) -> list[str]:
@@ -51,32 +53,35 @@ def _split_top(text: str) -> list[str]:
 def parse_axis(spec: str, option: str = "--grid") -> tuple[str, list]:
     """``"a.b=1,2,3"`` -> ``("a.b", [1, 2, 3])``; one-line ConfigError on a malformed spec."""
     if "=" not in spec:
-        raise ConfigError(f"{option} {spec!r} must look like path.to.field=v1,v2,...")
+        raise ConfigError(f"{option} {short_repr(spec)} must look like path.to.field=v1,v2,...")
     path, raw = spec.split("=", 1)
     path = path.strip()
     if not path or not all(path.split(".")):
-        raise ConfigError(f"{option} {spec!r}: field path {path!r} has an empty component")
+        raise ConfigError(f"{option} {short_repr(spec)}: field path {short_repr(path)} has an empty component")
     m = _RANGE.match(raw)
     if m:
         lo, hi = int(m.group(1)), int(m.group(2))
         if hi < lo:
-            raise ConfigError(f"{option} {spec!r}: range {lo}..{hi} is empty")
+            raise ConfigError(f"{option} {short_repr(spec)}: range {lo}..{hi} is empty")
+        if hi - lo + 1 > MAX_POINTS:
+            raise ConfigError(f"{option} {short_repr(spec)}: range {lo}..{hi} has {hi - lo + 1:,} values, more than a "
+                              f"sweep may have points ({MAX_POINTS:,})")
         return path, list(range(lo, hi + 1))
     values = []
     for item in _split_top(raw):
         if not item.strip():
-            raise ConfigError(f"{option} {spec!r}: empty value in the list")
-        try:
-            values.append(yaml.safe_load(item))
-        except yaml.YAMLError:
-            values.append(item.strip())
+            raise ConfigError(f"{option} {short_repr(spec)}: empty value in the list")
+        values.append(parse_yaml_value(item, f"{option} {path}"))
     return path, values
 
 
 def _fmt(v) -> str:
     """A value as the YAML text ``apply_overrides`` parses back to the same value."""
     if isinstance(v, str):
-        parsed = yaml.safe_load(v) if v else None
+        try:
+            parsed = parse_yaml_value(v, "value") if v else None
+        except ConfigError:
+            return json.dumps(v)
         return v if parsed == v else json.dumps(v)
     return json.dumps(v) if not isinstance(v, bool) else ("true" if v else "false")
 
@@ -88,6 +93,9 @@ def expand(grid: list[tuple[str, list]], zipped: list[tuple[str, list]]) -> list
     dup = {p for p in paths if paths.count(p) > 1}
     if dup:
         raise ConfigError(f"--grid/--zip: field {sorted(dup)[0]!r} is given more than once")
+    size = math.prod(len(v) for _, v in grid) * (len(zipped[0][1]) if zipped else 1)
+    if size > MAX_POINTS:
+        raise ConfigError(f"--grid/--zip: {size:,} points, more than a sweep may have ({MAX_POINTS:,})")
     axes = [[(p, v) for v in vals] for p, vals in grid]
     if zipped:
         n = {len(v) for _, v in zipped}
@@ -152,6 +160,9 @@ def check_path(path: str, option: str = "--grid") -> None:
     make every point a failed row)."""
     from rlsim.config.scenario import Scenario
 
+    if path == "seed":
+        raise ConfigError(f"{option} seed: seeds are swept with --seeds N (from --seed FIRST), not as an axis "
+                          "(every row already has a seed column)")
     models: list[type[BaseModel]] = [Scenario]
     keys = path.split(".")
     for i, key in enumerate(keys):

@@ -159,9 +159,11 @@ def assumptions(res) -> list[Assumption]:
         out.append(_between("rollout.engine.speculative_config.acceptance.concentration", 8.0, 60.0,
                             "assumed per-sequence spread", "acceptance spread (concentration)", True, acc.concentration))
     if spec is not None and spec.method != "ngram":
-        out.append(_between("rollout.engine.speculative_config.draft_step_overhead_us", 0.0, 1300.0,
-                            "vLLM #20780 EAGLE-3 TPOT implies ~1,300 us per draft step (derived)", "draft step overhead",
-                            True, spec.draft_step_overhead_us))
+        fitted = res.hw.speculation.draft_step_us
+        current = fitted if spec.draft_step_overhead_us is None else spec.draft_step_overhead_us
+        out.append(_between("rollout.engine.speculative_config.draft_step_overhead_us", 0.0, max(2.0 * fitted, 1300.0),
+                            f"fitted {fitted:g} us ({res.hw.name} speculation); vLLM #20780's EAGLE-3 K sweep implies "
+                            "~1,000 us per draft step (derived)", "draft step overhead", True, current))
     return out
 
 

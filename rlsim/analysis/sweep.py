@@ -18,9 +18,16 @@ distinct remaining scenario (:func:`rlsim.analysis.points.baseline_key`) and sha
 
 Resume: every finished task is appended to ``OUT.journal.jsonl`` at once (a killed sweep loses
 at most the tasks in flight) and ``OUT`` is rewritten atomically every few seconds and at the
-end (then the journal is removed).  Rerunning the same sweep skips every point whose key is in
-``OUT`` or the journal with status ``ok`` or ``infeasible``; ``error`` points (crashes) are
-retried.  Rows of other points already in ``OUT`` are kept after the current ones.
+end.  The journal is kept: it is the source of truth, so a results file that cannot be read is
+set aside (``OUT.corrupt``) and rebuilt from it, and a corrupted journal line is reported and
+skipped (the results file still holds that point).  Rerunning the same sweep skips every point
+whose key is in ``OUT`` or the journal with status ``ok`` or ``infeasible``; ``error`` points
+(crashes, non-finite results) are retried.  Rows of other points already in ``OUT`` are kept
+after the current ones.
+
+Bounded: at most :data:`rlsim.config.work.MAX_POINTS` points, and the summed work estimate of
+every point and seed (:mod:`rlsim.config.work`) is checked against ``work_limit`` before any
+point runs.  Worker processes end with the sweep, however it ends (``kill -9`` included).
 """
 
 from __future__ import annotations
@@ -38,8 +45,11 @@ import pandas as pd
 from rlsim.analysis.backends import default_workers, run_local, run_ray
 from rlsim.analysis.points import (baseline_key, check_path, expand, file_sha, overrides_of, parse_axis,
                                    point_key)
+from rlsim._paths import check_path_text
 from rlsim.analysis.worker import load_text
-from rlsim.errors import ConfigError, RlsimError
+from rlsim.config.work import HARD_LIMIT, MAX_POINTS, check_sweep_work, estimate
+from rlsim.errors import ConfigError, RlsimError, short_repr
+from rlsim.results.atomic import probe_writable
 
 __all__ = ["sweep", "summarize", "SPEEDUP_COLUMNS"]
 
@@ -91,29 +101,67 @@ class _Store:
         self.old_rows: list[dict] = []         # rows of OUT (kept if not re-listed)
         self._fh = None
         self._last_write = 0.0
+        self.warnings: list[str] = []
 
     def load(self) -> None:
+        """Rows of ``OUT`` and records of the journal.  The journal is the source of truth: a
+        results file that cannot be read is set aside (``OUT.corrupt``) and rebuilt from it;
+        without a journal such a file is refused (it may be someone else's)."""
         if self.out is None:
             return
         if self.out.exists():
             try:
                 df = pd.read_parquet(self.out)
-            except Exception as exc:  # noqa: BLE001 - a foreign or truncated file
-                raise ConfigError(f"--out = {str(self.out)!r}: exists but is not a sweep results parquet ({exc})") from None
-            if "point_id" not in df.columns:
-                raise ConfigError(f"--out = {str(self.out)!r}: exists but is not a sweep results file (no point_id)")
-            for rec in df.to_dict("records"):
-                row = {k: _clean(v) for k, v in rec.items()}
-                self.old_rows.append(row)
-                self._from_row(row)
+                if "point_id" not in df.columns:
+                    raise ValueError("no point_id column")
+                rows = [{k: _clean(v) for k, v in rec.items()} for rec in df.to_dict("records")]
+                for row in rows:
+                    self._from_row(row)
+                self.old_rows = rows
+            except Exception as exc:  # noqa: BLE001 - a foreign, truncated or garbled file
+                self.points.clear()
+                self.baselines.clear()
+                why = short_repr(str(exc)).strip("'\"")
+                if not self.journal.exists():
+                    raise ConfigError(f"--out = {str(self.out)!r}: exists but is not a sweep results parquet ({why}) "
+                                      "and there is no journal to rebuild it from") from None
+                aside = self.out.with_name(self.out.name + ".corrupt")
+                os.replace(self.out, aside)
+                self.warnings.append(f"{self.out}: not a readable sweep results file ({why}); moved to {aside}, "
+                                     f"rows rebuilt from {self.journal}")
         if self.journal.exists():
-            with self.journal.open(encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        rec = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue  # the line being written when the sweep was killed
-                    (self.points if rec["type"] == "point" else self.baselines)[rec["key"]] = rec["result"]
+            self._read_journal()
+
+    def _read_journal(self) -> None:
+        """Every complete record of the journal; a corrupted line is reported and skipped."""
+        try:
+            data = self.journal.read_bytes()
+        except OSError as exc:
+            self.warnings.append(f"{self.journal}: cannot be read ({exc.strerror}); ignored")
+            return
+        lines = data.split(b"\n")
+        bad: list[str] = []
+        for n, raw in enumerate(lines, 1):
+            if not raw.strip():
+                continue
+            problem = None
+            try:
+                rec = json.loads(raw.decode("utf-8"))
+                if not (isinstance(rec, dict) and rec.get("type") in ("point", "baseline")
+                        and isinstance(rec.get("key"), str) and isinstance(rec.get("result"), dict)
+                        and rec["result"].get("status") in ("ok", "infeasible", "error")):
+                    problem = "not a sweep record"
+            except UnicodeDecodeError:
+                problem = "not UTF-8 text"
+            except ValueError:
+                problem = "cut short (the sweep was killed while writing it)" if n == len(lines) else "not JSON"
+            if problem is not None:
+                bad.append(f"line {n} {problem}")
+                continue
+            (self.points if rec["type"] == "point" else self.baselines)[rec["key"]] = rec["result"]
+        if bad:
+            more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+            self.warnings.append(f"{self.journal}: skipped {len(bad)} corrupted line(s): {'; '.join(bad[:3])}{more}")
 
     def _from_row(self, row: dict) -> None:
         params = set(json.loads(row.get("params") or "{}"))
@@ -142,11 +190,9 @@ class _Store:
         df.to_parquet(tmp, index=False)
         os.replace(tmp, self.out)
         self._last_write = time.monotonic()
-        if final and self.journal is not None:
-            if self._fh is not None:
-                self._fh.close()
-                self._fh = None
-            self.journal.unlink(missing_ok=True)
+        if final and self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
     def close(self) -> None:
         if self._fh is not None:
@@ -228,6 +274,8 @@ def sweep(
     address: str | None = None,
     baseline: bool = True,
     progress: Callable[[int, int, dict | None], None] | None = None,
+    work_limit: float | None = HARD_LIMIT,
+    warn: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Run a sweep and return one row per (point, seed) -- see the module docstring.
 
@@ -238,8 +286,18 @@ def sweep(
     ``local`` (process pool of ``workers``, default all CPUs) or ``ray`` (``address`` of an
     existing cluster, or None for a local instance).  ``baseline=False`` skips the
     no-speculation baselines.  ``progress(done, total, row)`` is called as rows complete.
-    ``df.attrs["stats"]`` counts points computed / resumed and the wall time.
+    ``df.attrs["stats"]`` counts points computed / resumed and the wall time.  ``work_limit``:
+    the largest summed work estimate (:mod:`rlsim.config.work`; None or 0: no limit).
+    ``warn(line)`` receives warnings (a large sweep, a corrupted journal line or results file);
+    they are also in ``df.attrs["warnings"]``.
     """
+    warnings_seen: list[str] = []
+
+    def warn_once(line: str) -> None:
+        warnings_seen.append(line)
+        if warn is not None:
+            warn(line)
+
     t0 = time.perf_counter()
     path = Path(scenario)
     overrides = list(overrides or [])
@@ -263,20 +321,27 @@ def sweep(
             check_path(p, "points")
     else:
         pts = expand(_axes(grid, "--grid"), _axes(zip, "--zip"))
+    if len(pts) * seeds > MAX_POINTS:
+        raise ConfigError(f"sweep: {len(pts):,} points x {seeds:,} seeds is more than a sweep may run ({MAX_POINTS:,})")
     param_cols = list(dict.fromkeys(k for p in pts for k in p))
     out_path = Path(out) if out is not None else None
     if out_path is not None:
+        check_path_text(str(out_path), None, "--out")
         if out_path.exists() and out_path.is_dir():
             raise ConfigError(f"--out = {str(out_path)!r}: is a folder (give a .parquet file)")
         try:
             out_path.parent.mkdir(parents=True, exist_ok=True)
+            probe_writable(out_path.parent)
         except OSError as exc:
-            raise ConfigError(f"--out = {str(out_path)!r}: cannot create its folder ({exc.strerror})") from None
+            raise ConfigError(f"--out = {short_repr(str(out_path))}: cannot write its folder ({exc.strerror or exc})") from None
     store = _Store(out_path)
     store.load()
+    for line in store.warnings:
+        warn_once(line)
 
     # ---- the rows to produce
     costs: list[float] = []
+    work: list = []
     items = []  # (index, point dict, seed, overrides, key, baseline key or None, load error)
     for i, p in enumerate(pts):
         ov = overrides + overrides_of(p)
@@ -291,6 +356,11 @@ def sweep(
                 err = str(e)
             items.append((i, p, s, ov, key, bkey, err))
             costs.append(_cost(loaded.scenario) if err is None else 0.0)
+            if err is None:
+                work.append(estimate(loaded.scenario, base.base_dir, baseline=False, source=str(path)))
+    line = check_sweep_work(work, str(path), work_limit) if work else None
+    if line:
+        warn_once(line)
     for _, _, _, _, key, _, err in items:
         if key in store.points and store.points[key]["status"] == "error":
             del store.points[key]  # a crash last time: retried now
@@ -384,6 +454,7 @@ def sweep(
                          "baselines_computed": sum(1 for (k, _), _t in tasks if k == "baseline"),
                          "wall_s": time.perf_counter() - t0, "backend": backend,
                          "workers": nworkers if backend == "local" else workers, "out": str(out_path) if out_path else None}
+    df.attrs["warnings"] = warnings_seen
     return df
 
 

@@ -13,15 +13,14 @@ kinds of task:
 
 A user-fixable failure (:class:`rlsim.errors.RlsimError`: a point that does not fit in memory,
 a layout that does not divide) is ``status = "infeasible"`` with its one-line message; any
-other exception is ``status = "error"`` with ``Type: message`` (rerunning retries those).
+other exception is ``status = "error"`` with ``Type: message`` (rerunning retries those), and so
+is a result with a non-finite number (never an answer: the row says which metric).
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-
-import yaml
 
 __all__ = ["run_task", "load_text", "RL_METRICS", "ROLLOUT_METRICS"]
 
@@ -42,10 +41,9 @@ def load_text(text: str, source: str, base_dir: str, overrides: list[str], seed:
     from rlsim.config.loader import apply_overrides, scenario_from_dict
     from rlsim.errors import ConfigError
 
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:  # checked up front by the sweep; kept for direct callers
-        raise ConfigError(f"{source}: invalid YAML ({exc})") from None
+    from rlsim._yaml import parse_yaml_value
+
+    raw = parse_yaml_value(text, source, strict=True)
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: top level must be a mapping of keys")
     data = apply_overrides(raw, list(overrides))
@@ -55,14 +53,22 @@ def load_text(text: str, source: str, base_dir: str, overrides: list[str], seed:
 
 
 def _num(v):
+    """Plain Python numbers (NaN and inf kept: :func:`run_task` turns them into an error row)."""
     if v is None:
         return None
     if isinstance(v, bool):
         return int(v)
     if isinstance(v, (int, float)):
-        f = float(v)
-        return None if math.isnan(f) else (int(v) if isinstance(v, int) else f)
+        return int(v) if isinstance(v, int) else float(v)
     return v
+
+
+def _non_finite(values: dict) -> str | None:
+    """The first non-finite number of a result, as ``name = value``, or None."""
+    for k, v in values.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            return f"{k} = {v}"
+    return None
 
 
 def _pipeline(res, seed: int, speculative: bool, mode: str):
@@ -131,6 +137,9 @@ def run_task(task: dict) -> dict:
         res = resolve(loaded)
         seed = loaded.scenario.seed
         values = _baseline(res, seed) if task["kind"] == "baseline" else _point(res, seed)
+        bad = _non_finite(values)
+        if bad is not None:
+            return {"status": "error", "error": f"the simulation gave a non-finite result ({bad})"}
         return {"status": "ok", "error": None, **values}
     except RlsimError as err:
         return {"status": "infeasible", "error": str(err)}

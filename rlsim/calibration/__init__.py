@@ -24,6 +24,7 @@ from rlsim.calibration.fit import FP8_BLOCK_FROM_BF16, FitResult, fit_profile, k
 from rlsim.calibration.predict import predict
 from rlsim.calibration.readers import read_aiconfigurator, read_chrome_trace, read_traces, read_vidur
 from rlsim.calibration.relevant import relevant_mask
+from rlsim.calibration.routing import write_skewed_routing
 from rlsim.errors import CalibrationError
 from rlsim.hardware.profile import HardwareProfile, load_profile
 
@@ -118,6 +119,8 @@ def calibrate_profile(
     note = [f"Efficiencies marked 'fit:' were fitted by `rlsim calibrate fit` on {desc};",
             "calibration.errors holds in-sample and held-out (grouped k-fold by shape) |error| fractions."]
     new = write_profile(Path(hw.source), data, target, fitted_comments, note)
+    if any(r.key.startswith("moe:") for r in results):
+        new, _ = write_skewed_routing(new.source, str(traces))  # the new MoE fit's skewed-router factors (all shapes)
     return new, results
 
 

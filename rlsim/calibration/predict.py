@@ -147,10 +147,12 @@ def _gemm(hw: HardwareProfile, sub: pd.DataFrame, dtype: str, benchmark: bool) -
     return t
 
 
-def _moe(hw: HardwareProfile, sub: pd.DataFrame, dtype: str, benchmark: bool = True) -> np.ndarray:
+def _moe(hw: HardwareProfile, sub: pd.DataFrame, dtype: str, benchmark: bool = True,
+         routing: str = "random") -> np.ndarray:
     """Fused-MoE rows.  With ``benchmark`` the tables' *balanced* routing is modelled as the
     benchmark deals it (:data:`BENCHMARK_ROUTING`): round-robin, and for layers of a catalog
-    model with a group-limited router :func:`_group_limited_rank0`."""
+    model with a group-limited router :func:`_group_limited_rank0`; without, ``routing`` (see
+    :func:`rlsim.hardware.ops.moe_layer_time_s`)."""
     T, E, k = _col(sub, "num_tokens"), _col(sub, "num_experts"), _col(sub, "topk")
     tp, ep = np.nan_to_num(_col(sub, "moe_tp"), nan=1.0), np.nan_to_num(_col(sub, "moe_ep"), nan=1.0)
     h, inter = _col(sub, "hidden_size"), _col(sub, "inter_size")
@@ -162,14 +164,14 @@ def _moe(hw: HardwareProfile, sub: pd.DataFrame, dtype: str, benchmark: bool = T
     for j, (e_, k_, tp_, ep_, h_, i_) in enumerate(uniq):
         sel = inv.ravel() == j
         shape = (int(h_), int(i_), int(e_), int(k_))
-        if shape in groups:
+        if shape in groups and benchmark:
             tokens, touched, padded = _group_limited_rank0(T[sel], *shape[2:], int(ep_), *groups[shape],
                                                            hw.moe_eff(dtype).block_m_tokens)
             out[sel] = ops.moe_time_s(hw, tokens, e_ / ep_, touched, int(2 * i_ / tp_), int(h_), int(h_), dtype, int(k_),
                                       overhead_rows=T[sel] * k_, padded_rows=padded)
         else:
             out[sel] = ops.moe_layer_time_s(hw, T[sel], int(e_), int(k_), int(h_), int(i_), dtype, tp=int(tp_),
-                                            ep=int(ep_), routing="round_robin" if benchmark else "random")
+                                            ep=int(ep_), routing="round_robin" if benchmark else routing)
     return out
 
 

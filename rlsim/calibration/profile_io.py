@@ -113,6 +113,19 @@ def dump_profile_yaml(data: dict, header: list[str], comments: dict[tuple, str])
     return "\n".join(lines) + "\n"
 
 
+def _writer(note: str) -> str:
+    """Which calibration step wrote a header note: ``engine`` (rlsim calibrate e2e, notes
+    starting "engine:"), ``routing`` (skewed MoE routing, "skewed_routing:"), else ``kernel``
+    (rlsim calibrate fit / transfer)."""
+    body = note.removeprefix("# [calibrate]").strip()
+    return "engine" if body.startswith("engine:") else "routing" if body.startswith("skewed_routing:") else "kernel"
+
+
+def _replaces(writer: str | None, old: str) -> bool:
+    """A step replaces its own notes; a kernel refit also the routing notes (it refits them)."""
+    return writer == old or (writer == "kernel" and old == "routing")
+
+
 def write_profile(original: Path | None, data: dict, out: Path, fitted_comments: dict[tuple, str],
                   header_note: list[str]) -> HardwareProfile:
     """Validate ``data``, merge comments (fitted ones win) and write ``out``."""
@@ -120,12 +133,8 @@ def write_profile(original: Path | None, data: dict, out: Path, fitted_comments:
     header, comments = ([], {})
     if original is not None and original.is_file():
         header, comments = read_comments(original.read_text(encoding="utf-8"))
-    # the kernel fit / transfer and the end-to-end fit (notes starting "engine:") each replace their own notes
-    def is_engine(line: str) -> bool:
-        return line.removeprefix("# [calibrate]").strip().startswith("engine:")
-
-    writing_engine = bool(header_note) and is_engine(header_note[0])
-    header = [h for h in header if not (h.startswith("# [calibrate]") and is_engine(h) == writing_engine)]
+    mine = _writer(header_note[0]) if header_note else None
+    header = [h for h in header if not (h.startswith("# [calibrate]") and _replaces(mine, _writer(h)))]
     header += [f"# [calibrate] {n}" for n in header_note]
     comments.update(fitted_comments)
     clean = hw.model_dump(mode="python", exclude_defaults=False)

@@ -7,13 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pydantic
-import yaml
-
-from rlsim._pydantic_errors import validation_error_to_config_error
-from rlsim._yaml import read_yaml_mapping
+from rlsim._pydantic_errors import validate_strict
+from rlsim._yaml import parse_yaml_value, read_yaml_mapping
+from rlsim.config.rules import check_rules
 from rlsim.config.scenario import Scenario
-from rlsim.errors import ConfigError
+from rlsim.errors import ConfigError, short_repr
 
 __all__ = ["LoadedScenario", "load_scenario", "scenario_from_dict", "apply_overrides", "read_yaml"]
 
@@ -38,33 +36,35 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
     out = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"--set {item!r} must look like path.to.field=value")
+            raise ConfigError(f"--set {short_repr(item)} must look like path.to.field=value")
         path, raw_value = item.split("=", 1)
         keys = [k for k in path.strip().split(".")]
         if not all(keys):
-            raise ConfigError(f"--set {item!r}: field path {path!r} has an empty component")
-        try:
-            value = yaml.safe_load(raw_value)
-        except yaml.YAMLError:
-            value = raw_value
+            raise ConfigError(f"--set {short_repr(item)}: field path {short_repr(path)} has an empty component")
+        value = parse_yaml_value(raw_value, f"--set {path.strip()}")
         cur = out
         for k in keys[:-1]:
+            if not isinstance(cur, dict):
+                raise ConfigError(f"--set {short_repr(item)}: {short_repr(k)} is not inside a section")
             nxt = cur.get(k)
             if nxt is None:
                 nxt = cur[k] = {}
             if not isinstance(nxt, dict):
-                raise ConfigError(f"--set {item!r}: {k} is a value, not a section")
+                raise ConfigError(f"--set {short_repr(item)}: {k} is a value, not a section")
             cur = nxt
         cur[keys[-1]] = value
     return out
 
 
 def scenario_from_dict(data: dict, source: str | None = None) -> Scenario:
-    """Validate a raw mapping into a Scenario, errors as one ConfigError line."""
-    try:
-        return Scenario.model_validate(data)
-    except pydantic.ValidationError as err:
-        raise validation_error_to_config_error(err, source, data, model=Scenario) from None
+    """Validate a raw mapping into a Scenario (strict types, finite numbers, path-like fields
+    short enough for the filesystem, :mod:`rlsim.config.rules`), errors as one ConfigError line.
+    Top-level keys starting with ``_`` are notes, ignored: a place for YAML anchors that merge
+    keys (``<<: *base``) reuse."""
+    data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("_"))}  # anchors for merges
+    scenario = validate_strict(Scenario, data, source)
+    check_rules(scenario, source)
+    return scenario
 
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = (), seed: int | None = None) -> LoadedScenario:

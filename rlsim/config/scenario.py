@@ -104,11 +104,13 @@ class SpeculativeConfig(BaseModel):
     disable_by_batch_size: int | None = Field(default=None, ge=1, description="no drafts once the running batch reaches this")
     acceptance: AcceptanceModel
     adaptive_k: AdaptiveKConfig | None = None
-    ngram_lookup_us_per_seq: float = Field(default=15.0, ge=0, description="host time of an n-gram lookup, us (assumed)")
-    draft_step_overhead_us: float = Field(
-        default=0.0, ge=0,
-        description="idle GPU time per draft forward (input preparation, launches between draft steps), us; "
-                    "0 = none. vLLM #20780's EAGLE-3 TPOT at batch 1 implies ~1,300 us in vLLM of mid-2025 (derived)")
+    draft_step_overhead_us: float | None = Field(
+        default=None, ge=0,
+        description="GPU idle time per draft forward beyond its kernels (attention-metadata update, launches, argmax), "
+                    "us; None = the hardware profile's fitted speculation.draft_step_us (rlsim calibrate spec)")
+    sampling_temperature: float = Field(
+        default=1.0, ge=0, description="the requests' sampling temperature: 0 = greedy rejection sampling, > 0 = "
+                                       "random (target probabilities at every draft position; RL samples at 1.0)")
 
 
 class EngineConfig(BaseModel):
@@ -139,13 +141,21 @@ class EngineConfig(BaseModel):
     scheduling_policy: Literal["fcfs", "shortest_remaining"] = Field(
         default="fcfs", description="vLLM's --scheduling-policy: fcfs (vLLM's default) or shortest_remaining "
                                     "(oracle length-aware: fewest tokens left first; see rlsim.engine.policy)")
-    max_cudagraph_capture_size: int = Field(default=512, ge=1)
+    max_cudagraph_capture_size: int = Field(default=512, ge=1, le=65536, description="largest batch captured in a "
+                                            "CUDA graph (vLLM default 512; at most 65,536 here: sizes are listed up to it)")
     cpu_overhead: CpuOverheadConfig = CpuOverheadConfig()
     activation_reserve_gib: float = Field(
         default=2.0, ge=0, description="activations + CUDA graphs + NCCL buffers per GPU, GiB (assumed)"
     )
     speculative_config: SpeculativeConfig | None = None
 
+
+    @field_validator("block_size", mode="before")
+    @classmethod
+    def _block_size_not_bool(cls, v):
+        if isinstance(v, bool):  # True == 1 would match the literal 1
+            raise ValueError("input should be one of 1, 8, 16, 32, 64, 128, 256 (a number, not true/false)")
+        return v
 
     @field_validator("vllm_version")
     @classmethod

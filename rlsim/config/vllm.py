@@ -7,7 +7,11 @@ Sources (``shared/reference/hardware_and_models.md`` C1; vllm/engine/arg_utils.p
   UNVERIFIED from primary sources]: taken as default-on from v0.12.0, the first release after
   it (assumed).  Speculative decoding was incompatible with async scheduling until PR #31998
   [VLLM-32775]: taken as compatible from v0.14.0 (assumed); before it an engine with a
-  ``speculative_config`` schedules synchronously.
+  ``speculative_config`` schedules synchronously.  Only GPU drafters (``eagle``, ``eagle3``,
+  ``mtp``) run under async scheduling: vLLM's config check allows async scheduling with
+  "EAGLE/MTP kind of speculative decoding" only (``vllm/config``: the n-gram proposer needs the
+  step's sampled tokens on the host before it can propose; the draft-model proposer is not of
+  the EAGLE kind) -- assumed from that check, for every version.
 * **Scheduler limits** (``EngineArgs._set_default_args``): on GPUs with at least 70 GiB,
   ``max_num_batched_tokens`` is 16,384 for the offline ``LLM`` class (what RL frameworks drive)
   and 8,192 for the OpenAI API server (``vllm serve``), ``max_num_seqs`` 1,024 for both; on
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["parse_version", "default_async_scheduling", "default_limits", "ASYNC_DEFAULT_SINCE",
+__all__ = ["parse_version", "default_async_scheduling", "async_with_spec", "ASYNC_SPEC_METHODS", "default_limits", "ASYNC_DEFAULT_SINCE",
            "ASYNC_WITH_SPEC_SINCE", "LATEST", "RELEASES", "version_at"]
 
 #: First version with async scheduling on by default (assumed, see the module docstring).
@@ -43,10 +47,22 @@ def parse_version(text: str | None) -> tuple[int, int, int]:
     return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
 
 
-def default_async_scheduling(version: str | None, speculative: bool) -> bool:
-    """Whether vLLM schedules asynchronously by default at ``version``."""
+#: Speculative methods vLLM runs with async scheduling (its EAGLE/MTP check, assumed).
+ASYNC_SPEC_METHODS = ("eagle", "eagle3", "mtp")
+
+
+def async_with_spec(version: str | None, method: str) -> bool:
+    """Whether vLLM at ``version`` can schedule asynchronously with speculative ``method``."""
+    return method in ASYNC_SPEC_METHODS and parse_version(version) >= ASYNC_WITH_SPEC_SINCE
+
+
+def default_async_scheduling(version: str | None, speculative: bool, method: str | None = None) -> bool:
+    """Whether vLLM schedules asynchronously by default at ``version`` (with speculative
+    ``method``: only where :func:`async_with_spec`)."""
     v = parse_version(version)
-    return v >= ASYNC_DEFAULT_SINCE and (not speculative or v >= ASYNC_WITH_SPEC_SINCE)
+    if v < ASYNC_DEFAULT_SINCE:
+        return False
+    return not speculative or async_with_spec(version, method or "eagle3")
 
 
 def default_limits(hbm_bytes: float, usage: str) -> tuple[int, int]:

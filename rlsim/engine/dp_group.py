@@ -162,8 +162,12 @@ class DataParallelGroup:
 
     @staticmethod
     def _host_s(rank: Engine, j: Jump) -> float:
-        drafter = rank.spec.drafter.host_time_s(len(j.slots)) if j.k > 0 else 0.0
-        return rank.params.host_s(len(j.slots), 0) + drafter
+        """A rank's host time (speculative host time included; the n-gram proposer's as a mean)."""
+        extra = 0.0
+        if j.k > 0:
+            overlap, serial = rank.spec.host_parts_s(len(j.slots), j.k, j.context_tokens)
+            extra = overlap + float(np.mean(serial))
+        return rank.params.host_s(len(j.slots), 0) + extra
 
     def commit(self, jump: GroupJump, iterations: int | None = None) -> Segment:
         """Apply the first ``iterations`` lock-step iterations to every busy rank."""
@@ -182,7 +186,7 @@ class DataParallelGroup:
         assert live, "data-parallel group stalled: nothing schedulable on any rank"
         gpu, parts = self.timer.pass_time_s([None if p is None else p.work.shape for p in plans])
         draft = max(p.draft_s for p in live)
-        host = max(p.host_s for p in live)
+        host = max(p.host_s + p.serial_s for p in live)
         dt = float(self.params.step_s(gpu + draft, host, max(len(p.batch.slots) for p in live)))
         start = self.now
         segs = [r.apply_step(p, dt, parts) for r, p in zip(self.ranks, plans) if p is not None]

@@ -30,6 +30,7 @@ at a time; tests check both agree.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -56,12 +57,14 @@ class StepPlan:
     batch: ScheduledBatch
     work: PassWork
     parts: dict[str, float]
-    draft_s: float
+    draft_s: float  # speculative GPU work beyond the target pass: drafting + reject_s
     host_s: float
+    reject_s: float = 0.0  # verification beyond the target's kernels (rejection sampler), part of draft_s
+    serial_s: float = 0.0  # host time async scheduling cannot hide (the n-gram proposer)
 
     @property
     def gpu_s(self) -> float:
-        """GPU time: the target pass plus drafting."""
+        """GPU time: the target pass plus drafting and verification extras."""
         return sum(self.parts.values()) + self.draft_s
 
 class Engine:
@@ -189,7 +192,8 @@ class Engine:
         total = float(jump.step_s[:m].sum())
         B, q = len(run), 1 + jump.k
         self.stats.add_decode_jump(self.forward.decode_const_parts(B, q), self.forward.launch_overhead_s(True), m,
-                                   float(jump.target_s[:m].sum()), float(np.sum(jump.draft_s[:m])), total)
+                                   float(jump.target_s[:m].sum()), float(np.sum(jump.draft_s[:m])), total,
+                                   jump.reject_s * m, float(np.sum(jump.serial_s[:m])) if jump.k else 0.0)
         if jump.k == 0:
             advanced, last = np.full(B, m, dtype=np.int64), cached + m - 1
         else:
@@ -234,7 +238,8 @@ class Engine:
     def _one_iteration(self) -> Segment:
         step = self.prepare_step()
         assert step is not None, "engine stalled: nothing schedulable (KV smaller than one request?)"
-        return self.apply_step(step, float(self.params.step_s(step.gpu_s, step.host_s, len(step.batch.slots))))
+        step_s = float(self.params.step_s(step.gpu_s, step.host_s, len(step.batch.slots))) + step.serial_s
+        return self.apply_step(step, step_s)
 
     def prepare_step(self) -> StepPlan | None:
         """Schedule the next iteration and price it (None: nothing to schedule); the clock and
@@ -245,20 +250,28 @@ class Engine:
         self.max_kv_used = max(self.max_kv_used, self.kv.used())
         req = self.requests
         work = pass_work(req.prompt[batch.slots] + req.generated[batch.slots], batch.new_tokens, batch.computed_before)
-        parts = self.forward.components(work.shape)
+        shape = work.shape
+        if self.spec is not None and work.drafts_per_seq > 0:  # n-gram requests without a match draft nothing
+            skip = self.spec.unmatched_tokens(work.decode_seqs, work.drafts_per_seq)
+            shape = dataclasses.replace(shape, num_tokens=shape.num_tokens - skip) if skip else shape
+        parts = self.forward.components(shape)
         draft, host = 0.0, self.params.host_s(len(batch.slots), work.prefill_tokens)
+        reject = serial = 0.0
         if self.spec is not None:
-            if work.drafts_per_seq > 0:
+            k, B = work.drafts_per_seq, work.decode_seqs
+            if k > 0:
                 ctx = np.array([work.shape.decode_ctx_tokens])
-                draft = float(self.spec.drafter.propose_times_s(work.decode_seqs, ctx, work.drafts_per_seq)[0])
-                host += self.spec.drafter.host_time_s(work.decode_seqs)
+                reject = self.spec.verify_extra_s(B, k)
+                draft = float(self.spec.drafter.propose_times_s(B, ctx, k)[0]) + reject
+                overlap, serial = self.spec.host_parts_s(B, k, work.shape.decode_ctx_tokens)
+                host, serial = host + overlap, float(serial)
             draft += self.spec.drafter.prefill_time_s(work.shape)
-        return StepPlan(batch, work, parts, draft, host)
+        return StepPlan(batch, work, parts, draft, host, reject, serial)
 
     def apply_step(self, step: StepPlan, step_s: float, parts: dict[str, float] | None = None) -> Segment:
         """Run a prepared iteration taking ``step_s`` (``parts``: the time split to account,
         default the plan's own)."""
-        self.stats.add_pass(step.parts if parts is None else parts, step.draft_s, step_s)
+        self.stats.add_pass(step.parts if parts is None else parts, step.draft_s, step_s, step.reject_s, step.serial_s)
         self.stats.prefill_tokens += step.work.prefill_tokens
         start, self.now = self.now, self.now + step_s
         self._last_step_start_s, self._resumed = start, False

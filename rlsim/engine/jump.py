@@ -43,6 +43,8 @@ class Jump:
     advance: np.ndarray | None   # tokens advanced per (iteration, sequence); None without drafts (1 each)
     accepted: np.ndarray | None  # accepted drafts per (iteration, sequence)
     start_s: float
+    reject_s: float = 0.0        # per iteration: verification beyond the target's kernels (in draft_s)
+    serial_s: np.ndarray | float = 0.0  # per iteration: critical-path host time (n-gram; in step_s)
 
     @property
     def duration_s(self) -> float:
@@ -136,16 +138,20 @@ class JumpPlanner:
         if m == 0:
             return None
         ctx = ctx[:m]
-        target = self.forward.decode_times_s(B, ctx, q=q)
+        target = self.spec.target_times_s(B, ctx, k)
         draft = self.spec.drafter.propose_times_s(B, ctx, k)
         return self._jump(run, cached, k, m, ctx, target, draft, advance[:m], accepted[:m], now)
 
     def _jump(self, run, cached, k, m, ctx, target, draft, advance, accepted, now) -> Jump:
         B = len(run)
-        host = self.params.host_s(B, 0) + (self.spec.drafter.host_time_s(B) if k > 0 else 0.0)
-        step = np.broadcast_to(self.params.step_s(target + draft, host, B), (m,))
+        host, reject, serial = self.params.host_s(B, 0), 0.0, 0.0
+        if k > 0:
+            reject = self.spec.verify_extra_s(B, k)
+            overlap, serial = self.spec.host_parts_s(B, k, ctx)
+            host, draft = host + overlap, draft + reject
+        step = np.broadcast_to(self.params.step_s(target + draft, host, B) + serial, (m,))
         return Jump(run, cached, k, m, ctx, target, np.broadcast_to(draft, (m,)), step, np.cumsum(step), advance,
-                    accepted, now)
+                    accepted, now, reject, np.broadcast_to(serial, (m,)))
 
     def _adaptive_limit(self, B: int, ctx_after_first_token: np.ndarray, m: int) -> int:
         """With adaptive k, end the jump where the context bucket (and so maybe k) changes."""

@@ -11,8 +11,10 @@ from rlsim.cost.forward import COMPONENTS
 
 __all__ = ["EngineStats", "TIME_KEYS", "TokenGaps"]
 
-#: Keys of ``EngineStats.components_s``: the forward pass's components, drafting and exposed host time.
-TIME_KEYS = COMPONENTS + ("drafting", "host_exposed")
+#: Keys of ``EngineStats.components_s``: the forward pass's components, drafting, verification
+#: beyond the target's kernels (rejection sampler), exposed host time and the drafter's
+#: critical-path host time (n-gram).
+TIME_KEYS = COMPONENTS + ("drafting", "rejection_sampling", "host_exposed", "drafting_host")
 
 
 @dataclass
@@ -40,19 +42,24 @@ class EngineStats:
         """Rounds whose position i (0-based) was accepted: rounds with more than i accepted."""
         return np.cumsum(self.accepted_hist[::-1])[::-1][1:]
 
-    def add_pass(self, parts: dict[str, float], draft_s: float, step_s: float) -> None:
-        """One iteration: its pass components, drafting time and step time."""
+    def add_pass(self, parts: dict[str, float], draft_s: float, step_s: float, reject_s: float = 0.0,
+                 serial_s: float = 0.0) -> None:
+        """One iteration: its pass components, speculative GPU time ``draft_s`` (of which
+        ``reject_s`` verification extras), step time, and critical-path drafting host time."""
         comp = self.components_s
         for key, v in parts.items():
             comp[key] += v
         gpu_s = sum(parts.values())
-        comp["drafting"] += draft_s
-        comp["host_exposed"] += max(0.0, step_s - gpu_s - draft_s)
+        comp["drafting"] += draft_s - reject_s
+        comp["rejection_sampling"] += reject_s
+        comp["drafting_host"] += serial_s
+        comp["host_exposed"] += max(0.0, step_s - gpu_s - draft_s - serial_s)
         self.busy_s += step_s
         self.iterations += 1
 
     def add_decode_jump(self, const_parts: dict[str, float], launch_s: float, iterations: int,
-                        target_s: float, draft_s: float, total_s: float) -> None:
+                        target_s: float, draft_s: float, total_s: float, reject_s: float = 0.0,
+                        serial_s: float = 0.0) -> None:
         """A fast-path jump of ``iterations`` decode iterations: the context-independent parts
         are known per iteration, the rest of the target time is attention (the only part that
         depends on the context)."""
@@ -61,8 +68,10 @@ class EngineStats:
             comp[key] += v * m
         comp["launch"] += launch_s * m
         comp["attention"] += max(0.0, target_s - (sum(const_parts.values()) + launch_s) * m)
-        comp["drafting"] += draft_s
-        comp["host_exposed"] += max(0.0, total_s - target_s - draft_s)
+        comp["drafting"] += draft_s - reject_s
+        comp["rejection_sampling"] += reject_s
+        comp["drafting_host"] += serial_s
+        comp["host_exposed"] += max(0.0, total_s - target_s - draft_s - serial_s)
         self.busy_s += total_s
         self.iterations += m
 

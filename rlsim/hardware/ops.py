@@ -35,6 +35,7 @@ __all__ = [
     "moe_layer_time_s",
     "moe_padded_rows",
     "expected_experts_touched",
+    "skewed_routing_factor",
     "decode_attention_time_s",
     "prefill_attention_time_s",
     "window_pairs",
@@ -218,20 +219,26 @@ def moe_layer_time_s(
     Each of ``ep`` ranks owns ``E/ep`` whole experts and, with the all-gather dispatch, walks
     all ``T * topk`` routed rows while computing its share of them -- ``1/ep`` (the mean), or
     ``rank_rows`` routed rows when given (the busiest rank, :mod:`rlsim.cost.routing`), with the
-    experts those rows touch; ``tp`` splits every expert's intermediate dimension ``inter``.  Distinct experts touched: ``routing="random"``
-    (a real router, the simulator's default) follows :func:`expected_experts_touched` (``skew``
-    for a concentrated router); ``"round_robin"`` deals rows to experts in turn, ``min(E, T *
-    topk)`` (what kernel benchmarks call *balanced* routing).  The time is :func:`moe_time_s`,
-    or a measured curve in table mode (key ``moe:<dtype>``, identity ``(hidden, inter, E,
-    topk, tp, ep)``).
+    experts those rows touch; ``tp`` splits every expert's intermediate dimension ``inter``.
+    Distinct experts touched: ``routing="uniform"`` follows :func:`expected_experts_touched`
+    (each token's experts drawn uniformly; ``skew`` for a concentrated router);
+    ``"round_robin"`` deals rows to experts in turn, ``min(E, T * topk)`` (what kernel
+    benchmarks call *balanced* routing); ``"random"`` (a real router, the simulator's default)
+    is the uniform spread times the profile's fitted ``skewed_routing`` factor at ``T * topk /
+    E`` routed rows per expert (:func:`skewed_routing_factor`; 1 with ``skew`` set or no factor
+    fitted): a trained router is not uniform, so at a few rows per expert it touches fewer
+    experts (less weight traffic) and at many its busiest experts' tiles run longer (kernel
+    tables' power-law rows, AIConfigurator's stand-in for real routing).  The time is
+    :func:`moe_time_s`, or a measured curve in table mode (key ``moe:<dtype>``, identity
+    ``(hidden, inter, E, topk, tp, ep)``).
     """
     T = _f(num_tokens)
     if routing == "round_robin":
         touched = np.minimum(float(num_experts), T * topk)
-    elif routing == "random":
+    elif routing in ("random", "uniform"):
         touched = _f(expected_experts_touched(T, num_experts, topk, skew))
     else:
-        raise ValueError(f"routing = {routing!r}; expected random or round_robin")
+        raise ValueError(f"routing = {routing!r}; expected random, uniform or round_robin")
     n_gate_up = int((2 if gated else 1) * inter // tp)
     kc = kernel or moe_kernel(hw, dtype)
     local_tokens, local_touched = T / ep, touched / ep
@@ -242,9 +249,26 @@ def moe_layer_time_s(
         local_tokens, local_touched = rows / topk, _f(rank_experts_touched(rows, num_experts, ep, skew))
     t = moe_time_s(hw, local_tokens, num_experts / ep, local_touched, n_gate_up, hidden, hidden, dtype, topk,
                    overhead_rows=T * topk, gated=gated, kernel=kc)
+    if routing == "random" and skew == 0.0:
+        t = t * skewed_routing_factor(hw.moe_eff(kc.params_key).skewed_routing, T * topk / num_experts)
     if kc.fallback is None:  # tables are keyed by the measured dtype (fp16 rows serve bf16)
         t = _tabulated(hw, f"moe:{'bf16' if dtype == 'fp16' else dtype}", (hidden, inter, num_experts, topk, tp, ep), T, t)
     return _out(np.where(T > 0, t, 0.0))
+
+
+def skewed_routing_factor(factors: dict[int, float] | None, rows_per_expert: ArrayLike) -> float | np.ndarray:
+    """A real router's MoE time over the uniform spread's at ``rows_per_expert`` (routed rows
+    per expert, ``T * topk / E``): ``factors`` maps ``round(log2(rows per expert))`` to the
+    factor (see :class:`~rlsim.hardware.profile.MoeEff`); linear in log2 between bins, held at
+    the end bins; 1 without factors or rows."""
+    x = _f(rows_per_expert)
+    if not factors:
+        return _out(np.ones_like(x))
+    bins = np.array(sorted(factors), dtype=float)
+    vals = np.array([factors[int(b)] for b in bins])
+    with np.errstate(divide="ignore"):
+        lx = np.log2(np.where(x > 0, x, np.nan))
+    return _out(np.where(x > 0, np.interp(np.nan_to_num(lx, nan=bins[0]), bins, vals), 1.0))
 
 
 def expected_experts_touched(

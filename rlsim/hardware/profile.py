@@ -26,7 +26,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 import rlsim
 from rlsim import units
 from rlsim.errors import CalibrationError, ConfigError, format_location
-from rlsim._pydantic_errors import suggest, validation_error_to_config_error
+from rlsim._paths import check_path_text
+from rlsim._pydantic_errors import suggest, validate_strict, validation_error_to_config_error
 from rlsim._yaml import read_yaml_mapping
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PROFILES_DIR",
     "HardwareProfile",
+    "SpeculationCosts",
     "GpuSpec",
     "PeakTflops",
     "GemmEff",
@@ -224,6 +226,10 @@ class MoeEff(_Frozen):
     per_routed_token_us: NonNeg
     block_m_tokens: PosInt = 64
     per_expert_us: NonNeg = 0.0
+    #: Time factor of a real (skewed) router against the uniform spread the formula assumes, by
+    #: ``round(log2(routed rows per expert))`` (interpolated, held at the ends); fitted by
+    #: :mod:`rlsim.calibration.routing` from the tables' power-law rows.  None: factor 1.
+    skewed_routing: dict[int, Annotated[float, Field(gt=0)]] | None = None
 
 
 class GemmByDtype(_Frozen):
@@ -455,6 +461,54 @@ class EngineOverheads(_Frozen):
     fit: dict[str, Any] | None = None
 
 
+class SpeculationCosts(_Frozen):
+    """Speculative-decoding time beyond the kernels (optional section ``speculation``; absent =
+    these defaults, the ``h100_sxm`` fit).  ``rlsim calibrate spec`` fits them to SpecDecode-Bench's
+    step-time decomposition of vLLM 0.10.1 / 0.11.1 runs (spec_decode_measured.md 1) and records
+    how (``fit``); the model they enter is :mod:`rlsim.speculation.costs`.
+
+    * ``draft_round_us``: per speculative round of a GPU drafter (EAGLE / EAGLE-3 / MTP / draft
+      model), beyond its forwards' kernel time: the drafter's input preparation from the accepted
+      tokens (``prepare_inputs``, rejected-token counts), the GPU -> CPU copy of the draft ids;
+    * ``draft_step_us``: per draft forward: its attention-metadata update, launches outside the
+      graph and the draft-token argmax;
+    * ``draft_seq_us``: per sequence and round (the per-request bookkeeping of the proposal);
+    * ``verify_us_per_draft_token``: per draft token in the verify pass beyond the target's
+      kernels (rejection sampler, target probabilities and metadata at every draft position);
+    * ``spec_host_us``: host time of a speculative step beyond the engine's ``engine`` host model
+      (draft-token bookkeeping, rejected-token rollback in the scheduler);
+    * ``ngram_round_us`` / ``ngram_seq_us`` / ``ngram_ns_per_context_token``: the n-gram
+      proposer's host time per step: fixed, per request, and per token of history it scans;
+    * ``reference_bf16_tflops``: the bf16 peak of the GPU the terms were fitted on; on another GPU
+      the verification floor (GPU work) scales by the peak ratio, the rest (host, launches,
+      synchronisation) transfers as is (assumed);
+    * ``legacy_draft_step_us``: ``draft_step_us`` of vLLM releases before ``legacy_before`` (the
+      decomposition's first version), fitted on vLLM #20780's batch-1 EAGLE-3 TPOT (mid-2025;
+      that validation case is a calibration case).
+    """
+
+    source: str = "h100_sxm fit (rlsim calibrate spec), used where a profile has no speculation section"
+    vllm_version: str = "0.10.1-0.11.1"
+    draft_round_us: NonNeg = 1104.7
+    draft_step_us: NonNeg = 0.0
+    draft_seq_us: NonNeg = 0.0
+    verify_us_per_draft_token: NonNeg = 21.8718
+    spec_host_us: NonNeg = 137.429
+    ngram_round_us: NonNeg = 34.8795
+    ngram_seq_us: NonNeg = 0.4478
+    ngram_ns_per_context_token: NonNeg = 0.2354
+    reference_bf16_tflops: NonNeg = 989.0
+    legacy_draft_step_us: NonNeg = 746.05
+    legacy_before: str = "0.10.1"
+    fit: dict[str, Any] | None = None
+
+    def draft_step_us_at(self, version: str | None) -> float:
+        """``draft_step_us`` of vLLM ``version`` (None = the latest)."""
+        from rlsim.config.vllm import parse_version
+
+        return self.legacy_draft_step_us if parse_version(version) < parse_version(self.legacy_before) else self.draft_step_us
+
+
 # --------------------------------------------------------------------------- the profile
 
 _PEAK_KEY = {"bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "fp8_block": "fp8", "fp4": "fp4"}
@@ -476,6 +530,7 @@ class HardwareProfile(_Frozen):
     price_per_gpu_hour_usd: NonNeg
     training: TrainingEfficiency | None = None
     engine: EngineOverheads = EngineOverheads()
+    speculation: SpeculationCosts = SpeculationCosts()
     #: Table mode (:mod:`rlsim.hardware.tables`): a folder of measured kernel latencies (any
     #: format ``rlsim calibrate`` reads; relative to this file) interpolated in log space where
     #: they cover a query, the fitted model elsewhere.  None = the fitted model only.  Loaded by
@@ -600,6 +655,7 @@ def load_profile(name_or_path: str, *, source: str | None = None, path: str = "h
     Every failure is a one-line :class:`ConfigError`.
     """
     loc = format_location(source, path)
+    check_path_text(name_or_path, source, path)
     if _is_path(name_or_path):
         file = Path(name_or_path).expanduser()
         if not file.is_file():
@@ -635,10 +691,7 @@ def _parse_cached(file: str, _mtime_ns: int, _size: int, expected_name: str | No
 def _parse_file(file: Path, expected_name: str | None) -> HardwareProfile:
     src = str(file)
     data = read_yaml_mapping(file, "hardware profile")
-    try:
-        profile = HardwareProfile.model_validate(data)
-    except pydantic.ValidationError as err:
-        raise validation_error_to_config_error(err, src, data, model=HardwareProfile) from None
+    profile = validate_strict(HardwareProfile, data, src)
     if expected_name is not None and profile.name != expected_name:
         raise ConfigError.at(src, "name", profile.name, f"must match the file name {expected_name!r}")
     profile._source = src

@@ -17,6 +17,7 @@ from typing import Any
 
 from rlsim.catalog import model_files
 from rlsim.errors import ConfigError, format_location
+from rlsim._paths import check_path_text
 from rlsim.models.arch import ModelArch
 from rlsim.models.hf import model_from_hf_config
 
@@ -33,6 +34,7 @@ def load_model(name_or_path: str, *, source: str | None = None, path: str = "mod
 
     ``source`` / ``path`` say where the name came from, for the message when it cannot be
     found (e.g. ``source="scenario.yaml", path="model.name"``)."""
+    check_path_text(name_or_path, source, path)
     name = _catalog_name(name_or_path)
     if name is not None:
         return _load_catalog(name)

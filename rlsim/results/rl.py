@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rlsim.results.atomic import atomic_path
 from rlsim.results.trace import rl_trace, write_trace
 from rlsim.results.writers import write_running_batch_png, write_summary_json
 
@@ -28,7 +29,8 @@ def _plt():
 def write_breakdown_png(result, path: Path) -> None:
     """Stacked per-step breakdown of the trainer's critical path, one group of bars per run."""
     fig = breakdown_figure(result)
-    fig.savefig(path, metadata={"Software": None})
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, metadata={"Software": None})
     _plt().close(fig)
 
 
@@ -65,7 +67,8 @@ def breakdown_figure(result):
 def write_gantt_png(result, path: Path) -> None:
     """Rollout and training pools over time, one pair of lanes per run."""
     fig = gantt_figure(result)
-    fig.savefig(path, metadata={"Software": None})
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, metadata={"Software": None})
     _plt().close(fig)
 
 
@@ -104,7 +107,8 @@ def write_rl_outputs(result, out_dir: Path) -> list[Path]:
     for name, run in result.runs.items():
         for ext in ("parquet", "csv"):
             p = out_dir / f"steps_{name}.{ext}"
-            (run.steps.to_parquet(p, index=False) if ext == "parquet" else run.steps.to_csv(p, index=False))
+            with atomic_path(p) as tmp:
+                (run.steps.to_parquet(tmp, index=False) if ext == "parquet" else run.steps.to_csv(tmp, index=False))
             paths.append(p)
     for fname, writer in (("breakdown.png", write_breakdown_png), ("gantt.png", write_gantt_png)):
         writer(result, out_dir / fname)

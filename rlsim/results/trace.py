@@ -169,5 +169,7 @@ def _doc(events: list[dict], f: int, n_segments: int) -> dict:
 
 
 def write_trace(doc: dict, path: Path) -> None:
-    """Write a trace document (compact JSON)."""
-    Path(path).write_text(json.dumps(doc, separators=(",", ":")))
+    """Write a trace document (compact JSON, atomically: rlsim.results.atomic)."""
+    from rlsim.results.atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(doc, separators=(",", ":")))

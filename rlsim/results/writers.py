@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rlsim.results.atomic import atomic_path, write_text_atomic
+
 __all__ = ["write_outputs", "write_summary_json", "write_chrome_trace", "write_running_batch_png"]
 
 
@@ -40,7 +42,7 @@ def _clean(obj):
 
 def write_summary_json(summary: dict, path: Path) -> None:
     """Write ``summary`` deterministically (sorted keys, 2-space indent, trailing newline)."""
-    path.write_text(json.dumps(_clean(summary), indent=2, sort_keys=True) + "\n")
+    write_text_atomic(path, json.dumps(_clean(summary), indent=2, sort_keys=True) + "\n")
 
 
 def write_chrome_trace(segments: pd.DataFrame, path: Path, max_events: int = 400_000) -> None:
@@ -56,7 +58,8 @@ def write_running_batch_png(segments: pd.DataFrame, path: Path, title: str = "")
     import matplotlib.pyplot as plt
 
     fig = running_batch_figure(segments, title)
-    fig.savefig(path, metadata={"Software": None})
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, metadata={"Software": None})
     plt.close(fig)
 
 
@@ -85,8 +88,9 @@ def write_outputs(result, out_dir: Path, title: str = "") -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / n for n in ("summary.json", "sequences.parquet", "segments.parquet", "running_batch.png", "trace.json")]
     write_summary_json(result.summary, paths[0])
-    result.sequences.to_parquet(paths[1], index=False)
-    result.segments.to_parquet(paths[2], index=False)
+    for frame, p in ((result.sequences, paths[1]), (result.segments, paths[2])):
+        with atomic_path(p) as tmp:
+            frame.to_parquet(tmp, index=False)
     write_running_batch_png(result.segments, paths[3], title)
     write_chrome_trace(result.segments, paths[4])
     return paths

@@ -33,6 +33,7 @@ from rlsim.rl.report import sync_summary, trainer_summary
 from rlsim.rl.steady import convergence, planned_steps, policy_lag, warmup_steps, window_stats
 from rlsim.sim.build import Resolved
 from rlsim.sim.engines import build_engines, members, sequence_table, spec_runtime
+from rlsim.sim.rollout import clip_to_model_len
 from rlsim.speculation.runtime import SpecRuntime
 from rlsim.workload import sample_batch
 
@@ -70,7 +71,7 @@ def step_batches(res: Resolved, seed: int, steps: int) -> list[StepBatch]:
     for t in range(steps):
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(7, t))))
         b = sample_batch(wl, rng, res.base_dir)
-        response = np.minimum(b.response_len, res.max_model_len - b.prompt_len)
+        response = clip_to_model_len(b, res)
         out.append(StepBatch(b.seq_id + t * n, b.group_id + t * groups, b.prompt_len, response))
     return out
 

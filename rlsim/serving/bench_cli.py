@@ -57,13 +57,18 @@ def _check_writable(path: Path) -> None:
 
 
 def run_bench(scenario: Path | None, flags: dict, overrides: list[str], percentiles: str = "99",
-              save_result: Path | None = None) -> tuple[dict, str]:
-    """Load, simulate and render; returns the result dict (vLLM's keys) and the report."""
+              save_result: Path | None = None, work_limit: float | None = None) -> tuple[dict, str]:
+    """Load, simulate and render; returns the result dict (vLLM's keys) and the report.
+    A benchmark asking for more work than ``work_limit`` (default :data:`rlsim.config.work.HARD_LIMIT`;
+    0: none) is refused before it runs."""
+    from rlsim.config.work import HARD_LIMIT, check_work, estimate
     from rlsim.serving.bench import simulate_bench
     from rlsim.sim import resolve
 
     pcts = _percentiles(percentiles)
     loaded = _load(scenario, flags, overrides)
+    check_work(estimate(loaded.scenario, loaded.base_dir, source=loaded.source), loaded.source,
+               HARD_LIMIT if work_limit is None else work_limit)
     if save_result is not None:
         _check_writable(save_result)
     try:

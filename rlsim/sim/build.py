@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlsim.config import LoadedScenario, Scenario
-from rlsim.config.vllm import default_async_scheduling, default_limits
+from rlsim.config.vllm import (ASYNC_SPEC_METHODS, ASYNC_WITH_SPEC_SINCE, async_with_spec, default_async_scheduling,
+                               default_limits)
 from rlsim.cost import ForwardModel, MemoryPlan, plan_memory
 from rlsim.cost.forward import shared_forward_model
 from rlsim.errors import ConfigError, InfeasibleConfig
@@ -167,8 +168,20 @@ def _max_model_len(sc: Scenario, arch: ModelArch, src: str, base_dir: Path) -> i
         return e.max_model_len
     if sc.serving is not None:
         prompt, output = dataset_max_lengths(sc.serving, base_dir, src)
+        if prompt + output > arch.max_position_embeddings:
+            field = "serving.dataset_path" if sc.serving.dataset_path else "serving.random_input_len"
+            value = sc.serving.dataset_path or sc.serving.random_input_len
+            raise ConfigError.at(src, field, value,
+                                 f"gives requests of up to {prompt:,} prompt + {output:,} output tokens, more than "
+                                 f"{arch.name}'s context of max_position_embeddings = {arch.max_position_embeddings} "
+                                 "(vLLM rejects them)")
         return min(arch.max_position_embeddings, prompt + output)
     prompt_cap = _prompt_cap(w.prompt_length, base_dir)
+    if prompt_cap + w.max_new_tokens > arch.max_position_embeddings and w.max_new_tokens >= arch.max_position_embeddings:
+        raise ConfigError.at(src, "workload.max_new_tokens", w.max_new_tokens,
+                             f"does not fit {arch.name}'s context of max_position_embeddings = "
+                             f"{arch.max_position_embeddings} tokens (every response would be cut there; lower it, or "
+                             "set rollout.engine.max_model_len to cut responses on purpose)")
     return min(arch.max_position_embeddings, prompt_cap + w.max_new_tokens)
 
 
@@ -198,6 +211,11 @@ def _check_memory(sc: Scenario, arch: ModelArch, hw: HardwareProfile, src: str, 
     plan = plan_memory(arch, hw.hbm_bytes, e.gpu_memory_utilization, tp, wdt, kvdt, e.activation_reserve_gib * GIB,
                        e.block_size, extra_w, extra_kv, expert_shards=tp * dp if dp > 1 else None)
     with_draft = f" and the {drafter.name} drafter" if drafter and extra_w else ""
+    if plan.kv_bytes <= 0 and e.activation_reserve_gib * GIB >= plan.usable_bytes:
+        raise InfeasibleConfig.at(
+            src, "rollout.engine.activation_reserve_gib", e.activation_reserve_gib,
+            f"alone exceeds what {hw.name} x gpu_memory_utilization {e.gpu_memory_utilization:g} leaves per GPU "
+            f"({plan.usable_bytes / GIB:.1f} GiB), before any weights or KV cache")
     if plan.kv_bytes <= 0:
         raise InfeasibleConfig.at(
             src, "rollout.engine.tensor_parallel_size", tp,
@@ -231,16 +249,31 @@ def _engine_defaults(sc: Scenario, hw: HardwareProfile) -> Scenario:
     seqs, tokens = default_limits(hw.hbm_bytes, "serve" if sc.kind == "serving" else "llm")
     fill = {"max_num_seqs": seqs if e.max_num_seqs is None else e.max_num_seqs,
             "max_num_batched_tokens": tokens if e.max_num_batched_tokens is None else e.max_num_batched_tokens,
-            "async_scheduling": default_async_scheduling(e.vllm_version, e.speculative_config is not None)
+            "async_scheduling": default_async_scheduling(e.vllm_version, e.speculative_config is not None,
+                                                         e.speculative_config and e.speculative_config.method)
             if e.async_scheduling is None else e.async_scheduling,
             "cpu_overhead": e.cpu_overhead.resolved(hw.engine)}
     return sc.model_copy(update={"rollout": sc.rollout.model_copy(update={"engine": e.model_copy(update=fill)})})
+
+
+def _check_async_spec(sc: Scenario, src: str) -> None:
+    """vLLM refuses async scheduling with a drafter it cannot overlap (rlsim.config.vllm)."""
+    e = sc.rollout.engine
+    spec = e.speculative_config
+    if e.async_scheduling and spec is not None and not async_with_spec(e.vllm_version, spec.method):
+        why = (f"vLLM runs async scheduling only with {', '.join(ASYNC_SPEC_METHODS)} drafters"
+               if spec.method not in ASYNC_SPEC_METHODS else
+               f"vLLM {e.vllm_version} predates async scheduling with speculative decoding "
+               f"(from {'.'.join(map(str, ASYNC_WITH_SPEC_SINCE))}, assumed)")
+        raise ConfigError.at(src, "rollout.engine.async_scheduling", True,
+                             f"is not supported with speculative method '{spec.method}': {why}")
 
 
 def resolve(loaded: LoadedScenario) -> Resolved:
     """Load hardware and model, and check the scenario can run."""
     sc, src, base = loaded.scenario, loaded.source, loaded.base_dir
     hw = _load_hw(sc, src, base)
+    _check_async_spec(sc, src)
     sc = _engine_defaults(sc, hw)
     arch = _load_arch(sc, src, base)
     _check_lengths(sc, src, base)
@@ -261,7 +294,7 @@ def resolve(loaded: LoadedScenario) -> Resolved:
     drafter = spec_plan = None
     if e.speculative_config is not None:
         drafter = build_drafter(e.speculative_config, arch, hw, tp, kvdt, not e.enforce_eager, wdt, src,
-                                e.max_cudagraph_capture_size)
+                                e.max_cudagraph_capture_size, e.vllm_version)
         spec_plan = _check_memory(sc, arch, hw, src, tp, wdt, kvdt, max_len, drafter, dp=dp)
     return Resolved(sc, src, base, hw, arch, wdt, kvdt, tp, gpus, engines, plan, max_len, drafter, spec_plan, dp)
 

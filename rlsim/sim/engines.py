@@ -16,7 +16,7 @@ from rlsim.cost.dp import DataParallelForward
 from rlsim.engine import Engine, EngineParams
 from rlsim.engine.dp_group import DataParallelGroup
 from rlsim.sim.build import Resolved
-from rlsim.speculation.acceptance import AcceptanceSampler
+from rlsim.speculation.acceptance import AcceptanceSampler, temperature_scale
 from rlsim.speculation.runtime import SpecRuntime
 
 __all__ = ["engine_params", "spec_runtime", "build_engines", "sequence_table", "spec_decode_summary", "members"]
@@ -51,11 +51,15 @@ def spec_runtime(res: Resolved, seq_ids: np.ndarray, response: np.ndarray, seed:
     ``extra_scale`` (per sequence) multiplies acceptance, e.g. a frozen drafter's drift in RL."""
     spec = res.speculative
     k = spec.num_speculative_tokens
+    if spec.acceptance.measured_temperature == 0 and spec.sampling_temperature > 0:
+        t = temperature_scale()  # greedy-measured rates for requests sampled at temperature > 0
+        extra_scale = t if extra_scale is None else np.asarray(extra_scale) * t
     sampler = AcceptanceSampler(spec.acceptance, k, seed, seq_ids, response, extra_scale=extra_scale)
     expected = np.array([spec.acceptance.mean_acceptance_length(j) - 1.0 if j else 0.0 for j in range(k + 1)])
     adaptive = spec.adaptive_k is not None and spec.adaptive_k.enabled
     min_k = min(spec.adaptive_k.min_k, k) if spec.adaptive_k is not None else 0
-    return SpecRuntime(k, res.drafter, sampler, fwd, expected, spec.disable_by_batch_size, adaptive, min_k)
+    return SpecRuntime(k, res.drafter, sampler, fwd, expected, spec.disable_by_batch_size, adaptive, min_k,
+                       spec.sampling_temperature)
 
 
 def build_engines(res: Resolved, spec: SpecRuntime | None, owner: np.ndarray | None = None, seq_ids=None,

@@ -8,6 +8,8 @@ process that yields its segments (DESIGN 2.1: pure costs, thin event loop).
 
 from __future__ import annotations
 
+from rlsim.cost.forward import COMPONENTS
+
 import numpy as np
 import pandas as pd
 import simpy
@@ -33,7 +35,8 @@ def rng_streams(seed: int, n: int = 4) -> list[np.random.Generator]:
     return [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
-def _clip_to_model_len(batch: Batch, res: Resolved) -> np.ndarray:
+def clip_to_model_len(batch: Batch, res: Resolved) -> np.ndarray:
+    """Responses cut at ``max_model_len`` minus the prompt; a prompt that leaves no room is a ConfigError."""
     limit = res.max_model_len
     too_long = batch.prompt_len >= limit
     if np.any(too_long):
@@ -82,7 +85,7 @@ def simulate_rollout(res: Resolved, seed: int | None = None, speculative: bool =
     seed = sc.seed if seed is None else seed
     rng_workload, rng_accept = rng_streams(seed)[:2]
     batch = sample_batch(sc.workload, rng_workload, res.base_dir)
-    response = _clip_to_model_len(batch, res)
+    response = clip_to_model_len(batch, res)
     spec = None
     if speculative and res.speculative is not None:
         accept_seed = int(rng_accept.integers(0, 2**62))
@@ -165,11 +168,21 @@ def _summary(res: Resolved, seed: int, engines: list[Engine], seqs: pd.DataFrame
             "method": sp.method, "num_speculative_tokens": sp.num_speculative_tokens, "drafter": res.drafter.name,
             "adaptive_k": spec.adaptive, "disable_by_batch_size": sp.disable_by_batch_size,
             "spec_iterations_frac": sum(e.stats.spec_iterations for e in engines) / max(1, sum(e.stats.iterations for e in engines)),
+            "engine_time_s": [spec_time_split(e) for e in engines],
         },
     }
     out.update(spec_decode_summary(engines, None if spec is None else spec.k_max))
     out["warnings"] = _warnings(res)
     return out
+
+
+def spec_time_split(engine) -> dict:
+    """One engine's time: target passes (verify and prefill), drafting, verification beyond the
+    target's kernels (rejection sampler), exposed host and the drafter's critical-path host time."""
+    c = engine.stats.components_s
+    return {"engine": engine.id, "target_pass_s": sum(c[k] for k in COMPONENTS), "drafting_s": c["drafting"],
+            "rejection_sampling_s": c["rejection_sampling"], "host_exposed_s": c["host_exposed"],
+            "drafting_host_s": c["drafting_host"], "busy_s": engine.stats.busy_s}
 
 
 def _warnings(res: Resolved) -> list[str]:

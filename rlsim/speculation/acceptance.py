@@ -33,6 +33,11 @@ all kinds:
   ``half_life_tokens`` beyond ``reference_tokens`` (vllm-project/speculators#684: Qwen3-8B
   EAGLE-3 on LongBench-v2, AL 2.30 at 2k context -> 1.09 at 16k).
 
+:class:`RegimeAcceptance` (``kind: regime``) is bursty: acceptance depends on *where* in the
+text a round starts (easy stretches, copy runs), so rounds are drawn one after the other from
+their context positions, and its per-round rates depend on ``k`` (a round in an easy stretch
+moves further, so larger ``k`` spends fewer rounds there) -- what the measured traces show.
+
 :class:`AcceptanceSampler` turns a model into accepted-token counts per (sequence, draft round)
 using counter-based random numbers (:mod:`rlsim.speculation._hash`), so outcomes depend only on
 (seed, sequence id, round index, position) -- never on batching, call pattern or simulation path.
@@ -57,8 +62,10 @@ __all__ = [
     "ContextDecay",
     "EmpiricalAcceptance",
     "PerPositionAcceptance",
+    "RegimeAcceptance",
     "conditional_from_unconditional",
     "sequence_scales",
+    "temperature_scale",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -66,6 +73,12 @@ IntArray = npt.NDArray[np.int64]
 
 #: Entropy tag mixed into the seed of the per-sequence heterogeneity draws ("ACCE"ptance).
 _SCALE_STREAM = 0xACCE
+#: Context decay is evaluated at the start of the context's bucket of this many tokens (a step of
+#: 1.8 % of the factor at a 4,900-token half-life), so that a round's acceptance changes only
+#: where its bucket does and a jump's rounds can be drawn together (rlsim.speculation.draws).
+DECAY_BUCKET_TOKENS = 128
+#: Position key of the block-regime uniforms (distinct from the round uniforms' key 0).
+_REGIME_POS = 0xB10C
 _PER_POSITION_HINT = "vLLM's per-position rates are unconditional, so non-increasing"
 
 
@@ -78,7 +91,7 @@ class ContextDecay(_Frozen):
 
     ``excess = max(0, ctx - reference_tokens)`` where ``ctx`` is the sequence's context length
     (prompt + generated tokens) at the start of the draft round (the few tokens within a round
-    are ignored).  The same factor multiplies every position's conditional rate, so the AL falls
+    are ignored), taken at the start of its :data:`DECAY_BUCKET_TOKENS` bucket by the sampler.  The same factor multiplies every position's conditional rate, so the AL falls
     faster than the factor.  Source: vllm-project/speculators#684 (Qwen3-8B EAGLE-3,
     LongBench-v2, full attention): AL 2.30 at 2k context -> 1.09 at 16k.  With ``k = 3`` and
     i.i.d. acceptance those points mean ``a = 0.64`` at 2048 and ``0.083`` at 16384 tokens, i.e.
@@ -100,6 +113,9 @@ class _AcceptanceBase(_Frozen):
     concentration: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     length_correlation: float = Field(default=0.0, ge=-1.0, le=1.0)
     context_decay: ContextDecay | None = None
+    measured_temperature: float | None = Field(
+        default=None, ge=0, description="sampling temperature the rates were measured at; 0 with requests sampled at "
+                                        "> 0 scales the rates by temperature_scale() (None: use the rates as given)")
 
     @model_validator(mode="after")
     def _correlation_needs_heterogeneity(self) -> "_AcceptanceBase":
@@ -231,9 +247,68 @@ class EmpiricalAcceptance(_PrefixRates):
         return at_least[1:] / at_least[0]
 
 
+class RegimeAcceptance(_AcceptanceBase):
+    """Bursty acceptance from easy and hard stretches of text.
+
+    A sequence's positions come in blocks of ``block_tokens``; each block is *easy* with
+    probability ``easy_fraction``, independently (uniforms keyed by seed, sequence and block).  A
+    round starting in an easy (hard) block accepts each of its drafts with ``easy_rate``
+    (``hard_rate``) until the first rejection (a truncated geometric).  For n-gram, *easy* is "a
+    match exists" (copy runs, long accepted stretches) and ``hard_rate = 0`` means no match: the
+    request proposes nothing and decodes normally.
+
+    Over many rounds the fraction of rounds starting in easy blocks is ``f_k = pi (1 + E_h) /
+    (pi (1 + E_h) + (1 - pi)(1 + E_e))`` with ``E_s = sum_{i<=k} rate_s^i`` the mean accepted drafts
+    (rounds advance ``1 + A`` positions), so the unconditional per-position rates are ``r_i(k) =
+    f_k easy_rate^i + (1 - f_k) hard_rate^i`` (boundary effects of blocks ignored).  Parameters
+    are fitted to measured traces by :mod:`rlsim.calibration.acceptance`.
+    """
+
+    kind: Literal["regime"] = "regime"
+    easy_fraction: float = Field(ge=0.0, le=1.0)
+    easy_rate: float = Field(ge=0.0, le=1.0)
+    hard_rate: float = Field(ge=0.0, le=1.0)
+    block_tokens: int = Field(ge=1, description="length of an easy / hard stretch, tokens")
+
+    def easy_round_fraction(self, k: int) -> float:
+        """``f_k``: the fraction of rounds starting in easy blocks (see the class docstring)."""
+        i = np.arange(1, k + 1)
+        e_easy, e_hard = float((self.easy_rate ** i).sum()), float((self.hard_rate ** i).sum())
+        num = self.easy_fraction * (1.0 + e_hard)
+        den = num + (1.0 - self.easy_fraction) * (1.0 + e_easy)
+        return num / den if den > 0 else 0.0
+
+    def per_position_rates(self, k: int) -> FloatArray:
+        i = np.arange(1, k + 1, dtype=np.float64)
+        f = self.easy_round_fraction(k)
+        return f * self.easy_rate ** i + (1.0 - f) * self.hard_rate ** i
+
+    def _conditional(self, k: int) -> FloatArray:
+        return conditional_from_unconditional(self.per_position_rates(k))
+
+
 AcceptanceModel = Annotated[
-    Union[ConstantAcceptance, PerPositionAcceptance, EmpiricalAcceptance], Field(discriminator="kind")
+    Union[ConstantAcceptance, PerPositionAcceptance, EmpiricalAcceptance, RegimeAcceptance], Field(discriminator="kind")
 ]
+
+
+#: DeepSeek-V3-0324's MTP head reused at K = 7: AL 3.20 at temperature 0, 3.09 at temperature 1
+#: (hardware_and_models.md C3 table, [NEBIUS]).
+_T0_T1_AL = (7, 3.20, 3.09)
+
+
+def temperature_scale() -> float:
+    """Multiplier of greedy (temperature 0) conditional rates for requests sampled at temperature
+    1.  vLLM's rejection sampler passes ``draft_probs = None``: a draft token is accepted with
+    ``p_target(draft)`` at temperature > 0 instead of ``draft == argmax`` (C3), which accepts a
+    little less often.  Derived from [NEBIUS]'s K = 7 pair by solving ``AL = (1 - a^(K+1)) / (1 -
+    a)`` for an i.i.d. rate at each temperature (a rate ratio ~0.97); the same ratio for every
+    drafter and position is an assumption."""
+    from scipy.optimize import brentq
+
+    k, al0, al1 = _T0_T1_AL
+    solve = lambda al: brentq(lambda a: (1 - a ** (k + 1)) / (1 - a) - al, 1e-6, 1 - 1e-9)  # noqa: E731
+    return solve(al1) / solve(al0)
 
 
 def conditional_from_unconditional(rates: npt.ArrayLike) -> FloatArray:
@@ -323,6 +398,7 @@ class AcceptanceSampler:
         self.scales = _read_only(scales)
         base = model.conditional_rates(self.k_max)
         self.conditional = _read_only(np.clip(self.scales[:, None] * base[None, :], 0.0, 1.0))
+        self.needs_context = model.context_decay is not None or isinstance(model, RegimeAcceptance)
         self._survive = _read_only(np.cumprod(self.conditional, axis=1))  # P(A >= i), no decay
         self._seq_keys = _read_only(seq_keys(self.seed, self.seq_ids))
         n = self.seq_ids.size
@@ -354,6 +430,7 @@ class AcceptanceSampler:
         num_rounds: int,
         k: int,
         ctx: npt.ArrayLike | None = None,
+        u: npt.NDArray[np.float64] | None = None,
     ) -> IntArray:
         """Accepted draft tokens, int64 ``(num_rounds, B)``: row ``r`` is round ``first_round + r``.
 
@@ -361,6 +438,7 @@ class AcceptanceSampler:
         sequence's next draft-round index; ``k <= k_max`` drafts per round.  ``ctx`` (anything
         broadcastable to ``(num_rounds, B)``) gives context lengths for ``context_decay`` and is
         required when the model has one.  Memory is ``O(num_rounds * B * k)``: keep it <= ~1e6.
+        ``u``: the rounds' uniforms from :meth:`round_uniforms` (computed here when None).
         """
         idx = np.asarray(seq_idx, dtype=np.intp)
         first = np.asarray(first_round, dtype=np.int64)
@@ -368,23 +446,53 @@ class AcceptanceSampler:
         assert 0 <= k <= self.k_max and num_rounds >= 0, (k, self.k_max, num_rounds)
         if k == 0 or num_rounds == 0 or idx.size == 0:
             return np.zeros((num_rounds, idx.size), dtype=np.int64)
-        if self.model.context_decay is None:
+        if isinstance(self.model, RegimeAcceptance):
+            survive = self._regime_survive(idx, num_rounds, k, ctx)
+        elif self.model.context_decay is None:
             survive = self._survive[idx, :k][None, :, :]
-        else:
-            survive = np.cumprod(self._round_rates(idx, num_rounds, k, ctx), axis=-1)  # P(A >= i)
-        rounds = first[None, :] + np.arange(num_rounds, dtype=np.int64)[:, None]
-        u = round_uniforms(self._seq_keys[idx][None, :], rounds)
+        else:  # P(A >= i) = prod_{j <= i} a_j f(ctx) = survive_i f^i
+            assert ctx is not None, "the acceptance model has context_decay: pass ctx (context lengths)"
+            f = np.broadcast_to(self.model.context_decay.factor(_bucketed(ctx)), (num_rounds, idx.size))
+            survive = self._survive[idx, :k][None, :, :] * f[:, :, None] ** np.arange(1, k + 1, dtype=np.float64)
+        if u is None:
+            u = self.round_uniforms(idx, first, num_rounds)
         return (u[:, :, None] < survive).sum(axis=-1, dtype=np.int64)
 
-    def _round_rates(self, idx: npt.NDArray[np.intp], num_rounds: int, k: int, ctx: npt.ArrayLike | None) -> FloatArray:
-        """Conditional rates ``(1 or num_rounds, B, k)`` with context decay applied."""
-        rates = self.conditional[idx, :k][None, :, :]
-        decay = self.model.context_decay
-        if decay is None:
-            return rates
-        assert ctx is not None, "the acceptance model has context_decay: pass ctx (context lengths)"
-        factor = np.broadcast_to(decay.factor(ctx), (num_rounds, idx.size))
-        return rates * factor[:, :, None]
+    def context_keys(self, ctx: npt.ArrayLike) -> list[np.ndarray]:
+        """What of a round's context its acceptance depends on: the decay bucket and the regime
+        block (equal keys, equal draws)."""
+        c = np.asarray(ctx, dtype=np.float64)
+        keys = []
+        if self.model.context_decay is not None:
+            keys.append(np.floor(c / DECAY_BUCKET_TOKENS))
+        if isinstance(self.model, RegimeAcceptance):
+            keys.append(np.floor(c / self.model.block_tokens))
+        return keys
+
+    def round_uniforms(self, seq_idx: npt.ArrayLike, first_round: npt.ArrayLike, num_rounds: int) -> FloatArray:
+        """The uniform of each (round, sequence), ``(num_rounds, B)`` (one per round: the accepted
+        prefix is drawn by inverse CDF)."""
+        idx = np.asarray(seq_idx, dtype=np.intp)
+        rounds = np.asarray(first_round, dtype=np.int64)[None, :] + np.arange(num_rounds, dtype=np.int64)[:, None]
+        return round_uniforms(self._seq_keys[idx][None, :], rounds)
+
+    def _regime_survive(self, idx: npt.NDArray[np.intp], num_rounds: int, k: int, ctx: npt.ArrayLike | None) -> FloatArray:
+        """``P(A >= i)``, ``(num_rounds, B, k)``, from the regime of the block each round starts in."""
+        m = self.model
+        assert ctx is not None, "regime acceptance needs ctx (the rounds' context positions)"
+        pos = np.broadcast_to(np.asarray(ctx, dtype=np.float64), (num_rounds, idx.size))
+        block = (pos // m.block_tokens).astype(np.int64)
+        easy = uniforms(self.seed, self.seq_ids[idx][None, :], block, _REGIME_POS) < m.easy_fraction
+        rate = np.where(easy, m.easy_rate, m.hard_rate) * self.scales[idx][None, :]
+        if m.context_decay is not None:
+            rate = rate * m.context_decay.factor(_bucketed(pos))
+        rate = np.clip(rate, 0.0, 1.0)
+        return rate[:, :, None] ** np.arange(1, k + 1, dtype=np.float64)[None, None, :]
+
+
+def _bucketed(ctx: npt.ArrayLike) -> np.ndarray:
+    """The start of each context's :data:`DECAY_BUCKET_TOKENS` bucket."""
+    return np.floor(np.asarray(ctx, dtype=np.float64) / DECAY_BUCKET_TOKENS) * DECAY_BUCKET_TOKENS
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:

@@ -12,7 +12,11 @@ pass (vLLM's ``propose``):
   MoE for DeepSeek-V3) and the shared full-vocabulary LM head, reused autoregressively for k > 1.
 * ``draft_model``: k forwards of a small model at batch B (the first over 1 + k tokens per
   sequence to catch up on accepted tokens), with its own weights, KV cache and prompt prefill.
-* ``ngram``: a CPU lookup per request (``ngram_lookup_us_per_seq``, assumed), no GPU work.
+* ``ngram``: a host lookup over each request's token history, no GPU work.
+
+Beyond the kernels every GPU drafter pays the round / step / per-sequence overheads of
+:class:`rlsim.speculation.costs.SpecCosts` (fitted, the profile's ``speculation`` section), and
+the n-gram proposer its host time (on the step's critical path).
 
 Drafters that keep a KV cache also prefill the prompt (their share of every prefill chunk).
 Weights and KV of the drafter are taken out of the target's memory (rlsim.cost.memory).
@@ -20,6 +24,7 @@ Weights and KV of the drafter are taken out of the target's memory (rlsim.cost.m
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +33,7 @@ from rlsim.cost.forward import ForwardModel, PassShape, verify_pairs
 from rlsim.cost.memory import kv_bytes_per_token_per_gpu, weight_bytes_per_gpu
 from rlsim.errors import ConfigError
 from rlsim.models import ModelArch, load_model
+from rlsim.speculation.costs import SpecCosts
 from rlsim.units import dtype_bytes
 
 __all__ = ["Drafter", "build_drafter", "default_draft_model"]
@@ -45,9 +51,8 @@ class Drafter:
     fwd: ForwardModel | None  # None for ngram
     weight_bytes_per_gpu: float
     kv_bytes_per_token_per_gpu: float
-    host_s_per_seq: float = 0.0
+    costs: SpecCosts | None = None  # None: kernels only (no fitted overheads)
     name: str = ""
-    step_overhead_s: float = 0.0  # idle GPU time per draft forward (config draft_step_overhead_us)
 
     def propose_times_s(self, batch: int, ctx_tokens: np.ndarray, k: int) -> np.ndarray:
         """GPU time to propose ``k`` drafts for ``batch`` sequences at total contexts ``ctx_tokens``
@@ -55,7 +60,9 @@ class Drafter:
         ctx = np.asarray(ctx_tokens, dtype=np.float64)
         if self.fwd is None or k <= 0 or batch <= 0:
             return np.zeros_like(ctx)
-        first = self.fwd.decode_times_s(batch, ctx, q=k + 1) + k * self.step_overhead_s
+        first = self.fwd.decode_times_s(batch, ctx, q=k + 1)
+        if self.costs is not None:
+            first = first + self.costs.draft_overhead_s(batch, k)
         if k == 1:
             return first
         steps = batch * np.arange(1, k, dtype=np.float64).reshape((-1,) + (1,) * ctx.ndim)
@@ -71,9 +78,12 @@ class Drafter:
                                          shape.prefill_pairs, shape.prefill_kv_tokens, prefill_tokens=float(tokens),
                                          prefill_tiles=shape.prefill_tiles, prefill_max_keys=shape.prefill_max_keys))
 
-    def host_time_s(self, batch: int) -> float:
-        """CPU time of drafting (n-gram lookup), added to the step's host time."""
-        return self.host_s_per_seq * batch
+    def host_time_s(self, batch: int, history_tokens) -> float | np.ndarray:
+        """Host time of drafting on the step's critical path: the n-gram proposer's scan of
+        ``history_tokens`` (all requests' tokens, scalar or array); 0 for GPU drafters."""
+        if self.method != "ngram" or self.costs is None or batch <= 0:
+            return 0.0
+        return self.costs.ngram_host_s(batch, history_tokens)
 
 
 def default_draft_model(method: str, target: ModelArch) -> str | None:
@@ -84,12 +94,18 @@ def default_draft_model(method: str, target: ModelArch) -> str | None:
 
 
 def build_drafter(spec, target: ModelArch, hw, tp: int, kv_dtype: str, cuda_graphs: bool,
-                  weight_dtype: str, source: str | None = None, max_capture_size: int = 512) -> Drafter:
-    """Build the drafter of ``spec`` (a SpeculativeConfig) for ``target`` at tensor parallel ``tp``."""
+                  weight_dtype: str, source: str | None = None, max_capture_size: int = 512,
+                  vllm_version: str | None = None) -> Drafter:
+    """Build the drafter of ``spec`` (a SpeculativeConfig) for ``target`` at tensor parallel ``tp``
+    (overheads from ``hw``'s ``speculation`` section, at ``vllm_version``)."""
     where = "rollout.engine.speculative_config"
     method = spec.method
+    costs = SpecCosts.from_profile(hw)
+    step_us = hw.speculation.draft_step_us_at(vllm_version) if spec.draft_step_overhead_us is None \
+        else spec.draft_step_overhead_us
+    costs = dataclasses.replace(costs, draft_step_s=step_us * 1e-6)
     if method == "ngram":
-        return Drafter("ngram", None, 0.0, 0.0, spec.ngram_lookup_us_per_seq * 1e-6, "ngram")
+        return Drafter("ngram", None, 0.0, 0.0, costs, "ngram")
     dtp = spec.draft_tensor_parallel_size or tp
     if method == "mtp":
         if target.num_mtp_layers == 0:
@@ -101,7 +117,7 @@ def build_drafter(spec, target: ModelArch, hw, tp: int, kv_dtype: str, cuda_grap
                            num_moe_layers=target.num_mtp_layers if target.is_moe else 0)
         wbytes = sum(w.params / (1 if w.parallel == "replicated" else dtp) for w in weights) * dtype_bytes(weight_dtype)
         kv = kv_bytes_per_token_per_gpu(target, dtp, kv_dtype) / target.num_hidden_layers * target.num_mtp_layers
-        return Drafter("mtp", fwd, wbytes, kv, 0.0, f"{target.name} MTP", spec.draft_step_overhead_us * 1e-6)
+        return Drafter("mtp", fwd, wbytes, kv, costs, f"{target.name} MTP")
     name = spec.model or default_draft_model(method, target)
     if name is None:
         raise ConfigError.at(source, f"{where}.model", None, f"is required for method '{method}' (a draft model name or path)")
@@ -119,4 +135,4 @@ def build_drafter(spec, target: ModelArch, hw, tp: int, kv_dtype: str, cuda_grap
                        max_capture_size=max_capture_size)
     wbytes = weight_bytes_per_gpu(draft, dtp, draft_dtype)  # on each GPU that hosts the draft
     kv = kv_bytes_per_token_per_gpu(draft, dtp, kv_dtype)
-    return Drafter(method, fwd, wbytes, kv, 0.0, draft.name, spec.draft_step_overhead_us * 1e-6)
+    return Drafter(method, fwd, wbytes, kv, costs, draft.name)

@@ -8,6 +8,11 @@ The k used in an iteration (vLLM: ``num_speculative_tokens``) is
   sequence is quantised to powers of two so the decision is piecewise constant (the fast path
   ends a jump where the bucket changes, keeping it identical to one-iteration stepping);
 * otherwise ``num_speculative_tokens``.
+
+Besides the drafter's own time (:class:`~rlsim.speculation.drafter.Drafter`), a round costs the
+verification work beyond the target's kernels and host time (:mod:`rlsim.speculation.costs`):
+:meth:`SpecRuntime.verify_extra_s` (GPU, in the pass) and :meth:`SpecRuntime.host_parts_s`
+(overlappable host time and the n-gram proposer's critical-path time).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rlsim.cost.forward import ForwardModel
+from rlsim.hardware import ops
+from rlsim.speculation.costs import RANDOM_SAMPLING_PASSES
 from rlsim.speculation.drafter import Drafter
 from rlsim.speculation.draws import AcceptanceDraws
 
@@ -41,17 +48,71 @@ class SpecRuntime:
     disable_by_batch_size: int | None = None
     adaptive: bool = False
     min_k: int = 0
+    temperature: float = 1.0  # the requests' sampling temperature (0: greedy rejection sampling)
     _cache: dict = field(default_factory=dict)
     draws: AcceptanceDraws = field(init=False)
 
     def __post_init__(self) -> None:
         self.draws = AcceptanceDraws(self.sampler)  # accepted drafts by sequence id, buffered
 
+    def drafting_share(self, k: int) -> float:
+        """Share of requests carrying drafts in a round: 1 for GPU drafters; for n-gram with a
+        regime acceptance model whose hard stretches accept nothing (no match: vLLM's proposer
+        returns no drafts and the request decodes normally), the share of rounds in easy
+        stretches (the verify pass is priced at that expected share)."""
+        model = self.sampler.model
+        if self.drafter.method != "ngram" or getattr(model, "kind", "") != "regime" or model.hard_rate > 0:
+            return 1.0
+        return model.easy_round_fraction(k)
+
+    def unmatched_tokens(self, batch: int, k: int) -> int:
+        """Draft slots the verify pass does not compute (requests without drafts), rounded so
+        that the expected draft tokens are rounded up."""
+        if k <= 0:
+            return 0
+        return batch * k - int(math.ceil(batch * k * self.drafting_share(k) - 1e-9))
+
+    def verify_extra_s(self, batch: int, k: int) -> float:
+        """Verification time beyond the target's kernels for ``batch`` requests with ``k`` drafts:
+        the fitted per-draft-token floor (:meth:`SpecCosts.verify_extra_s` against the growth of
+        the pass's token-dependent kernels over a plain decode step) plus, at temperature > 0, the
+        random rejection sampler's passes over the ``batch x (1 + k)`` rows of fp32 logits."""
+        if k <= 0 or batch <= 0:
+            return 0.0
+        key = ("verify", batch, k)
+        if key not in self._cache:
+            costs = self.drafter.costs
+            t = 0.0
+            if costs is not None:
+                growth = (sum(self.target.decode_const_parts(batch, 1 + k).values())
+                          - sum(self.target.decode_const_parts(batch, 1).values()))
+                t = float(costs.verify_extra_s(batch * k * self.drafting_share(k), growth))
+            if self.temperature > 0:
+                logits_bytes = batch * (1 + k) * self.target.arch.vocab_size * 4.0
+                t += float(ops.elementwise_time_s(self.target.hw, RANDOM_SAMPLING_PASSES * logits_bytes))
+            self._cache[key] = t
+        return self._cache[key]
+
+    def host_parts_s(self, batch: int, k: int, history_tokens):
+        """(host time async scheduling can overlap, host time on the critical path) of a step
+        with ``batch`` drafting requests holding ``history_tokens`` tokens (scalar or array)."""
+        costs = self.drafter.costs
+        if k <= 0 or batch <= 0 or costs is None:
+            return 0.0, 0.0
+        return costs.spec_host_s, self.drafter.host_time_s(batch, history_tokens)
+
     def step_time_s(self, batch: int, ctx_tokens: float, k: int) -> float:
-        """GPU time of one iteration: verify pass of 1 + k tokens per sequence plus drafting."""
+        """GPU time of one iteration (verify pass of 1 + k tokens per sequence, its extra
+        verification work, drafting) plus the drafting's critical-path host time."""
         ctx = np.array([ctx_tokens + batch * k], dtype=np.float64)
-        t = self.target.decode_times_s(batch, ctx, q=1 + k) + self.drafter.propose_times_s(batch, ctx, k)
-        return float(t[0])
+        t = self.target_times_s(batch, ctx, k) + self.drafter.propose_times_s(batch, ctx, k)
+        _, serial = self.host_parts_s(batch, k, ctx)
+        return float((t + self.verify_extra_s(batch, k) + serial)[0])
+
+    def target_times_s(self, batch: int, ctx: np.ndarray, k: int) -> np.ndarray:
+        """The verify pass (``1 + k`` tokens per request, less the slots of requests without drafts)."""
+        skip = self.unmatched_tokens(batch, k)
+        return self.target.decode_times_s(batch, ctx, q=1 + k, padded_tokens=batch * (1 + k) - skip if skip else None)
 
     def k_for(self, batch: int, ctx_tokens: float) -> int:
         """k for an iteration with ``batch`` decoding sequences holding ``ctx_tokens`` in all."""

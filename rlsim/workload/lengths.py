@@ -75,7 +75,8 @@ class LognormalLength(_Frozen):
 
     kind: Literal["lognormal"] = "lognormal"
     mean_tokens: float = Field(gt=0, allow_inf_nan=False)
-    sigma: float = Field(ge=0, allow_inf_nan=False)
+    sigma: float = Field(ge=0, le=10, allow_inf_nan=False,
+                         description="at most 10: beyond it exp(sigma**2) overflows and no length data is that wide")
     min_tokens: int = Field(default=1, ge=1)
     max_tokens: int | None = Field(default=None, ge=1)
 

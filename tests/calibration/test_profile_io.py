@@ -23,3 +23,14 @@ def test_e2e_and_kernel_notes_replace_only_their_own(tmp_path):
     third = tmp_path / "c.yaml"
     write_profile(second, data, third, {}, ["Efficiencies refitted."])
     assert _header(third) == ["# [calibrate] engine: fitted again.", "# [calibrate] Efficiencies refitted."]
+
+
+def test_a_kernel_refit_replaces_the_routing_note_but_keeps_the_e2e_note(tmp_path):
+    original = load_profile("h100_sxm").source
+    data = yaml.safe_load(open(original, encoding="utf-8"))
+    a, b, c = tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "c.yaml"
+    write_profile(type(tmp_path)(original), data, a, {}, ["engine: fitted."])
+    write_profile(a, data, b, {}, ["skewed_routing: fitted."])
+    assert _header(b)[-2:] == ["# [calibrate] engine: fitted.", "# [calibrate] skewed_routing: fitted."]
+    write_profile(b, data, c, {}, ["Efficiencies refitted."])
+    assert _header(c) == ["# [calibrate] engine: fitted.", "# [calibrate] Efficiencies refitted."]

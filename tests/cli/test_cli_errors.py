@@ -33,7 +33,7 @@ CASES = [
     (["--set", "rollout.engine.tensor_paralel_size=2"],
      "error: s.yaml: rollout.engine.tensor_paralel_size = 2 is not a known key (did you mean 'tensor_parallel_size'?)"),
     (["--set", "rollout.engine.max_num_seqs=abc"],
-     "error: s.yaml: rollout.engine.max_num_seqs = 'abc' input should be a valid integer, unable to parse string as an integer"),
+     "error: s.yaml: rollout.engine.max_num_seqs = 'abc' input should be a valid integer"),
     (["--set", "rollout.engine.tensor_parallel_size=3"],
      "error: s.yaml: rollout.engine.tensor_parallel_size = 3 does not divide num_attention_heads = 32"),
     (["--set", "model.name=Qwen3-235B-A22B", "--set", "model.dtype=bf16"],

@@ -85,7 +85,11 @@ def test_tensor_parallel_splits_weights_but_pays_all_reduces(h100, qwen8b):
 
 
 def test_moe_weight_traffic_follows_distinct_experts_touched(h100):
-    """Qwen3-30B-A3B: one token touches 8 of 128 experts; 512 tokens touch nearly all."""
+    """Qwen3-30B-A3B: one token touches 8 of 128 experts; 512 tokens touch nearly all (the
+    uniform spread: the profile's skewed-router factors removed)."""
+    moe = h100.efficiency.moe
+    bf16 = moe.bf16.model_copy(update={"skewed_routing": None})
+    h100 = h100.model_copy(update={"efficiency": h100.efficiency.model_copy(update={"moe": moe.model_copy(update={"bf16": bf16})})})
     fwd = ForwardModel(load_model("Qwen3-30B-A3B"), h100)
     fixed = h100.moe_eff("bf16").latency_us * 1e-6 * 48  # per-layer kernel latency, 48 MoE layers
     moe1, moe4, moe512 = (fwd.components(_decode(b, 100))["moe"] - fixed for b in (1, 4, 512))

@@ -83,7 +83,7 @@ def test_ops_use_tables_for_gemm_moe_and_collectives():
 
 
 def test_moe_layer_time_matches_the_expert_split():
-    t = ops.moe_layer_time_s(H100, 256, 128, 8, 2048, 768, "bf16", ep=4)
+    t = ops.moe_layer_time_s(H100, 256, 128, 8, 2048, 768, "bf16", ep=4, routing="uniform")
     touched = ops.expected_experts_touched(256, 128, 8)
     expect = ops.moe_time_s(H100, 64, 32, touched / 4, 1536, 2048, 2048, "bf16", 8, overhead_rows=256 * 8)
     assert t == pytest.approx(expect, rel=1e-12)

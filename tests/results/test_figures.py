@@ -3,6 +3,7 @@ title (rlsim.results.figcheck, run on the figure as it is saved)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -24,7 +25,8 @@ def checked(monkeypatch):
     orig = Figure.savefig
 
     def savefig(self, fname, *a, **k):
-        seen[Path(str(fname)).name] = figure_problems(self)
+        name = re.sub(r"^\.(.*)\.tmp\d+(\.\w+)$", r"\1\2", Path(str(fname)).name)  # rlsim.results.atomic's temp name
+        seen[name] = figure_problems(self)
         return orig(self, fname, *a, **k)
 
     monkeypatch.setattr(Figure, "savefig", savefig)

@@ -181,14 +181,16 @@ def test_length_correlation_sign(rho: float, sign: int) -> None:
 
 
 def test_context_decay_halves_rate_at_one_half_life() -> None:
-    decay = ContextDecay(reference_tokens=1000, half_life_tokens=500)
-    np.testing.assert_allclose(decay.factor([0, 1000, 1500, 2000]), [1.0, 1.0, 0.5, 0.25])
+    decay = ContextDecay(reference_tokens=1024, half_life_tokens=512)
+    np.testing.assert_allclose(decay.factor([0, 1024, 1536, 2048]), [1.0, 1.0, 0.5, 0.25])
     s = _sampler(ConstantAcceptance(rate=0.8, context_decay=decay), 2000)
     idx, first = np.arange(2000), np.zeros(2000, dtype=np.int64)
-    near = s.sample(idx, first, 50, 1, ctx=np.full((50, 2000), 1000))
-    far = s.sample(idx, first, 50, 1, ctx=np.full(2000, 1500))  # broadcast over rounds
+    near = s.sample(idx, first, 50, 1, ctx=np.full((50, 2000), 1024))
+    far = s.sample(idx, first, 50, 1, ctx=np.full(2000, 1536))  # broadcast over rounds
+    later = s.sample(idx, first, 50, 1, ctx=np.full(2000, 1536 + 127))  # same 128-token bucket
     assert near.mean() == pytest.approx(0.8, abs=0.01)
     assert far.mean() == pytest.approx(0.4, abs=0.01)
+    assert np.array_equal(later, far)
 
 
 # ---------------------------------------------------------------- validation messages
@@ -221,3 +223,53 @@ def test_context_decay_halves_rate_at_one_half_life() -> None:
 def test_validation_messages(data: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(message)):
         TypeAdapter(AcceptanceModel).validate_python(data)
+
+
+# ---------------------------------------------------------------- regime (bursty) acceptance
+
+def _regime(**kw):
+    from rlsim.speculation.acceptance import RegimeAcceptance
+
+    args = {"easy_fraction": 0.3, "easy_rate": 0.9, "hard_rate": 0.0, "block_tokens": 32}
+    args.update(kw)
+    return RegimeAcceptance(**args)
+
+
+def test_regime_rates_fall_with_k_as_easy_rounds_move_further():
+    m = _regime()
+    assert m.easy_round_fraction(1) > m.easy_round_fraction(8)
+    assert m.per_position_rates(1)[0] > m.per_position_rates(8)[0]
+    f = m.easy_round_fraction(3)
+    assert m.per_position_rates(3) == pytest.approx(f * 0.9 ** np.arange(1, 4))
+    assert m.mean_acceptance_length(3) == pytest.approx(1 + m.per_position_rates(3).sum())
+
+
+def test_regime_sampler_accepts_nothing_in_hard_blocks_and_is_bursty():
+    from rlsim.speculation.acceptance import AcceptanceSampler
+
+    m = _regime()
+    s = AcceptanceSampler(m, 4, 7, np.arange(50), np.full(50, 500))
+    pos = np.repeat(np.arange(0, 320, dtype=np.float64)[:, None], 50, axis=1)
+    a = s.sample(np.arange(50), np.zeros(50, dtype=np.int64), 320, 4, pos)
+    easy_block = (a.reshape(10, 32, 50) > 0).any(axis=1)  # a block with any acceptance is easy...
+    hard_rounds = np.repeat(~easy_block, 32, axis=0)
+    assert (a[hard_rounds] == 0).all()                     # ...and hard blocks never accept
+    assert 0.15 < easy_block.mean() < 0.45
+    again = s.sample(np.arange(50)[::-1], np.zeros(50, dtype=np.int64), 320, 4, pos[:, ::-1])
+    assert np.array_equal(again[:, ::-1], a)  # keyed by (seed, sequence, block), not batch order
+
+
+def test_regime_replay_reproduces_its_mean_acceptance_length():
+    from rlsim.calibration.acceptance import simulate_request_al
+
+    m = _regime(block_tokens=8)
+    al = simulate_request_al(m, 3, requests=400, tokens=2000)
+    assert al.mean() == pytest.approx(m.mean_acceptance_length(3), rel=0.03)
+
+
+def test_temperature_scale_from_the_greedy_vs_sampled_pair():
+    from rlsim.speculation.acceptance import temperature_scale
+
+    t = temperature_scale()
+    a1 = t * 0.70
+    assert 0.95 < t < 1.0 and a1 < 0.70

@@ -28,8 +28,29 @@ def test_ngram_has_no_gpu_cost_but_host_time():
     res = resolve(scenario(spec={"method": "ngram", "num_speculative_tokens": 4,
                                  "acceptance": {"kind": "constant", "rate": 0.3}}))
     assert res.drafter.propose_times_s(8, np.array([1000.0]), 4)[0] == 0.0
-    assert res.drafter.host_time_s(8) == pytest.approx(8 * 15e-6)
+    sp = res.hw.speculation  # the fitted host terms: per step, per request, per history token
+    assert res.drafter.host_time_s(8, 8000.0) == pytest.approx(
+        1e-6 * sp.ngram_round_us + 8e-6 * sp.ngram_seq_us + 8000e-9 * sp.ngram_ns_per_context_token)
+    assert res.drafter.host_time_s(8, 16000.0) > res.drafter.host_time_s(8, 8000.0) > res.drafter.host_time_s(4, 8000.0)
     assert res.spec_memory.kv_capacity_tokens == res.memory.kv_capacity_tokens
+    assert res.scenario.rollout.engine.async_scheduling is False  # vLLM: async only with EAGLE / MTP drafters
+
+
+def test_async_scheduling_with_ngram_is_refused():
+    with pytest.raises(ConfigError) as err:
+        resolve(scenario(async_scheduling=True, spec={"method": "ngram", "num_speculative_tokens": 4,
+                                                      "acceptance": {"kind": "constant", "rate": 0.3}}))
+    assert str(err.value) == ("test.yaml: rollout.engine.async_scheduling = True is not supported with speculative method "
+                              "'ngram': vLLM runs async scheduling only with eagle, eagle3, mtp drafters")
+
+
+def test_async_scheduling_with_eagle_before_its_vllm_version_is_refused():
+    with pytest.raises(ConfigError) as err:
+        resolve(scenario(async_scheduling=True, vllm_version="0.12.0", spec=eagle(3, 0.7)))
+    assert str(err.value) == ("test.yaml: rollout.engine.async_scheduling = True is not supported with speculative method "
+                              "'eagle3': vLLM 0.12.0 predates async scheduling with speculative decoding (from 0.14.0, "
+                              "assumed)")
+    assert resolve(scenario(vllm_version="0.12.0", spec=eagle(3, 0.7))).scenario.rollout.engine.async_scheduling is False
 
 
 def test_mtp_uses_the_models_own_layer():

@@ -101,11 +101,11 @@ def best_k(batch: int, rate: float = 0.8, ks=range(1, 9)) -> int:
 def test_speedup_falls_as_the_running_batch_grows():
     sp = regime_speedups(0.7, 3)
     assert all(x > y for x, y in zip(sp, sp[1:])), sp
-    assert sp[0] > 1.8
+    assert sp[0] > 1.5  # AL 2.53 against a round ~1.5x a decode step (fitted drafting and verify terms)
 
 
 def test_weak_drafter_at_large_batch_is_slower_than_the_baseline():
-    weak = regime_speedups(0.3, 5, batches=[1, 256])
+    weak = regime_speedups(0.4, 2, batches=[1, 256])
     assert weak[0] > 1.0 > weak[1], weak
 
 

@@ -1,0 +1,75 @@
+"""Rules across fields of a validated scenario that no single field's type can state (checked
+once, on load, before anything touches the filesystem or simulates).
+
+* path-like fields (:data:`PATH_FIELDS`) short enough for the filesystem (:mod:`rlsim._paths`);
+* speculative decoding: a draft model name, when given, is not empty; ``prompt_lookup_min <=
+  prompt_lookup_max`` (vLLM's rule for n-gram lookup);
+* RL: ``rl.training.num_gpus`` within the cluster (colocated: the trainer shares the cluster's
+  GPUs; disaggregated: it takes what the rollouts leave); ``train_global_batch_size`` at most
+  the sequences one step generates (NeMo-RL trains on the step's batch).  (The warm-up against
+  ``num_steps`` is :func:`rlsim.rl.steady.planned_steps`'s rule.)
+"""
+
+from __future__ import annotations
+
+from rlsim._paths import check_path_text
+from rlsim.config.scenario import Scenario
+from rlsim.errors import ConfigError
+
+__all__ = ["check_path_fields", "check_rules", "PATH_FIELDS"]
+
+#: Scenario fields whose value may name a file or folder.
+PATH_FIELDS = ("cluster.hardware", "cluster.kernel_tables", "model.name", "rollout.engine.speculative_config.model",
+               "workload.prompt_length.path", "workload.response_length.path", "serving.dataset_path")
+
+
+def _get(sc, dotted: str):
+    cur = sc
+    for part in dotted.split("."):
+        cur = getattr(cur, part, None)
+        if cur is None:
+            return None
+    return cur
+
+
+def check_path_fields(sc: Scenario, source: str | None) -> None:
+    """Every :data:`PATH_FIELDS` value short enough to be a path (before the filesystem sees it)."""
+    for field in PATH_FIELDS:
+        value = _get(sc, field)
+        if isinstance(value, str):
+            check_path_text(value, source, field)
+
+
+def _check_speculative(sc: Scenario, src: str | None) -> None:
+    spec = sc.rollout.engine.speculative_config
+    if spec is None:
+        return
+    where = "rollout.engine.speculative_config"
+    if spec.model is not None and not spec.model.strip():
+        raise ConfigError.at(src, f"{where}.model", spec.model, "must not be empty (omit it for the method's default)")
+    if spec.prompt_lookup_min > spec.prompt_lookup_max:
+        raise ConfigError.at(src, f"{where}.prompt_lookup_min", spec.prompt_lookup_min,
+                             f"must be <= prompt_lookup_max = {spec.prompt_lookup_max}")
+
+
+def _check_rl(sc: Scenario, src: str | None) -> None:
+    rl = sc.rl
+    if rl is None:
+        return
+    tr = rl.training
+    if tr.num_gpus is not None and tr.num_gpus > sc.cluster.num_gpus:
+        raise ConfigError.at(src, "rl.training.num_gpus", tr.num_gpus, f"exceeds cluster.num_gpus = {sc.cluster.num_gpus}")
+    if tr.train_global_batch_size is not None and sc.workload is not None \
+            and tr.train_global_batch_size > sc.workload.num_sequences_per_step:
+        w = sc.workload
+        raise ConfigError.at(src, "rl.training.train_global_batch_size", tr.train_global_batch_size,
+                             f"exceeds the sequences of one step: workload.num_prompts_per_step x "
+                             f"num_generations_per_prompt = {w.num_prompts_per_step} x {w.num_generations_per_prompt} "
+                             f"= {w.num_sequences_per_step}")
+
+
+def check_rules(sc: Scenario, source: str | None) -> None:
+    """Every rule of the module docstring; the first broken one as a ConfigError."""
+    check_path_fields(sc, source)
+    _check_speculative(sc, source)
+    _check_rl(sc, source)
