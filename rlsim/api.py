@@ -44,10 +44,12 @@ def _check_mode(baseline_mode: str) -> None:
 
 
 def simulate(scenario: str | Path | LoadedScenario, overrides: list[str] | tuple[str, ...] = (), seed: int | None = None,
-             baseline: bool = True, baseline_mode: str = "no-spec", work_limit: float | None = HARD_LIMIT) -> RunResult:
+             baseline: bool = True, baseline_mode: str = "no-spec", work_limit: float | None = HARD_LIMIT,
+             progress: bool | None = None) -> RunResult:
     """Load (if a path), validate and simulate a scenario: one rollout batch, RL steps when it
     has an ``rl:`` section, or a ``vllm bench serve``-like benchmark when it has ``serving:``.  Returns a :class:`~rlsim.results.RunResult` (``.summary``,
     ``.sequences``, ``.segments``, ``.steps`` (RL), ``.baseline``, ``.runs`` (RL)).
+    ``progress``: a bar of the RL steps as they are simulated (None: in a notebook only, tqdm).
 
     With a ``speculative_config`` the paired no-speculation baseline runs too (unless
     ``baseline=False``): ``result.summary["speedup"]``, ``result.baseline``.  RL scenarios:
@@ -60,12 +62,16 @@ def simulate(scenario: str | Path | LoadedScenario, overrides: list[str] | tuple
     A scenario asking for more work than ``work_limit`` (:mod:`rlsim.config.work`; None or 0:
     no limit) is refused before anything is simulated.
     """
+    from rlsim.results.progress import ProgressBar, in_notebook, tracking
+
     _check_mode(baseline_mode)
     loaded = _load(scenario, overrides, seed)
     check_work(estimate(loaded.scenario, loaded.base_dir, baseline=baseline, source=loaded.source), loaded.source,
                work_limit)
     seed = loaded.scenario.seed if seed is None else seed
-    return _simulate(resolve(loaded), seed, baseline, baseline_mode)
+    show = in_notebook() if progress is None else progress
+    with ProgressBar("simulate", quiet=not show) as bar, tracking(bar):
+        return _simulate(resolve(loaded), seed, baseline, baseline_mode)
 
 
 def simulate_seeds(scenario: str | Path | LoadedScenario, num_seeds: int, overrides: list[str] | tuple[str, ...] = (),

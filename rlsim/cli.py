@@ -106,7 +106,9 @@ def render_rollout(summary: dict, wall_s: float | None = None) -> str:
         ("engines x TP", f"{s['num_engines']} x {s['tensor_parallel_size']}"),
         ("engine iterations", s["engine_iterations"]),
     ]
-    out = [_table(rows, f"rollout: {s['scenario']} (seed {s['seed']})")]
+    # the header names the resolved model and GPU (a --set model.name=... keeps the file's scenario name)
+    out = [_table(rows, f"rollout: {s['scenario']}: {s['model']['name']} on {s['rollout_gpus']} x "
+                        f"{s['hardware']['profile']} (seed {s['seed']})")]
     br = sorted(s["time_breakdown_frac"].items(), key=lambda kv: -kv[1])
     out.append(_table([(k, f"{100 * v:5.1f} %") for k, v in br if v > 0.0005], "where the engine time went:"))
     m, h, md = s["memory"], s["hardware"], s["model"]
@@ -150,8 +152,9 @@ def render_speculation(summary: dict) -> str:
         "",
         f"  speedup (rollout)             {s['speedup']['rollout']:.3f}x",
         f"  mean acceptance length        {s['mean_acceptance_length']:.3f}   (vLLM: 1 + accepted / drafts)",
-        f"  per-position acceptance       {pos}",
-        f"  draft acceptance rate         {100 * s['draft_acceptance_rate']:.1f} %",
+        f"  per-position acceptance       {pos}   (vLLM's per-position rates: unconditional, P(position i accepted))",
+        f"  draft acceptance rate         {100 * s['draft_acceptance_rate']:.1f} %   (vLLM's Avg Draft acceptance rate: "
+        "accepted / drafted tokens; not the scenario's per-token conditional acceptance `rate`)",
         f"  drafter ({sp['drafter']})   {100 * br.get('drafting', 0.0):.1f} % of engine time; "
         f"iterations with drafts {100 * sp['spec_iterations_frac']:.1f} %",
         f"  why: tokens per target pass rise {s['mean_acceptance_length']:.2f}x at the cost of verify passes over "
@@ -192,7 +195,7 @@ def render_seeds(stats: dict) -> str:
 @app.command()
 @_user_errors
 def run(
-    scenario: Path = typer.Argument(..., help="scenario YAML (see scenarios/)"),
+    scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (see scenarios/); or --from DIR"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override a field: path.to.field=value (YAML value); repeatable"),
     out: Optional[Path] = typer.Option(None, "--out", help="write summary.json, parquet tables, PNG and trace.json here"),
     seed: Optional[int] = typer.Option(None, "--seed", help="random seed (overrides the scenario's seed)"),
@@ -211,6 +214,11 @@ def run(
     work_limit: float = typer.Option(_HARD_LIMIT, "--work-limit",
                                      help="refuse runs estimated above this many token-equivalents (~1e-7 s each; "
                                           "0 = no limit; see the README's robustness section)"),
+    from_: Optional[Path] = typer.Option(None, "--from", help="rerun a result folder written by --out "
+                                                                 "(its scenario.resolved.yaml and run.json)"),
+    report: Optional[Path] = typer.Option(None, "--report", help="write one self-contained HTML page (figures, "
+                                                                 "tables, assumptions, warnings, resolved scenario)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Simulate SCENARIO: one rollout batch, or RL steps when it has an rl: section; explain
     where the time went.
@@ -225,7 +233,14 @@ def run(
     _check_work_limit(work_limit)
     if out is not None:
         _prepare_out(out)
-    loaded = load_scenario(scenario, set_ or [], seed)
+    if from_ is not None:
+        loaded, seeds, no_baseline, baseline_mode, scenario = _from_folder(from_, scenario, set_ or [], seed)
+    elif scenario is None:
+        from rlsim.errors import ConfigError
+
+        raise ConfigError("rlsim run: give a SCENARIO file or --from DIR")
+    else:
+        loaded = load_scenario(scenario, set_ or [], seed)
     if sensitivity and (loaded.scenario.rl is None or loaded.scenario.rollout.engine.speculative_config is None):
         raise ConfigError(f"--sensitivity: {scenario} needs an rl: section and a speculative_config")
     from rlsim.api import _check_mode
@@ -237,9 +252,11 @@ def run(
     if warning:
         typer.echo(f"warning: {warning}", err=True)
     t0 = time.perf_counter()
-    with _progress_bar("seeds") if (seeds > 1 and warning) else _no_progress() as bar:
+    from rlsim.results.progress import tracking
+
+    with _progress_bar("run", quiet) as bar, tracking(bar):  # RL: each run's trained steps
         results, stats = simulate_seeds(loaded, seeds, seed=seed, baseline=not no_baseline, baseline_mode=baseline_mode,
-                                        work_limit=0, progress=bar)
+                                        work_limit=0, progress=bar if seeds > 1 else None)
     wall = time.perf_counter() - t0
     result = results[0]
     if seeds > 1:
@@ -255,10 +272,42 @@ def run(
             text += "\n\n" + render_seeds(stats)
     typer.echo(text)
     if out is not None:
+        from rlsim.results.reproduce import write_reproduction
+
         paths = _save_run(result, out, text)
+        paths += write_reproduction(out, loaded, set_ or [], {"seeds": seeds, "baseline": not no_baseline,
+                                                              "baseline_mode": baseline_mode})
         typer.echo(f"\nwrote {', '.join(str(p) for p in paths)}", err=json_)
+    if report is not None:
+        typer.echo(f"wrote {_run_report(result, loaded, out, report, text)}", err=json_)
     if sensitivity:
         _sensitivity(scenario, set_ or [], seed, result, out, baseline_mode)
+
+
+def _run_report(result, loaded, out: Optional[Path], report: Path, text: str) -> Path:
+    """``--report``: the HTML page, with the PNGs of ``--out`` (or of a scratch folder)."""
+    import tempfile
+
+    from rlsim.results.html_report import run_report
+
+    if out is not None:
+        return run_report(result, loaded.raw, sorted(out.glob("*.png")), report, text)
+    with tempfile.TemporaryDirectory() as tmp:
+        _write_run_outputs(result, Path(tmp))
+        return run_report(result, loaded.raw, sorted(Path(tmp).glob("*.png")), report, text)
+
+
+def _from_folder(folder: Path, scenario, overrides: list[str], seed):
+    """(loaded, seeds, no_baseline, baseline_mode, scenario path) of ``rlsim run --from DIR``."""
+    from rlsim.errors import ConfigError
+    from rlsim.results.reproduce import load_reproduction
+
+    if scenario is not None:
+        raise ConfigError(f"rlsim run: give SCENARIO ({scenario}) or --from {folder}, not both")
+    loaded, info = load_reproduction(folder, overrides + ([f"seed={seed}"] if seed is not None else []))
+    opts = info.get("command", {}).get("options", {})
+    return (loaded, int(opts.get("seeds", 1)), not opts.get("baseline", True), opts.get("baseline_mode", "no-spec"),
+            Path(loaded.source))
 
 
 def _check_work_limit(limit: float) -> None:
@@ -268,14 +317,6 @@ def _check_work_limit(limit: float) -> None:
 
     if not math.isfinite(limit) or limit < 0:
         raise ConfigError(f"--work-limit = {limit!r} must be a finite number >= 0 (0 = no limit)")
-
-
-class _no_progress:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _check_finite_summary(summary: dict, source: str) -> None:
@@ -365,7 +406,8 @@ def render_rl(result, wall_s: float | None = None) -> str:
     """Per-step table, steady-state window per run, trainer MFU breakdown, weight sync, speedups,
     assumptions and every warning."""
     s = result.summary
-    lines = [f"RL: {s['scenario']} (seed {s['seed']}, pipeline {s['pipeline']})"]
+    model, hw = (s.get("model") or {}).get("name", "?"), (s.get("hardware") or {}).get("profile", "?")
+    lines = [f"RL: {s['scenario']}: {model} on {hw} (seed {s['seed']}, pipeline {s['pipeline']})"]
     for name, run in result.runs.items():
         lines += _rl_steps(name, run)
     lines += _rl_window(result)
@@ -823,6 +865,7 @@ def bench(
     save_result: Optional[Path] = typer.Option(None, "--save-result", help="write the result JSON (vLLM's keys) here", rich_help_panel=_CLIENT),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override any scenario field: path=value; repeatable"),
     json_: bool = typer.Option(False, "--json", help="print the result JSON instead of the report"),
+    report: Optional[Path] = typer.Option(None, "--report", help="write one self-contained HTML page of the result"),
     work_limit: float = typer.Option(_HARD_LIMIT, "--work-limit", help="refuse benchmarks estimated above this many "
                                      "token-equivalents (0 = no limit; see the README's robustness section)"),
 ) -> None:
@@ -831,7 +874,7 @@ def bench(
     from rlsim.serving.bench_cli import run_bench
 
     flags = {k: v for k, v in locals().items()
-             if k not in ("scenario", "metric_percentiles", "save_result", "set_", "json_", "work_limit")}
+             if k not in ("scenario", "metric_percentiles", "save_result", "set_", "json_", "work_limit", "report")}
     _check_work_limit(work_limit)
     result, text = run_bench(scenario, flags, set_ or [], metric_percentiles, save_result, work_limit)
     typer.echo(json.dumps(result, indent=2, sort_keys=True) if json_ else text)
@@ -839,6 +882,10 @@ def bench(
         typer.echo(f"warning: {w}", err=True)
     if save_result is not None:
         typer.echo(f"wrote {save_result}", err=True)
+    if report is not None:
+        from rlsim.results.html_report import bench_report
+
+        typer.echo(f"wrote {bench_report(result, text, None, report)}", err=True)
 
 
 @app.command()
@@ -856,6 +903,7 @@ def sweep(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="parallel workers (default: all CPUs; ray: local instance CPUs)"),
     address: Optional[str] = typer.Option(None, "--address", help="ray: cluster address (auto, ray://host:10001); default a local instance"),
     no_baseline: bool = typer.Option(False, "--no-baseline", help="skip the no-speculation baselines (no speedup columns)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     work_limit: float = typer.Option(_HARD_LIMIT, "--work-limit",
                                      help="refuse sweeps whose points together are estimated above this many "
                                           "token-equivalents (0 = no limit; see the README's robustness section)"),
@@ -871,7 +919,7 @@ def sweep(
 
         raise ConfigError("sweep: give at least one --grid or --zip axis")
     _check_work_limit(work_limit)
-    with _progress_bar("sweep") as bar:
+    with _progress_bar("sweep", quiet) as bar:
         df = run_sweep(scenario, grid or [], zip_ or [], overrides=set_ or [], seeds=seeds, seed=seed, out=out,
                        backend=backend, workers=workers, address=address, baseline=not no_baseline, progress=bar,
                        work_limit=work_limit, warn=lambda line: typer.echo(f"warning: {line}", err=True))
@@ -890,20 +938,93 @@ def plan(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override a field of every point (e.g. rl.num_steps=3)"),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="parallel workers (default: all CPUs)"),
     k_values: str = typer.Option("2,3,4", "--k", help="speculative k values to try (besides no speculation)"),
+    objective: str = typer.Option("fewest-gpus", "--objective",
+                                  help="fewest-gpus | cheapest-step | cheapest-run | fastest (meeting the target)"),
+    run_steps: int = typer.Option(1000, "--run-steps", min=1, help="steps of a run, for --objective cheapest-run"),
+    report: Optional[Path] = typer.Option(None, "--report", help="write plan.md as one self-contained HTML page"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
-    """Cheapest cluster reaching a target step time: searches GPU kind, GPU count, rollout /
-    training split, rollout TP/EP and k (with and without speculation); writes plan.md,
-    pareto.png (cost vs step time) and points.csv (every point, infeasible ones with reasons)."""
+    """The cluster that reaches a target step time (default: the fewest GPUs): screens GPU
+    kinds, cluster sizes and rollout / trainer layouts (TP, EP, PP, split) against memory,
+    searches down to the smallest size meeting the target, then refines split, rollout TP/EP
+    and k (with and without speculation); writes plan.md, pareto.png, points.csv and
+    layouts.csv (every layout tried, with why it does not fit)."""
     from rlsim.analysis.plan import run_plan
 
     _prepare_out(out)
     t0 = time.perf_counter()
-    with _progress_bar("plan") as bar:
+    with _progress_bar("plan", quiet) as bar:
         result = run_plan(scenario, target_step_time_s, gpus=[g.strip() for g in gpus.split(",") if g.strip()],
                           max_gpus=max_gpus, out=out, overrides=set_ or [], workers=workers,
-                          k_values=_int_list(k_values, "--k"), progress=bar)
+                          k_values=_int_list(k_values, "--k"), progress=bar, objective=objective,
+                          run_steps=run_steps)
+    from rlsim.config import load_scenario
+    from rlsim.results.reproduce import write_reproduction
+
+    loaded = load_scenario(scenario, set_ or [])
+    result.paths += write_reproduction(out, loaded, set_ or [],
+                                       {"target_step_time_s": target_step_time_s, "gpus": gpus, "max_gpus": max_gpus,
+                                        "objective": objective, "run_steps": run_steps, "k": k_values})
+    if report is not None:
+        from rlsim.results.html_report import plan_report
+
+        result.paths.append(plan_report(out / "plan.md", loaded.raw, report))
     typer.echo(result.headline)
     typer.echo(f"\nwrote {', '.join(str(p) for p in result.paths)} in {time.perf_counter() - t0:.0f} s")
+
+
+@app.command("import")
+@_user_errors
+def import_(
+    framework: str = typer.Argument(..., help="nemo-rl or verl"),
+    config: Path = typer.Argument(..., help="the framework's GRPO config YAML"),
+    hardware: str = typer.Option("h100_sxm", "--hardware", help="GPU kind (the configs name none)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write the scenario YAML here (default: stdout)"),
+) -> None:
+    """A NeMo-RL or verl GRPO config -> a scenario YAML; reports every key used, ignored or
+    unknown, and every default the config cannot set (stderr)."""
+    import yaml
+
+    from rlsim._yaml import read_yaml_mapping
+    from rlsim.config.importers import import_config
+    from rlsim.config.loader import scenario_from_dict
+
+    rep = import_config(framework, read_yaml_mapping(config, f"{framework} config"), hardware)
+    scenario_from_dict(rep.scenario, f"{config} (imported)")  # what it maps to validates
+    text = yaml.safe_dump(rep.scenario, sort_keys=False)
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    else:
+        typer.echo(text)
+    typer.echo(rep.render(), err=True)
+    if out is not None:
+        typer.echo(f"wrote {out}", err=True)
+
+
+@app.command()
+@_user_errors
+def export(
+    target: str = typer.Argument(..., help="vllm (a vllm serve command line) or nemo-rl (a GRPO config fragment)"),
+    scenario: Path = typer.Argument(..., help="scenario YAML"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="override a field: path=value; repeatable"),
+    plan_dir: Optional[Path] = typer.Option(None, "--plan", help="apply the recommended point of an rlsim plan --out DIR"),
+) -> None:
+    """Print the scenario (or the plan's recommended point) as `vllm serve` flags or a NeMo-RL
+    config fragment."""
+    from rlsim.config import load_scenario
+    from rlsim.config.exporters import nemo_rl_fragment, vllm_serve_command
+    from rlsim.errors import ConfigError
+
+    if target not in ("vllm", "nemo-rl"):
+        raise ConfigError(f"export: target {target!r} must be vllm or nemo-rl")
+    overrides = list(set_ or [])
+    if plan_dir is not None:
+        rec = plan_dir / "recommended.json"
+        if not rec.is_file():
+            raise ConfigError(f"--plan = {str(plan_dir)!r}: recommended.json not found (no point met the target?)")
+        overrides = [f"{k}={json.dumps(v)}" for k, v in sorted(json.loads(rec.read_text()).items())] + overrides
+    loaded = load_scenario(scenario, overrides)
+    typer.echo(vllm_serve_command(loaded) if target == "vllm" else nemo_rl_fragment(loaded))
 
 
 def _int_list(text: str, option: str) -> list[int]:
@@ -918,46 +1039,12 @@ def _int_list(text: str, option: str) -> list[int]:
     return vals
 
 
-class _progress_bar:
-    """A rich progress bar on stderr fed by ``progress(done, total, row)`` callbacks."""
+def _progress_bar(what: str, quiet: bool = False):
+    """A progress bar on stderr fed by ``progress(done, total, row)`` callbacks (rlsim.results.progress:
+    rich on a terminal, tqdm in a notebook, nothing under --quiet or when stderr is not a terminal)."""
+    from rlsim.results.progress import ProgressBar
 
-    def __init__(self, what: str):
-        self.what, self._p, self._task = what, None, None
-        self._t0 = time.perf_counter()
-
-    def __enter__(self):
-        try:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            console = Console(stderr=True)
-            if not console.is_terminal:  # a log file: plain lines, every 10 %
-                self._step = -1
-                self._t0 = time.perf_counter()
-                return self
-            self._p = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                               TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False)
-            self._p.start()
-        except ImportError:  # pragma: no cover - rich ships with typer
-            self._p = None
-        return self
-
-    def __call__(self, done: int, total: int, row=None) -> None:
-        if self._p is None:
-            step = (10 * done) // max(1, total)
-            if step != getattr(self, "_step", None) or done == total:
-                self._step = step
-                typer.echo(f"{self.what}: {done}/{total} done, {time.perf_counter() - getattr(self, '_t0', 0.0):.0f} s", err=True)
-            return
-        if self._task is None:
-            self._task = self._p.add_task(self.what, total=total, completed=done)
-        else:
-            self._p.update(self._task, total=total, completed=done)
-
-    def __exit__(self, *exc):
-        if self._p is not None:
-            self._p.stop()
-        return False
+    return ProgressBar(what, quiet)
 
 
 def main() -> None:

@@ -664,7 +664,8 @@ def load_profile(name_or_path: str, *, source: str | None = None, path: str = "h
     else:
         known = list_profiles()
         if name_or_path not in known:
-            hint = suggest(name_or_path, known)
+            # the family first (b200 -> b200_sxm, not gb200), then the closest spelling
+            hint = next((k for k in known if k.startswith(f"{name_or_path}_")), None) or suggest(name_or_path, known)
             did = f"did you mean {hint!r}?; " if hint else ""
             raise ConfigError.at(source, path, name_or_path, f"is not a known profile ({did}known: {', '.join(known)})")
         file = profiles_dir() / f"{name_or_path}.yaml"

@@ -12,6 +12,9 @@
                ``baseline_mode="sync"``) as a RunResult, or None
 ``runs``       RL: every pipeline run by name (``spec``, ``baseline``, ``sync_baseline``)
 =============  ==========================================================================
+
+Figures (matplotlib ``Figure``, the same as the PNGs ``--out`` writes): ``plot_running_batch()``,
+and for RL results ``plot_breakdown()`` and ``plot_gantt()``.
 """
 
 from __future__ import annotations
@@ -35,3 +38,30 @@ class RunResult:
     steps: pd.DataFrame | None = None
     runs: dict[str, Any] = field(default_factory=dict)
     kind: str = "rollout"
+
+    def _need_rl(self, what: str) -> None:
+        if self.kind != "rl":
+            from rlsim.errors import ConfigError
+
+            raise ConfigError(f"RunResult.{what}() needs an RL result (this one is a {self.kind})")
+
+    def plot_running_batch(self):
+        """Running sequences per engine over time (the main run; RL: the speculative run)."""
+        from rlsim.results.writers import running_batch_figure
+
+        segs = self.runs["spec"].segments if self.kind == "rl" else self.segments
+        return running_batch_figure(segs, f"{self.summary.get('scenario', '')}: running batch per engine")
+
+    def plot_breakdown(self):
+        """RL: the stacked per-step time breakdown of every run."""
+        from rlsim.results.rl import breakdown_figure
+
+        self._need_rl("plot_breakdown")
+        return breakdown_figure(self)
+
+    def plot_gantt(self):
+        """RL: the rollout and training pools over time, per run."""
+        from rlsim.results.rl import gantt_figure
+
+        self._need_rl("plot_gantt")
+        return gantt_figure(self)

@@ -46,31 +46,25 @@ def write_summary_json(summary: dict, path: Path) -> None:
 
 
 def write_chrome_trace(segments: pd.DataFrame, path: Path, max_events: int = 400_000) -> None:
-    """Chrome trace-event JSON: ``X`` slices per segment and a ``C`` counter of running seqs."""
-    events: list[dict] = []
-    engines = sorted(segments["engine"].unique().tolist()) if len(segments) else []
-    for e in engines:
-        events.append({"ph": "M", "name": "thread_name", "pid": 0, "tid": int(e), "args": {"name": f"engine {e}"}})
-    seg = segments.iloc[:max_events]
-    for row in seg.itertuples(index=False):
-        ts = row.t0_s * 1e6
-        name = f"{row.kind} x{row.iterations}" if row.iterations > 1 else row.kind
-        events.append({
-            "ph": "X", "name": name, "pid": 0, "tid": int(row.engine), "ts": round(ts, 3),
-            "dur": round((row.t1_s - row.t0_s) * 1e6, 3),
-            "args": {"running": int(row.running), "iterations": int(row.iterations), "new_tokens": int(row.new_tokens),
-                     "prefill_tokens": int(row.prefill_tokens), "preemptions": int(row.preemptions),
-                     "finished": int(row.finished)},
-        })
-        events.append({"ph": "C", "name": f"running engine {row.engine}", "pid": 0, "ts": round(ts, 3),
-                       "args": {"running": int(row.running)}})
-    doc = {"traceEvents": events, "displayTimeUnit": "ms",
-           "otherData": {"producer": "rlsim", "truncated": bool(len(segments) > max_events)}}
-    write_text_atomic(path, json.dumps(doc, separators=(",", ":")))
+    """Chrome trace-event JSON of a rollout's engines (rlsim.results.trace: ``X`` slices per
+    segment, a ``running`` counter per engine, no overlaps, decimated above ``max_events``)."""
+    from rlsim.results.trace import rollout_trace, write_trace
+
+    write_trace(rollout_trace(segments, max_events), path)
 
 
 def write_running_batch_png(segments: pd.DataFrame, path: Path, title: str = "") -> None:
     """Step plot of running sequences per engine over time."""
+    import matplotlib.pyplot as plt
+
+    fig = running_batch_figure(segments, title)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, metadata={"Software": None})
+    plt.close(fig)
+
+
+def running_batch_figure(segments: pd.DataFrame, title: str = ""):
+    """The figure of :func:`write_running_batch_png` (``RunResult.plot_running_batch``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,9 +80,7 @@ def write_running_batch_png(segments: pd.DataFrame, path: Path, title: str = "")
     ax.set_title(title or "running batch per engine")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, metadata={"Software": None})
-    plt.close(fig)
+    return fig
 
 
 def write_outputs(result, out_dir: Path, title: str = "") -> list[Path]:

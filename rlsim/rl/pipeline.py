@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from rlsim.results.progress import report_step
 from rlsim.rl.dispatch import assign_groups
 from rlsim.rl.pool import EnginePool
 from rlsim.rl.report import sync_summary, trainer_summary
@@ -188,8 +189,11 @@ def simulate_pipeline(res: Resolved, plan, seed: int, speculative: bool, pipelin
         spec = _spec(res, every, _versions(len(every), lag), seed, res.forward_model())
     status: dict = {}
 
+    label = f"{mode}, {'speculative' if spec is not None else 'no speculation'}"
+
     def stop_after(train_end: np.ndarray) -> bool:
         n = len(train_end)
+        report_step(label, n, steps)  # rlsim.results.progress (a no-op unless a bar tracks)
         if rl.num_steps is not None:
             done = n >= steps
             if done:

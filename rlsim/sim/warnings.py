@@ -19,8 +19,8 @@ def run_warnings(res: Resolved) -> list[str]:
 
 
 def model_warnings(res: Resolved) -> list[str]:
-    """Kernels timed by a fallback, what the model has that is not timed, and a drafter that
-    does not fit its target."""
+    """Kernels timed by a fallback, what the model has that is not timed, a drafter that does
+    not fit its target, and the settings of rlsim.sim.config_warnings."""
     out: list[str] = []
     fwd = res.forward_model()
     out += [w for w in fwd.warnings if w not in out]
@@ -29,4 +29,7 @@ def model_warnings(res: Resolved) -> list[str]:
         from rlsim.models.compat import draft_target_warnings
 
         out += list(draft_target_warnings(res.drafter.fwd.arch, res.arch))
+    from rlsim.sim.config_warnings import setting_warnings
+
+    out += [w for w in setting_warnings(res) if w not in out]
     return out

@@ -223,5 +223,5 @@ def test_out_not_writable_loses_nothing(here, monkeypatch):
     assert line.startswith("error: --out = 'res': writing the results failed (No space left on device); the printed "
                            f"report is saved in {here}/rlsim-report-")
     saved = Path(line.rsplit(" ", 1)[1])
-    assert saved.read_text().startswith("rollout: qwen8b_rollout (seed 0)")
+    assert saved.read_text().startswith("rollout: qwen8b_rollout: Qwen3-8B on 32 x h100_sxm (seed 0)")
     assert (here / "res" / "report.txt").read_text() == saved.read_text()

@@ -1,0 +1,36 @@
+"""The public API: __all__ lists every public name of the package (as httpx's test does), each
+documented; RunResult's plot methods return readable figures."""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import pytest
+
+import rlsim
+from rlsim.errors import ConfigError
+from rlsim.results.figcheck import figure_problems
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_all_lists_every_public_name():
+    public = {n for n, v in vars(rlsim).items() if not n.startswith("_") and not isinstance(v, types.ModuleType)}
+    assert public == set(rlsim.__all__) - {"__version__"}
+    for name in rlsim.__all__:
+        if name != "__version__":
+            assert (getattr(rlsim, name).__doc__ or "").strip(), name
+
+
+def test_plot_methods(small_scenario):
+    r = rlsim.simulate(small_scenario, baseline=False)
+    assert figure_problems(r.plot_running_batch()) == []
+    with pytest.raises(ConfigError) as e:
+        r.plot_gantt()
+    assert str(e.value) == "RunResult.plot_gantt() needs an RL result (this one is a rollout)"
+    rl = rlsim.simulate(REPO / "scenarios" / "qwen8b_async.yaml", baseline=False,
+                        overrides=["workload.num_prompts_per_step=4", "workload.num_generations_per_prompt=2",
+                                   "rl.num_steps=3", "workload.response_length.mean_tokens=300"])
+    for fig in (rl.plot_breakdown(), rl.plot_gantt(), rl.plot_running_batch()):
+        assert figure_problems(fig) == [] and fig.axes[0].get_title()
