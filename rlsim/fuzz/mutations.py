@@ -76,13 +76,25 @@ def _get(doc, dotted: str):
     return cur
 
 
+def _absolute_paths(doc, folder: Path):
+    """``doc`` with every string naming a file or folder beside the scenario (a model's
+    ``config.json`` folder, a lengths file) made absolute: cases run from a temporary folder."""
+    if isinstance(doc, dict):
+        return {k: _absolute_paths(v, folder) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_absolute_paths(v, folder) for v in doc]
+    if isinstance(doc, str) and "/" in doc and not Path(doc).is_absolute() and (folder / doc).exists():
+        return str((folder / doc).resolve())
+    return doc
+
+
 def base_documents(repo: Path) -> dict[str, dict]:
     """Every shipped scenario, shrunk with :data:`TINY` (name -> document)."""
     from rlsim._yaml import read_yaml_mapping
 
     out = {}
     for path in sorted((repo / "scenarios").glob("*.yaml")):
-        doc = read_yaml_mapping(path, "scenario")
+        doc = _absolute_paths(read_yaml_mapping(path, "scenario"), path.parent)
         if doc.get("workload") is not None:
             for k, v in TINY.items():
                 _set(doc, k, v)

@@ -47,3 +47,14 @@ def test_the_checks_can_fail(tmp_path: Path):
     assert check_case(valid, _out(0, stdout='{"a": NaN}'), tmp_path, 10) == "non_finite"
     assert check_case(valid, _out(0, stdout='{"a": 1.5}'), tmp_path, 10) is None
     assert check_case(inv, _out(2, "error: x"), tmp_path, 10) is None
+
+
+def test_base_documents_name_files_beside_the_scenario_absolutely():
+    """Cases run from a temporary folder: a scenario's relative model folder is made absolute."""
+    from pathlib import Path
+
+    from rlsim.fuzz.mutations import base_documents
+
+    repo = Path(__file__).resolve().parents[2]
+    name = base_documents(repo)["vidur_llama2_7b.yaml"]["model"]["name"]
+    assert Path(name).is_absolute() and (Path(name) / "config.json").is_file()
