@@ -494,6 +494,9 @@ def pareto_figure(df: pd.DataFrame, target: float, rec=None):
     if len(front):
         ax.step(front["step_time_s"], front["cost_per_step_usd"], where="post", color="black", linewidth=1,
                 label="Pareto front")
+        for _, r in front.iterrows():  # the front's points name their cluster
+            ax.annotate(f"{int(r['total_gpus'])} x {r['hardware_kind']}" if "total_gpus" in r.index else str(r["hardware_kind"]),
+                        (r["step_time_s"], r["cost_per_step_usd"]), textcoords="offset points", xytext=(5, 4), fontsize=7)
     ax.axvline(target, color="red", linestyle="--", linewidth=1, label=f"target {target:g} s")
     if rec is not None:
         ax.scatter([rec["step_time_s"]], [rec["cost_per_step_usd"]], s=220, facecolors="none", edgecolors="red",

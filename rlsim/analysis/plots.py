@@ -155,9 +155,12 @@ def best_k_vs_batch(df: pd.DataFrame, metric: str | None = None, k: str | None =
     ax = fig.subplots()
     colors = _colors(best[acceptance].unique())
     n = max(1, best[acceptance].nunique())
+    numeric = all(isinstance(v, (int, float, np.number)) and v > 0 for v in best[batch].unique())
     for i, (a, g) in enumerate(best.groupby(acceptance)):
-        jitter = (i - (n - 1) / 2) * 0.06  # keep overlapping lines visible
-        ax.plot(g[batch], g[k] + jitter, "o-", color=colors[a], label=f"{_short(acceptance)} {a:g}")
+        # k stays an integer; overlapping lines are set apart along the (log) batch axis instead
+        dodge = 2.0 ** ((i - (n - 1) / 2) * 0.08) if numeric else 1.0
+        x = g[batch] * dodge if numeric else g[batch]
+        ax.plot(x, g[k], "o-", drawstyle="steps-mid", color=colors[a], label=f"{_short(acceptance)} {a:g}")
     _batch_axis(ax, sorted(best[batch].unique()))
     ax.set_xlabel(_short(batch))
     ax.set_ylabel(f"best {_short(k)} (by {metric})")
@@ -176,11 +179,19 @@ def step_breakdown(df: pd.DataFrame, rows: pd.DataFrame | None = None, label: st
     d = df[(df["status"] == "ok")] if "status" in df.columns else df
     if "step_time_s" not in d.columns:
         raise ValueError("step_breakdown needs an RL sweep (step_time_s column)")
+    title_note = ""
     if rows is None:
         metric = next((c for c in ("speedup_end_to_end",) if c in d.columns and d[c].notna().any()), None)
-        _, _, batch = _axes_cols(d, None, None, None)
+        _, acceptance, batch = _axes_cols(d, None, None, None)
         if metric and batch:
-            rows = d.loc[d.groupby(batch)[metric].idxmax()]
+            pool = d
+            if acceptance in d.columns and d[acceptance].nunique() > 1:
+                # acceptance is an input, not a choice: the best k per batch at the middle acceptance level
+                levels = sorted(d[acceptance].unique())
+                level = levels[(len(levels) - 1) // 2]
+                pool = d[d[acceptance] == level]
+                title_note = f" (best k per {_short(batch)} at {_short(acceptance)} {level:g})"
+            rows = pool.loc[pool.groupby(batch)[metric].idxmax()]
         else:
             rows = d.head(max_rows)
     rows = rows.head(max_rows)
@@ -208,7 +219,7 @@ def step_breakdown(df: pd.DataFrame, rows: pd.DataFrame | None = None, label: st
     ax.set_yticks(range(len(names)), names, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("steady-state step time (s)")
-    ax.set_title("step-time breakdown")
+    ax.set_title("step-time breakdown" + title_note)
     fig.legend(*ax.get_legend_handles_labels(), fontsize=7, ncol=6, loc="outside lower center")
     ax.grid(axis="x", alpha=0.3)
     return fig

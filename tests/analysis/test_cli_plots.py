@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 from sweep_settings import ACC, BATCH, K, REPO, SYNC, TINY
@@ -65,3 +66,20 @@ def test_plots_return_figures(tiny_sweep, tmp_path):
     # failed rows are ignored
     bad = pd.concat([df, df.head(1).assign(status="infeasible", speedup_end_to_end=None)], ignore_index=True)
     assert isinstance(plots.speedup_heatmap(bad, acceptance=ACC, batch=BATCH), Figure)
+
+
+def test_best_k_is_drawn_at_integer_k(tiny_sweep):
+    df, _ = tiny_sweep
+    fig = plots.best_k_vs_batch(df)
+    for line in fig.axes[0].get_lines():
+        y = np.asarray(line.get_ydata(), dtype=float)
+        assert np.allclose(y, np.round(y)), y
+
+
+def test_step_breakdown_picks_k_at_one_acceptance_level(tiny_sweep):
+    df, _ = tiny_sweep
+    levels = sorted(df[ACC].unique())
+    fig = plots.step_breakdown(df)
+    title = fig.axes[0].get_title()
+    if len(levels) > 1:
+        assert f"{levels[(len(levels) - 1) // 2]:g}" in title and "best k per" in title

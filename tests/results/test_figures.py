@@ -72,3 +72,14 @@ def test_pareto_figure_is_readable(checked, tmp_path):
     fig = pareto_figure(df, 45.0, df.iloc[2])
     fig.savefig(tmp_path / "pareto.png")
     assert checked == {"pareto.png": []} and np.isfinite(df["step_time_s"]).all()
+
+
+def test_pareto_points_are_labelled_with_their_cluster():
+    from rlsim.analysis.plan import pareto_figure, pareto_mask
+
+    df = pd.DataFrame({"status": "ok", "hardware_kind": ["h100_sxm", "gb200", "gb200"], "speculation": [True, False, True],
+                       "step_time_s": [50.0, 40.0, 30.0], "cost_per_step_usd": [1.0, 2.0, 2.5],
+                       "total_gpus": [8, 16, 32], "k": [3, 0, 3]})
+    df["pareto"] = pareto_mask(df["cost_per_step_usd"].to_numpy(), df["step_time_s"].to_numpy())
+    texts = {t.get_text() for t in pareto_figure(df, 45.0).axes[0].texts}
+    assert texts == {f"{n} x {k}" for n, k in zip(df["total_gpus"][df["pareto"]], df["hardware_kind"][df["pareto"]])}
