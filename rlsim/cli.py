@@ -399,8 +399,6 @@ def _sensitivity(scenario: Path, overrides: list[str], seed, result, out: Option
     typer.echo("\n" + render(sens))
     typer.echo(f"\nwrote {', '.join(str(p) for p in sens.paths)} in {sens.wall_s:.0f} s wall, {sens.cpu_s:.0f} s CPU")
 
-    return write_outputs(result, out, title=result.summary["scenario"])
-
 
 def render_rl(result, wall_s: float | None = None) -> str:
     """Per-step table, steady-state window per run, trainer MFU breakdown, weight sync, speedups,

@@ -52,3 +52,12 @@ def test_cli_sensitivity_needs_speculation(tmp_path):
                                    "--set", "rollout.engine.speculative_config=null"])
     assert res.exit_code == 2
     assert "needs an rl: section and a speculative_config" in res.stderr
+
+
+def test_cli_sensitivity_writes_the_tornado_and_the_run(tmp_path):
+    args = ["run", str(ASYNC), "--sensitivity", "--out", str(tmp_path)]
+    for o in TINY:
+        args += ["--set", o]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "summary.json").is_file() and (tmp_path / "sensitivity.png").is_file() and (tmp_path / "sensitivity.csv").is_file()
