@@ -89,7 +89,6 @@ def _decode_bytes_floor(res, run: MeasuredRun) -> float:
     seqs = max(1, min(client_concurrency(run), e.max_num_seqs * res.dp) // res.dp)  # per DP rank
     weights = res.memory.weight_bytes
     if arch.is_moe:
-        shards = res.tp * res.dp if e.enable_expert_parallel else None
         experts = weights - weight_bytes_per_gpu(arch, res.tp, res.weight_dtype, expert_shards=10**9)
         touched = float(expected_experts_touched(seqs * res.dp, arch.num_experts, arch.num_experts_per_tok)) / arch.num_experts
         weights = weights - experts * (1.0 - touched)
@@ -198,7 +197,7 @@ def render_e2e_check(report: dict, results: list[RowResult], worst: int = 8) -> 
     scored = [r for r in results if r.err("tpot") is not None]
     scored.sort(key=lambda r: -abs(r.err("tpot")))
     if scored:
-        lines.append(f"\nworst TPOT rows:")
+        lines.append("\nworst TPOT rows:")
         for r in scored[:worst]:
             u = r.run
             lines.append(f"  {u.id}: {u.group} tp{u.tp} dp{u.attention_dp} ep{u.moe_ep} {u.isl}/{u.osl} c{u.concurrency} "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rlsim._pydantic_errors import validate_strict
 from rlsim._yaml import parse_yaml_value, read_yaml_mapping

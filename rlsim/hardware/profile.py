@@ -20,14 +20,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import pydantic
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 
 import rlsim
 from rlsim import units
 from rlsim.errors import CalibrationError, ConfigError, format_location
 from rlsim._paths import check_path_text
-from rlsim._pydantic_errors import suggest, validate_strict, validation_error_to_config_error
+from rlsim._pydantic_errors import suggest, validate_strict
 from rlsim._yaml import read_yaml_mapping
 
 if TYPE_CHECKING:

@@ -74,7 +74,6 @@ def build_engines(res: Resolved, spec: SpecRuntime | None, owner: np.ndarray | N
     if record_token_gaps or async_admission_lag:
         params = dataclasses.replace(params, record_token_gaps=record_token_gaps, async_admission_lag=async_admission_lag)
     engines = []
-    empty = np.zeros(0, dtype=np.int64)
     for e in range(res.num_engines):
         engine = _engine(res, e, fwd, params, spec)
         if owner is not None:

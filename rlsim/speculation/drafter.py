@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlsim.cost.forward import ForwardModel, PassShape, verify_pairs
+from rlsim.cost.forward import ForwardModel, PassShape
 from rlsim.cost.memory import kv_bytes_per_token_per_gpu, weight_bytes_per_gpu
 from rlsim.errors import ConfigError
 from rlsim.models import ModelArch, load_model

@@ -252,7 +252,6 @@ def _attention_layer(arch, hw, lay: TrainLayout, mb: MicroBatch, fwd: dict, bwd:
 def _mlp_layer(arch, hw, lay: TrainLayout, mb: MicroBatch, moe: bool, fwd: dict, bwd: dict) -> None:
     t = mb.tokens / lay.cp
     tp = lay.tp
-    h = arch.hidden_size
     if not moe:
         f, b = _dense_gemms(arch, hw, lay, t, ("dense_mlp",))
         _add(fwd, "gemm", f)
