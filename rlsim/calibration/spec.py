@@ -106,7 +106,19 @@ def read_decomposition(path: Path | None = None) -> Decomposition:
         raise CalibrationError(f"{path}: n-gram drafting row is not '<x> % of the verify pass'")
     return Decomposition(_linear(row("target forward"), str(path)), _linear(row("eagle-3 drafting"), str(path)),
                          float(frac[1]) / 100.0, _linear(row("other per-step overhead"), str(path)).get("const", 0.0),
-                         str(path))
+                         _portable(path))
+
+
+def _portable(path: Path) -> str:
+    """``path`` as written into a profile: ``../shared/...`` when it lies under the shared folder.
+
+    The written section must not depend on where the checkout sits (same data, same bytes out).
+    """
+    shared = default_source().parents[1].resolve()
+    try:
+        return "../shared/" + Path(path).resolve().relative_to(shared).as_posix()
+    except ValueError:
+        return Path(path).name
 
 
 def grid() -> dict[str, np.ndarray]:

@@ -1,6 +1,6 @@
 """``rlsim export vllm|nemo-rl SCENARIO``: the scenario as a ``vllm serve`` command line or as a
 NeMo-RL GRPO config fragment (the inverse of rlsim.config.importers' key mapping; keys per
-/work/shared/reference/ecosystem_conventions.md).
+../shared/reference/ecosystem_conventions.md).
 
 Only what the scenario sets explicitly is exported (a field left to vLLM's default stays out of
 the command line), except ``tensor_parallel_size``.  The model is written as its HF id (the

@@ -8,7 +8,7 @@ interpolations (OmegaConf, as both frameworks' configs use) are resolved first.
 
 Keys follow the frameworks' documented GRPO examples (NeMo-RL ``examples/configs/grpo_math_1B.yaml``
 and ``grpo_math_8B_megatron.yaml``; verl ``examples/grpo_trainer/run_qwen2-7b.sh`` /
-``verl/trainer/config/ppo_trainer.yaml``; /work/shared/reference/ecosystem_conventions.md).
+``verl/trainer/config/ppo_trainer.yaml``; ../shared/reference/ecosystem_conventions.md).
 
 Mapping assumptions (stated in the report):
 
