@@ -3,6 +3,8 @@ folder, and the shipped profiles' calibration labels."""
 
 from __future__ import annotations
 
+import re
+
 import itertools
 import json
 from pathlib import Path
@@ -61,7 +63,7 @@ def test_fit_then_check(tmp_path):
     assert "# fit: gemm:bf16" in text
     for line in text.splitlines():  # every number keeps a source comment
         value = line.split("#")[0].partition(":")[2].strip()
-        if value and (value[0].isdigit() or value[0] in "-{."):
+        if re.match(r"-|\{|\.?[0-9]", value):
             assert "#" in line, line
     js = tmp_path / "check.json"
     plots = tmp_path / "plots"
