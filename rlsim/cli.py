@@ -864,6 +864,7 @@ def bench(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override any scenario field: path=value; repeatable"),
     json_: bool = typer.Option(False, "--json", help="print the result JSON instead of the report"),
     report: Optional[Path] = typer.Option(None, "--report", help="write one self-contained HTML page of the result"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar (-q is vLLM's --quantization here)"),
     work_limit: float = typer.Option(_HARD_LIMIT, "--work-limit", help="refuse benchmarks estimated above this many "
                                      "token-equivalents (0 = no limit; see the README's robustness section)"),
 ) -> None:
@@ -872,9 +873,10 @@ def bench(
     from rlsim.serving.bench_cli import run_bench
 
     flags = {k: v for k, v in locals().items()
-             if k not in ("scenario", "metric_percentiles", "save_result", "set_", "json_", "work_limit", "report")}
+             if k not in ("scenario", "metric_percentiles", "save_result", "set_", "json_", "work_limit", "report", "quiet")}
     _check_work_limit(work_limit)
-    result, text = run_bench(scenario, flags, set_ or [], metric_percentiles, save_result, work_limit)
+    with _progress_bar("bench: requests finished", quiet) as bar:
+        result, text = run_bench(scenario, flags, set_ or [], metric_percentiles, save_result, work_limit, progress=bar)
     typer.echo(json.dumps(result, indent=2, sort_keys=True) if json_ else text)
     for w in result.get("warnings", []):
         typer.echo(f"warning: {w}", err=True)

@@ -208,7 +208,7 @@ class DataParallelGroup:
         return Segment(self.id, start, end, m, sum(s.running for s in segs), kind, sum(s.new_tokens for s in segs),
                        sum(s.prefill_tokens for s in segs), sum(s.preemptions for s in segs), sum(s.finished for s in segs),
                        max(s.scheduled for s in segs), max(s.gpu_s for s in segs), max(s.gpu_first_s for s in segs),
-                       max(s.gpu_last_s for s in segs))
+                       max(s.gpu_last_s for s in segs), max(s.kv_used_frac for s in segs))
 
     # ------------------------------------------------------------------ reporting
     @property

@@ -217,7 +217,7 @@ class Engine:
         self.stats.segments += 1
         gpu = jump.target_s[:m] + jump.draft_s[:m]
         return Segment(self.id, jump.start_s, self.now, m, B, "decode", B * m, 0, 0, finished, B, float(gpu.sum()),
-                       float(gpu[0]), float(gpu[-1]))
+                       float(gpu[0]), float(gpu[-1]), self._kv_used_frac())
 
     # ------------------------------------------------------------------ speculation
     def _k(self, batch: int, ctx_tokens: float) -> int:
@@ -281,7 +281,12 @@ class Engine:
         kind = "mixed" if work.prefill_tokens else "step"
         self.stats.segments += 1
         return Segment(self.id, start, self.now, 1, running, kind, work.shape.num_tokens, work.prefill_tokens,
-                       step.batch.preemptions, finished, len(step.batch.slots), step.gpu_s, step.gpu_s, step.gpu_s)
+                       step.batch.preemptions, finished, len(step.batch.slots), step.gpu_s, step.gpu_s, step.gpu_s,
+                       self._kv_used_frac())
+
+    def _kv_used_frac(self) -> float:
+        """KV blocks in use over all blocks (what the trace's KV counter shows)."""
+        return self.kv.used() / self.kv.num_blocks if self.kv.num_blocks else 0.0
 
     def _advance(self, batch: ScheduledBatch) -> int:
         """Apply one pass's results: prefills cache their chunk, decodes gain their tokens."""

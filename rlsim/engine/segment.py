@@ -25,3 +25,4 @@ class Segment:
     gpu_s: float = 0.0      # GPU time (target pass + drafting) of all its iterations
     gpu_first_s: float = 0.0  # of its first iteration
     gpu_last_s: float = 0.0   # of its last iteration
+    kv_used_frac: float = 0.0  # KV blocks in use / all blocks, at its end (cached-but-free blocks count as free)

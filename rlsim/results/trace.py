@@ -20,8 +20,9 @@ Size cap: at most ``max_events`` engine slices in all; above it, each engine's c
 segments are merged ``f`` at a time (``f`` = the smallest factor that fits, at least one slice
 per engine; the merged slice
 names its iterations and carries the time-weighted mean running batch), and ``otherData``
-records ``decimation = f``.  KV-cache use is not a counter: the engines' segments do not record
-it.  Written as JSON by hand: the ``perfetto`` Python package writes the protobuf format and
+records ``decimation = f``.  A ``kv engine N`` counter per engine gives the share of KV blocks in
+use (percent) at each slice's end (a merged slice: the largest of its segments, so a saturated
+cache stays visible after decimation).  Written as JSON by hand: the ``perfetto`` Python package writes the protobuf format and
 would add a dependency for no gain here.
 """
 
@@ -84,6 +85,8 @@ def _decimate(seg: pd.DataFrame, f: int) -> pd.DataFrame:
                                  iterations=("iterations", "sum"), run_dur=("run_dur", "sum"), dur=("dur", "sum"),
                                  new_tokens=("new_tokens", "sum"), prefill_tokens=("prefill_tokens", "sum"),
                                  preemptions=("preemptions", "sum"))
+        if "kv_used_frac" in g:
+            a["kv_used_frac"] = g.groupby(grp)["kv_used_frac"].max().to_numpy()
         a["running"] = np.where(a["dur"] > 0, a["run_dur"] / a["dur"].where(a["dur"] > 0, 1.0), 0.0)
         a["kind"] = "merged"
         a["engine"] = e
@@ -100,6 +103,7 @@ def engine_events(segments: pd.DataFrame, pid: int, max_events: int) -> tuple[li
     while f < counts.max() and int(np.ceil(counts / f).sum()) > max_events:
         f += 1  # each engine rounds its merged count up
     seg = segments if f == 1 else _decimate(segments, f)
+    has_kv = "kv_used_frac" in seg
     events: list[dict] = []
     for e, g in seg.groupby("engine", sort=True):
         tid = int(e)
@@ -117,6 +121,9 @@ def engine_events(segments: pd.DataFrame, pid: int, max_events: int) -> tuple[li
                 events.append(ev)
                 events.append({"ph": "C", "name": f"running engine {tid}", "pid": pid, "ts": ev["ts"],
                                "args": {"running": round(running, 3)}})
+                if has_kv:
+                    events.append({"ph": "C", "name": f"kv engine {tid}", "pid": pid, "ts": int(t1[i]) / 1000,
+                                   "args": {"kv_used_pct": round(100.0 * float(row.kv_used_frac), 2)}})
     return events, f
 
 

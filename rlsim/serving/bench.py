@@ -29,8 +29,10 @@ class _Client:
     """Sends the requests, holding at most ``cap`` in flight; each passes the API server (one
     process, first come first served: ``frontend_s(prompt)`` each) before it reaches an engine."""
 
-    def __init__(self, env: simpy.Environment, reqs: Requests, cap: int | None, frontend_s) -> None:
+    def __init__(self, env: simpy.Environment, reqs: Requests, cap: int | None, frontend_s, progress=None) -> None:
         self.env, self.reqs, self.cap, self.frontend_s = env, reqs, cap, frontend_s
+        self.progress, self.done = progress, 0
+        self._report_every = max(1, len(reqs) // 200)  # at most ~200 bar updates
         self.pool: EnginePool | None = None
         self.in_flight = 0
         self.send_s = np.full(len(reqs), np.nan)
@@ -39,6 +41,10 @@ class _Client:
 
     def finished(self, seq_ids: list[int], t: float) -> None:
         self.in_flight -= len(seq_ids)
+        if self.progress is not None:
+            before, self.done = self.done, self.done + len(seq_ids)
+            if self.done // self._report_every > before // self._report_every or self.done == len(self.reqs):
+                self.progress(self.done, len(self.reqs))
         if self._slot is not None and not self._slot.triggered:
             self._slot.succeed()
 
@@ -71,10 +77,12 @@ class _Client:
 
 
 def simulate_bench(res: Resolved, seed: int | None = None, speculative: bool = True,
-                   percentiles: tuple[float, ...] = (99.0,), record_trace: bool = False, trace_weights=None) -> RunResult:
+                   percentiles: tuple[float, ...] = (99.0,), record_trace: bool = False, trace_weights=None,
+                   progress=None) -> RunResult:
     """Run the scenario's ``serving:`` benchmark; the summary carries vLLM's result keys
     (``percentiles``: vLLM's ``--metric-percentiles``).  ``record_trace`` keeps the run's
-    composition for refitting engine overheads (``result.runs["trace"]``)."""
+    composition for refitting engine overheads (``result.runs["trace"]``).  ``progress(done, total)``
+    is called as requests finish (about 200 times in all; the last call has ``done == total``)."""
     sc = res.scenario
     seed = sc.seed if seed is None else seed
     reqs = sample_requests(sc.serving, seed, res.base_dir, res.source)
@@ -91,7 +99,7 @@ def simulate_bench(res: Resolved, seed: int | None = None, speculative: bool = T
         mean = 1e-6 * (c.api_server_us + c.api_server_us_per_prompt_token * prompt)
         return float(jitter.gamma(1.0 / cv2, mean * cv2)) if cv2 > 0 else mean
 
-    client = _Client(env, reqs, sc.serving.max_concurrency, frontend_s)
+    client = _Client(env, reqs, sc.serving.max_concurrency, frontend_s, progress)
     pool = EnginePool(env, build_engines(res, spec, record_token_gaps=True, async_admission_lag=True),
                       on_finished=client.finished)
     client.pool = pool

@@ -57,8 +57,9 @@ def _check_writable(path: Path) -> None:
 
 
 def run_bench(scenario: Path | None, flags: dict, overrides: list[str], percentiles: str = "99",
-              save_result: Path | None = None, work_limit: float | None = None) -> tuple[dict, str]:
-    """Load, simulate and render; returns the result dict (vLLM's keys) and the report.
+              save_result: Path | None = None, work_limit: float | None = None, progress=None) -> tuple[dict, str]:
+    """Load, simulate and render; returns the result dict (vLLM's keys) and the report
+    (``progress(done, total)``: finished requests, see :func:`rlsim.serving.bench.simulate_bench`).
     A benchmark asking for more work than ``work_limit`` (default :data:`rlsim.config.work.HARD_LIMIT`;
     0: none) is refused before it runs."""
     from rlsim.config.work import HARD_LIMIT, check_work, estimate
@@ -75,7 +76,7 @@ def run_bench(scenario: Path | None, flags: dict, overrides: list[str], percenti
         res = resolve(loaded)
     except ConfigError as err:
         raise _flag_names(err, loaded.source) from None
-    result = simulate_bench(res, percentiles=pcts).summary
+    result = simulate_bench(res, percentiles=pcts, progress=progress).summary
     if save_result is not None:
         from rlsim.results.writers import _clean
 

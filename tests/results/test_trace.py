@@ -71,6 +71,25 @@ def test_decimation_is_recorded():
     assert len(x) == 20 and x[0]["name"] == "merged x15" and x[0]["args"]["running"] == 5
 
 
+def test_kv_counter_keeps_the_peak_of_merged_segments():
+    seg = _segments([0.0] * 4, [0.5] * 4, 1).assign(kv_used_frac=[0.1, 0.9, 0.2, 0.3])
+    kv = [e for e in rollout_trace(seg, max_events=2)["traceEvents"] if e["name"] == "kv engine 0"]
+    assert [e["args"]["kv_used_pct"] for e in kv] == [90.0, 30.0]
+    assert [e["ts"] for e in kv] == [1e6, 2e6]  # at each merged slice's end
+
+
+def test_kv_counter_reaches_full_when_the_cache_preempts():
+    from rlsim.api import simulate
+
+    res = simulate(REPO / "scenarios" / "qwen8b_rollout.yaml",  # one engine, KV for ~48k tokens, ~330k wanted
+                   overrides=["cluster.num_gpus=1", "workload.num_prompts_per_step=64",
+                              "workload.num_generations_per_prompt=2", "workload.response_length.mean_tokens=2000",
+                              "rollout.engine.gpu_memory_utilization=0.3"])
+    seg = res.segments
+    assert seg["preemptions"].sum() > 0
+    assert seg["kv_used_frac"].between(0.0, 1.0).all() and seg["kv_used_frac"].max() > 0.9
+
+
 def test_rl_trace_has_every_pool_of_every_run():
     from rlsim.api import simulate
 
@@ -90,5 +109,8 @@ def test_rl_trace_has_every_pool_of_every_run():
             by_pid[e["pid"]].add(e["name"])
     assert by_pid[2] == {"step 0", "step 1", "step 2"}  # spec trainer: one slice per step
     counters = [e for e in doc["traceEvents"] if e["ph"] == "C"]
-    assert {e["pid"] for e in counters} == {0, 10, 20} and all("running" in e["args"] for e in counters)
+    assert {e["pid"] for e in counters} == {0, 10, 20}
+    assert {e["name"].split(" engine")[0] for e in counters} == {"running", "kv"}
+    kv = [e["args"]["kv_used_pct"] for e in counters if e["name"].startswith("kv ")]
+    assert kv and all(0.0 <= v <= 100.0 for v in kv) and max(kv) > 0.0
     assert np.isfinite([e["ts"] for e in doc["traceEvents"] if "ts" in e]).all()

@@ -123,3 +123,13 @@ def test_concurrency_above_max_num_seqs_warns():
                             {"max_num_seqs": 8}))
     assert r.summary["warnings"] == ["max_concurrency = 32 exceeds max_num_seqs = 8 x 1 engine(s): vLLM queues the rest "
                                      "(they wait for a seat; TTFT includes the wait)"]
+
+
+def test_progress_counts_finished_requests_and_changes_nothing():
+    serving = {"num_prompts": 1000, "max_concurrency": 64, "random_input_len": 64, "random_output_len": 16}
+    calls: list[tuple[int, int]] = []
+    with_bar = simulate_bench(_res(serving), progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (1000, 1000) and {t for _, t in calls} == {1000}
+    done = [d for d, _ in calls]
+    assert done == sorted(set(done)) and len(calls) <= 201  # increasing, about 200 updates at most
+    assert with_bar.summary == simulate_bench(_res(serving)).summary
