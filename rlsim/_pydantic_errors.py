@@ -33,7 +33,7 @@ import pydantic
 
 from rlsim.errors import ConfigError, format_location
 
-__all__ = ["validation_error_to_config_error", "suggest", "fields_of_model_at", "validate_strict", "check_finite"]
+__all__ = ["validation_error_to_config_error", "suggest", "annotations_at", "fields_of_model_at", "validate_strict", "check_finite"]
 
 _MISSING = object()
 M = typing.TypeVar("M", bound=pydantic.BaseModel)
@@ -121,8 +121,11 @@ def _container_value(annotation: Any) -> Any | None:
     return None
 
 
-def fields_of_model_at(model: type[pydantic.BaseModel], parts: Sequence[Any]) -> list[str] | None:
-    """Field names of the model that validates the mapping at ``parts`` (None if unknown)."""
+def annotations_at(model: type[pydantic.BaseModel], parts: Sequence[Any], mapping_keys: bool = True) -> list[Any]:
+    """The annotations that validate the value at ``parts`` below ``model`` (every union member
+    kept; empty when the path leads nowhere).  A part steps into a model's field of that name and
+    into a container's values (``mapping_keys=False``: only integer parts step into containers,
+    i.e. list indices, not dict keys)."""
     current: list[Any] = [model]
     for part in parts:
         nxt: list[Any] = []
@@ -132,29 +135,26 @@ def fields_of_model_at(model: type[pydantic.BaseModel], parts: Sequence[Any]) ->
                 if field is not None:
                     nxt.append(field.annotation)
             value_type = _container_value(ann)
-            if value_type is not None:
+            if value_type is not None and (mapping_keys or isinstance(part, int)):
                 nxt.append(value_type)
         current = nxt
         if not current:
-            return None
+            break
+    return current
+
+
+def fields_of_model_at(model: type[pydantic.BaseModel], parts: Sequence[Any]) -> list[str] | None:
+    """Field names of the model that validates the mapping at ``parts`` (None if unknown)."""
+    current = annotations_at(model, parts)
+    if not current:
+        return None
     names = [name for ann in current for m in _models_in(ann) for name in m.model_fields]
     return sorted(set(names)) or None
 
 
 def _tags_at(model: type[pydantic.BaseModel], parts: Sequence[Any], field: str) -> list[str]:
     """The ``field`` (discriminator) values of the union members that validate ``parts``."""
-    current: list[Any] = [model]
-    for part in parts:
-        nxt: list[Any] = []
-        for ann in current:
-            for m in _models_in(ann):
-                f = m.model_fields.get(str(part))
-                if f is not None:
-                    nxt.append(f.annotation)
-            value_type = _container_value(ann)
-            if value_type is not None:
-                nxt.append(value_type)
-        current = nxt
+    current = annotations_at(model, parts)
     tags: list[str] = []
     for ann in current:
         for m in _models_in(ann):

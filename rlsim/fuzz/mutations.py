@@ -106,22 +106,10 @@ def base_documents(repo: Path) -> dict[str, dict]:
 
 def _annotations_at(parts: list) -> list:
     """Annotations of the Scenario fields at ``parts`` (union members all kept)."""
-    from rlsim._pydantic_errors import _container_value, _models_in
+    from rlsim._pydantic_errors import annotations_at
     from rlsim.config import Scenario
 
-    current: list = [Scenario]
-    for part in parts:
-        nxt = []
-        for ann in current:
-            for m in _models_in(ann):
-                f = m.model_fields.get(str(part))
-                if f is not None:
-                    nxt.append(f.annotation)
-            v = _container_value(ann)
-            if v is not None and isinstance(part, int):
-                nxt.append(v)
-        current = nxt
-    return current
+    return annotations_at(Scenario, parts, mapping_keys=False)
 
 
 def _base_types(ann) -> set:
