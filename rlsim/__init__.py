@@ -10,12 +10,40 @@ Public API::
 Errors a user can cause are :class:`rlsim.errors.RlsimError` subclasses (see rlsim.errors).
 """
 
-from rlsim.analysis import sweep
-from rlsim.api import seed_statistics, simulate, simulate_seeds
-from rlsim.config import LoadedScenario, Scenario, load_scenario
-from rlsim.errors import CalibrationError, ConfigError, InfeasibleConfig, RlsimError
-from rlsim.results.result import RunResult
-from rlsim.sim import RolloutResult
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
+# Imported on first use (PEP 562), so ``rlsim --help`` and ``import rlsim.errors`` do not pay for
+# pandas / scipy; ``from rlsim import simulate`` works as before.
+_LAZY = {
+    "sweep": "rlsim.analysis", "simulate": "rlsim.api", "simulate_seeds": "rlsim.api",
+    "seed_statistics": "rlsim.api", "load_scenario": "rlsim.config", "LoadedScenario": "rlsim.config",
+    "Scenario": "rlsim.config", "RunResult": "rlsim.results.result", "RolloutResult": "rlsim.sim",
+    "RlsimError": "rlsim.errors", "ConfigError": "rlsim.errors", "InfeasibleConfig": "rlsim.errors",
+    "CalibrationError": "rlsim.errors",
+}
+
+if _TYPE_CHECKING:
+    from rlsim.analysis import sweep
+    from rlsim.api import seed_statistics, simulate, simulate_seeds
+    from rlsim.config import LoadedScenario, Scenario, load_scenario
+    from rlsim.errors import CalibrationError, ConfigError, InfeasibleConfig, RlsimError
+    from rlsim.results.result import RunResult
+    from rlsim.sim import RolloutResult
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rlsim' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

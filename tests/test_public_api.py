@@ -16,11 +16,23 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_all_lists_every_public_name():
-    public = {n for n, v in vars(rlsim).items() if not n.startswith("_") and not isinstance(v, types.ModuleType)}
+    # dir(): the lazily imported names count before their first use (rlsim.__getattr__)
+    public = {n for n in dir(rlsim) if not n.startswith("_") and not isinstance(getattr(rlsim, n), types.ModuleType)}
     assert public == set(rlsim.__all__) - {"__version__"}
     for name in rlsim.__all__:
         if name != "__version__":
             assert (getattr(rlsim, name).__doc__ or "").strip(), name
+
+
+def test_import_is_lazy_and_unknown_names_say_so():
+    import subprocess
+    import sys
+
+    code = "import sys, rlsim.cli; print(sorted(m for m in ('pandas', 'scipy.stats') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"  # rlsim --help loads neither
+    with pytest.raises(AttributeError, match="module 'rlsim' has no attribute 'simulat'"):
+        rlsim.simulat
 
 
 def test_plot_methods(small_scenario):

@@ -21,7 +21,6 @@ import functools
 import math
 
 import numpy as np
-from scipy import integrate, stats
 
 __all__ = ["expected_max_normal", "slowest_rank_rows", "rank_experts_touched"]
 
@@ -31,6 +30,8 @@ def expected_max_normal(r: int) -> float:
     """E[max of ``r`` iid standard normals] (0 for r = 1)."""
     if r <= 1:
         return 0.0
+    from scipy import integrate, stats  # lazy: scipy.stats costs ~1 s to import
+
     f = lambda x: x * r * stats.norm.pdf(x) * stats.norm.cdf(x) ** (r - 1)  # noqa: E731
     return float(integrate.quad(f, -12.0, 12.0, limit=200)[0])
 
