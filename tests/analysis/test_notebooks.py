@@ -6,7 +6,6 @@ Skipped when nbclient / ipykernel are not installed (they are in the dev extra).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest

@@ -3,7 +3,6 @@ results file, corrupted journal lines are reported and skipped, non-finite resul
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal

@@ -9,7 +9,6 @@ import itertools
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -17,7 +16,7 @@ from typer.testing import CliRunner
 from rlsim.calibration.predict import predict
 from rlsim.calibration.readers import _tidy
 from rlsim.cli import app
-from rlsim.hardware import PROFILES_DIR, load_profile
+from rlsim.hardware import load_profile
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ import pytest
 
 from rlsim.calibration.fit import cv_groups, errors_of, fit_key, fit_profile, key_specs, set_params
 from rlsim.calibration.predict import predict
-from rlsim.calibration.readers import COLUMNS, _tidy
+from rlsim.calibration.readers import _tidy
 from rlsim.hardware import load_profile
 from rlsim.hardware.profile import HardwareProfile
 
