@@ -4,6 +4,7 @@
 
     python benchmarks/review_tools.py            # the fast ones (about a minute)
     python benchmarks/review_tools.py --plan-235b  # also the 235B B200 plan (tens of CPU-minutes)
+    python benchmarks/review_tools.py --plan-235b-h100  # the 235B plan on H100
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ def cli(*args: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--plan-235b", action="store_true")
+    ap.add_argument("--plan-235b-h100", action="store_true", help="the same plan on h100_sxm")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
+    timed("rlsim --help (start-up: imports)", lambda: cli("--help"))
     from rlsim.analysis.plan_search import screen_kind
 
     timed("screen qwen235b_async on h100_sxm, b200_sxm, gb200 (144)", lambda: [
@@ -64,6 +67,10 @@ def main() -> None:
         timed("plan qwen235b_async, b200_sxm, 600 s target, max 144 GPUs", lambda: cli(
             "plan", str(ROOT / "scenarios/qwen235b_async.yaml"), "--target-step-time-s", "600", "--gpus", "b200_sxm",
             "--max-gpus", "144", "--out", str(tmp / "plan235"), "--quiet"))
+    if args.plan_235b_h100:
+        timed("plan qwen235b_async, h100_sxm, 600 s target, max 144 GPUs", lambda: cli(
+            "plan", str(ROOT / "scenarios/qwen235b_async.yaml"), "--target-step-time-s", "600", "--gpus", "h100_sxm",
+            "--max-gpus", "144", "--out", str(tmp / "plan235h100"), "--quiet"))
 
 
 if __name__ == "__main__":
