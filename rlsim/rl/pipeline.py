@@ -28,7 +28,7 @@ import simpy
 
 from rlsim.results.progress import report_step
 from rlsim.rl.dispatch import assign_groups
-from rlsim.rl.policies.run import policy_acceptance, policy_plan, policy_report
+from rlsim.rl.policies.run import policy_acceptance, policy_plan, policy_report, policy_warmup
 from rlsim.rl.pool import EnginePool
 from rlsim.rl.report import sync_summary, trainer_summary
 from rlsim.rl.steady import convergence, planned_steps, policy_lag, warmup_steps, window_stats
@@ -109,10 +109,10 @@ class _Run:
     are in flight then, as they would be in a longer run (no wind-down)."""
 
     def __init__(self, res: Resolved, plan, batches: list[StepBatch], spec: SpecRuntime | None, lag: int,
-                 stop_after) -> None:
+                 stop_after, stride: int | None = None) -> None:
         self.res, self.plan, self.batches, self.lag, self.stop_after = res, plan, batches, lag, stop_after
         self.env = simpy.Environment()
-        self.stride = max(len(b.seq_id) for b in batches)  # ids are step * stride + i
+        self.stride = stride or len(batches[0].seq_id)  # ids are step * stride + i
         self.pool = EnginePool(self.env, build_engines(res, spec), self.stride)
         steps = len(batches)
         self.version_ready = [self.env.event() for _ in range(steps + 1)]
@@ -172,7 +172,7 @@ def horizon(res: Resolved, pipeline: str) -> tuple[int, int, int]:
     """``(warm-up, most steps trained, batches to prepare)`` of a run (rlsim.rl.steady)."""
     rl = res.scenario.rl
     lag = rl.max_trajectory_age_steps if pipeline == "async" else 0
-    warm = warmup_steps(rl, lag, res.source, pipeline)
+    warm = max(warmup_steps(rl, lag, res.source, pipeline), policy_warmup(res))
     steps = planned_steps(rl, warm, lag, res.source)
     return warm, steps, steps + lag
 
@@ -210,7 +210,7 @@ def simulate_pipeline(res: Resolved, plan, seed: int, speculative: bool, pipelin
         status["converged"], status["last_change"] = ok, change if change is not None else status.get("last_change")
         return ok or n >= steps
 
-    run = _Run(res, plan, batches, spec, lag, stop_after)
+    run = _Run(res, plan, batches, spec, lag, stop_after, None if policy is None else policy.stride)
     run.run()
     return _result(res, plan, run, batches[: run.trained], spec, mode, lag, warm, status, policy)
 

@@ -89,10 +89,11 @@ class DynamicSamplingSeam(PolicySeam):
             gen.append((np.repeat(np.arange(used), n), np.repeat(prompts[:used], n), responses[:used].ravel()))
             train.append((np.repeat(np.arange(len(keep_idx)), n), np.repeat(prompts[keep_idx], n),
                           responses[keep_idx].ravel()))
-            rows.append((used * n, len(keep_idx) * n, int(used - kept[:used].sum()), used / max(1, len(keep_idx))))
+            rows.append((used * n, len(keep_idx) * n, int(responses[keep_idx].sum()), int(used - kept[:used].sum()),
+                         used / max(1, len(keep_idx))))
         generate, stride = restride(gen)
         trained, _ = restride(train)
-        data = pd.DataFrame(rows, columns=list(DATA_COLUMNS[:4]))
+        data = pd.DataFrame(rows, columns=list(DATA_COLUMNS[:5]))
         for c in ("off_policy_token_share", "off_policy_seq_share", "mean_staleness_steps"):
             data[c] = 0.0
         return PolicyPlan(generate, trained, data, stride)

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from rlsim.errors import ConfigError
 from rlsim.rl.policies.seam import DATA_COLUMNS, PolicyPlan, PolicySeam, restride
 
 __all__ = ["PartialRollout", "PartialRolloutSeam", "segments"]
@@ -55,6 +56,11 @@ class PartialRolloutSeam(PolicySeam):
     def __init__(self, cfg: PartialRollout) -> None:
         self.cfg = cfg
 
+    def warmup_steps(self, res) -> int:
+        """The longest trajectory (``max_new_tokens``, within the model length) spans this many
+        steps; after them the buffer of unfinished trajectories is in steady state."""
+        return -(-min(res.scenario.workload.max_new_tokens, res.max_model_len) // self.cfg.segment_tokens)
+
     def plan(self, res, base: list, seed: int) -> PolicyPlan:
         L = self.cfg.segment_tokens
         empty = np.zeros(0, dtype=np.int64)
@@ -71,6 +77,9 @@ class PartialRolloutSeam(PolicySeam):
             chunk = np.minimum(L, total - done)
             gen.append((key, prompt + done, chunk))
             fin = done + chunk == total
+            if not fin.any():
+                raise ConfigError.at(res.source, "rl.policy.segment_tokens", L,
+                                     f"leaves step {t} without a finished trajectory to train (every response is longer)")
             stale = t - start[fin]
             train.append((np.arange(int(fin.sum())), prompt[fin], total[fin]))
             rows.append(_side_effects(len(key), done[fin], total[fin], stale))
@@ -87,6 +96,6 @@ def _side_effects(requests: int, before: np.ndarray, total: np.ndarray, stale: n
     in earlier steps, ``stale`` steps after they started."""
     m = len(total)
     if m == 0:
-        return requests, 0, 0, float("inf"), 0.0, 0.0, 0.0
-    return (requests, m, 0, requests / m, float(before.sum()) / float(max(1, total.sum())),
+        return requests, 0, 0, 0, float("nan"), 0.0, 0.0, 0.0
+    return (requests, m, int(total.sum()), 0, requests / m, float(before.sum()) / float(max(1, total.sum())),
             float(np.mean(stale > 0)), float(stale.mean()))

@@ -9,7 +9,7 @@ import pandas as pd
 from rlsim.rl.policies import seam_for
 from rlsim.rl.policies.seam import DATA_COLUMNS, PolicyPlan
 
-__all__ = ["policy_resolved", "policy_plan", "policy_trained", "policy_acceptance", "policy_report"]
+__all__ = ["policy_resolved", "policy_warmup", "policy_plan", "policy_trained", "policy_acceptance", "policy_report"]
 
 
 def _seam(res):
@@ -28,6 +28,12 @@ def policy_resolved(res):
     from rlsim.sim import resolve
 
     return resolve(LoadedScenario(sc, res.source, res.base_dir, {}))
+
+
+def policy_warmup(res) -> int:
+    """Steps before the policy's own state is steady (0 without a policy)."""
+    seam = _seam(res)
+    return 0 if seam is None else seam.warmup_steps(res)
 
 
 def policy_plan(res, base: list, seed: int) -> PolicyPlan | None:

@@ -10,6 +10,8 @@ acts at three points of the RL path, each a method of :class:`PolicySeam` with a
   generates in each step and what the trainer trains (over-generation and filtering,
   segmented / recycled partial rollouts), with each step's training-data side effects
   (:data:`DATA_COLUMNS`);
+* :meth:`PolicySeam.warmup_steps` -- steps before the policy's own state (a buffer of
+  unfinished trajectories) is steady: the run's warm-up is at least this;
 * :meth:`PolicySeam.acceptance_scale` -- **per-request draft budget / acceptance**: a multiplier
   of each generated request's draft acceptance (history drafters).
 
@@ -29,8 +31,8 @@ __all__ = ["PolicySeam", "PolicyPlan", "DATA_COLUMNS", "restride", "no_side_effe
 #: ``over_generation_factor`` = requests generated / trajectories trained; the shares and the
 #: staleness are over the trajectories trained in the step (staleness in policy versions the
 #: policy adds, the pipeline's own lag apart).
-DATA_COLUMNS = ("generated_requests", "trained_trajectories", "filtered_groups", "over_generation_factor",
-                "off_policy_token_share", "off_policy_seq_share", "mean_staleness_steps")
+DATA_COLUMNS = ("generated_requests", "trained_trajectories", "trained_tokens", "filtered_groups",
+                "over_generation_factor", "off_policy_token_share", "off_policy_seq_share", "mean_staleness_steps")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,10 @@ class PolicySeam:
         """The scenario with the engine settings the policy owns (default: unchanged)."""
         return sc
 
+    def warmup_steps(self, res) -> int:
+        """Steps before the policy's own state is steady (the run's warm-up is at least this)."""
+        return 0
+
     def plan(self, res, base: list, seed: int) -> PolicyPlan:
         """Generate and train the base batches as they are."""
         return PolicyPlan(base, base, no_side_effects(base), max(len(b.seq_id) for b in base))
@@ -67,7 +73,8 @@ def no_side_effects(batches: list) -> pd.DataFrame:
     """Side-effect rows of steps that generate and train the same fresh batches."""
     n = np.array([len(b.seq_id) for b in batches], dtype=np.int64)
     zero = np.zeros(len(batches))
-    return pd.DataFrame({"generated_requests": n, "trained_trajectories": n, "filtered_groups": 0 * n,
+    tokens = np.array([int(b.response.sum()) for b in batches], dtype=np.int64)
+    return pd.DataFrame({"generated_requests": n, "trained_trajectories": n, "trained_tokens": tokens, "filtered_groups": 0 * n,
                          "over_generation_factor": zero + 1.0, "off_policy_token_share": zero,
                          "off_policy_seq_share": zero, "mean_staleness_steps": zero})
 
