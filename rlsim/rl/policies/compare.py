@@ -29,6 +29,7 @@ METRICS = ("step_time_s", "generation_time_s", "rollout_tokens_per_s", "trained_
 def policy_scenario(loaded, name: str):
     """The loaded scenario with policy ``name`` (rlsim.rl.policies.NAMED) as its ``rl.policy``."""
     from rlsim.config import LoadedScenario
+    from rlsim.config.rules import check_rules
     from rlsim.rl.policies import NAMED
 
     sc = loaded.scenario
@@ -36,11 +37,10 @@ def policy_scenario(loaded, name: str):
         raise ConfigError(f"{loaded.source}: rlsim compare needs an rl: section")
     if name not in NAMED:
         raise ConfigError(f"--policies: {name!r} is not a policy; expected some of {', '.join(NAMED)}")
-    policy = NAMED[name] if name not in ("none", "no_spec") else None
-    needs_spec = name in ("history_drafter", "concurrency_draft", "no_spec")
-    if needs_spec and sc.rollout.engine.speculative_config is None:
-        raise ConfigError(f"{loaded.source}: rollout.engine.speculative_config = None; policy {name!r} needs one")
-    sc = sc.model_copy(update={"rl": sc.rl.model_copy(update={"policy": policy})})
+    if name == "no_spec" and sc.rollout.engine.speculative_config is None:
+        raise ConfigError(f"--policies: no_spec needs a speculative_config in {loaded.source} (it switches it off)")
+    sc = sc.model_copy(update={"rl": sc.rl.model_copy(update={"policy": NAMED[name]})})
+    check_rules(sc, loaded.source)
     return LoadedScenario(sc, loaded.source, loaded.base_dir, {})
 
 

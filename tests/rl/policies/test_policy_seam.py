@@ -31,6 +31,13 @@ def test_bad_policy_is_one_line(policy, message):
     assert str(e.value) == message
 
 
+def test_drafting_policies_need_speculation():
+    with pytest.raises(ConfigError) as e:
+        rl_policy_scenario({"kind": "history_drafter"}, spec=False)
+    assert str(e.value) == ("rl.yaml: rl.policy.kind = 'history_drafter' needs rollout.engine.speculative_config "
+                            "(it drafts)")
+
+
 def test_policies_are_frozen_and_named():
     p = PartialRollout()
     with pytest.raises(Exception):
