@@ -35,18 +35,20 @@ def main() -> None:
     loaded = load_scenario(args.scenario)
     times: dict[str, float] = {}
     last = [time.process_time()]
+    events = [0]
 
-    def tick(name, seed):
+    def tick(name, seed, run):
         now = time.process_time()
         times[name] = times.get(name, 0.0) + now - last[0]
         last[0] = now
+        events[0] += len(run.segments)
 
     t0, c0 = time.perf_counter(), time.process_time()
     rows = cmp.compare_policies(loaded, POLICIES, args.seeds, progress=tick)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(cmp.render(cmp.summarise(rows), loaded.scenario.name))
     print(f"\n{len(POLICIES)} policies x {args.seeds} seeds: wall {wall:.1f} s, CPU {cpu:.1f} s "
-          f"(one core; target <= 300 s)")
+          f"(one core; target <= 300 s); {events[0]:,} engine segments, {events[0] / cpu:,.0f} segments/CPU s")
     print("CPU per policy (all seeds): " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()))
 
 

@@ -59,7 +59,8 @@ def _row(name: str, seed: int, out) -> dict:
 
 
 def compare_policies(loaded, names: list[str], seeds: int, progress=None) -> pd.DataFrame:
-    """One row per (policy, seed): seeds ``scenario.seed .. scenario.seed + seeds - 1``."""
+    """One row per (policy, seed): seeds ``scenario.seed .. scenario.seed + seeds - 1``;
+    ``progress(name, seed, run)`` hears each finished run (its PipelineResult)."""
     from rlsim.rl.run import run_pipeline
     from rlsim.sim import resolve
 
@@ -75,7 +76,7 @@ def compare_policies(loaded, names: list[str], seeds: int, progress=None) -> pd.
             out, _ = run_pipeline(res, seed, name != "no_spec", res.scenario.rl.pipeline)
             rows.append(_row(name, seed, out))
             if progress is not None:
-                progress(name, seed)
+                progress(name, seed, out)
     return pd.DataFrame(rows)
 
 
