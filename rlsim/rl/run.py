@@ -105,7 +105,10 @@ def _result(summary: dict, runs: dict[str, PipelineResult]) -> RunResult:
 
 
 def _pick(s: dict) -> dict:
-    return {k: s.get(k) for k in SUMMARY_KEYS} | {"pools": s.get("pools"), "warnings": s.get("warnings", [])}
+    out = {k: s.get(k) for k in SUMMARY_KEYS} | {"pools": s.get("pools"), "warnings": s.get("warnings", [])}
+    if s.get("policy") is not None:  # rl.policy's side effects (rlsim.rl.policies); absent without one
+        out["policy"] = s["policy"]
+    return out
 
 
 def _summary(res: Resolved, seed: int, runs: dict, baseline_mode: str) -> dict:

@@ -82,3 +82,13 @@ def test_a_policy_run_reports_its_side_effects_and_is_deterministic():
     assert a.summary == b.summary
     assert a.summary["policy"]["name"] == "partial_rollout"
     assert set(DATA_COLUMNS) <= set(a.steps.columns)
+
+
+def test_the_rl_summary_carries_the_policy_only_when_there_is_one():
+    from rlsim.rl.run import simulate_rl
+
+    with_policy = simulate_rl(resolve(rl_policy_scenario({"kind": "dynamic_sampling"})))
+    assert with_policy.summary["spec"]["policy"]["name"] == "dynamic_sampling"
+    assert with_policy.summary["baseline"]["policy"]["over_generation_factor"] >= 3.0  # paired baseline, same policy
+    without = simulate_rl(resolve(rl_policy_scenario(None)), baselines=False)
+    assert "policy" not in without.summary["spec"]
