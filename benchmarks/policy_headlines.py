@@ -37,7 +37,7 @@ HEADLINES = (
     ("dynamic_sampling", "DAPO arXiv:2503.14476 Sec. 3.2", "over-sampling 'does not necessarily impede training "
                                                            "efficiency' (long-tail-bound generation)",
      ("dynamic_sampling", "none", "step_time_s", "ratio")),
-    ("history_drafter", "DAS arXiv:2511.13841 (abstract)", "rollout time up to -50 % (vs no speculation)",
+    ("history_drafter", "DAS (2025 preprint, abstract)", "rollout time up to -50 % (vs no speculation)",
      ("history_drafter", "no_spec", "generation_time_s", "cut")),
     ("concurrency_draft", "FastGRPO arXiv:2509.21792 (abstract)", "end-to-end 2.35x-2.72x (vs no speculation)",
      ("concurrency_draft", "no_spec", "step_time_s", "speedup")),

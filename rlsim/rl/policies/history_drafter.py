@@ -1,9 +1,9 @@
 """History (suffix) drafter: drafts from earlier rollouts of the same prompt.
 
-Mechanism (RhymeRL, arXiv:2508.18588, "HistoSpec": rollouts of a prompt in successive epochs
-are similar, so earlier responses serve as drafts; SPEC-RL, arXiv:2509.23232, reuses the
-previous epoch's trajectory as the draft; DAS, arXiv:2511.13841, keeps a suffix tree of recent
-rollouts): the drafter proposes continuations found in the ``h`` earlier rollouts of the
+Mechanism (RhymeRL, "HistoSpec": rollouts of a prompt in successive epochs are similar, so
+earlier responses serve as drafts; SPEC-RL reuses the previous epoch's trajectory as the draft;
+DAS keeps a suffix tree of recent rollouts -- all 2025 preprints; sections and arXiv ids not
+checked here): the drafter proposes continuations found in the ``h`` earlier rollouts of the
 prompt.  Its per-token acceptance grows with the history and falls with the policy's drift
 since those rollouts were generated:
 

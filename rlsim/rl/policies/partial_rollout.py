@@ -1,7 +1,8 @@
 """Partial rollouts: a per-step token budget per trajectory; the unfinished are recycled.
 
-Mechanism (Kimi k1.5, arXiv:2501.12599, Sec. 2.6.2 "Partial Rollouts"; APRIL,
-arXiv:2509.18521, Sec. 3, recycles the unfinished in the same way): in each RL step a
+Mechanism (Kimi k1.5 technical report, Sec. 2.6.2 "Partial Rollouts"; APRIL,
+arXiv:2509.18521, method section, recycles the unfinished in the same way; the arXiv id of
+Kimi k1.5 and APRIL's section number were not checked here): in each RL step a
 trajectory generates at most ``segment_tokens`` more tokens; one that is not finished is kept
 and continues in the next step, with that step's weights.  A continued trajectory is a new
 request whose prompt is the original prompt plus the tokens generated so far: vLLM recomputes
