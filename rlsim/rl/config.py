@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rlsim.rl.policies import RolloutPolicy
 from rlsim.training.config import DrafterTrainingConfig, TrainingConfig, WeightSyncConfig
 
 __all__ = ["RLConfig", "ConvergenceConfig"]
@@ -61,3 +62,5 @@ class RLConfig(BaseModel):
     training: TrainingConfig = TrainingConfig()
     weight_sync: WeightSyncConfig = WeightSyncConfig()
     drafter: DrafterTrainingConfig = DrafterTrainingConfig()
+    policy: RolloutPolicy | None = Field(
+        default=None, description="rollout-acceleration policy (rlsim.rl.policies); None = the rollouts as configured")

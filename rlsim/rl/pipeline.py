@@ -28,6 +28,7 @@ import simpy
 
 from rlsim.results.progress import report_step
 from rlsim.rl.dispatch import assign_groups
+from rlsim.rl.policies.run import policy_acceptance, policy_plan, policy_report, policy_warmup
 from rlsim.rl.pool import EnginePool
 from rlsim.rl.report import sync_summary, trainer_summary
 from rlsim.rl.steady import convergence, planned_steps, policy_lag, warmup_steps, window_stats
@@ -89,11 +90,13 @@ def _drift_scale(res: Resolved, versions: np.ndarray) -> np.ndarray:
     return (1.0 - d.acceptance_drift_per_step) ** (versions - drafter_version)
 
 
-def _spec(res: Resolved, batches: list[StepBatch], versions: np.ndarray, seed: int, fwd) -> SpecRuntime:
-    """One acceptance sampler over every step's sequences, with each step's drafter drift."""
+def _spec(res: Resolved, batches: list[StepBatch], versions: np.ndarray, seed: int, fwd, policy_scale=None) -> SpecRuntime:
+    """One acceptance sampler over every step's sequences, with each step's drafter drift (and
+    the rollout policy's per-request multiplier, if any)."""
     ids = np.concatenate([b.seq_id for b in batches])
     resp = np.concatenate([b.response for b in batches])
     scale = np.repeat(_drift_scale(res, versions), [len(b.seq_id) for b in batches])
+    scale = scale if policy_scale is None else scale * policy_scale
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(8,))))
     return spec_runtime(res, ids, resp, int(rng.integers(0, 2**62)), fwd, extra_scale=scale)
 
@@ -106,10 +109,11 @@ class _Run:
     are in flight then, as they would be in a longer run (no wind-down)."""
 
     def __init__(self, res: Resolved, plan, batches: list[StepBatch], spec: SpecRuntime | None, lag: int,
-                 stop_after) -> None:
+                 stop_after, stride: int | None = None) -> None:
         self.res, self.plan, self.batches, self.lag, self.stop_after = res, plan, batches, lag, stop_after
         self.env = simpy.Environment()
-        self.pool = EnginePool(self.env, build_engines(res, spec), len(batches[0].seq_id))
+        self.stride = stride or len(batches[0].seq_id)  # ids are step * stride + i
+        self.pool = EnginePool(self.env, build_engines(res, spec), self.stride)
         steps = len(batches)
         self.version_ready = [self.env.event() for _ in range(steps + 1)]
         self.version_ready[0].succeed()
@@ -168,7 +172,7 @@ def horizon(res: Resolved, pipeline: str) -> tuple[int, int, int]:
     """``(warm-up, most steps trained, batches to prepare)`` of a run (rlsim.rl.steady)."""
     rl = res.scenario.rl
     lag = rl.max_trajectory_age_steps if pipeline == "async" else 0
-    warm = warmup_steps(rl, lag, res.source, pipeline)
+    warm = max(warmup_steps(rl, lag, res.source, pipeline), policy_warmup(res))
     steps = planned_steps(rl, warm, lag, res.source)
     return warm, steps, steps + lag
 
@@ -183,10 +187,13 @@ def simulate_pipeline(res: Resolved, plan, seed: int, speculative: bool, pipelin
     # the acceptance draws cover the longest horizon a run of this scenario may have, so a run
     # with fewer steps is an exact prefix of a longer one
     every = step_batches(res, seed, max(n_batches, rl.convergence.max_steps + lag))
+    policy = policy_plan(res, every, seed)  # rlsim.rl.policies: what each step generates (None: the batches)
+    every = every if policy is None else policy.generate
     batches = every[:n_batches]
     spec = None
     if speculative and res.speculative:
-        spec = _spec(res, every, _versions(len(every), lag), seed, res.forward_model())
+        spec = _spec(res, every, _versions(len(every), lag), seed, res.forward_model(),
+                     None if policy is None else policy_acceptance(res, every))
     status: dict = {}
 
     label = f"{mode}, {'speculative' if spec is not None else 'no speculation'}"
@@ -203,9 +210,9 @@ def simulate_pipeline(res: Resolved, plan, seed: int, speculative: bool, pipelin
         status["converged"], status["last_change"] = ok, change if change is not None else status.get("last_change")
         return ok or n >= steps
 
-    run = _Run(res, plan, batches, spec, lag, stop_after)
+    run = _Run(res, plan, batches, spec, lag, stop_after, None if policy is None else policy.stride)
     run.run()
-    return _result(res, plan, run, batches[: run.trained], spec, mode, lag, warm, status)
+    return _result(res, plan, run, batches[: run.trained], spec, mode, lag, warm, status, policy)
 
 
 def _any_window(rl):
@@ -213,7 +220,8 @@ def _any_window(rl):
     return rl.convergence.model_copy(update={"min_window_steps": 2})
 
 
-def _result(res, plan, run: _Run, batches, spec, mode: str, lag: int, warm: int, status: dict) -> PipelineResult:
+def _result(res, plan, run: _Run, batches, spec, mode: str, lag: int, warm: int, status: dict,
+            policy=None) -> PipelineResult:
     steps = len(batches)
     rec = {k: v[:steps].copy() for k, v in run.rec.items()}
     prev_free = np.concatenate([[0.0], rec["sync_end_s"][:-1]])
@@ -241,9 +249,11 @@ def _result(res, plan, run: _Run, batches, spec, mode: str, lag: int, warm: int,
     cols = ["engine", "t0_s", "t1_s"]
     running = pd.DataFrame([(e, t0, run.env.now) for e, t0 in run.pool.in_progress()], columns=cols)
     busy = pd.concat([segs[cols], running], ignore_index=True) if len(segs) else running
-    seqs = _sequences(run, rec, len(batches[0].seq_id), steps, batches)
+    seqs = _sequences(run, rec, run.stride, steps, batches)
     gantt = _gantt(df, mode)
     summary = _summary(res, plan, df, run, spec, mode, lag, busy, pauses, seqs, warm, status)
+    if policy is not None:
+        df, summary["policy"] = policy_report(res, df, policy)
     return PipelineResult(summary, df, segs, gantt, seqs[seqs["step"] < steps].reset_index(drop=True))
 
 
@@ -255,7 +265,11 @@ def _sequences(run: _Run, rec: dict, per_batch: int, steps: int, batches: list[S
     ids = df["seq_id"].to_numpy()
     wl = run.res.scenario.workload  # ids are step * N + i, groups of a step consecutive (rlsim.workload.sample_batch)
     df.insert(1, "step", ids // per_batch)
-    df.insert(2, "group_id", (ids // per_batch) * wl.num_prompts_per_step + (ids % per_batch) // wl.num_generations_per_prompt)
+    if run.res.scenario.rl.policy is None:
+        df.insert(2, "group_id", (ids // per_batch) * wl.num_prompts_per_step + (ids % per_batch) // wl.num_generations_per_prompt)
+    else:  # a policy's batches: look the groups up
+        all_ids = np.concatenate([b.seq_id for b in run.batches])
+        df.insert(2, "group_id", np.concatenate([b.group_id for b in run.batches])[np.searchsorted(all_ids, ids)])
     starts = np.concatenate([[0.0], rec["sync_end_s"][: max(0, steps - 1)]])
     return policy_lag(df, starts)
 

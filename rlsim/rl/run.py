@@ -5,6 +5,7 @@ from __future__ import annotations
 from rlsim.results.result import RunResult
 from rlsim.rl.pipeline import PipelineResult, horizon, simulate_pipeline, step_batches
 from rlsim.rl.plan import cost_plan
+from rlsim.rl.policies.run import policy_resolved, policy_trained
 from rlsim.rl.warnings import rl_warnings
 from rlsim.sim.build import Resolved
 from rlsim.sim.warnings import model_warnings
@@ -32,7 +33,8 @@ def run_pipeline(res: Resolved, seed: int, speculative: bool, mode: str, probe: 
     """One pipeline run (costs for every batch of its horizon, then the simpy run) and its
     :class:`~rlsim.rl.plan.CostPlan`; the summary carries the pools and the run's warnings.
     ``probe``: see :func:`rlsim.rl.plan.cost_plan`."""
-    batches = step_batches(res, seed, horizon(res, mode)[2])
+    res = policy_resolved(res)  # engine settings a rollout policy owns (rlsim.rl.policies)
+    batches = policy_trained(res, step_batches(res, seed, horizon(res, mode)[2]), seed)
     plan = cost_plan(res, batches, mode, speculative, probe)
     out = simulate_pipeline(res, plan, seed, speculative, mode)
     out.summary["pools"] = {"rollout_gpus": plan.pools.rollout_gpus, "training_gpus": plan.pools.training_gpus,
@@ -103,7 +105,10 @@ def _result(summary: dict, runs: dict[str, PipelineResult]) -> RunResult:
 
 
 def _pick(s: dict) -> dict:
-    return {k: s.get(k) for k in SUMMARY_KEYS} | {"pools": s.get("pools"), "warnings": s.get("warnings", [])}
+    out = {k: s.get(k) for k in SUMMARY_KEYS} | {"pools": s.get("pools"), "warnings": s.get("warnings", [])}
+    if s.get("policy") is not None:  # rl.policy's side effects (rlsim.rl.policies); absent without one
+        out["policy"] = s["policy"]
+    return out
 
 
 def _summary(res: Resolved, seed: int, runs: dict, baseline_mode: str) -> dict:

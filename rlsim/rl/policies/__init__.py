@@ -1,0 +1,43 @@
+"""Rollout-acceleration policies behind one seam (issue 17; :mod:`rlsim.rl.policies.seam`).
+
+``rl.policy`` is one of :data:`RolloutPolicy` (a discriminated union on ``kind``, frozen,
+extra fields forbidden); absent, the RL run is exactly the scenario's.  One module per policy:
+
+* ``dynamic_sampling`` -- DAPO's over-generation and filtering of all-equal-reward groups;
+* ``partial_rollout`` -- per-step token budget, unfinished trajectories recycled (Kimi k1.5 / APRIL);
+* ``history_drafter`` -- drafts from earlier rollouts of the prompt (RhymeRL, SPEC-RL, DAS);
+* ``concurrency_draft`` -- draft length chosen per iteration from the running batch (FastGRPO).
+
+:data:`NAMED` gives each policy with its default numbers by name (``rlsim compare --policies``);
+``none`` is the scenario as it is and ``no_spec`` the same without speculation.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+from pydantic import Field
+
+from rlsim.rl.policies.concurrency_draft import ConcurrencyDraft, ConcurrencyDraftSeam
+from rlsim.rl.policies.dynamic_sampling import DynamicSampling, DynamicSamplingSeam
+from rlsim.rl.policies.history_drafter import HistoryDrafter, HistoryDrafterSeam
+from rlsim.rl.policies.partial_rollout import PartialRollout, PartialRolloutSeam
+from rlsim.rl.policies.seam import DATA_COLUMNS, PolicyPlan, PolicySeam
+
+__all__ = ["RolloutPolicy", "NAMED", "seam_for", "PolicySeam", "PolicyPlan", "DATA_COLUMNS",
+           "DynamicSampling", "PartialRollout", "HistoryDrafter", "ConcurrencyDraft"]
+
+RolloutPolicy = Annotated[Union[DynamicSampling, PartialRollout, HistoryDrafter, ConcurrencyDraft],
+                          Field(discriminator="kind")]
+
+_SEAMS = {"dynamic_sampling": DynamicSamplingSeam, "partial_rollout": PartialRolloutSeam,
+          "history_drafter": HistoryDrafterSeam, "concurrency_draft": ConcurrencyDraftSeam}
+
+#: Policies by name with their default numbers (``none``: no policy; ``no_spec``: no speculation).
+NAMED = {"none": None, "no_spec": None, "dynamic_sampling": DynamicSampling(), "partial_rollout": PartialRollout(),
+         "history_drafter": HistoryDrafter(), "concurrency_draft": ConcurrencyDraft()}
+
+
+def seam_for(policy) -> PolicySeam | None:
+    """The seam of an ``rl.policy`` value (None for no policy)."""
+    return None if policy is None else _SEAMS[policy.kind](policy)

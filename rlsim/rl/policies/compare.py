@@ -1,0 +1,158 @@
+"""``rlsim compare``: rollout policies side by side on identical sequences, over seeds.
+
+Every policy runs the scenario's own pipeline (with speculation as configured; ``no_spec``
+without it) on the same seeded base batches: seed s gives every policy the same prompts and
+response lengths, which a policy may extend (over-generation) or split (partial rollouts) but
+never redraws -- paired like the speculation baseline.  Per policy and seed one row of
+:data:`METRICS`; :func:`summarise` gives the mean over seeds with a 95 % Student-t interval,
+and the step-time speed-up over the first policy, paired by seed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from rlsim.errors import ConfigError
+
+__all__ = ["METRICS", "compare_policies", "summarise", "render", "plot", "policy_scenario"]
+
+#: Columns of one (policy, seed) row: steady-state window means.
+METRICS = ("step_time_s", "generation_time_s", "rollout_tokens_per_s", "trained_tokens_per_s", "rollout_idle_frac",
+           "mean_acceptance_length", "off_policy_token_share", "mean_staleness_steps", "filtered_groups",
+           "over_generation_factor")
+
+
+def policy_scenario(loaded, name: str):
+    """The loaded scenario with policy ``name`` (rlsim.rl.policies.NAMED) as its ``rl.policy``."""
+    from rlsim.config import LoadedScenario
+    from rlsim.config.rules import check_rules
+    from rlsim.rl.policies import NAMED
+
+    sc = loaded.scenario
+    if sc.rl is None:
+        raise ConfigError(f"{loaded.source}: rlsim compare needs an rl: section")
+    if name not in NAMED:
+        raise ConfigError(f"--policies: {name!r} is not a policy; expected some of {', '.join(NAMED)}")
+    if name == "no_spec" and sc.rollout.engine.speculative_config is None:
+        raise ConfigError(f"--policies: no_spec needs a speculative_config in {loaded.source} (it switches it off)")
+    sc = sc.model_copy(update={"rl": sc.rl.model_copy(update={"policy": NAMED[name]})})
+    check_rules(sc, loaded.source)
+    return LoadedScenario(sc, loaded.source, loaded.base_dir, {})
+
+
+def _row(name: str, seed: int, out) -> dict:
+    s, steady = out.summary, out.steps[~out.steps["warmup"]]
+    pol = s.get("policy") or {}
+    trained = float(steady["trained_tokens"].mean()) if "trained_tokens" in steady else float(steady["rollout_tokens"].mean())
+    return {"policy": name, "seed": seed, "step_time_s": s["step_time_s"], "generation_time_s": s["generation_time_s"],
+            "rollout_tokens_per_s": s["rollout_tokens_per_s"], "trained_tokens_per_s": trained / s["step_time_s"],
+            "rollout_idle_frac": s["rollout_idle_frac"],
+            "mean_acceptance_length": s["mean_acceptance_length"] if s["mean_acceptance_length"] is not None else 1.0,
+            "off_policy_token_share": pol.get("off_policy_token_share", 0.0),
+            "mean_staleness_steps": pol.get("mean_staleness_steps", 0.0),
+            "filtered_groups": pol.get("filtered_groups", 0.0),
+            "over_generation_factor": pol.get("over_generation_factor", 1.0)}
+
+
+def compare_policies(loaded, names: list[str], seeds: int, progress=None) -> pd.DataFrame:
+    """One row per (policy, seed): seeds ``scenario.seed .. scenario.seed + seeds - 1``;
+    ``progress(name, seed, run)`` hears each finished run (its PipelineResult)."""
+    from rlsim.rl.run import run_pipeline
+    from rlsim.sim import resolve
+
+    if not names:
+        raise ConfigError("--policies: name at least one policy")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--policies: {','.join(names)} names a policy twice")
+    variants = [(n, resolve(policy_scenario(loaded, n))) for n in names]
+    rows = []
+    base_seed = loaded.scenario.seed
+    for seed in range(base_seed, base_seed + seeds):
+        for name, res in variants:
+            out, _ = run_pipeline(res, seed, name != "no_spec", res.scenario.rl.pipeline)
+            rows.append(_row(name, seed, out))
+            if progress is not None:
+                progress(name, seed, out)
+    return pd.DataFrame(rows)
+
+
+def _interval(x: np.ndarray) -> tuple[float, float]:
+    """Mean and the half-width of its 95 % Student-t interval (NaN for one value)."""
+    m = float(np.mean(x))
+    if len(x) < 2:
+        return m, float("nan")
+    return m, float(stats.t.ppf(0.975, len(x) - 1) * np.std(x, ddof=1) / math.sqrt(len(x)))
+
+
+def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per policy (in the order given): ``<metric>`` mean and ``<metric>_ci`` 95 % half-width
+    over seeds, and ``speedup`` = first policy's step time / this one's, paired by seed."""
+    order = list(dict.fromkeys(rows["policy"]))
+    first = rows[rows["policy"] == order[0]].set_index("seed")["step_time_s"]
+    out = []
+    for name in order:
+        r = rows[rows["policy"] == name].set_index("seed")
+        rec = {"policy": name, "seeds": len(r)}
+        for m in METRICS:
+            rec[m], rec[m + "_ci"] = _interval(r[m].to_numpy(dtype=float))
+        rec["speedup"], rec["speedup_ci"] = _interval((first.loc[r.index] / r["step_time_s"]).to_numpy())
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+_SHOWN = (("step s", "step_time_s", "{:.1f}"), ("speed-up", "speedup", "{:.2f}x"),
+          ("rollout tok/s", "rollout_tokens_per_s", "{:,.0f}"), ("trained tok/s", "trained_tokens_per_s", "{:,.0f}"),
+          ("GPU idle", "rollout_idle_frac", "{:.1%}"), ("AL", "mean_acceptance_length", "{:.2f}"),
+          ("off-policy", "off_policy_token_share", "{:.1%}"), ("stale steps", "mean_staleness_steps", "{:.2f}"),
+          ("filtered grp", "filtered_groups", "{:.1f}"), ("over-gen", "over_generation_factor", "{:.2f}"))
+
+
+def _cell(fmt: str, v: float, ci: float) -> str:
+    s = fmt.format(v)
+    if math.isfinite(ci) and ci > 0:
+        s += " ±" + fmt.format(ci).rstrip("x%").lstrip("+") + ("%" if fmt.endswith("%}") else "")
+    return s
+
+
+def render(table: pd.DataFrame, scenario: str) -> str:
+    """The comparison as a text table (mean ± 95 % half-width over seeds)."""
+    head = ["policy"] + [h for h, _, _ in _SHOWN]
+    body = [[r["policy"]] + [_cell(f, r[k], r[k + "_ci"]) for _, k, f in _SHOWN] for _, r in table.iterrows()]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)  # noqa: E731
+                                   for i, (c, w) in enumerate(zip(cells, widths)))
+    n = int(table["seeds"].iloc[0])
+    title = (f"{scenario}: rollout policies on identical sequences, {n} seed{'s' if n > 1 else ''} "
+             f"(mean ± 95 % interval; speed-up vs {table['policy'].iloc[0]}, paired by seed)")
+    return "\n".join([title, line(head)] + [line(b) for b in body])
+
+
+def plot(table: pd.DataFrame, path, scenario: str):
+    """Bars with 95 % intervals: step time, rollout throughput, GPU idle, off-policy share."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rlsim.results.atomic import atomic_path
+
+    panels = (("step time (s)", "step_time_s", 1.0), ("rollout throughput (k tok/s)", "rollout_tokens_per_s", 1e-3),
+              ("rollout GPU idle (%)", "rollout_idle_frac", 100.0), ("off-policy tokens (%)", "off_policy_token_share", 100.0))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
+    x = np.arange(len(table))
+    for ax, (title, key, scale) in zip(axes, panels):
+        ci = np.nan_to_num(table[key + "_ci"].to_numpy(dtype=float)) * scale
+        ax.bar(x, table[key].to_numpy(dtype=float) * scale, yerr=ci, capsize=3, color="#4c72b0")
+        ax.set_xticks(x, table["policy"], rotation=35, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"{scenario}: rollout policies (mean, 95 % interval over {int(table['seeds'].iloc[0])} seeds)", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return path

@@ -1,0 +1,66 @@
+"""Where the RL path calls the policy seam (rlsim.rl.run and rlsim.rl.pipeline); each function
+is the identity without ``rl.policy``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from rlsim.rl.policies import seam_for
+from rlsim.rl.policies.seam import DATA_COLUMNS, PolicyPlan
+
+__all__ = ["policy_resolved", "policy_warmup", "policy_plan", "policy_trained", "policy_acceptance", "policy_report"]
+
+
+def _seam(res):
+    return seam_for(res.scenario.rl.policy)
+
+
+def policy_resolved(res):
+    """``res`` with the engine settings the policy owns (re-resolved only when they change)."""
+    seam = _seam(res)
+    if seam is None:
+        return res
+    sc = seam.scenario(res.scenario)
+    if sc == res.scenario:
+        return res
+    from rlsim.config import LoadedScenario
+    from rlsim.sim import resolve
+
+    return resolve(LoadedScenario(sc, res.source, res.base_dir, {}))
+
+
+def policy_warmup(res) -> int:
+    """Steps before the policy's own state is steady (0 without a policy)."""
+    seam = _seam(res)
+    return 0 if seam is None else seam.warmup_steps(res)
+
+
+def policy_plan(res, base: list, seed: int) -> PolicyPlan | None:
+    """What each step generates and trains under the policy (None without one)."""
+    seam = _seam(res)
+    return None if seam is None else seam.plan(res, base, seed)
+
+
+def policy_trained(res, base: list, seed: int) -> list:
+    """The batches the trainer trains (the base batches without a policy)."""
+    p = policy_plan(res, base, seed)
+    return base if p is None else p.train[: len(base)]
+
+
+def policy_acceptance(res, generate: list) -> np.ndarray | None:
+    """Per generated request, the policy's acceptance multiplier (None = 1)."""
+    seam = _seam(res)
+    return None if seam is None else seam.acceptance_scale(res, generate)
+
+
+def policy_report(res, steps: pd.DataFrame, plan: PolicyPlan) -> tuple[pd.DataFrame, dict]:
+    """The per-step table with the policy's data columns, and the steady-state summary of them
+    (means over the steps after the warm-up; ``name`` and ``params`` of the policy)."""
+    data = plan.data.iloc[: len(steps)].reset_index(drop=True)
+    out = pd.concat([steps.reset_index(drop=True), data[list(DATA_COLUMNS)]], axis=1)
+    steady = out[~out["warmup"]]
+    pol = res.scenario.rl.policy
+    summary = {"name": pol.kind, "params": pol.model_dump(mode="json")}
+    summary.update({c: float(steady[c].mean()) for c in DATA_COLUMNS})
+    return out, summary

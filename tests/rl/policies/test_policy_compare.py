@@ -1,0 +1,94 @@
+"""rlsim compare: paired rows, intervals by hand, the table, the CLI and its errors."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import yaml
+from helpers import rl_policy_scenario
+from scipy import stats
+from typer.testing import CliRunner
+
+from rlsim.cli import app
+from rlsim.errors import ConfigError
+from rlsim.rl.policies.compare import METRICS, compare_policies, policy_scenario, render, summarise
+
+runner = CliRunner()
+
+
+def _rows() -> pd.DataFrame:
+    rows = []
+    for seed, (a, b) in enumerate([(100.0, 50.0), (110.0, 50.0), (90.0, 60.0)]):
+        for name, step in (("none", a), ("fast", b)):
+            rows.append({"policy": name, "seed": seed, **{m: 1.0 for m in METRICS}, "step_time_s": step})
+    return pd.DataFrame(rows)
+
+
+def test_intervals_and_paired_speedup_by_hand():
+    t = summarise(_rows())
+    assert t["policy"].tolist() == ["none", "fast"]
+    half = stats.t.ppf(0.975, 2) * 10.0 / math.sqrt(3)  # sd of 100, 110, 90 is 10
+    assert t.loc[0, "step_time_s"] == pytest.approx(100.0) and t.loc[0, "step_time_s_ci"] == pytest.approx(half)
+    ratios = [2.0, 2.2, 1.5]  # paired by seed: 100/50, 110/50, 90/60
+    assert t.loc[1, "speedup"] == pytest.approx(sum(ratios) / 3)
+    sd = pd.Series(ratios).std(ddof=1)
+    assert t.loc[1, "speedup_ci"] == pytest.approx(stats.t.ppf(0.975, 2) * sd / math.sqrt(3))
+    assert t.loc[0, "speedup"] == 1.0 and t.loc[0, "speedup_ci"] == 0.0
+
+
+def test_one_seed_has_no_interval():
+    t = summarise(_rows()[lambda d: d["seed"] == 0])
+    assert math.isnan(t.loc[0, "step_time_s_ci"])
+    text = render(t, "s")
+    assert text.splitlines()[0] == ("s: rollout policies on identical sequences, 1 seed (mean ± 95 % interval; "
+                                    "speed-up vs none, paired by seed)")
+    assert "±" not in text.splitlines()[2]
+
+
+def test_policies_share_the_base_sequences():
+    loaded = rl_policy_scenario(None, fixed=False, steps=3)
+    rows = compare_policies(loaded, ["none", "no_spec", "history_drafter"], 2)
+    assert rows["seed"].tolist() == [1, 1, 1, 2, 2, 2]
+    none = rows[rows["policy"] == "none"].set_index("seed")
+    nospec = rows[rows["policy"] == "no_spec"].set_index("seed")
+    # identical sequences: the same trained tokens per second of step time ratio-free check
+    assert (none["trained_tokens_per_s"] * none["step_time_s"]).tolist() == \
+        pytest.approx((nospec["trained_tokens_per_s"] * nospec["step_time_s"]).tolist(), rel=1e-12)
+    assert (nospec["mean_acceptance_length"] == 1.0).all()
+
+
+def test_unknown_or_repeated_policy_is_a_config_error():
+    loaded = rl_policy_scenario(None)
+    with pytest.raises(ConfigError) as e:
+        policy_scenario(loaded, "warp")
+    assert str(e.value) == ("--policies: 'warp' is not a policy; expected some of none, no_spec, dynamic_sampling, "
+                            "partial_rollout, history_drafter, concurrency_draft")
+    with pytest.raises(ConfigError) as e:
+        compare_policies(loaded, ["none", "none"], 1)
+    assert str(e.value) == "--policies: none,none names a policy twice"
+    with pytest.raises(ConfigError) as e:
+        policy_scenario(rl_policy_scenario(None, spec=False), "no_spec")
+    assert str(e.value) == "--policies: no_spec needs a speculative_config in rl.yaml (it switches it off)"
+
+
+def test_cli_prints_the_table_and_writes_csv_and_png(tmp_path):
+    path = tmp_path / "rl.yaml"
+    path.write_text(yaml.safe_dump(rl_policy_scenario(None, fixed=False, steps=3).raw), encoding="utf-8")
+    out = tmp_path / "cmp"
+    r = runner.invoke(app, ["compare", str(path), "--policies", "none,partial_rollout", "--seeds", "2",
+                            "--set", "rl.num_steps=5", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[1].split()[:3] == ["policy", "step", "s"]
+    assert {p.name for p in out.iterdir()} == {"compare.csv", "compare_summary.csv", "compare.png"}
+    assert len(pd.read_csv(out / "compare.csv")) == 4
+
+
+def test_cli_bad_policy_is_one_line_exit_2(tmp_path):
+    path = tmp_path / "rl.yaml"
+    path.write_text(yaml.safe_dump(rl_policy_scenario(None).raw), encoding="utf-8")
+    r = runner.invoke(app, ["compare", str(path), "--policies", "none,warp"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert r.stderr.strip() == ("error: --policies: 'warp' is not a policy; expected some of none, no_spec, "
+                                "dynamic_sampling, partial_rollout, history_drafter, concurrency_draft")

@@ -1,0 +1,60 @@
+"""Partial rollouts: segments, the recycled buffer and its off-policy share by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import rl_policy_scenario
+
+from rlsim.errors import ConfigError
+from rlsim.rl.pipeline import StepBatch, step_batches
+from rlsim.rl.policies.partial_rollout import PartialRollout, PartialRolloutSeam, segments
+from rlsim.rl.run import run_pipeline
+from rlsim.sim import resolve
+
+
+def test_segments():
+    assert segments(10000, 4096) == [4096, 4096, 1808]
+    assert segments(4096, 4096) == [4096]
+
+
+def test_hand_case_fixed_lengths_three_segments():
+    # 16 trajectories of 2500 tokens per step, budget 1000: chunks 1000, 1000, 500
+    res = resolve(rl_policy_scenario({"kind": "partial_rollout", "segment_tokens": 1000}, response=2500, steps=6))
+    seam = PartialRolloutSeam(res.scenario.rl.policy)
+    assert seam.warmup_steps(res) == 3
+    with pytest.raises(ConfigError) as e:  # nothing finishes in step 0: refused
+        seam.plan(res, step_batches(res, 1, 4), 1)
+    assert str(e.value) == ("rl.yaml: rl.policy.segment_tokens = 1000 leaves step 0 without a finished trajectory "
+                            "to train (every response is longer)")
+
+
+def test_mixed_lengths_by_hand():
+    res = resolve(rl_policy_scenario(None, response=600))
+    base = step_batches(res, 1, 3)
+    # hand-made batches: per step two groups of one: 300 tokens and 1300 tokens, budget 1000
+    hand = [StepBatch(np.array([0, 1]) + 2 * t, np.array([0, 1]) + 2 * t, np.array([200, 200]), np.array([300, 1300]))
+            for t in range(len(base))]
+    plan = PartialRolloutSeam(PartialRollout(segment_tokens=1000)).plan(res, hand, 1)
+    # step 0: both fresh; 300 finishes, 1300 generates 1000
+    assert plan.generate[0].prompt.tolist() == [200, 200] and plan.generate[0].response.tolist() == [300, 1000]
+    assert plan.train[0].response.tolist() == [300]
+    # step 1: the carried one first (prompt 200 + 1000 generated, 300 to go), then the fresh pair
+    assert plan.generate[1].prompt.tolist() == [1200, 200, 200]
+    assert plan.generate[1].response.tolist() == [300, 300, 1000]
+    assert sorted(plan.train[1].response.tolist()) == [300, 1300]
+    row = plan.data.iloc[1]
+    assert row["off_policy_token_share"] == pytest.approx(1000 / 1600)  # 1000 old-policy tokens of 1600 trained
+    assert row["off_policy_seq_share"] == 0.5 and row["mean_staleness_steps"] == 0.5
+    assert row["over_generation_factor"] == 1.5 and row["trained_tokens"] == 1600
+    # the continuation is its own prefix group; the fresh ones are two more
+    assert len(set(plan.generate[1].group_id.tolist())) == 3
+
+
+def test_bounded_step_is_shorter_than_the_tail():
+    plain = resolve(rl_policy_scenario(None, fixed=False, steps=6))
+    part = resolve(rl_policy_scenario({"kind": "partial_rollout", "segment_tokens": 800}, fixed=False, steps=6))
+    a, _ = run_pipeline(plain, 1, True, "sync_colocated")
+    b, _ = run_pipeline(part, 1, True, "sync_colocated")
+    assert b.summary["generation_makespan_s"] < a.summary["generation_makespan_s"]
+    assert 0 < b.summary["policy"]["off_policy_token_share"] < 1
