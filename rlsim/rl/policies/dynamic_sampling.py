@@ -26,10 +26,7 @@ import math
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.special import betaln
-from scipy.stats import binom
 
 from rlsim.rl.policies.seam import DATA_COLUMNS, PolicyPlan, PolicySeam, restride
 
@@ -52,6 +49,8 @@ class DynamicSampling(BaseModel):
 
 def filtered_probability(alpha: float, beta: float, n: int) -> float:
     """Probability that a group of ``n`` Bernoulli(p) rewards, p ~ Beta(alpha, beta), is all equal."""
+    from scipy.special import betaln  # lazy (scipy / pandas: the config imports this module)
+
     return float(math.exp(betaln(alpha + n, beta) - betaln(alpha, beta))
                  + math.exp(betaln(alpha, beta + n) - betaln(alpha, beta)))
 
@@ -59,6 +58,8 @@ def filtered_probability(alpha: float, beta: float, n: int) -> float:
 def expected_rounds_one_suffices(alpha: float, beta: float, n: int, groups: int, round_groups: int) -> float:
     """P(one round of ``round_groups`` groups keeps at least ``groups``): binomial in the kept count."""
     q = filtered_probability(alpha, beta, n)
+    from scipy.stats import binom
+
     return float(binom.sf(groups - 1, round_groups, 1.0 - q))
 
 
@@ -93,6 +94,8 @@ class DynamicSamplingSeam(PolicySeam):
                          used / max(1, len(keep_idx))))
         generate, stride = restride(gen)
         trained, _ = restride(train)
+        import pandas as pd
+
         data = pd.DataFrame(rows, columns=list(DATA_COLUMNS[:5]))
         for c in ("off_policy_token_share", "off_policy_seq_share", "mean_staleness_steps"):
             data[c] = 0.0

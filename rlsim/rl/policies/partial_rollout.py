@@ -27,7 +27,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from rlsim.errors import ConfigError
@@ -88,6 +87,8 @@ class PartialRolloutSeam(PolicySeam):
             c_prompt, c_total, c_done, c_start = prompt[keep], total[keep], (done + chunk)[keep], start[keep]
         generate, stride = restride(gen)
         trained, _ = restride(train)
+        import pandas as pd
+
         data = pd.DataFrame(rows, columns=list(DATA_COLUMNS))
         return PolicyPlan(generate, trained, data, stride)
 

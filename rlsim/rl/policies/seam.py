@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 __all__ = ["PolicySeam", "PolicyPlan", "DATA_COLUMNS", "restride", "no_side_effects"]
 
@@ -74,6 +73,8 @@ def no_side_effects(batches: list) -> pd.DataFrame:
     n = np.array([len(b.seq_id) for b in batches], dtype=np.int64)
     zero = np.zeros(len(batches))
     tokens = np.array([int(b.response.sum()) for b in batches], dtype=np.int64)
+    import pandas as pd
+
     return pd.DataFrame({"generated_requests": n, "trained_trajectories": n, "trained_tokens": tokens, "filtered_groups": 0 * n,
                          "over_generation_factor": zero + 1.0, "off_policy_token_share": zero,
                          "off_policy_seq_share": zero, "mean_staleness_steps": zero})
