@@ -21,8 +21,12 @@ Without a policy none of this runs: the pipeline uses the base batches as they a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["PolicySeam", "PolicyPlan", "DATA_COLUMNS", "restride", "no_side_effects"]
 
