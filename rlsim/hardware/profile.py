@@ -488,7 +488,7 @@ class SpeculationCosts(_Frozen):
 
     source: str = "h100_sxm fit (rlsim calibrate spec), used where a profile has no speculation section"
     vllm_version: str = "0.10.1-0.11.1"
-    draft_round_us: NonNeg = 1104.7
+    draft_round_us: NonNeg = 1477.06
     draft_step_us: NonNeg = 0.0
     draft_seq_us: NonNeg = 0.0
     verify_us_per_draft_token: NonNeg = 21.8718
@@ -497,7 +497,7 @@ class SpeculationCosts(_Frozen):
     ngram_seq_us: NonNeg = 0.4478
     ngram_ns_per_context_token: NonNeg = 0.2354
     reference_bf16_tflops: NonNeg = 989.0
-    legacy_draft_step_us: NonNeg = 746.05
+    legacy_draft_step_us: NonNeg = 652.96
     legacy_before: str = "0.10.1"
     fit: dict[str, Any] | None = None
 
