@@ -395,7 +395,7 @@ def _yaml_lines(d: dict, ind: int = 0) -> list[str]:
         elif isinstance(v, list):
             out.append(" " * ind + f"{k}: [{', '.join(str(x) for x in v)}]" + _REPORT_NOTE)
         elif isinstance(v, str):
-            out.append(" " * ind + f'{k}: "{v}"')
+            out.append(" " * ind + f'{k}: "{v}"' + _REPORT_NOTE)  # a path may read as a number: keep the note
         else:
             out.append(" " * ind + f"{k}: {v}" + _REPORT_NOTE)
     return out
