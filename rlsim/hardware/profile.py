@@ -470,12 +470,15 @@ class SpeculationCosts(_Frozen):
       model), beyond its forwards' kernel time: the drafter's input preparation from the accepted
       tokens (``prepare_inputs``, rejected-token counts), the GPU -> CPU copy of the draft ids;
     * ``draft_step_us``: per draft forward: its attention-metadata update, launches outside the
-      graph and the draft-token argmax;
+      graph and the draft-token argmax (not identified by the decomposition, which was measured
+      at one k: 0, the per-step kernels carry the k dependence);
     * ``draft_seq_us``: per sequence and round (the per-request bookkeeping of the proposal);
     * ``verify_us_per_draft_token``: per draft token in the verify pass beyond the target's
       kernels (rejection sampler, target probabilities and metadata at every draft position);
     * ``spec_host_us``: host time of a speculative step beyond the engine's ``engine`` host model
       (draft-token bookkeeping, rejected-token rollback in the scheduler);
+    * the three ``draft_*`` terms are host work too (rlsim.speculation.costs): serial under
+      synchronous scheduling, where they were measured, hidden behind the GPU under async scheduling;
     * ``ngram_round_us`` / ``ngram_seq_us`` / ``ngram_ns_per_context_token``: the n-gram
       proposer's host time per step: fixed, per request, and per token of history it scans;
     * ``reference_bf16_tflops``: the bf16 peak of the GPU the terms were fitted on; on another GPU
