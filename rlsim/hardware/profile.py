@@ -470,12 +470,15 @@ class SpeculationCosts(_Frozen):
       model), beyond its forwards' kernel time: the drafter's input preparation from the accepted
       tokens (``prepare_inputs``, rejected-token counts), the GPU -> CPU copy of the draft ids;
     * ``draft_step_us``: per draft forward: its attention-metadata update, launches outside the
-      graph and the draft-token argmax;
+      graph and the draft-token argmax (not identified by the decomposition, which was measured
+      at one k: 0, the per-step kernels carry the k dependence);
     * ``draft_seq_us``: per sequence and round (the per-request bookkeeping of the proposal);
     * ``verify_us_per_draft_token``: per draft token in the verify pass beyond the target's
       kernels (rejection sampler, target probabilities and metadata at every draft position);
     * ``spec_host_us``: host time of a speculative step beyond the engine's ``engine`` host model
       (draft-token bookkeeping, rejected-token rollback in the scheduler);
+    * the three ``draft_*`` terms are host work too (rlsim.speculation.costs): serial under
+      synchronous scheduling, where they were measured, hidden behind the GPU under async scheduling;
     * ``ngram_round_us`` / ``ngram_seq_us`` / ``ngram_ns_per_context_token``: the n-gram
       proposer's host time per step: fixed, per request, and per token of history it scans;
     * ``reference_bf16_tflops``: the bf16 peak of the GPU the terms were fitted on; on another GPU
@@ -488,7 +491,7 @@ class SpeculationCosts(_Frozen):
 
     source: str = "h100_sxm fit (rlsim calibrate spec), used where a profile has no speculation section"
     vllm_version: str = "0.10.1-0.11.1"
-    draft_round_us: NonNeg = 1104.7
+    draft_round_us: NonNeg = 1477.06
     draft_step_us: NonNeg = 0.0
     draft_seq_us: NonNeg = 0.0
     verify_us_per_draft_token: NonNeg = 21.8718
@@ -497,7 +500,7 @@ class SpeculationCosts(_Frozen):
     ngram_seq_us: NonNeg = 0.4478
     ngram_ns_per_context_token: NonNeg = 0.2354
     reference_bf16_tflops: NonNeg = 989.0
-    legacy_draft_step_us: NonNeg = 746.05
+    legacy_draft_step_us: NonNeg = 652.96
     legacy_before: str = "0.10.1"
     fit: dict[str, Any] | None = None
 

@@ -400,6 +400,7 @@ class AcceptanceSampler:
         self.conditional = _read_only(np.clip(self.scales[:, None] * base[None, :], 0.0, 1.0))
         self.needs_context = model.context_decay is not None or isinstance(model, RegimeAcceptance)
         self._survive = _read_only(np.cumprod(self.conditional, axis=1))  # P(A >= i), no decay
+        self._powers: dict[int, FloatArray] = {}  # k -> table of the decay factor's powers by bucket
         self._seq_keys = _read_only(seq_keys(self.seed, self.seq_ids))
         n = self.seq_ids.size
         contiguous = n > 0 and bool(np.array_equal(self.seq_ids, self.seq_ids[0] + np.arange(n)))
@@ -452,11 +453,27 @@ class AcceptanceSampler:
             survive = self._survive[idx, :k][None, :, :]
         else:  # P(A >= i) = prod_{j <= i} a_j f(ctx) = survive_i f^i
             assert ctx is not None, "the acceptance model has context_decay: pass ctx (context lengths)"
-            f = np.broadcast_to(self.model.context_decay.factor(_bucketed(ctx)), (num_rounds, idx.size))
-            survive = self._survive[idx, :k][None, :, :] * f[:, :, None] ** np.arange(1, k + 1, dtype=np.float64)
+            survive = self._survive[idx, :k][None, :, :] * self._decay_powers(ctx, k)
         if u is None:
             u = self.round_uniforms(idx, first, num_rounds)
         return (u[:, :, None] < survive).sum(axis=-1, dtype=np.int64)
+
+    def survive_at(self, seq_idx: npt.ArrayLike, k: int, ctx: npt.ArrayLike) -> FloatArray:
+        """``P(A >= i)``, ``i = 1..k``, of sequences ``seq_idx`` (n,) at contexts ``ctx`` (n,) with
+        context decay, ``(n, k)`` (the values :meth:`sample` compares its uniforms with)."""
+        return self._survive[np.asarray(seq_idx, dtype=np.intp), :k] * self._decay_powers(ctx, k)
+
+    def _decay_powers(self, ctx: npt.ArrayLike, k: int) -> FloatArray:
+        """``f(bucket start) ** i`` for ``i = 1..k`` at context lengths ``ctx``, ``ctx.shape + (k,)``:
+        looked up by bucket in a table (the same floats as evaluating the factor per element)."""
+        bucket = np.floor(np.asarray(ctx, dtype=np.float64) / DECAY_BUCKET_TOKENS).astype(np.int64)
+        top = int(bucket.max(initial=0)) + 1
+        table = self._powers.get(k)
+        if table is None or table.shape[0] < top:
+            starts = np.arange(max(top, 2 * (0 if table is None else table.shape[0])), dtype=np.float64) * DECAY_BUCKET_TOKENS
+            table = self.model.context_decay.factor(starts)[:, None] ** np.arange(1, k + 1, dtype=np.float64)
+            self._powers[k] = table
+        return table[np.maximum(bucket, 0)]
 
     def context_keys(self, ctx: npt.ArrayLike) -> list[np.ndarray]:
         """What of a round's context its acceptance depends on: the decay bucket and the regime

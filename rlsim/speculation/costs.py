@@ -24,7 +24,12 @@ A speculative step in vLLM V1 (``vllm/v1/worker/gpu_model_runner.py``: ``execute
    ``1 + k`` per request), then ``k - 1`` single-token forwards, each followed by an argmax and an
    update of positions, slot mapping and attention metadata; their kernels are timed by the
    drafter's ForwardModel (eager launch costs when the drafter runs without CUDA graphs), and the
-   rest is ``draft_round_us + k x draft_step_us + B x draft_seq_us`` (fitted);
+   rest is ``draft_round_us + k x draft_step_us + B x draft_seq_us`` (fitted).  That rest is host
+   work (input preparation, attention metadata per step, the GPU -> CPU copy of the draft ids
+   the scheduler waits for): it was measured on vLLM 0.10 / 0.11, which ran speculation
+   synchronously, so it is serial there; with async scheduling (vLLM PR #31998 onwards,
+   :mod:`rlsim.config.vllm`; hardware_and_models.md C1) it runs while the GPU works and is
+   priced as the engine's own host time is -- hidden behind the GPU time but for the exposed part;
 4. **n-gram** (``NgramProposer.propose`` in ``vllm/v1/spec_decode/ngram_proposer.py``): a host
    KMP match of each request's last n tokens against its whole token history, after the step's
    tokens are known and before the next step is scheduled -- on the critical path (vLLM cannot

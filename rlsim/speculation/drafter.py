@@ -15,8 +15,10 @@ pass (vLLM's ``propose``):
 * ``ngram``: a host lookup over each request's token history, no GPU work.
 
 Beyond the kernels every GPU drafter pays the round / step / per-sequence overheads of
-:class:`rlsim.speculation.costs.SpecCosts` (fitted, the profile's ``speculation`` section), and
-the n-gram proposer its host time (on the step's critical path).
+:class:`rlsim.speculation.costs.SpecCosts` (fitted, the profile's ``speculation`` section) as host
+time (:meth:`Drafter.overhead_host_s`: serial under synchronous scheduling, where they were
+measured, hidden behind the GPU under async scheduling like the engine's own host work), and the
+n-gram proposer its host time (on the step's critical path).
 
 Drafters that keep a KV cache also prefill the prompt (their share of every prefill chunk).
 Weights and KV of the drafter are taken out of the target's memory (rlsim.cost.memory).
@@ -61,12 +63,18 @@ class Drafter:
         if self.fwd is None or k <= 0 or batch <= 0:
             return np.zeros_like(ctx)
         first = self.fwd.decode_times_s(batch, ctx, q=k + 1)
-        if self.costs is not None:
-            first = first + self.costs.draft_overhead_s(batch, k)
         if k == 1:
             return first
         steps = batch * np.arange(1, k, dtype=np.float64).reshape((-1,) + (1,) * ctx.ndim)
         return first + self.fwd.decode_times_s(batch, ctx[None, ...] + steps, q=1).sum(axis=0)
+
+    def overhead_host_s(self, batch: int, k: int) -> float:
+        """A GPU drafter's round time beyond its kernels (the fitted round / step / per-sequence
+        terms): input preparation, attention metadata per draft step, the draft ids' copy -- host
+        work, so serial without async scheduling and hidden behind the GPU with it; 0 for n-gram."""
+        if self.fwd is None or self.costs is None:
+            return 0.0
+        return self.costs.draft_overhead_s(batch, k)
 
     def prefill_time_s(self, shape: PassShape) -> float:
         """GPU time for the drafter's share of a pass's prefill chunks (its own KV)."""

@@ -11,19 +11,25 @@ buffer only saves work:
   when a request runs past them, so the result is identical to sampling each round directly;
 * with context decay or regime acceptance, a round's context (and so its acceptance) depends on
   the tokens the earlier rounds accepted: the rounds are solved together as a fixed point
-  (identical to drawing them one after the other).
+  (identical to drawing them one after the other).  ``CONTEXT_ROUNDS`` future rounds per
+  sequence are solved at once, each with the context it starts at; a later call takes them only
+  where its sequences' contexts and ``k`` are the ones the buffer predicted (a sequence's context
+  moves only by its own rounds: ``1 + A`` tokens each), and re-solves the others -- so again the
+  result is identical to drawing each round directly.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from rlsim.speculation.acceptance import AcceptanceSampler
+from rlsim.speculation.acceptance import DECAY_BUCKET_TOKENS, AcceptanceSampler, RegimeAcceptance
 
 __all__ = ["AcceptanceDraws", "BUFFER_ROUNDS"]
 
 #: Future draft rounds buffered per sequence.
 BUFFER_ROUNDS = 256
+#: Future draft rounds buffered per sequence with context-dependent acceptance.
+CONTEXT_ROUNDS = 128
 
 
 class AcceptanceDraws:
@@ -34,9 +40,11 @@ class AcceptanceDraws:
         self.k_max = sampler.k_max
         self.buffer_rounds = int(buffer_rounds)
         self._decay = sampler.needs_context  # context decay or regime acceptance: rounds in order
+        self._regime = isinstance(sampler.model, RegimeAcceptance)
         self._buf: np.ndarray | None = None   # (sequences, buffer_rounds) int8
         self._base: np.ndarray | None = None  # round index of each sequence's buffer column 0
         self._mean: dict[int, float] = {}
+        self._ctx_buf: tuple[np.ndarray, ...] | None = None  # context-dependent rounds (see _buffered_context)
 
     def accepted(self, seq_ids: np.ndarray, first_round: np.ndarray, rounds: int, k: int,
                  context_tokens: np.ndarray | None = None) -> np.ndarray:
@@ -45,7 +53,9 @@ class AcceptanceDraws:
         ``context_tokens`` (prompt + generated at ``first_round``) is needed with context decay."""
         idx = self.sampler.index_of(seq_ids)
         if self._decay:
-            return self._with_context(idx, first_round, rounds, k, context_tokens)
+            if rounds > CONTEXT_ROUNDS:
+                return self._with_context(idx, first_round, rounds, k, context_tokens)
+            return self._buffered_context(idx, first_round, rounds, k, context_tokens)
         if rounds > self.buffer_rounds:
             return self.sampler.sample(idx, first_round, rounds, k)
         offset = self._offsets(idx, first_round, rounds)
@@ -67,6 +77,58 @@ class AcceptanceDraws:
             self._base[refill] = first_round[stale]
             offset = first_round - self._base[idx]
         return offset
+
+    def _buffered_context(self, idx: np.ndarray, first_round: np.ndarray, rounds: int, k: int,
+                          context_tokens: np.ndarray | None) -> np.ndarray:
+        """:meth:`_with_context` through the buffer of ``CONTEXT_ROUNDS`` solved rounds per sequence:
+        accepted drafts, each round's starting context and the ``k`` they were solved at; sequences
+        whose ``(first_round, context, k)`` the buffer does not hold are solved again from there."""
+        assert context_tokens is not None, "context-dependent acceptance needs the sequences' context lengths"
+        ctx = np.asarray(context_tokens, dtype=np.float64)
+        if self._ctx_buf is None:
+            n = self.sampler.seq_ids.size
+            self._ctx_buf = (np.zeros((n, CONTEXT_ROUNDS), dtype=np.int8), np.full((n, CONTEXT_ROUNDS), -1.0),
+                             np.full(n, -(10**9), dtype=np.int64), np.zeros(n, dtype=np.int64))
+        acc, start_ctx, base, ks = self._ctx_buf
+        offset = first_round - base[idx]
+        inside = (offset >= 0) & (offset + rounds <= CONTEXT_ROUNDS) & (ks[idx] == k)
+        held = inside & (start_ctx[idx, np.where(inside, offset, 0)] == ctx)
+        if not held.all():
+            stale = ~held
+            refill, first, c0 = idx[stale], first_round[stale], ctx[stale]
+            a = (self._with_context(refill, first, CONTEXT_ROUNDS, k, c0) if self._regime
+                 else self._by_bucket(refill, first, CONTEXT_ROUNDS, k, c0))
+            acc[refill] = a.T
+            start_ctx[refill] = (c0[None, :] + np.arange(CONTEXT_ROUNDS)[:, None] + np.cumsum(a, axis=0) - a).T
+            base[refill], ks[refill] = first, k
+            offset = first_round - base[idx]
+        flat = (idx * CONTEXT_ROUNDS + offset)[None, :] + np.arange(rounds)[:, None]
+        return acc.ravel().take(flat).astype(np.int64)
+
+    def _by_bucket(self, idx: np.ndarray, first_round: np.ndarray, rounds: int, k: int, ctx: np.ndarray) -> np.ndarray:
+        """Context decay without regimes, solved bucket by bucket: every round from a sequence's
+        current one on is drawn at its current bucket's factor; the first of them whose context
+        reaches a later bucket starts the next pass (a round's context depends only on the rounds
+        before it, so each pass fixes the rounds up to its crossing exactly -- the result of
+        drawing the rounds one after the other)."""
+        u = self.sampler.round_uniforms(idx, first_round, rounds)
+        out = np.zeros((rounds, idx.size), dtype=np.int64)
+        row = np.arange(rounds)[:, None]
+        cols = np.arange(idx.size)
+        start = np.zeros(idx.size, dtype=np.int64)  # first round of the current bucket, per column
+        at = ctx.astype(np.float64)                 # context at that round
+        while cols.size:
+            acc = (u[:, cols, None] < self.sampler.survive_at(idx[cols], k, at)[None, :, :]).sum(axis=-1)
+            later = row >= start[None, :]
+            block = np.where(later, acc, out[:, cols])
+            out[:, cols] = block
+            c = ctx[cols][None, :] + row + (np.cumsum(block, axis=0) - block)
+            bucket = np.floor(c / DECAY_BUCKET_TOKENS)
+            moved = later & (bucket > np.floor(at / DECAY_BUCKET_TOKENS)[None, :])
+            go = moved.any(axis=0)
+            first = moved.argmax(axis=0)[go]
+            cols, start, at = cols[go], first, c[first, np.flatnonzero(go)]
+        return out
 
     def _with_context(self, idx: np.ndarray, first_round: np.ndarray, rounds: int, k: int,
                       context_tokens: np.ndarray | None) -> np.ndarray:

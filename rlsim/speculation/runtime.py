@@ -95,11 +95,13 @@ class SpecRuntime:
 
     def host_parts_s(self, batch: int, k: int, history_tokens):
         """(host time async scheduling can overlap, host time on the critical path) of a step
-        with ``batch`` drafting requests holding ``history_tokens`` tokens (scalar or array)."""
+        with ``batch`` drafting requests holding ``history_tokens`` tokens (scalar or array): the
+        first is ``spec_host_us`` plus a GPU drafter's round overhead beyond its kernels
+        (:meth:`Drafter.overhead_host_s`), the second the n-gram proposer's scan."""
         costs = self.drafter.costs
         if k <= 0 or batch <= 0 or costs is None:
             return 0.0, 0.0
-        return costs.spec_host_s, self.drafter.host_time_s(batch, history_tokens)
+        return costs.spec_host_s + self.drafter.overhead_host_s(batch, k), self.drafter.host_time_s(batch, history_tokens)
 
     def step_time_s(self, batch: int, ctx_tokens: float, k: int) -> float:
         """GPU time of one iteration (verify pass of 1 + k tokens per sequence, its extra

@@ -81,17 +81,16 @@ def chain_round_s(runtime, batch: int, ctx_tokens: float, k: int) -> float:
 
 def tree_round_s(runtime, batch: int, ctx_tokens: float, tree: DraftTree) -> float:
     """A tree round's time: verify over ``B x (1 + num_draft_tokens)`` tokens, the first draft
-    step over the accepted tokens, ``depth - 1`` steps over ``topk`` tokens per request, the fitted
-    round / step overheads and the verification extras for the tree's tokens."""
+    step over the accepted tokens, ``depth - 1`` steps over ``topk`` tokens per request and the
+    verification extras for the tree's tokens (host time async scheduling can hide is left out, as
+    in :func:`chain_round_s`)."""
     n = tree.num_draft_tokens
     ctx = np.array([ctx_tokens + batch * n], dtype=np.float64)
     verify = float(runtime.target.decode_times_s(batch, ctx, q=1 + n)[0]) + runtime.verify_extra_s(batch, n)
     d = runtime.drafter
     draft = float(d.fwd.decode_times_s(batch, ctx, q=1 + tree.depth)[0])
     draft += (tree.depth - 1) * float(d.fwd.decode_times_s(batch, ctx, q=tree.topk)[0])
-    if d.costs is not None:
-        draft += d.costs.draft_overhead_s(batch, tree.depth)
-    return verify + draft
+    return verify + draft  # the drafter's host overheads are left out, as in chain_round_s
 
 
 def goodput(runtime, batch: int, ctx_tokens: float, k: int, tree: DraftTree | None = None,

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rlsim.calibration.spec import (default_source, fit_all, read_decomposition, read_legacy_tpot, write_section)
+from rlsim.calibration.spec import (default_source, fit_all, identified_k, read_decomposition, read_legacy_tpot,
+                                    write_section)
 from rlsim.cli import app
 from rlsim.errors import CalibrationError
 from rlsim.hardware import load_profile
@@ -42,6 +43,18 @@ def test_fit_reproduces_the_profile_and_beats_the_model_before():
         assert t[term]["in_sample"]["median_abs_pct_err"] < t[term]["before"]["median_abs_pct_err"], term
     assert t["target"]["leave_one_batch_out"]["max_abs_pct_err"] < 15.0
     assert t["eagle3_round"]["in_sample"]["max_abs_pct_err"] < 20.0
+    # drafting: fitted at the k the decomposition identifies, held out by batch and by context
+    assert t["draft"]["identified_k"] == 2 and params["draft_step_us"] == 0.0
+    assert t["draft"]["leave_one_batch_out"]["max_abs_pct_err"] < 15.0
+    assert t["draft"]["leave_one_context_out"]["max_abs_pct_err"] < 15.0
+
+
+def test_identified_k_reads_the_drafting_kv_coefficient_as_forwards_per_round():
+    dec = read_decomposition()
+    # one KV read of a 1-layer head at the target's per-layer rate: 3.93e-8 / 32 s per token
+    assert identified_k(dec, 32, 1, 4096.0, 4096.0) == 2  # 2.38e-9 / 1.23e-9 = 1.94 reads
+    assert identified_k(dec, 32, 1, 4096.0, 1024.0) == 8  # a head with a quarter of the KV: 4x the reads
+    assert identified_k(dec, 32, 2, 4096.0, 4096.0) == 1  # never below 1
 
 
 def test_cli_prints_the_table_and_writes_the_section(tmp_path: Path):

@@ -41,12 +41,16 @@ def test_profile_defaults_are_the_fitted_values_never_zero():
     assert sp.draft_step_us_at(None) == sp.draft_step_us
 
 
-def test_eagle_round_adds_fitted_overhead_to_the_head_kernels():
+def test_eagle_round_is_the_head_kernels_on_the_gpu_and_the_fitted_overhead_on_the_host():
     res = resolve(scenario(spec=eagle(3, 0.7)))
     d = res.drafter
     ctx = np.array([2000.0])
     kernels = d.fwd.decode_times_s(1, ctx, q=4)[0] + sum(d.fwd.decode_times_s(1, ctx + j, q=1)[0] for j in (1, 2))
-    assert d.propose_times_s(1, ctx, 3)[0] == pytest.approx(kernels + d.costs.draft_overhead_s(1, 3))
+    assert d.propose_times_s(1, ctx, 3)[0] == pytest.approx(kernels)
+    assert d.overhead_host_s(1, 3) == d.costs.draft_overhead_s(1, 3) > 0
+    rt = spec_runtime(res, np.arange(2), np.full(2, 64), 0, res.forward_model())
+    overlap, serial = rt.host_parts_s(1, 3, ctx)
+    assert overlap == pytest.approx(d.costs.spec_host_s + d.costs.draft_overhead_s(1, 3)) and serial == 0.0
 
 
 def test_random_rejection_sampling_costs_more_than_greedy():

@@ -48,3 +48,34 @@ def test_context_decay_draws_round_by_round():
         expect[r] = s.sample(s.index_of(ids), np.full(5, r), 1, 3, ctx[None, :])[0]
         ctx = ctx + 1 + expect[r]
     np.testing.assert_array_equal(got, expect)
+
+
+def _round_by_round(s, ids, first, ctx, rounds, k):
+    out = np.empty((rounds, len(ids)), dtype=np.int64)
+    ctx = ctx.astype(np.float64).copy()
+    for r in range(rounds):
+        out[r] = s.sample(s.index_of(ids), first + r, 1, k, ctx[None, :])[0]
+        ctx = ctx + 1 + out[r]
+    return out, ctx
+
+
+def test_buffered_context_draws_equal_round_by_round_across_refills_and_context_jumps():
+    """Rounds taken from the solved buffer (bucket by bucket, across bucket edges and buffer ends)
+    equal drawing each round directly; a sequence whose context is not the one the buffer
+    predicted (a plain decode step in between) or whose k changed is solved again."""
+    from rlsim.speculation import draws as D
+
+    model = ConstantAcceptance(rate=0.8, concentration=5.0, context_decay=ContextDecay(reference_tokens=0, half_life_tokens=300))
+    ids = np.arange(6) + 40
+    s = _sampler(ids, model, k=4)
+    draws = AcceptanceDraws(s)
+    first, ctx = np.zeros(6, dtype=np.int64), np.arange(6) * 97.0 + 50
+    chunks, expect = [], []
+    for step in range(3 * D.CONTEXT_ROUNDS // 20):
+        k = 4 if step < 12 else 3
+        got = draws.accepted(ids, first, 20, k, ctx)
+        want, ctx_after = _round_by_round(s, ids, first, ctx, 20, k)
+        chunks.append(got)
+        expect.append(want)
+        first, ctx = first + 20, ctx_after + (step % 5 == 0)  # every fifth step a plain decode token too
+    np.testing.assert_array_equal(np.concatenate(chunks), np.concatenate(expect))
