@@ -174,6 +174,8 @@ class ForwardModel:
         self._head = [w for w in all_weights if w.group == "head"]
         self._experts = [w for w in all_weights if w.group == "expert"]
         self._token_cost = lru_cache(maxsize=4096)(self._token_components)
+        self._body_cost = lru_cache(maxsize=16384)(self._body_components)
+        self._head_cost = lru_cache(maxsize=16384)(self._head_time_s)
         self._gemm_kernels = {d: gemm_kernel(hw, d) for d in {self.quant.dtype_of(w.group) for w in self._weights + self._head}}
         self._moe_kernel = moe_kernel(hw, self.quant.expert) if self._experts and self._moe_layers else None
         self.warnings: tuple[str, ...] = self._kernel_warnings()
@@ -255,7 +257,13 @@ class ForwardModel:
         return num_tokens
 
     def _token_components(self, num_tokens: int, num_logits: int, graphed: bool) -> tuple[float, ...]:
-        """Components that depend only on token counts: linear, moe, comm, elementwise, head."""
+        """Components that depend only on token counts: linear, moe, comm, elementwise, head
+        (the first four cached per token count, the head per logit count: a mixed pass's two
+        counts vary independently)."""
+        return (*self._body_cost(num_tokens, graphed), self._head_cost(num_logits, graphed))
+
+    def _body_components(self, num_tokens: int, graphed: bool) -> tuple[float, float, float, float]:
+        """linear, moe, comm, elementwise of a pass over ``num_tokens`` tokens."""
         hw, a, tp, T = self.hw, self.arch, self.tp, num_tokens
         linear = 0.0
         for w in self._weights:
@@ -271,8 +279,7 @@ class ForwardModel:
             comm += self._moe_layers * self._dispatch_combine_s(hidden_bytes, graphed)
         elementwise = self._layers * float(ops.elementwise_time_s(hw, ELEMENTWISE_PASSES * hidden_bytes))
         elementwise += float(ops.elementwise_time_s(hw, hidden_bytes))  # embedding gather
-        head = self._head_time_s(num_logits, graphed)
-        return linear, moe, comm, elementwise, head
+        return linear, moe, comm, elementwise
 
     def _moe_time_s(self, T: int) -> float:
         """One pass's experts on the busiest GPU: ``T`` tokens per rank, ``T x dp`` routed in all."""

@@ -191,8 +191,10 @@ class Engine:
         run, cached, req = jump.slots, jump.cached_tokens, self.requests
         total = float(jump.step_s[:m].sum())
         B, q = len(run), 1 + jump.k
+        target = jump.target_s[:m]
+        draft = float(np.sum(jump.draft_s[:m]))
         self.stats.add_decode_jump(self.forward.decode_const_parts(B, q), self.forward.launch_overhead_s(True), m,
-                                   float(jump.target_s[:m].sum()), float(np.sum(jump.draft_s[:m])), total,
+                                   float(target.sum()), draft, total,
                                    jump.reject_s * m, float(np.sum(jump.serial_s[:m])) if jump.k else 0.0)
         if jump.k == 0:
             advanced, last = np.full(B, m, dtype=np.int64), cached + m - 1
@@ -215,7 +217,7 @@ class Engine:
         finished = self._retire(run[req.generated[run] == req.response[run]])
         self.max_kv_used = max(self.max_kv_used, self.kv.used())
         self.stats.segments += 1
-        gpu = jump.target_s[:m] + jump.draft_s[:m]
+        gpu = target + jump.draft_s[:m]
         return Segment(self.id, jump.start_s, self.now, m, B, "decode", B * m, 0, 0, finished, B, float(gpu.sum()),
                        float(gpu[0]), float(gpu[-1]))
 
@@ -287,12 +289,17 @@ class Engine:
         """Apply one pass's results: prefills cache their chunk, decodes gain their tokens."""
         req, slots, new, before = self.requests, batch.slots, batch.new_tokens, batch.computed_before
         decode = before + 1 == req.prompt[slots] + req.generated[slots]
-        sampled = self._advance_prefills(slots[~decode], new[~decode], before[~decode])
-        dec = slots[decode]
-        gained = self._decode_gains(dec, new[decode])
-        req.computed[dec] = before[decode] + gained
+        if decode.all():  # no prefill chunk: nothing sampled by a prefill
+            dec, touched = slots, slots
+            gained = self._decode_gains(dec, new)
+            req.computed[dec] = before + gained
+        else:
+            sampled = self._advance_prefills(slots[~decode], new[~decode], before[~decode])
+            dec = slots[decode]
+            gained = self._decode_gains(dec, new[decode])
+            req.computed[dec] = before[decode] + gained
+            touched = np.concatenate([sampled, dec])
         req.generated[dec] += np.minimum(gained, req.remaining(dec))
-        touched = np.concatenate([sampled, dec])
         first = np.isnan(req.first_token_s[touched])
         req.first_token_s[touched[first]] = self.now
         req.first_token_seg[touched[first]] = self.stats.segments

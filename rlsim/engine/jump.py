@@ -74,9 +74,10 @@ def plain_decode_iterations(cached: np.ndarray, remaining: np.ndarray, kv: KvCac
     """Without speculation every sequence advances one token per iteration: iterations until the
     first completion or the first iteration whose KV slots do not fit (binary search)."""
     m = int(remaining.min())
+    held, bs, free = kv.shared[slots] + kv.own[slots], kv.block_size, kv.free  # kv.growth_blocks, hoisted
 
     def fits(i: int) -> bool:  # iteration i + 1 holds cached + i + 1 tokens; i iterations need cached + i
-        return int(kv.growth_blocks(slots, cached + i).sum()) <= kv.free
+        return int(np.maximum(-(-(cached + i) // bs) - held, 0).sum()) <= free
 
     if fits(m):
         return m
@@ -92,6 +93,14 @@ def plain_decode_iterations(cached: np.ndarray, remaining: np.ndarray, kv: KvCac
         else:
             hi = mid - 1
     return lo
+
+
+def _per_iteration(x, m: int) -> np.ndarray:
+    """``x`` (a scalar or per-iteration array) as ``m`` values (``np.broadcast_to``, skipped
+    when ``x`` already is one value per iteration)."""
+    if isinstance(x, np.ndarray) and x.shape == (m,):
+        return x
+    return np.broadcast_to(x, (m,))
 
 
 class JumpPlanner:
@@ -149,9 +158,9 @@ class JumpPlanner:
             reject = self.spec.verify_extra_s(B, k)
             overlap, serial = self.spec.host_parts_s(B, k, ctx)
             host, draft = host + overlap, draft + reject
-        step = np.broadcast_to(self.params.step_s(target + draft, host, B) + serial, (m,))
-        return Jump(run, cached, k, m, ctx, target, np.broadcast_to(draft, (m,)), step, np.cumsum(step), advance,
-                    accepted, now, reject, np.broadcast_to(serial, (m,)))
+        step = _per_iteration(self.params.step_s(target + draft, host, B) + serial, m)
+        return Jump(run, cached, k, m, ctx, target, _per_iteration(draft, m), step, np.cumsum(step), advance,
+                    accepted, now, reject, _per_iteration(serial, m))
 
     def _adaptive_limit(self, B: int, ctx_after_first_token: np.ndarray, m: int) -> int:
         """With adaptive k, end the jump where the context bucket (and so maybe k) changes."""

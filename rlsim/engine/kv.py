@@ -160,6 +160,18 @@ class KvCache:
         fits = np.cumsum(self.growth_blocks(seqs, tokens)) <= self.free
         return int(np.argmin(fits)) if not fits.all() else len(seqs)
 
+    def reserve_fitting_prefix(self, seqs: np.ndarray, tokens: np.ndarray) -> int:
+        """Grow the leading ``seqs`` that fit together (:meth:`fitting_prefix`) to ``tokens``
+        (:meth:`reserve`); returns how many."""
+        extra = self.growth_blocks(seqs, tokens)
+        cum = np.cumsum(extra)
+        fits = cum <= self.free
+        n = int(np.argmin(fits)) if not fits.all() else len(seqs)
+        if n:
+            self._take(int(cum[n - 1]))
+            self.own[seqs[:n]] += extra[:n]
+        return n
+
     # ------------------------------------------------------------- updates
     def admit(self, seq: int, computed_after: int, prefix_len: int) -> None:
         """Make ``seq`` resident (its group's shared blocks from the cache or newly allocated)."""
