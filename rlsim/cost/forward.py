@@ -51,6 +51,7 @@ import numpy as np
 
 from rlsim.cost.memory import kv_heads_per_gpu, kv_values_per_token_per_layer_per_gpu, local_shape
 from rlsim.cost.routing import slowest_rank_rows
+from rlsim import units
 from rlsim.hardware import ops
 from rlsim.hardware.kernels import gemm_kernel, moe_kernel
 from rlsim.units import dtype_bytes
@@ -237,6 +238,35 @@ class ForwardModel:
                                                               min(keys, self._window + ops.ATTN_TILE_M))
         return t
 
+    def _decode_attention_scalar_s(self, seqs: int, ctx_tokens: float, pairs: float | None) -> float:
+        """:meth:`attention_time_s` of a decode-only pass on a model without sliding-window layers,
+        in Python floats: the same operations in the same order as
+        :func:`rlsim.hardware.ops.decode_attention_time_s` on 0-d arrays (IEEE doubles either way,
+        so the same bits), without numpy's per-call overhead (the slow path prices one pass per
+        iteration)."""
+        mem_div, comp_div, latency_s = self._decode_attention_consts()
+        ctx = float(ctx_tokens)
+        memory = ctx * self._kv_bytes_per_tok_layer / mem_div
+        compute = (ctx if pairs is None else float(pairs)) * self._decode_flops_per_pair / comp_div
+        return 0.0 + self._full * (max(max(memory, compute), self._decode_cta_s(seqs)) + latency_s)
+
+    @functools.lru_cache(maxsize=1)
+    def _decode_attention_consts(self) -> tuple[float, float, float]:
+        """Divisors of the memory and compute terms and the latency of decode attention."""
+        eff = self.hw.efficiency
+        da = eff.decode_attention_for(self.kv_dtype)
+        return (self.hw.hbm_bandwidth_bytes_per_s * da.mem_eff,
+                self.hw.peak_flops("bf16") * eff.prefill_attention_for(self.kv_dtype).compute_eff,
+                float(units.us(da.latency_us)))
+
+    @functools.lru_cache(maxsize=8192)
+    def _decode_cta_s(self, seqs: int) -> float:
+        """The CTA floor term of decode attention at ``seqs`` sequences (as the op computes it)."""
+        da = self.hw.efficiency.decode_attention_for(self.kv_dtype)
+        f = np.asarray
+        return float(units.us(da.cta_us) * da.cta_scale(f(self._cta_head_dim, dtype=float)) * f(seqs, dtype=float)
+                     * f(self._kv_heads, dtype=float) / self.hw.gpu.sm_count)
+
     def _decode_layer_s(self, seqs: int, ctx, pairs):
         """One layer's decode attention over ``ctx`` keys (total) and ``pairs`` query-key pairs."""
         return ops.decode_attention_time_s(self.hw, ctx * self._kv_bytes_per_tok_layer, seqs,
@@ -329,10 +359,13 @@ class ForwardModel:
         graphed = self.cuda_graphs
         T = self.padded_tokens(shape.num_tokens, decode_only)
         linear, moe, comm, elem, head = self._token_cost(T, shape.num_logits, graphed)
-        attn = float(self.attention_time_s(shape.decode_seqs, shape.decode_ctx_tokens, shape.prefill_pairs,
-                                           shape.prefill_kv_tokens, shape.decode_pairs, shape.prefill_seqs,
-                                           shape.prefill_tokens, shape.prefill_tiles, shape.prefill_max_keys,
-                                           shape.decode_window_ctx_tokens))
+        if decode_only and shape.decode_seqs > 0 and not self._sliding:
+            attn = self._decode_attention_scalar_s(shape.decode_seqs, shape.decode_ctx_tokens, shape.decode_pairs)
+        else:
+            attn = float(self.attention_time_s(shape.decode_seqs, shape.decode_ctx_tokens, shape.prefill_pairs,
+                                               shape.prefill_kv_tokens, shape.decode_pairs, shape.prefill_seqs,
+                                               shape.prefill_tokens, shape.prefill_tiles, shape.prefill_max_keys,
+                                               shape.decode_window_ctx_tokens))
         return {"linear": linear, "attention": attn, "moe": moe, "communication": comm, "elementwise": elem,
                 "lm_head_sampling": head, "launch": self.launch_overhead_s(decode_only)}
 

@@ -2,8 +2,10 @@
 
 GRPO groups are dealt to engines by ``rollout.dispatch`` (round-robin by default; load- and
 length-aware options: rlsim.rl.dispatch); a group stays on one engine so its samples share the
-prompt's KV blocks.  Engines do not interact during a rollout, so each is a thin simpy
-process that yields its segments (DESIGN 2.1: pure costs, thin event loop).
+prompt's KV blocks.  Engines do not interact during a rollout and each keeps its own clock, so
+the event loop is the thinnest there is: each engine is stepped to completion in turn (an
+interleaving simpy loop gives the same segments; the segment table is sorted by engine and
+start time either way) -- which is also what lets engines run in separate processes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from rlsim.cost.forward import COMPONENTS
 
 import numpy as np
 import pandas as pd
-import simpy
 
 from rlsim.engine import Engine, Segment
 from rlsim.errors import ConfigError
@@ -59,18 +60,12 @@ def _owners(res: Resolved, batch: Batch, response: np.ndarray) -> np.ndarray:
 
 
 def _run(engines: list[Engine]) -> list[Segment]:
-    env = simpy.Environment()
+    """Every engine's segments, each engine stepped until its sequences are done."""
     segments: list[Segment] = []
-
-    def serve(engine: Engine):
-        while not engine.done():
-            seg = engine.step()
-            segments.append(seg)
-            yield env.timeout(seg.t1_s - seg.t0_s)
-
-    for eng in engines:
-        env.process(serve(eng))
-    env.run()
+    for engine in engines:
+        step, done, append = engine.step, engine.done, segments.append
+        while not done():
+            append(step())
     return segments
 
 
