@@ -121,7 +121,7 @@ class KvCache:
 
     def own_after(self, seq: int, computed_tokens: int) -> int:
         """Private blocks ``seq`` holds once ``computed_tokens`` tokens are in the cache."""
-        return int(private_blocks(computed_tokens, self.shared[seq], self.block_size))
+        return max(0, -(-int(computed_tokens) // self.block_size) - int(self.shared[seq]))  # private_blocks, in ints
 
     def admission_blocks(self, seq: int, computed_after: int) -> int:
         """Free blocks that making ``seq`` resident with ``computed_after`` tokens takes."""
