@@ -121,10 +121,13 @@ class JumpPlanner:
         B, cached = len(run), self.requests.computed[run]
         m = plain_decode_iterations(cached, self.requests.remaining(run), self.kv, run)
         m = m if limit is None else min(m, limit)
-        m = self._adaptive_limit(B, float(cached.sum()) + B * np.arange(1, m + 1, dtype=np.float64), m)
         if m == 0:
-            return None  # the next iteration preempts (or changes k): take the slow path
+            return None  # the next iteration preempts: take the slow path
         ctx = float(cached.sum()) + B * np.arange(1, m + 1, dtype=np.float64)
+        m_k = self._adaptive_limit(B, ctx, m)
+        if m_k == 0:
+            return None  # the next iteration changes k: take the slow path
+        m, ctx = m_k, ctx[:m_k]
         target = self.forward.decode_times_s(B, ctx)
         return self._jump(run, cached, 0, m, ctx, target, np.zeros(m), None, None, now)
 
