@@ -174,6 +174,12 @@ class ForwardModel:
         self._weights = [w for w in all_weights if w.group not in ("expert", "head")]
         self._head = [w for w in all_weights if w.group == "head"]
         self._experts = [w for w in all_weights if w.group == "expert"]
+        shapes = [(self.quant.dtype_of(w.group), *local_shape(arch, w, tp)) for w in self._weights]
+        self._weight_layers = [w.layers for w in self._weights]
+        self._weight_groups = {d: (np.array([i for i, s in enumerate(shapes) if s[0] == d]),
+                                   np.array([s[1] for s in shapes if s[0] == d], dtype=float),
+                                   np.array([s[2] for s in shapes if s[0] == d], dtype=float))
+                               for d in dict.fromkeys(s[0] for s in shapes)}
         self._token_cost = lru_cache(maxsize=4096)(self._token_components)
         self._body_cost = lru_cache(maxsize=16384)(self._body_components)
         self._head_cost = lru_cache(maxsize=16384)(self._head_time_s)
@@ -292,14 +298,21 @@ class ForwardModel:
         counts vary independently)."""
         return (*self._body_cost(num_tokens, graphed), self._head_cost(num_logits, graphed))
 
+    def linear_gemm_times_s(self, num_tokens: int) -> np.ndarray:
+        """One GEMM time per linear weight (in ``_weights`` order) at ``num_tokens`` rows: one
+        vectorised :func:`~rlsim.hardware.ops.gemm_time_s` call per weight dtype (elementwise the
+        same operations as one call per weight, so the same numbers)."""
+        out = np.empty(len(self._weights))
+        for d, (idx, n, k) in self._weight_groups.items():
+            out[idx] = ops.gemm_time_s(self.hw, num_tokens, n, k, d, self._gemm_kernels[d])
+        return out
+
     def _body_components(self, num_tokens: int, graphed: bool) -> tuple[float, float, float, float]:
         """linear, moe, comm, elementwise of a pass over ``num_tokens`` tokens."""
         hw, a, tp, T = self.hw, self.arch, self.tp, num_tokens
         linear = 0.0
-        for w in self._weights:
-            n, k = local_shape(a, w, tp)
-            d = self.quant.dtype_of(w.group)
-            linear += w.layers * float(ops.gemm_time_s(hw, T, n, k, d, self._gemm_kernels[d]))
+        for layers, t in zip(self._weight_layers, self.linear_gemm_times_s(T).tolist()):
+            linear += layers * t
         moe = self._moe_time_s(T) + self._moe_layers * self.moe_routing_s if (a.is_moe and self._moe_layers) else 0.0
         hidden_bytes = T * a.hidden_size * 2.0
         comm = 0.0

@@ -128,3 +128,22 @@ def test_decode_only_pass_attention_is_the_ops_attention_bit_for_bit(h100, qwen8
         fast = fwd.components(shape)["attention"]
         ref = float(fwd.attention_time_s(seqs, ctx, decode_pairs=pairs))
         assert fast == ref, (seqs, ctx, pairs, fast, ref)
+
+
+@pytest.mark.parametrize("model,options", [("Qwen3-8B", {}), ("Qwen3-8B", {"tp": 2, "weight_dtype": "fp8"}),
+                                           ("Qwen3-235B-A22B", {"tp": 4, "expert_parallel": True})])
+def test_linear_gemms_vectorised_over_weights_equal_one_call_per_weight(h100, model, options):
+    """The pass body times every linear weight in one numpy call per dtype: the same numbers,
+    bit for bit, as timing each weight on its own."""
+    from rlsim.cost.memory import local_shape
+    from rlsim.hardware import ops
+
+    fwd = ForwardModel(load_model(model), h100, **options)
+    for T in (1, 7, 128, 129, 300, 4096, 8191):
+        vec = fwd.linear_gemm_times_s(T).tolist()
+        one = []
+        for w in fwd._weights:
+            n, k = local_shape(fwd.arch, w, fwd.tp)
+            d = fwd.quant.dtype_of(w.group)
+            one.append(float(ops.gemm_time_s(h100, T, n, k, d, fwd._gemm_kernels[d])))
+        assert vec == one, (model, T)
