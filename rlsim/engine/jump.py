@@ -74,10 +74,13 @@ def plain_decode_iterations(cached: np.ndarray, remaining: np.ndarray, kv: KvCac
     """Without speculation every sequence advances one token per iteration: iterations until the
     first completion or the first iteration whose KV slots do not fit (binary search)."""
     m = int(remaining.min())
-    held, bs, free = kv.shared[slots] + kv.own[slots], kv.block_size, kv.free  # kv.growth_blocks, hoisted
+    # kv.growth_blocks(slots, cached + i) = max(ceil((cached + i) / bs) - held, 0)
+    #                                     = max(floor((cached + i + bs - 1 - held * bs) / bs), 0)  (integers)
+    bs, free = kv.block_size, kv.free
+    room = cached + (bs - 1) - (kv.shared[slots] + kv.own[slots]) * bs
 
     def fits(i: int) -> bool:  # iteration i + 1 holds cached + i + 1 tokens; i iterations need cached + i
-        return int(np.maximum(-(-(cached + i) // bs) - held, 0).sum()) <= free
+        return int(np.maximum((room + i) // bs, 0).sum()) <= free
 
     if fits(m):
         return m
