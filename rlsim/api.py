@@ -23,16 +23,16 @@ def _load(scenario, overrides, seed) -> LoadedScenario:
     return scenario if isinstance(scenario, LoadedScenario) else load_scenario(scenario, overrides, seed)
 
 
-def _simulate(res: Resolved, seed: int, baseline: bool, baseline_mode: str) -> RunResult:
+def _simulate(res: Resolved, seed: int, baseline: bool, baseline_mode: str, workers: int = 1) -> RunResult:
     """A rollout batch, the RL pipeline(s) (an ``rl:`` section) or a serving benchmark (a
-    ``serving:`` section)."""
+    ``serving:`` section); ``workers``: processes a rollout batch's engines run in."""
     kind = res.scenario.kind
     if kind == "serving":
         from rlsim.serving.bench import simulate_bench
 
         return simulate_bench(res, seed)
     if kind == "rollout":
-        return simulate_rollout(res, seed, paired=baseline)
+        return simulate_rollout(res, seed, paired=baseline, workers=workers)
     from rlsim.rl.run import simulate_rl
 
     return simulate_rl(res, seed, baseline_mode, baselines=baseline)
@@ -45,11 +45,13 @@ def _check_mode(baseline_mode: str) -> None:
 
 def simulate(scenario: str | Path | LoadedScenario, overrides: list[str] | tuple[str, ...] = (), seed: int | None = None,
              baseline: bool = True, baseline_mode: str = "no-spec", work_limit: float | None = HARD_LIMIT,
-             progress: bool | None = None) -> RunResult:
+             progress: bool | None = None, workers: int = 1) -> RunResult:
     """Load (if a path), validate and simulate a scenario: one rollout batch, RL steps when it
     has an ``rl:`` section, or a ``vllm bench serve``-like benchmark when it has ``serving:``.  Returns a :class:`~rlsim.results.RunResult` (``.summary``,
     ``.sequences``, ``.segments``, ``.steps`` (RL), ``.baseline``, ``.runs`` (RL)).
     ``progress``: a bar of the RL steps as they are simulated (None: in a notebook only, tqdm).
+    ``workers``: a rollout batch's engines run in that many forked processes (the same result;
+    RL and serving runs ignore it).
 
     With a ``speculative_config`` the paired no-speculation baseline runs too (unless
     ``baseline=False``): ``result.summary["speedup"]``, ``result.baseline``.  RL scenarios:
@@ -71,15 +73,15 @@ def simulate(scenario: str | Path | LoadedScenario, overrides: list[str] | tuple
     seed = loaded.scenario.seed if seed is None else seed
     show = in_notebook() if progress is None else progress
     with ProgressBar("simulate", quiet=not show) as bar, tracking(bar):
-        return _simulate(resolve(loaded), seed, baseline, baseline_mode)
+        return _simulate(resolve(loaded), seed, baseline, baseline_mode, workers)
 
 
 def simulate_seeds(scenario: str | Path | LoadedScenario, num_seeds: int, overrides: list[str] | tuple[str, ...] = (),
                    seed: int | None = None, baseline: bool = True, baseline_mode: str = "no-spec",
-                   work_limit: float | None = HARD_LIMIT, progress=None) -> tuple[list[RunResult], dict]:
+                   work_limit: float | None = HARD_LIMIT, progress=None, workers: int = 1) -> tuple[list[RunResult], dict]:
     """Simulate seeds ``seed, seed + 1, ...`` (``num_seeds`` of them); returns the results and
-    :func:`seed_statistics` over them.  ``work_limit`` as :func:`simulate` (over all seeds);
-    ``progress(done, total)`` is called after each seed."""
+    :func:`seed_statistics` over them.  ``work_limit`` and ``workers`` as :func:`simulate`
+    (``work_limit`` over all seeds); ``progress(done, total)`` is called after each seed."""
     _check_mode(baseline_mode)
     if num_seeds < 1:
         raise ConfigError(f"--seeds = {num_seeds} must be >= 1")
@@ -90,7 +92,7 @@ def simulate_seeds(scenario: str | Path | LoadedScenario, num_seeds: int, overri
     first = loaded.scenario.seed if seed is None else seed
     results = []
     for i in range(num_seeds):
-        results.append(_simulate(res, first + i, baseline, baseline_mode))
+        results.append(_simulate(res, first + i, baseline, baseline_mode, workers))
         if progress is not None:
             progress(i + 1, num_seeds)
     return results, seed_statistics([r.summary for r in results])

@@ -219,6 +219,8 @@ def run(
     report: Optional[Path] = typer.Option(None, "--report", help="write one self-contained HTML page (figures, "
                                                                  "tables, assumptions, warnings, resolved scenario)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    workers: int = typer.Option(1, "--workers", min=1, help="rollout batches: run the engines in N processes "
+                                                            "(identical results; RL and serving runs use one)"),
 ) -> None:
     """Simulate SCENARIO: one rollout batch, or RL steps when it has an rl: section; explain
     where the time went.
@@ -256,7 +258,7 @@ def run(
 
     with _progress_bar("run", quiet) as bar, tracking(bar):  # RL: each run's trained steps
         results, stats = simulate_seeds(loaded, seeds, seed=seed, baseline=not no_baseline, baseline_mode=baseline_mode,
-                                        work_limit=0, progress=bar if seeds > 1 else None)
+                                        work_limit=0, progress=bar if seeds > 1 else None, workers=workers)
     wall = time.perf_counter() - t0
     result = results[0]
     if seeds > 1:

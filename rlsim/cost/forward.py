@@ -51,6 +51,7 @@ import numpy as np
 
 from rlsim.cost.memory import kv_heads_per_gpu, kv_values_per_token_per_layer_per_gpu, local_shape
 from rlsim.cost.routing import slowest_rank_rows
+from rlsim import units
 from rlsim.hardware import ops
 from rlsim.hardware.kernels import gemm_kernel, moe_kernel
 from rlsim.units import dtype_bytes
@@ -173,7 +174,15 @@ class ForwardModel:
         self._weights = [w for w in all_weights if w.group not in ("expert", "head")]
         self._head = [w for w in all_weights if w.group == "head"]
         self._experts = [w for w in all_weights if w.group == "expert"]
+        shapes = [(self.quant.dtype_of(w.group), *local_shape(arch, w, tp)) for w in self._weights]
+        self._weight_layers = [w.layers for w in self._weights]
+        self._weight_groups = {d: (np.array([i for i, s in enumerate(shapes) if s[0] == d]),
+                                   np.array([s[1] for s in shapes if s[0] == d], dtype=float),
+                                   np.array([s[2] for s in shapes if s[0] == d], dtype=float))
+                               for d in dict.fromkeys(s[0] for s in shapes)}
         self._token_cost = lru_cache(maxsize=4096)(self._token_components)
+        self._body_cost = lru_cache(maxsize=16384)(self._body_components)
+        self._head_cost = lru_cache(maxsize=16384)(self._head_time_s)
         self._gemm_kernels = {d: gemm_kernel(hw, d) for d in {self.quant.dtype_of(w.group) for w in self._weights + self._head}}
         self._moe_kernel = moe_kernel(hw, self.quant.expert) if self._experts and self._moe_layers else None
         self.warnings: tuple[str, ...] = self._kernel_warnings()
@@ -235,6 +244,35 @@ class ForwardModel:
                                                               min(keys, self._window + ops.ATTN_TILE_M))
         return t
 
+    def _decode_attention_scalar_s(self, seqs: int, ctx_tokens: float, pairs: float | None) -> float:
+        """:meth:`attention_time_s` of a decode-only pass on a model without sliding-window layers,
+        in Python floats: the same operations in the same order as
+        :func:`rlsim.hardware.ops.decode_attention_time_s` on 0-d arrays (IEEE doubles either way,
+        so the same bits), without numpy's per-call overhead (the slow path prices one pass per
+        iteration)."""
+        mem_div, comp_div, latency_s = self._decode_attention_consts()
+        ctx = float(ctx_tokens)
+        memory = ctx * self._kv_bytes_per_tok_layer / mem_div
+        compute = (ctx if pairs is None else float(pairs)) * self._decode_flops_per_pair / comp_div
+        return 0.0 + self._full * (max(max(memory, compute), self._decode_cta_s(seqs)) + latency_s)
+
+    @functools.lru_cache(maxsize=1)
+    def _decode_attention_consts(self) -> tuple[float, float, float]:
+        """Divisors of the memory and compute terms and the latency of decode attention."""
+        eff = self.hw.efficiency
+        da = eff.decode_attention_for(self.kv_dtype)
+        return (self.hw.hbm_bandwidth_bytes_per_s * da.mem_eff,
+                self.hw.peak_flops("bf16") * eff.prefill_attention_for(self.kv_dtype).compute_eff,
+                float(units.us(da.latency_us)))
+
+    @functools.lru_cache(maxsize=8192)
+    def _decode_cta_s(self, seqs: int) -> float:
+        """The CTA floor term of decode attention at ``seqs`` sequences (as the op computes it)."""
+        da = self.hw.efficiency.decode_attention_for(self.kv_dtype)
+        f = np.asarray
+        return float(units.us(da.cta_us) * da.cta_scale(f(self._cta_head_dim, dtype=float)) * f(seqs, dtype=float)
+                     * f(self._kv_heads, dtype=float) / self.hw.gpu.sm_count)
+
     def _decode_layer_s(self, seqs: int, ctx, pairs):
         """One layer's decode attention over ``ctx`` keys (total) and ``pairs`` query-key pairs."""
         return ops.decode_attention_time_s(self.hw, ctx * self._kv_bytes_per_tok_layer, seqs,
@@ -255,13 +293,26 @@ class ForwardModel:
         return num_tokens
 
     def _token_components(self, num_tokens: int, num_logits: int, graphed: bool) -> tuple[float, ...]:
-        """Components that depend only on token counts: linear, moe, comm, elementwise, head."""
+        """Components that depend only on token counts: linear, moe, comm, elementwise, head
+        (the first four cached per token count, the head per logit count: a mixed pass's two
+        counts vary independently)."""
+        return (*self._body_cost(num_tokens, graphed), self._head_cost(num_logits, graphed))
+
+    def linear_gemm_times_s(self, num_tokens: int) -> np.ndarray:
+        """One GEMM time per linear weight (in ``_weights`` order) at ``num_tokens`` rows: one
+        vectorised :func:`~rlsim.hardware.ops.gemm_time_s` call per weight dtype (elementwise the
+        same operations as one call per weight, so the same numbers)."""
+        out = np.empty(len(self._weights))
+        for d, (idx, n, k) in self._weight_groups.items():
+            out[idx] = ops.gemm_time_s(self.hw, num_tokens, n, k, d, self._gemm_kernels[d])
+        return out
+
+    def _body_components(self, num_tokens: int, graphed: bool) -> tuple[float, float, float, float]:
+        """linear, moe, comm, elementwise of a pass over ``num_tokens`` tokens."""
         hw, a, tp, T = self.hw, self.arch, self.tp, num_tokens
         linear = 0.0
-        for w in self._weights:
-            n, k = local_shape(a, w, tp)
-            d = self.quant.dtype_of(w.group)
-            linear += w.layers * float(ops.gemm_time_s(hw, T, n, k, d, self._gemm_kernels[d]))
+        for layers, t in zip(self._weight_layers, self.linear_gemm_times_s(T).tolist()):
+            linear += layers * t
         moe = self._moe_time_s(T) + self._moe_layers * self.moe_routing_s if (a.is_moe and self._moe_layers) else 0.0
         hidden_bytes = T * a.hidden_size * 2.0
         comm = 0.0
@@ -271,8 +322,7 @@ class ForwardModel:
             comm += self._moe_layers * self._dispatch_combine_s(hidden_bytes, graphed)
         elementwise = self._layers * float(ops.elementwise_time_s(hw, ELEMENTWISE_PASSES * hidden_bytes))
         elementwise += float(ops.elementwise_time_s(hw, hidden_bytes))  # embedding gather
-        head = self._head_time_s(num_logits, graphed)
-        return linear, moe, comm, elementwise, head
+        return linear, moe, comm, elementwise
 
     def _moe_time_s(self, T: int) -> float:
         """One pass's experts on the busiest GPU: ``T`` tokens per rank, ``T x dp`` routed in all."""
@@ -322,10 +372,13 @@ class ForwardModel:
         graphed = self.cuda_graphs
         T = self.padded_tokens(shape.num_tokens, decode_only)
         linear, moe, comm, elem, head = self._token_cost(T, shape.num_logits, graphed)
-        attn = float(self.attention_time_s(shape.decode_seqs, shape.decode_ctx_tokens, shape.prefill_pairs,
-                                           shape.prefill_kv_tokens, shape.decode_pairs, shape.prefill_seqs,
-                                           shape.prefill_tokens, shape.prefill_tiles, shape.prefill_max_keys,
-                                           shape.decode_window_ctx_tokens))
+        if decode_only and shape.decode_seqs > 0 and not self._sliding:
+            attn = self._decode_attention_scalar_s(shape.decode_seqs, shape.decode_ctx_tokens, shape.decode_pairs)
+        else:
+            attn = float(self.attention_time_s(shape.decode_seqs, shape.decode_ctx_tokens, shape.prefill_pairs,
+                                               shape.prefill_kv_tokens, shape.decode_pairs, shape.prefill_seqs,
+                                               shape.prefill_tokens, shape.prefill_tiles, shape.prefill_max_keys,
+                                               shape.decode_window_ctx_tokens))
         return {"linear": linear, "attention": attn, "moe": moe, "communication": comm, "elementwise": elem,
                 "lm_head_sampling": head, "launch": self.launch_overhead_s(decode_only)}
 

@@ -88,6 +88,7 @@ class Engine:
         self.now = start_s
         self._last_step_start_s = start_s  # when the previous step started (async admission lag)
         self._resumed = True               # no step ran since the engine was (re)started idle
+        self._short_next = False           # the last step() was a jump that ended short of KV
         self.max_kv_used = 0
         self._planner = JumpPlanner(self.requests, self.kv, forward, params, spec)
         self.add_sequences(seq_ids, group_ids, prompt_len, response_len)
@@ -99,6 +100,7 @@ class Engine:
         (default: a GRPO group's whole prompt)."""
         if len(seq_ids) == 0:
             return
+        self._short_next = False
         arrival_s = self.now if arrival_s is None else arrival_s
         slots = self.requests.add(seq_ids, group_ids, prompt_len, response_len, prefix_len, arrival_s=arrival_s)
         req, new = self.requests, slice(slots.start, None)
@@ -130,7 +132,7 @@ class Engine:
 
     @admitting.setter
     def admitting(self, value: bool) -> None:
-        self.scheduler.admitting = value
+        self.scheduler.admitting, self._short_next = value, False
 
     # ------------------------------------------------------------------ public
     def done(self) -> bool:
@@ -142,14 +144,23 @@ class Engine:
         return not self.scheduler.running and (not self.scheduler.waiting or not self.scheduler.admitting)
 
     def step(self) -> Segment:
-        """Advance by one segment (a fast-path jump or a single iteration)."""
+        """Advance by one segment (a fast-path jump or a single iteration).  After a jump that
+        ended short of KV (applied in full, nothing finished, nothing changed since) the next
+        iteration is known to take the slow path: :meth:`plan` is not asked again."""
+        if self._short_next:
+            self._short_next, self.just_finished = False, []
+            return self._one_iteration()
         jump = self.plan()
-        return self.commit(jump) if jump is not None else self._one_iteration()
+        if jump is None:
+            return self._one_iteration()
+        seg = self.commit(jump)
+        self._short_next = jump.ends_short and not seg.finished
+        return seg
 
     def plan(self) -> Jump | None:
         """A fast-path jump from now (nothing changed yet), or None when the next iteration must
         take the slow path.  :meth:`commit` applies it, in full or its first iterations."""
-        self.just_finished = []
+        self.just_finished, self._short_next = [], False
         if not self.params.fast:
             return None
         run = self.scheduler.decoding_batch()
@@ -165,7 +176,7 @@ class Engine:
 
     def resume(self, now: float) -> None:
         """The engine was idle until ``now`` (its scheduler sees the next arrival at once)."""
-        self.now, self._resumed = now, True
+        self.now, self._resumed, self._short_next = now, True, False
 
     def _visible_by(self) -> float:
         """Latest arrival the next step can admit: with the async admission lag, the start of the
@@ -178,21 +189,25 @@ class Engine:
 
     def step_slow(self) -> Segment:
         """One iteration on the slow path (scheduling, prefill, preemption)."""
-        self.just_finished = []
+        self.just_finished, self._short_next = [], False
         return self._one_iteration()
 
     def preempt_all(self) -> int:
         """Preempt every running request (KV recompute after an in-flight weight update)."""
+        self._short_next = False
         return self.scheduler.preempt_all()
 
     def commit(self, jump: Jump, iterations: int | None = None) -> Segment:
         """Apply the first ``iterations`` iterations of a planned jump (all by default)."""
         m = jump.iterations if iterations is None else max(1, min(iterations, jump.iterations))
+        self._short_next = False  # step() sets it again after a full jump
         run, cached, req = jump.slots, jump.cached_tokens, self.requests
         total = float(jump.step_s[:m].sum())
         B, q = len(run), 1 + jump.k
+        target = jump.target_s[:m]
+        draft = float(np.sum(jump.draft_s[:m]))
         self.stats.add_decode_jump(self.forward.decode_const_parts(B, q), self.forward.launch_overhead_s(True), m,
-                                   float(jump.target_s[:m].sum()), float(np.sum(jump.draft_s[:m])), total,
+                                   float(target.sum()), draft, total,
                                    jump.reject_s * m, float(np.sum(jump.serial_s[:m])) if jump.k else 0.0)
         if jump.k == 0:
             advanced, last = np.full(B, m, dtype=np.int64), cached + m - 1
@@ -215,7 +230,7 @@ class Engine:
         finished = self._retire(run[req.generated[run] == req.response[run]])
         self.max_kv_used = max(self.max_kv_used, self.kv.used())
         self.stats.segments += 1
-        gpu = jump.target_s[:m] + jump.draft_s[:m]
+        gpu = target + jump.draft_s[:m]
         return Segment(self.id, jump.start_s, self.now, m, B, "decode", B * m, 0, 0, finished, B, float(gpu.sum()),
                        float(gpu[0]), float(gpu[-1]), self._kv_used_frac())
 
@@ -292,12 +307,17 @@ class Engine:
         """Apply one pass's results: prefills cache their chunk, decodes gain their tokens."""
         req, slots, new, before = self.requests, batch.slots, batch.new_tokens, batch.computed_before
         decode = before + 1 == req.prompt[slots] + req.generated[slots]
-        sampled = self._advance_prefills(slots[~decode], new[~decode], before[~decode])
-        dec = slots[decode]
-        gained = self._decode_gains(dec, new[decode])
-        req.computed[dec] = before[decode] + gained
+        if decode.all():  # no prefill chunk: nothing sampled by a prefill
+            dec, touched = slots, slots
+            gained = self._decode_gains(dec, new)
+            req.computed[dec] = before + gained
+        else:
+            sampled = self._advance_prefills(slots[~decode], new[~decode], before[~decode])
+            dec = slots[decode]
+            gained = self._decode_gains(dec, new[decode])
+            req.computed[dec] = before[decode] + gained
+            touched = np.concatenate([sampled, dec])
         req.generated[dec] += np.minimum(gained, req.remaining(dec))
-        touched = np.concatenate([sampled, dec])
         first = np.isnan(req.first_token_s[touched])
         req.first_token_s[touched[first]] = self.now
         req.first_token_seg[touched[first]] = self.stats.segments

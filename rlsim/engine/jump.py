@@ -45,6 +45,9 @@ class Jump:
     start_s: float
     reject_s: float = 0.0        # per iteration: verification beyond the target's kernels (in draft_s)
     serial_s: np.ndarray | float = 0.0  # per iteration: critical-path host time (n-gram; in step_s)
+    #: the jump ends because the next iteration's KV slots do not fit (no completion, no limit):
+    #: once it is applied in full, the next iteration takes the slow path (and preempts)
+    ends_short: bool = False
 
     @property
     def duration_s(self) -> float:
@@ -74,9 +77,13 @@ def plain_decode_iterations(cached: np.ndarray, remaining: np.ndarray, kv: KvCac
     """Without speculation every sequence advances one token per iteration: iterations until the
     first completion or the first iteration whose KV slots do not fit (binary search)."""
     m = int(remaining.min())
+    # kv.growth_blocks(slots, cached + i) = max(ceil((cached + i) / bs) - held, 0)
+    #                                     = max(floor((cached + i + bs - 1 - held * bs) / bs), 0)  (integers)
+    bs, free = kv.block_size, kv.free
+    room = cached + (bs - 1) - (kv.shared[slots] + kv.own[slots]) * bs
 
     def fits(i: int) -> bool:  # iteration i + 1 holds cached + i + 1 tokens; i iterations need cached + i
-        return int(kv.growth_blocks(slots, cached + i).sum()) <= kv.free
+        return int(np.maximum((room + i) // bs, 0).sum()) <= free
 
     if fits(m):
         return m
@@ -94,6 +101,14 @@ def plain_decode_iterations(cached: np.ndarray, remaining: np.ndarray, kv: KvCac
     return lo
 
 
+def _per_iteration(x, m: int) -> np.ndarray:
+    """``x`` (a scalar or per-iteration array) as ``m`` values (``np.broadcast_to``, skipped
+    when ``x`` already is one value per iteration)."""
+    if isinstance(x, np.ndarray) and x.shape == (m,):
+        return x
+    return np.broadcast_to(x, (m,))
+
+
 class JumpPlanner:
     """Plans an engine's jumps from its state (reads it; only the acceptance buffer changes)."""
 
@@ -109,15 +124,20 @@ class JumpPlanner:
     def plan_plain(self, run: np.ndarray, now: float, limit: int | None = None) -> Jump | None:
         """A jump over plain decode iterations up to the next completion or KV shortage (or
         ``limit`` iterations)."""
-        B, cached = len(run), self.requests.computed[run]
-        m = plain_decode_iterations(cached, self.requests.remaining(run), self.kv, run)
+        B, cached, remaining = len(run), self.requests.computed[run], self.requests.remaining(run)
+        m = plain_decode_iterations(cached, remaining, self.kv, run)
+        short = m < int(remaining.min()) and (limit is None or m < limit)
         m = m if limit is None else min(m, limit)
-        m = self._adaptive_limit(B, float(cached.sum()) + B * np.arange(1, m + 1, dtype=np.float64), m)
         if m == 0:
-            return None  # the next iteration preempts (or changes k): take the slow path
+            return None  # the next iteration preempts: take the slow path
         ctx = float(cached.sum()) + B * np.arange(1, m + 1, dtype=np.float64)
+        m_k = self._adaptive_limit(B, ctx, m)
+        if m_k == 0:
+            return None  # the next iteration changes k: take the slow path
+        short = short and m_k == m  # not cut short by a change of k
+        m, ctx = m_k, ctx[:m_k]
         target = self.forward.decode_times_s(B, ctx)
-        return self._jump(run, cached, 0, m, ctx, target, np.zeros(m), None, None, now)
+        return self._jump(run, cached, 0, m, ctx, target, np.zeros(m), None, None, now, short)
 
     def plan_spec(self, run: np.ndarray, k: int, now: float, limit: int | None = None) -> Jump | None:
         """A jump with speculation: acceptance drawn for the coming rounds (at most ``limit``)."""
@@ -142,16 +162,16 @@ class JumpPlanner:
         draft = self.spec.drafter.propose_times_s(B, ctx, k)
         return self._jump(run, cached, k, m, ctx, target, draft, advance[:m], accepted[:m], now)
 
-    def _jump(self, run, cached, k, m, ctx, target, draft, advance, accepted, now) -> Jump:
+    def _jump(self, run, cached, k, m, ctx, target, draft, advance, accepted, now, ends_short=False) -> Jump:
         B = len(run)
         host, reject, serial = self.params.host_s(B, 0), 0.0, 0.0
         if k > 0:
             reject = self.spec.verify_extra_s(B, k)
             overlap, serial = self.spec.host_parts_s(B, k, ctx)
             host, draft = host + overlap, draft + reject
-        step = np.broadcast_to(self.params.step_s(target + draft, host, B) + serial, (m,))
-        return Jump(run, cached, k, m, ctx, target, np.broadcast_to(draft, (m,)), step, np.cumsum(step), advance,
-                    accepted, now, reject, np.broadcast_to(serial, (m,)))
+        step = _per_iteration(self.params.step_s(target + draft, host, B) + serial, m)
+        return Jump(run, cached, k, m, ctx, target, _per_iteration(draft, m), step, np.cumsum(step), advance,
+                    accepted, now, reject, _per_iteration(serial, m), ends_short)
 
     def _adaptive_limit(self, B: int, ctx_after_first_token: np.ndarray, m: int) -> int:
         """With adaptive k, end the jump where the context bucket (and so maybe k) changes."""

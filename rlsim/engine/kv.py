@@ -54,7 +54,10 @@ def blocks_for(tokens, block_size: int):
 
 
 def private_blocks(tokens, shared, block_size: int):
-    """Private blocks holding ``tokens`` cached tokens beside ``shared`` prompt blocks (vectorised)."""
+    """Private blocks holding ``tokens`` cached tokens beside ``shared`` prompt blocks (vectorised;
+    two Python ints give a Python int, without numpy's per-call cost)."""
+    if type(tokens) is int and type(shared) is int:
+        return max(0, -(-tokens // block_size) - shared)
     return np.maximum(0, blocks_for(tokens, block_size) - shared)
 
 
@@ -121,7 +124,7 @@ class KvCache:
 
     def own_after(self, seq: int, computed_tokens: int) -> int:
         """Private blocks ``seq`` holds once ``computed_tokens`` tokens are in the cache."""
-        return int(private_blocks(computed_tokens, self.shared[seq], self.block_size))
+        return private_blocks(int(computed_tokens), int(self.shared[seq]), self.block_size)
 
     def admission_blocks(self, seq: int, computed_after: int) -> int:
         """Free blocks that making ``seq`` resident with ``computed_after`` tokens takes."""
@@ -155,10 +158,17 @@ class KvCache:
         held = self.shared[seqs] + self.own[seqs]
         return np.maximum(-(-np.asarray(tokens) // self.block_size) - held, 0)
 
-    def fitting_prefix(self, seqs: np.ndarray, tokens: np.ndarray) -> int:
-        """How many leading ``seqs`` can grow to ``tokens`` together within the free blocks."""
-        fits = np.cumsum(self.growth_blocks(seqs, tokens)) <= self.free
-        return int(np.argmin(fits)) if not fits.all() else len(seqs)
+    def reserve_fitting_prefix(self, seqs: np.ndarray, tokens: np.ndarray) -> int:
+        """Grow the longest run of leading ``seqs`` that fit in the free blocks together to
+        ``tokens`` each (as :meth:`reserve`); returns how many."""
+        extra = self.growth_blocks(seqs, tokens)
+        cum = np.cumsum(extra)
+        fits = cum <= self.free
+        n = int(np.argmin(fits)) if not fits.all() else len(seqs)
+        if n:
+            self._take(int(cum[n - 1]))
+            self.own[seqs[:n]] += extra[:n]
+        return n
 
     # ------------------------------------------------------------- updates
     def admit(self, seq: int, computed_after: int, prefix_len: int) -> None:

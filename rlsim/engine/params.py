@@ -47,5 +47,8 @@ class EngineParams:
         """Step time from GPU and host time (scalars or arrays) of a step with ``seqs`` scheduled
         requests: overlapped with async scheduling (but for the exposed part), else serial."""
         if self.async_scheduling:
-            return np.maximum(gpu_s, host_s) + (self.async_exposed_s + self.async_exposed_per_seq_s * seqs)
+            exposed_s = self.async_exposed_s + self.async_exposed_per_seq_s * seqs
+            if isinstance(gpu_s, float) and isinstance(host_s, float):  # one step: no array round trip
+                return max(gpu_s, host_s) + exposed_s
+            return np.maximum(gpu_s, host_s) + exposed_s
         return gpu_s + host_s

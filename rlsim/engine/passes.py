@@ -33,6 +33,8 @@ def pass_work(total_tokens: np.ndarray, new_tokens: np.ndarray, computed_before:
     """The pass over requests with ``total_tokens`` (prompt + generated) each, scheduled for
     ``new_tokens`` with ``computed_before`` tokens cached."""
     decode = computed_before + 1 == total_tokens
+    if decode.all():
+        return _decode_work(new_tokens, computed_before + new_tokens)
     chunk, chunk_cached = new_tokens[~decode], computed_before[~decode]
     queries, cached = new_tokens[decode], computed_before[decode]
     ctx = cached + queries
@@ -52,3 +54,13 @@ def pass_work(total_tokens: np.ndarray, new_tokens: np.ndarray, computed_before:
     )
     k = int(queries.max()) - 1 if len(queries) else 0
     return PassWork(shape, int(chunk.sum()), int(len(queries)), k)
+
+
+def _decode_work(queries: np.ndarray, ctx: np.ndarray) -> PassWork:
+    """:func:`pass_work` of a pass where every request decodes (the same numbers, fewer steps)."""
+    shape = PassShape(
+        num_tokens=int(queries.sum()), num_logits=int(queries.sum()), decode_seqs=int(len(queries)),
+        decode_ctx_tokens=float(ctx.sum()), prefill_seqs=0, prefill_pairs=0.0, prefill_kv_tokens=0.0,
+        decode_pairs=float((queries * ctx - queries * (queries - 1) / 2.0).sum()), prefill_tokens=0.0,
+        prefill_tiles=0.0, prefill_max_keys=0.0)
+    return PassWork(shape, 0, int(len(queries)), int(queries.max()) - 1 if len(queries) else 0)

@@ -49,6 +49,7 @@ class Scheduler:
     def __init__(self, params, requests: RequestTable, kv: KvCache, policy: SchedulingPolicy, stats) -> None:
         self.params, self.requests, self.kv, self.policy, self.stats = params, requests, kv, policy, stats
         self.running: list[int] = []
+        self._running_arr: np.ndarray | None = _EMPTY  # ``running`` as an array (None: stale)
         self.waiting = policy.waiting_queue(requests)
         self.admitting = True  # False while draining for a weight update
         self.peak_running = 0
@@ -75,12 +76,23 @@ class Scheduler:
             return None
         return slot, hit, new
 
+    def running_array(self) -> np.ndarray:
+        """``running`` as an int64 array (rebuilt only after the list changed; never written to)."""
+        arr = self._running_arr
+        if arr is None:
+            arr = self._running_arr = np.fromiter(self.running, dtype=np.int64, count=len(self.running))
+        return arr
+
+    def _changed(self) -> None:
+        """The running list changed: its array is stale."""
+        self._running_arr = None
+
     def decoding_batch(self) -> np.ndarray | None:
         """The running slots when every running request decodes (else None)."""
         if not self.running:
             return None
-        run = np.fromiter(self.running, dtype=np.int64, count=len(self.running))
-        return run if not np.any(self.requests.pending(run) != 1) else None
+        run = self.running_array()
+        return run if (self.requests.pending(run) == 1).all() else None
 
     def closed(self, budget_left: int, visible_by: float = math.inf) -> bool:
         """True when no waiting request can be admitted with ``budget_left`` tokens."""
@@ -95,7 +107,7 @@ class Scheduler:
         picked: tuple[list[int], list[int], list[int]] = ([], [], [])
         dropped: list[int] = []
         i = preemptions = 0
-        view = _RunningView(self.running, self.requests)
+        view = _RunningView(self.running_array(), self.requests)
         while i < len(self.running) and budget > 0:
             idx = self._bulk_decodes(view, i, budget, k)
             if len(idx):
@@ -122,7 +134,7 @@ class Scheduler:
             if preempted_self:
                 break
             if len(view.run) != len(self.running):
-                view = _RunningView(self.running, self.requests)  # preemptions changed the running list
+                view = _RunningView(self.running_array(), self.requests)  # preemptions changed the running list
             self.kv.grow(slot, computed + new, int(self.requests.prefix[slot]))
             for column, value in zip(picked, (slot, new, computed)):
                 column.append(value)
@@ -141,9 +153,7 @@ class Scheduler:
         q = 1 + k
         n = min(view.decoders_from(start), budget // q)
         idx = view.run[start:start + n]
-        tokens = self.requests.computed[idx] + q
-        n = self.kv.fitting_prefix(idx, tokens)
-        self.kv.reserve(idx[:n], tokens[:n])
+        n = self.kv.reserve_fitting_prefix(idx, self.requests.computed[idx] + q)
         return idx[:n]
 
     def _admit(self, picked: tuple[list[int], list[int], list[int]], budget: int, now: float, visible_by: float) -> None:
@@ -156,6 +166,7 @@ class Scheduler:
             if np.isnan(req.admit_s[slot]):
                 req.admit_s[slot] = now
             self.running.append(slot)
+            self._changed()
             for column, value in zip(picked, (slot, new, hit)):
                 column.append(value)
             budget -= new
@@ -190,6 +201,7 @@ class Scheduler:
     def preempt(self, slot: int, position: int) -> None:
         """Preempt running request ``slot`` (at ``position`` in ``running``): recompute mode."""
         del self.running[position]
+        self._changed()
         self.kv.preempt(slot, int(self.requests.computed[slot]))
         self.requests.computed[slot] = 0
         self.requests.preemptions[slot] += 1
@@ -209,14 +221,15 @@ class Scheduler:
             self.kv.release(slot)
         gone = set(slots)
         self.running = [s for s in self.running if s not in gone]
+        self._changed()
 
 
 class _RunningView:
     """The running list as an array, with the positions of its requests that do not decode
     (built once per schedule; again after a preemption changes the list)."""
 
-    def __init__(self, running: list[int], requests: RequestTable) -> None:
-        self.run = np.fromiter(running, dtype=np.int64, count=len(running))
+    def __init__(self, running: np.ndarray, requests: RequestTable) -> None:
+        self.run = running
         self.other = np.flatnonzero(requests.pending(self.run) != 1)
 
     def decoders_from(self, start: int) -> int:

@@ -2,18 +2,20 @@
 
 GRPO groups are dealt to engines by ``rollout.dispatch`` (round-robin by default; load- and
 length-aware options: rlsim.rl.dispatch); a group stays on one engine so its samples share the
-prompt's KV blocks.  Engines do not interact during a rollout, so each is a thin simpy
-process that yields its segments (DESIGN 2.1: pure costs, thin event loop).
+prompt's KV blocks.  Engines do not interact during a rollout and each keeps its own clock, so
+the event loop is the thinnest there is: each engine is stepped to completion in turn (an
+interleaving simpy loop gives the same segments; the segment table is sorted by engine and
+start time either way) -- which is also what lets engines run in separate processes.
 """
 
 from __future__ import annotations
 
-from rlsim.cost.forward import COMPONENTS
+import multiprocessing
 
 import numpy as np
 import pandas as pd
-import simpy
 
+from rlsim.cost.forward import COMPONENTS
 from rlsim.engine import Engine, Segment
 from rlsim.errors import ConfigError
 from rlsim.results.result import RunResult
@@ -58,24 +60,57 @@ def _owners(res: Resolved, batch: Batch, response: np.ndarray) -> np.ndarray:
     return owner
 
 
-def _run(engines: list[Engine]) -> list[Segment]:
-    env = simpy.Environment()
+def _run(engines: list[Engine], workers: int = 1) -> list[Segment]:
+    """Every engine's segments, each engine stepped until its sequences are done; with
+    ``workers`` > 1 the engines are split into that many contiguous slices, each run in a
+    forked process, and their records (requests, stats) copied back: the same numbers as one
+    process, since engines share nothing a run changes but cached draws and op times (each a
+    pure function of its key)."""
+    workers = min(workers, len(engines))
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return _run_slice(engines)
+    global _FORKED
+    bounds = np.linspace(0, len(engines), workers + 1).round().astype(int)
+    _FORKED = engines
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            outcomes = pool.map(_run_forked, [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])])
+    finally:
+        _FORKED = None
     segments: list[Segment] = []
-
-    def serve(engine: Engine):
-        while not engine.done():
-            seg = engine.step()
-            segments.append(seg)
-            yield env.timeout(seg.t1_s - seg.t0_s)
-
-    for eng in engines:
-        env.process(serve(eng))
-    env.run()
+    for (a, _), (records, segs) in zip(zip(bounds[:-1], bounds[1:]), outcomes):
+        for engine, members_records in zip(engines[a:], records):
+            for member, (requests, stats, peak_running, max_kv_used) in zip(engine.members, members_records):
+                member.requests, member.stats, member.max_kv_used = requests, stats, max_kv_used
+                member.scheduler.peak_running = peak_running
+        segments.extend(segs)
     return segments
 
 
-def simulate_rollout(res: Resolved, seed: int | None = None, speculative: bool = True, paired: bool = True) -> RolloutResult:
-    """Simulate one batch (num_prompts_per_step x num_generations_per_prompt sequences).
+def _run_slice(engines: list[Engine]) -> list[Segment]:
+    segments: list[Segment] = []
+    for engine in engines:
+        step, done, append = engine.step, engine.done, segments.append
+        while not done():
+            append(step())
+    return segments
+
+
+_FORKED: list[Engine] | None = None  # the engines a forked worker reads (set by the parent before the fork)
+
+
+def _run_forked(bounds: tuple[int, int]):
+    """In a worker: run engines ``[a, b)`` of the forked list; their records and segments."""
+    engines = _FORKED[bounds[0]:bounds[1]]
+    segments = _run_slice(engines)
+    records = [[(m.requests, m.stats, m.scheduler.peak_running, m.max_kv_used) for m in e.members] for e in engines]
+    return records, segments
+
+
+def simulate_rollout(res: Resolved, seed: int | None = None, speculative: bool = True, paired: bool = True,
+                     workers: int = 1) -> RolloutResult:
+    """Simulate one batch (num_prompts_per_step x num_generations_per_prompt sequences);
+    ``workers`` > 1 runs the engines in that many forked processes (identical results).
 
     With a ``speculative_config`` (and ``speculative``), the run speculates and, if ``paired``,
     the baseline without speculation is simulated on the identical sequences; the summary then
@@ -90,19 +125,20 @@ def simulate_rollout(res: Resolved, seed: int | None = None, speculative: bool =
     if speculative and res.speculative is not None:
         accept_seed = int(rng_accept.integers(0, 2**62))
         spec = spec_runtime(res, batch.seq_id, response, accept_seed, res.forward_model())
-    result = _simulate_batch(res, seed, batch, response, spec)
+    result = _simulate_batch(res, seed, batch, response, spec, workers)
     if spec is not None and paired:
-        base = _simulate_batch(res, seed, batch, response, None)
+        base = _simulate_batch(res, seed, batch, response, None, workers)
         result.baseline = base
         result.summary["baseline"] = base.summary
         result.summary["speedup"] = {"rollout": base.summary["rollout_time_s"] / result.summary["rollout_time_s"]}
     return result
 
 
-def _simulate_batch(res: Resolved, seed: int, batch: Batch, response: np.ndarray, spec: SpecRuntime | None) -> RolloutResult:
+def _simulate_batch(res: Resolved, seed: int, batch: Batch, response: np.ndarray, spec: SpecRuntime | None,
+                    workers: int = 1) -> RolloutResult:
     owner = _owners(res, batch, response)  # a group stays on one engine
     engines = build_engines(res, spec, owner, batch.seq_id, batch.group_id, batch.prompt_len, response)
-    segments = _run(engines)
+    segments = _run(engines, workers)
     seqs = _sequence_table(engines, batch)
     segs = pd.DataFrame([s.__dict__ for s in segments]).sort_values(["engine", "t0_s"], kind="stable").reset_index(drop=True)
     summary = _summary(res, seed, engines, seqs, segs, spec)

@@ -114,3 +114,36 @@ def test_prefill_is_compute_bound_at_long_prompts(h100, qwen8b):
     flops = 2 * T * 6.95e9 + 4 * 32 * 128 * 36 * T * (T + 1) / 2  # linear + causal attention
     ideal = flops / h100.peak_flops("bf16")
     assert ideal < t < 2.5 * ideal
+
+
+@pytest.mark.parametrize("kv_dtype", ["bf16", "fp8"])
+def test_decode_only_pass_attention_is_the_ops_attention_bit_for_bit(h100, qwen8b, kv_dtype):
+    """components() prices a decode-only pass's attention in Python floats; it must be the very
+    number attention_time_s (numpy) gives: CTA-bound (short context), memory-bound (long) and
+    compute-bound (a wide verify pass, many pairs per key) shapes."""
+    fwd = ForwardModel(qwen8b, h100, kv_dtype=kv_dtype)
+    for seqs, ctx, pairs in [(1, 3.0, None), (256, 256 * 17.0, None), (37, 37 * 9_001.0, None),
+                             (200, 200 * 4_100.0, 200 * 4_100.0 * 8 - 200 * 28.0), (64, 64 * 40.0, 64 * 40.0 * 200)]:
+        shape = PassShape(seqs, seqs, seqs, ctx, decode_pairs=pairs)
+        fast = fwd.components(shape)["attention"]
+        ref = float(fwd.attention_time_s(seqs, ctx, decode_pairs=pairs))
+        assert fast == ref, (seqs, ctx, pairs, fast, ref)
+
+
+@pytest.mark.parametrize("model,options", [("Qwen3-8B", {}), ("Qwen3-8B", {"tp": 2, "weight_dtype": "fp8"}),
+                                           ("Qwen3-235B-A22B", {"tp": 4, "expert_parallel": True})])
+def test_linear_gemms_vectorised_over_weights_equal_one_call_per_weight(h100, model, options):
+    """The pass body times every linear weight in one numpy call per dtype: the same numbers,
+    bit for bit, as timing each weight on its own."""
+    from rlsim.cost.memory import local_shape
+    from rlsim.hardware import ops
+
+    fwd = ForwardModel(load_model(model), h100, **options)
+    for T in (1, 7, 128, 129, 300, 4096, 8191):
+        vec = fwd.linear_gemm_times_s(T).tolist()
+        one = []
+        for w in fwd._weights:
+            n, k = local_shape(fwd.arch, w, fwd.tp)
+            d = fwd.quant.dtype_of(w.group)
+            one.append(float(ops.gemm_time_s(h100, T, n, k, d, fwd._gemm_kernels[d])))
+        assert vec == one, (model, T)

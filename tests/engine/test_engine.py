@@ -114,6 +114,22 @@ def test_fast_path_equals_reference(fwd):
     np.testing.assert_array_equal(fast.preempted, ref.preempted)
 
 
+def test_after_a_jump_short_of_kv_the_skipped_plan_would_have_found_no_jump(fwd):
+    """step() skips plan() after a full jump that ended short of KV; asking plan() there anyway
+    (it changes nothing but just_finished) must give None every time, and such skips happen."""
+    rng = np.random.default_rng(3)
+    prompts = np.repeat(rng.integers(5, 300, 12), 4)
+    e = _engine(fwd, prompts, rng.integers(1, 700, 48), np.repeat(np.arange(12), 4), num_blocks=500)
+    skipped = 0
+    while not e.done():
+        if e._short_next:
+            skipped += 1
+            assert e.plan() is None
+            e._short_next = True  # plan() cleared it
+        e.step()
+    assert skipped > 10 and e.stats.preemptions > 0
+
+
 def test_single_sequence_time_is_the_sum_of_its_step_costs(fwd):
     """No contention: prefill pass + one decode pass per further token, each timed alone."""
     P, R = 100, 50

@@ -60,3 +60,22 @@ def test_more_engines_finish_a_batch_sooner(small_scenario):
 def test_shipped_scenarios_resolve(repo, name):
     res = resolve(load_scenario(repo / "scenarios" / name))
     assert res.num_engines >= 1 and res.memory.kv_capacity_tokens >= res.max_model_len
+
+
+@pytest.mark.parametrize("spec", [False, True])
+def test_engines_in_two_worker_processes_give_the_same_bytes(repo, spec):
+    """simulate_rollout(workers=2) forks, runs half the engines in each process and copies their
+    records back: summary, sequence and segment tables identical to one process (a preempting
+    plain batch; an EAGLE-3 batch with its paired baseline)."""
+    import json
+
+    from rlsim.sim import simulate_rollout
+
+    name, over = (("qwen8b_rollout_eagle3.yaml", ["workload.num_prompts_per_step=8"]) if spec else
+                  ("qwen8b_rollout.yaml", ["workload.num_prompts_per_step=16", "cluster.num_gpus=2",
+                                           "rollout.engine.gpu_memory_utilization=0.35"]))
+    res = resolve(load_scenario(repo / "scenarios" / name, over))
+    one, two = (simulate_rollout(res, workers=w) for w in (1, 2))
+    assert spec or one.summary["preemptions"] > 0
+    assert json.dumps(one.summary, sort_keys=True, default=str) == json.dumps(two.summary, sort_keys=True, default=str)
+    assert one.sequences.equals(two.sequences) and one.segments.equals(two.segments)
