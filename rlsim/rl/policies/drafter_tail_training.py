@@ -7,10 +7,12 @@ generation are spent training the drafter, at no cost to the trainer.  The draft
 acceptance grows, saturating, with the training it has accumulated and loses it as the policy
 drifts away (form and numbers assumed; TLT publishes no such curve):
 
-    S_0 = 0,   S_t = (1 - drift_per_step) x S_{t-1} + H_{t-1}
+    S_0 = prior_tail_gpu_s,   S_t = (1 - drift_per_step) x S_{t-1} + H_{t-1}
     a_t = a0 + (max_acceptance - a0) x (1 - exp(-S_t / saturation_gpu_s))
 
-``H_j`` = the tail GPU-seconds harvested in step j: over the window of its generation
+``prior_tail_gpu_s`` is the training accumulated before the simulated window (0: the window is
+the start of RL training; a window after many steps at a harvest H has about H / drift_per_step,
+the recursion's fixed point).  ``H_j`` = the tail GPU-seconds harvested in step j: over the window of its generation
 (dispatch to last finished request), each engine's GPUs x (window - the engine's busy time in
 it), from the simulated engines' own timelines (their busy segments).  Step t uses the steps
 that had finished when it is dispatched (in a sync pipeline: all earlier ones; async: those
@@ -55,11 +57,13 @@ class DrafterTailTraining(BaseModel):
                                                                          "gain (assumed)")
     drift_per_step: float = Field(default=0.05, ge=0, lt=1, description="share of the accumulated training the policy's "
                                                                         "drift undoes per step (assumed)")
+    prior_tail_gpu_s: float = Field(default=0.0, ge=0, description="S_0: tail GPU-seconds of training before the "
+                                                                   "simulated window (0 = the start of RL training)")
 
 
-def accumulated_gpu_s(harvested_gpu_s: np.ndarray, drift_per_step: float) -> float:
-    """``S_t`` from ``H_0 .. H_{t-1}`` (module docstring)."""
-    s = 0.0
+def accumulated_gpu_s(harvested_gpu_s: np.ndarray, drift_per_step: float, prior_gpu_s: float = 0.0) -> float:
+    """``S_t`` from ``S_0 = prior_gpu_s`` and ``H_0 .. H_{t-1}`` (module docstring)."""
+    s = float(prior_gpu_s)
     for h in np.asarray(harvested_gpu_s, dtype=float):
         s = (1.0 - drift_per_step) * s + float(h)
     return s
@@ -107,5 +111,6 @@ class DrafterTailTrainingSeam(PolicySeam):
         after steps with harvests ``harvested_gpu_s`` (in step order)."""
         rate = self.model_rate(res)
         a0 = rate if self.cfg.initial_acceptance is None else self.cfg.initial_acceptance
-        a = tail_acceptance(self.cfg, a0, accumulated_gpu_s(harvested_gpu_s, self.cfg.drift_per_step))
+        a = tail_acceptance(self.cfg, a0, accumulated_gpu_s(harvested_gpu_s, self.cfg.drift_per_step,
+                                                                 self.cfg.prior_tail_gpu_s))
         return a / rate, {"drafter_acceptance": a}

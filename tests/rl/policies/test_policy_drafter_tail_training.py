@@ -27,6 +27,8 @@ def test_accumulated_training_has_the_geometric_closed_form():
     assert accumulated_gpu_s(np.full(7, 50.0), 0.1) == pytest.approx(50.0 * (1 - 0.9 ** 7) / 0.1)
     assert accumulated_gpu_s(np.array([10.0, 0.0, 0.0]), 0.5) == pytest.approx(2.5)  # the drift undoes it
     assert accumulated_gpu_s(np.array([]), 0.1) == 0.0
+    assert accumulated_gpu_s(np.array([0.0, 0.0]), 0.1, 100.0) == pytest.approx(81.0)  # prior training decays
+    assert accumulated_gpu_s(np.full(3, 50.0), 0.1, 500.0) == pytest.approx(500.0)  # H / d: the fixed point
 
 
 def test_acceptance_saturates_from_a0_to_the_maximum():
