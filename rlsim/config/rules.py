@@ -7,8 +7,8 @@ once, on load, before anything touches the filesystem or simulates).
 * RL: ``rl.training.num_gpus`` within the cluster (colocated: the trainer shares the cluster's
   GPUs; disaggregated: it takes what the rollouts leave); ``train_global_batch_size`` at most
   the sequences one step generates (NeMo-RL trains on the step's batch); a drafting
-  ``rl.policy`` (history_drafter, concurrency_draft, drafter_tail_training) needs a speculative_config.  (The warm-up against
-  ``num_steps`` is :func:`rlsim.rl.steady.planned_steps`'s rule.)
+  ``rl.policy`` (history_drafter, concurrency_draft, drafter_tail_training) needs a
+  speculative_config.  (The warm-up against ``num_steps`` is :func:`rlsim.rl.steady.planned_steps`'s rule.)
 """
 
 from __future__ import annotations
