@@ -69,6 +69,8 @@ def test_one_group_leaves_one_engine_idle_the_whole_step_and_feeds_the_next():
     assert s["drafter_acceptance"].iloc[0] == 0.6 and np.all(np.diff(s["drafter_acceptance"]) > 0)
     assert s["generation_makespan_s"].iloc[-1] < s["generation_makespan_s"].iloc[0]  # same 800 tokens, faster
     assert out.summary["policy"]["tail_train_gpu_s"] == pytest.approx(float(s.loc[~s["warmup"], "tail_train_gpu_s"].mean()))
+    again, _ = run_pipeline(res, 1, True, "sync_colocated")
+    assert again.summary == out.summary  # deterministic
 
 
 def test_no_gain_is_the_scenario_as_it_is_and_no_trainer_cost_is_added():
