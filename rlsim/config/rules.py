@@ -7,8 +7,8 @@ once, on load, before anything touches the filesystem or simulates).
 * RL: ``rl.training.num_gpus`` within the cluster (colocated: the trainer shares the cluster's
   GPUs; disaggregated: it takes what the rollouts leave); ``train_global_batch_size`` at most
   the sequences one step generates (NeMo-RL trains on the step's batch); a drafting
-  ``rl.policy`` (history_drafter, concurrency_draft) needs a speculative_config.  (The warm-up against
-  ``num_steps`` is :func:`rlsim.rl.steady.planned_steps`'s rule.)
+  ``rl.policy`` (history_drafter, concurrency_draft, drafter_tail_training) needs a
+  speculative_config.  (The warm-up against ``num_steps`` is :func:`rlsim.rl.steady.planned_steps`'s rule.)
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def _check_rl(sc: Scenario, src: str | None) -> None:
                              f"exceeds the sequences of one step: workload.num_prompts_per_step x "
                              f"num_generations_per_prompt = {w.num_prompts_per_step} x {w.num_generations_per_prompt} "
                              f"= {w.num_sequences_per_step}")
-    if rl.policy is not None and rl.policy.kind in ("history_drafter", "concurrency_draft") \
+    if rl.policy is not None and rl.policy.kind in ("history_drafter", "concurrency_draft", "drafter_tail_training") \
             and sc.rollout.engine.speculative_config is None:
         raise ConfigError.at(src, "rl.policy.kind", rl.policy.kind, "needs rollout.engine.speculative_config (it drafts)")
 

@@ -28,7 +28,7 @@ import simpy
 
 from rlsim.results.progress import report_step
 from rlsim.rl.dispatch import assign_groups
-from rlsim.rl.policies.run import policy_acceptance, policy_plan, policy_report, policy_warmup
+from rlsim.rl.policies.run import policy_acceptance, policy_feedback, policy_plan, policy_report, policy_warmup
 from rlsim.rl.pool import EnginePool
 from rlsim.rl.report import sync_summary, trainer_summary
 from rlsim.rl.steady import convergence, planned_steps, policy_lag, warmup_steps, window_stats
@@ -126,6 +126,11 @@ class _Run:
         self._dispatch_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(res.scenario.seed, spawn_key=(9,))))
         self._expected = res.scenario.workload.mean_response_tokens_estimate(res.base_dir)
         self._policy, self._noise = ro.dispatch, ro.dispatch_length_noise
+        self.spec = spec
+        self.feedback = policy_feedback(res) if spec is not None else None  # rlsim.rl.policies: run-time acceptance
+        self.harvest: dict[int, float] = {}  # step -> idle GPU-seconds of its generation (feedback runs)
+        if self.feedback is not None:
+            self.fed = {c: np.full(steps, np.nan) for c in self.feedback.feedback_columns}
 
     def run(self) -> None:
         self.env.process(self._dispatcher())
@@ -137,10 +142,24 @@ class _Run:
         for t, b in enumerate(self.batches):
             yield self.version_ready[max(0, t - self.lag)]
             self.rec["dispatch_s"][t] = self.env.now
+            if self.feedback is not None:
+                self._feed(t, b)
             owner, est = assign_groups(self._policy, b.group_id, b.prompt, b.response, self.pool.outstanding.tokens,
                                        self._expected, self._noise, self._dispatch_rng)
             done = self.pool.submit(t, owner, b.seq_id, b.group_id, b.prompt, b.response, est)
             self.env.process(self._reward(t, done))
+
+    def _feed(self, t: int, b: StepBatch) -> None:
+        """Step t's acceptance from the idle GPU-seconds of every step finished by now."""
+        for j in range(t):
+            if j not in self.harvest and not np.isnan(self.rec["batch_done_s"][j]):
+                self.harvest[j] = tail_idle_gpu_s(self.res, self.pool, self.rec["dispatch_s"][j],
+                                                  self.rec["batch_done_s"][j], self.env.now)
+        scale, cols = self.feedback.step_acceptance(self.res, np.array([self.harvest[j] for j in sorted(self.harvest)]))
+        sampler = self.spec.sampler
+        sampler.rescale(sampler.index_of(b.seq_id), scale)
+        for c, v in cols.items():
+            self.fed[c][t] = v
 
     def _reward(self, t: int, done):
         yield done
@@ -166,6 +185,21 @@ class _Run:
                                                             rl.recompute_kv_on_weight_update))
             self.rec["sync_end_s"][t] = self.env.now
             self.version_ready[t + 1].succeed()
+
+
+def tail_idle_gpu_s(res: Resolved, pool: EnginePool, t0_s: float, t1_s: float, now_s: float) -> float:
+    """GPU-seconds the pool's engines sat idle in ``[t0_s, t1_s]`` (a step's generation), from
+    their busy segments and the iterations in progress at ``now_s``
+    (rlsim.rl.policies.drafter_tail_training.idle_gpu_s)."""
+    from rlsim.rl.policies.drafter_tail_training import idle_gpu_s
+
+    busy = []
+    for st in pool.states:
+        iv = [(sg.t0_s, sg.t1_s) for sg in st.segments if sg.t1_s > t0_s]
+        if st.busy_since is not None:
+            iv.append((st.busy_since, now_s))
+        busy.append(np.array(iv, dtype=float).reshape(-1, 2))
+    return idle_gpu_s(busy, t0_s, t1_s, res.rollout_gpus // res.num_engines)
 
 
 def horizon(res: Resolved, pipeline: str) -> tuple[int, int, int]:
@@ -251,6 +285,12 @@ def _result(res, plan, run: _Run, batches, spec, mode: str, lag: int, warm: int,
     busy = pd.concat([segs[cols], running], ignore_index=True) if len(segs) else running
     seqs = _sequences(run, rec, run.stride, steps, batches)
     gantt = _gantt(df, mode)
+    if run.feedback is not None:  # the harvest of every step trained, and what the feedback set
+        df["tail_train_gpu_s"] = [run.harvest[t] if t in run.harvest else
+                                  tail_idle_gpu_s(res, run.pool, rec["dispatch_s"][t], rec["batch_done_s"][t], run.env.now)
+                                  for t in range(steps)]
+        for c, v in run.fed.items():
+            df[c] = v[:steps]
     summary = _summary(res, plan, df, run, spec, mode, lag, busy, pauses, seqs, warm, status)
     if policy is not None:
         df, summary["policy"] = policy_report(res, df, policy)

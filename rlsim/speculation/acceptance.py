@@ -407,6 +407,19 @@ class AcceptanceSampler:
         self._id_base = int(self.seq_ids[0]) if contiguous else None
         self._id_order = None if contiguous else np.argsort(self.seq_ids, kind="stable")
 
+    def rescale(self, seq_idx: npt.ArrayLike, factor: float) -> None:
+        """Multiply the heterogeneity scales of sequences ``seq_idx`` by ``factor`` (their
+        conditional rates clipped to 1 again), before any of their rounds is drawn: a drafter
+        that improves during the run (rlsim.rl.policies.drafter_tail_training)."""
+        idx = np.asarray(seq_idx, dtype=np.intp)
+        scales = self.scales.copy()
+        scales[idx] *= float(factor)
+        self.scales = _read_only(scales)
+        conditional = self.conditional.copy()
+        conditional[idx] = np.clip(scales[idx, None] * self.model.conditional_rates(self.k_max)[None, :], 0.0, 1.0)
+        self.conditional = _read_only(conditional)
+        self._survive = _read_only(np.cumprod(self.conditional, axis=1))
+
     def index_of(self, seq_ids: npt.ArrayLike) -> npt.NDArray[np.intp]:
         """Positions in the construction arrays of global sequence ids ``seq_ids`` (every id must
         have been given at construction)."""

@@ -273,3 +273,15 @@ def test_temperature_scale_from_the_greedy_vs_sampled_pair():
     t = temperature_scale()
     a1 = t * 0.70
     assert 0.95 < t < 1.0 and a1 < 0.70
+
+
+def test_rescale_changes_only_the_given_sequences_and_clips_to_one():
+    s = _sampler(PerPositionAcceptance(rates=RATES), 4, k_max=3)
+    before = s.conditional.copy()
+    s.rescale(np.array([1, 3]), 1.5)
+    assert np.array_equal(s.conditional[[0, 2]], before[[0, 2]])
+    assert s.conditional[[1, 3]] == pytest.approx(np.minimum(1.0, before[[1, 3]] * 1.5))
+    assert s.conditional[1, 0] == 1.0  # 0.78 x 1.5 clipped
+    assert s.sample(np.array([1]), np.zeros(1, dtype=np.int64), 50, 1).min() == 1  # position 1 always accepted now
+    with pytest.raises(ValueError):
+        s.conditional[0, 0] = 0.5  # still read-only

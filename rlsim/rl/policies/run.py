@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 
 from rlsim.rl.policies import seam_for
-from rlsim.rl.policies.seam import DATA_COLUMNS, PolicyPlan
+from rlsim.rl.policies.seam import DATA_COLUMNS, PolicyPlan, PolicySeam
 
-__all__ = ["policy_resolved", "policy_warmup", "policy_plan", "policy_trained", "policy_acceptance", "policy_report"]
+__all__ = ["policy_resolved", "policy_warmup", "policy_plan", "policy_trained", "policy_acceptance", "policy_feedback",
+           "policy_report"]
 
 
 def _seam(res):
@@ -54,13 +55,23 @@ def policy_acceptance(res, generate: list) -> np.ndarray | None:
     return None if seam is None else seam.acceptance_scale(res, generate)
 
 
+def policy_feedback(res) -> PolicySeam | None:
+    """The seam whose acceptance follows the run (``step_acceptance``), or None (no policy, none
+    with feedback, or no speculation to act on)."""
+    seam = _seam(res)
+    return seam if seam is not None and seam.feedback_columns and res.speculative is not None else None
+
+
 def policy_report(res, steps: pd.DataFrame, plan: PolicyPlan) -> tuple[pd.DataFrame, dict]:
     """The per-step table with the policy's data columns, and the steady-state summary of them
-    (means over the steps after the warm-up; ``name`` and ``params`` of the policy)."""
+    and of the run's feedback columns if it recorded them (means over the steps after the
+    warm-up; ``name`` and ``params`` of the policy)."""
     data = plan.data.iloc[: len(steps)].reset_index(drop=True)
     out = pd.concat([steps.reset_index(drop=True), data[list(DATA_COLUMNS)]], axis=1)
     steady = out[~out["warmup"]]
     pol = res.scenario.rl.policy
     summary = {"name": pol.kind, "params": pol.model_dump(mode="json")}
     summary.update({c: float(steady[c].mean()) for c in DATA_COLUMNS})
+    fed = ("tail_train_gpu_s",) + _seam(res).feedback_columns  # the run's feedback columns, when it recorded them
+    summary.update({c: float(steady[c].mean()) for c in fed if c in out})
     return out, summary

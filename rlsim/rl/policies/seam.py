@@ -13,7 +13,11 @@ acts at three points of the RL path, each a method of :class:`PolicySeam` with a
 * :meth:`PolicySeam.warmup_steps` -- steps before the policy's own state (a buffer of
   unfinished trajectories) is steady: the run's warm-up is at least this;
 * :meth:`PolicySeam.acceptance_scale` -- **per-request draft budget / acceptance**: a multiplier
-  of each generated request's draft acceptance (history drafters).
+  of each generated request's draft acceptance (history drafters);
+* :meth:`PolicySeam.step_acceptance` -- **run-time feedback** (only for a seam with
+  ``feedback_columns``): at each step's dispatch, from the GPU-seconds the engines sat idle in
+  the generation of each step finished by then, that step's acceptance multiplier and its
+  ``feedback_columns`` (drafter training on idle tail GPUs).
 
 Without a policy none of this runs: the pipeline uses the base batches as they are.
 """
@@ -54,6 +58,8 @@ class PolicySeam:
     """No-op defaults; a policy overrides the points it acts on."""
 
     name = "none"
+    #: per-step columns the run records from :meth:`step_acceptance` (none: it is not called)
+    feedback_columns: tuple[str, ...] = ()
 
     def scenario(self, sc):
         """The scenario with the engine settings the policy owns (default: unchanged)."""
@@ -70,6 +76,12 @@ class PolicySeam:
     def acceptance_scale(self, res, generate: list) -> np.ndarray | None:
         """Per generated request (in step order), a multiplier of its acceptance; None = 1."""
         return None
+
+    def step_acceptance(self, res, harvested_gpu_s: np.ndarray) -> tuple[float, dict]:
+        """``(acceptance multiplier, {feedback column: value})`` of a step dispatched after steps
+        whose generation left ``harvested_gpu_s`` idle GPU-seconds (in step order); the run
+        records each step's harvest as ``tail_train_gpu_s`` beside the feedback columns."""
+        raise NotImplementedError
 
 
 def no_side_effects(batches: list) -> pd.DataFrame:
