@@ -41,7 +41,7 @@ def main() -> None:
     print("steps        " + ", ".join(f"{k} {r.summary['warmup_steps']} + {r.summary['window_steps']}"
                                       f"{'' if r.summary['converged'] else ' (not converged)'}" for k, r in result.runs.items()))
     print(f"events       {events:,} engine segments -> {events / wall:,.0f} events/s; {iters:,} engine iterations")
-    print(f"speedups     " + ", ".join(f"{k} {v:.3f}x" for k, v in result.summary["speedup"].items()))
+    print("speedups     " + ", ".join(f"{k} {v:.3f}x" for k, v in result.summary["speedup"].items()))
 
 
 if __name__ == "__main__":
