@@ -118,7 +118,7 @@ class AcceptanceDraws:
         start = np.zeros(idx.size, dtype=np.int64)  # first round of the current bucket, per column
         at = ctx.astype(np.float64)                 # context at that round
         while cols.size:
-            acc = (u[:, cols, None] < self.sampler.survive_at(idx[cols], k, at)[None, :, :]).sum(axis=-1)
+            acc = _count_below(u[:, cols], self.sampler.survive_at(idx[cols], k, at))
             later = row >= start[None, :]
             block = np.where(later, acc, out[:, cols])
             out[:, cols] = block
@@ -164,3 +164,13 @@ class AcceptanceDraws:
         if k not in self._mean:
             self._mean[k] = self.sampler.model.mean_acceptance_length(k) - 1.0
         return self._mean[k]
+
+
+def _count_below(u: np.ndarray, survive: np.ndarray) -> np.ndarray:
+    """``sum_i [u < survive[:, i]]`` of uniforms ``u`` (rounds, n) against ``P(A >= i)`` (n, k): the
+    accepted drafts, int64 (rounds, n); summed over the ``k`` columns one by one, which is cheaper
+    than a reduction along a short last axis."""
+    acc = np.zeros(u.shape, dtype=np.int64)
+    for i in range(survive.shape[1]):
+        acc += u < survive[:, i]
+    return acc
