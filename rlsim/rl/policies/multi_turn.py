@@ -39,7 +39,7 @@ import math
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rlsim.rl.policies.seam import DATA_COLUMNS, PolicyPlan, PolicySeam
 
@@ -63,14 +63,20 @@ class MultiTurn(BaseModel):
     observation_tokens: int = Field(default=256, ge=0, description="tokens a tool call returns (assumed)")
     kv: Literal["keep", "evict"] = Field(default="keep", description="the context's KV between turns")
 
-    @model_validator(mode="after")
-    def _check(self):
-        if self.tool_latency_p90_s < self.tool_latency_median_s:
-            raise ValueError(f"tool_latency_p90_s {self.tool_latency_p90_s} is below tool_latency_median_s "
-                             f"{self.tool_latency_median_s}")
-        if self.turns == "fixed" and self.mean_turns != int(self.mean_turns):
-            raise ValueError(f"mean_turns {self.mean_turns} must be a whole number with turns: fixed")
-        return self
+    @field_validator("mean_turns")
+    @classmethod
+    def _whole_when_fixed(cls, v: float, info):
+        if info.data.get("turns") == "fixed" and v != int(v):
+            raise ValueError("must be a whole number with turns: fixed")
+        return v
+
+    @field_validator("tool_latency_p90_s")
+    @classmethod
+    def _p90_above_median(cls, v: float, info):
+        median = info.data.get("tool_latency_median_s")
+        if median is not None and v < median:
+            raise ValueError(f"must be at least tool_latency_median_s ({median})")
+        return v
 
 
 def turn_counts(cfg: MultiTurn, response: np.ndarray, rng: np.random.Generator) -> np.ndarray:
