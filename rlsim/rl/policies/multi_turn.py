@@ -143,8 +143,10 @@ class MultiTurnSeam(PolicySeam):
                     nxt[prev] = k
                     latency[k] = lat[li]
                     prefix[k] = int(b.prompt[i]) - 1 if cfg.kv == "keep" else -1
-                    e_traj.append(i), e_turn.append(j), e_prompt.append(ctx + obs), e_resp.append(int(chunks[j]))
-                    e_group.append(int(b.group_id[i]) if cfg.kv == "keep" else group_base + t * 1_000_000 + k)
+                    evict_group = group_base + t * 1_000_000 + k  # unique while a step has < 1e6 turns
+                    for col, v in zip((e_traj, e_turn, e_prompt, e_resp, e_group),
+                                      (i, j, ctx + obs, int(chunks[j]), int(b.group_id[i]) if cfg.kv == "keep" else evict_group)):
+                        col.append(v)
                     ctx += obs + int(chunks[j])
                     prev, k, li = k, k + 1, li + 1
             cat = lambda a, e: np.concatenate([a, np.asarray(e, dtype=np.int64)])  # noqa: E731
