@@ -90,6 +90,9 @@ class Engine:
         self._resumed = True               # no step ran since the engine was (re)started idle
         self._short_next = False           # the last step() was a jump that ended short of KV
         self.max_kv_used = 0
+        #: finished request id -> id of the later request that adopts its KV (multi-turn agents)
+        self.kv_handover: dict[int, int] = {}
+        self._kv_kept = False  # some finished request's KV was kept for a later one
         self._planner = JumpPlanner(self.requests, self.kv, forward, params, spec)
         self.add_sequences(seq_ids, group_ids, prompt_len, response_len)
 
@@ -107,6 +110,9 @@ class Engine:
         shared = shared_prompt_blocks(req.prompt[new], self.params.block_size, self.params.enable_prefix_caching,
                                       None if prefix_len is None else req.prefix[new])
         self.kv.extend(req.group[new], shared, req.num_groups)
+        if self._kv_kept:  # a later turn adopts its predecessor's kept KV (KvCache.keep)
+            for slot in slots:
+                self.kv.adopt(slot, int(req.seq_ids[slot]))
         for slot in slots:
             self.scheduler.waiting.push(slot)
 
@@ -360,6 +366,12 @@ class Engine:
         if not len(done):
             return 0
         slots = done.tolist()
+        if self.kv_handover:  # multi-turn: the context's KV stays cached for the next turn
+            for slot in slots:
+                nxt = self.kv_handover.pop(int(self.requests.seq_ids[slot]), None)
+                if nxt is not None:
+                    self.kv.keep(slot, int(self.requests.computed[slot]), nxt)
+                    self._kv_kept = True
         self.scheduler.remove_finished(slots)
         self.requests.finish_s[slots] = self.now
         self.requests.finish_seg[slots] = self.stats.segments

@@ -99,6 +99,7 @@ class KvCache:
         self._queued = 0  # free blocks in _lru entries (freed since allocated; the rest never were)
         self._dead = 0    # counter for keys of finished requests' blocks
         self.evicted_blocks = 0  # blocks of hittable entries evicted
+        self._alias: dict[int, tuple] = {}  # slot -> key of kept blocks it adopts (:meth:`keep`, :meth:`adopt`)
 
     def extend(self, group_of: np.ndarray, shared_blocks: np.ndarray, num_groups: int) -> None:
         """Track more sequences (their local group indices and shared prompt blocks); arrays grow
@@ -144,7 +145,7 @@ class KvCache:
             entry = self._lru.get(("g", int(g)))
             shared_tokens = entry[1] if entry else 0
         hit = min(cap, (shared_tokens // bs) * bs)
-        own = self._lru.get(("s", seq))
+        own = self._lru.get(self._alias.get(seq, ("s", seq)) if self._alias else ("s", seq))
         if own is not None and hit == cap:
             hit += own[1]
         if num_tokens is not None:
@@ -181,7 +182,7 @@ class KvCache:
             self.group_cached_tokens[g] = entry[1] if entry else 0
             self._take(int(self.shared[seq]) - (entry[0] if entry else 0))
         self.group_ref[g] += 1
-        own = self._reclaim(("s", seq))
+        own = self._reclaim(self._alias.pop(seq, ("s", seq)) if self._alias else ("s", seq))
         new_own = self.own_after(seq, computed_after)
         self._take(new_own - (own[0] if own else 0))
         self.own[seq] = new_own
@@ -211,6 +212,21 @@ class KvCache:
         self._put(("x", self._next_dead()), int(self.own[seq]), 0)
         self.own[seq] = 0
         self._leave_group(seq)
+
+    def keep(self, seq: int, computed_tokens: int, key: int) -> None:
+        """``seq`` finished and its context continues in a later request (a multi-turn agent's next
+        turn, rlsim.rl.policies.multi_turn): its full private blocks stay cached under ``key``, as
+        a preempted request's do (freed, hittable until evicted); the later request adopts them.
+        Called just before :meth:`release`, which frees the rest."""
+        bs, own = self.block_size, int(self.own[seq])
+        full = min(own, max(0, computed_tokens // bs - int(self.shared[seq]))) if self.prefix_caching else 0
+        self._put(("k", int(key)), full, full * bs)
+        self.own[seq] = own - full
+
+    def adopt(self, seq: int, key: int) -> None:
+        """``seq`` hits the blocks kept under ``key`` (:meth:`keep`) as its own, if still cached."""
+        if ("k", int(key)) in self._lru:
+            self._alias[seq] = ("k", int(key))
 
     def preempt(self, seq: int, computed_tokens: int) -> None:
         """``seq`` is preempted with ``computed_tokens`` cached: its full private blocks stay

@@ -128,6 +128,7 @@ class _Run:
         self._policy, self._noise = ro.dispatch, ro.dispatch_length_noise
         self.spec = spec
         self.feedback = policy_feedback(res) if spec is not None else None  # rlsim.rl.policies: run-time acceptance
+        self.driver = None  # rlsim.rl.policies.multi_turn.TurnDriver: later turns dealt as tools return
         self.harvest: dict[int, float] = {}  # step -> idle GPU-seconds of its generation (feedback runs)
         if self.feedback is not None:
             self.fed = {c: np.full(steps, np.nan) for c in self.feedback.feedback_columns}
@@ -144,9 +145,13 @@ class _Run:
             self.rec["dispatch_s"][t] = self.env.now
             if self.feedback is not None:
                 self._feed(t, b)
-            owner, est = assign_groups(self._policy, b.group_id, b.prompt, b.response, self.pool.outstanding.tokens,
+            f = slice(None) if self.driver is None else self.driver.turns[t].first  # multi-turn: first turns
+            owner, est = assign_groups(self._policy, b.group_id[f], b.prompt[f], b.response[f], self.pool.outstanding.tokens,
                                        self._expected, self._noise, self._dispatch_rng)
-            done = self.pool.submit(t, owner, b.seq_id, b.group_id, b.prompt, b.response, est)
+            if self.driver is None:
+                done = self.pool.submit(t, owner, b.seq_id, b.group_id, b.prompt, b.response, est)
+            else:
+                done = self.driver.submit(t, b, owner, est)
             self.env.process(self._reward(t, done))
 
     def _feed(self, t: int, b: StepBatch) -> None:
@@ -245,6 +250,10 @@ def simulate_pipeline(res: Resolved, plan, seed: int, speculative: bool, pipelin
         return ok or n >= steps
 
     run = _Run(res, plan, batches, spec, lag, stop_after, None if policy is None else policy.stride)
+    if policy is not None and policy.turns is not None:
+        from rlsim.rl.policies.multi_turn import TurnDriver
+
+        run.driver = TurnDriver(policy.turns, run)
     run.run()
     return _result(res, plan, run, batches[: run.trained], spec, mode, lag, warm, status, policy)
 
@@ -291,6 +300,9 @@ def _result(res, plan, run: _Run, batches, spec, mode: str, lag: int, warm: int,
                                   for t in range(steps)]
         for c, v in run.fed.items():
             df[c] = v[:steps]
+    if run.driver is not None:  # multi-turn: the GPU-seconds idle in each step's generation (tool waits)
+        df["rollout_idle_gpu_s"] = [tail_idle_gpu_s(res, run.pool, rec["dispatch_s"][t], rec["batch_done_s"][t], run.env.now)
+                                    for t in range(steps)]
     summary = _summary(res, plan, df, run, spec, mode, lag, busy, pauses, seqs, warm, status)
     if policy is not None:
         df, summary["policy"] = policy_report(res, df, policy)

@@ -7,7 +7,8 @@ extra fields forbidden); absent, the RL run is exactly the scenario's.  One modu
 * ``partial_rollout`` -- per-step token budget, unfinished trajectories recycled (Kimi k1.5 / APRIL);
 * ``history_drafter`` -- drafts from earlier rollouts of the prompt (RhymeRL, SPEC-RL, DAS);
 * ``concurrency_draft`` -- draft length chosen per iteration from the running batch (FastGRPO);
-* ``drafter_tail_training`` -- the drafter trained on the idle tail GPUs of each step (TLT).
+* ``drafter_tail_training`` -- the drafter trained on the idle tail GPUs of each step (TLT);
+* ``multi_turn`` -- agentic multi-turn rollouts: tool latency between turns, KV kept or evicted.
 
 :data:`NAMED` gives each policy with its default numbers by name (``rlsim compare --policies``);
 ``none`` is the scenario as it is and ``no_spec`` the same without speculation.
@@ -23,23 +24,27 @@ from rlsim.rl.policies.concurrency_draft import ConcurrencyDraft, ConcurrencyDra
 from rlsim.rl.policies.drafter_tail_training import DrafterTailTraining, DrafterTailTrainingSeam
 from rlsim.rl.policies.dynamic_sampling import DynamicSampling, DynamicSamplingSeam
 from rlsim.rl.policies.history_drafter import HistoryDrafter, HistoryDrafterSeam
+from rlsim.rl.policies.multi_turn import MultiTurn, MultiTurnSeam
 from rlsim.rl.policies.partial_rollout import PartialRollout, PartialRolloutSeam
 from rlsim.rl.policies.seam import DATA_COLUMNS, PolicyPlan, PolicySeam
 
 __all__ = ["RolloutPolicy", "NAMED", "seam_for", "PolicySeam", "PolicyPlan", "DATA_COLUMNS",
            "DynamicSampling", "PartialRollout", "HistoryDrafter", "ConcurrencyDraft",
-           "DrafterTailTraining"]
+           "DrafterTailTraining", "MultiTurn"]
 
-RolloutPolicy = Annotated[Union[DynamicSampling, PartialRollout, HistoryDrafter, ConcurrencyDraft, DrafterTailTraining],
+RolloutPolicy = Annotated[Union[DynamicSampling, PartialRollout, HistoryDrafter, ConcurrencyDraft, DrafterTailTraining,
+                                    MultiTurn],
                           Field(discriminator="kind")]
 
 _SEAMS = {"dynamic_sampling": DynamicSamplingSeam, "partial_rollout": PartialRolloutSeam,
           "history_drafter": HistoryDrafterSeam, "concurrency_draft": ConcurrencyDraftSeam,
-          "drafter_tail_training": DrafterTailTrainingSeam}
+          "drafter_tail_training": DrafterTailTrainingSeam,
+          "multi_turn": MultiTurnSeam}
 
 #: Policies by name with their default numbers (``none``: no policy; ``no_spec``: no speculation).
 NAMED = {"none": None, "no_spec": None, "dynamic_sampling": DynamicSampling(), "partial_rollout": PartialRollout(),
-         "history_drafter": HistoryDrafter(), "concurrency_draft": ConcurrencyDraft(), "drafter_tail_training": DrafterTailTraining()}
+         "history_drafter": HistoryDrafter(), "concurrency_draft": ConcurrencyDraft(), "drafter_tail_training": DrafterTailTraining(),
+         "multi_turn": MultiTurn(), "multi_turn_evict": MultiTurn(kv="evict")}
 
 
 def seam_for(policy) -> PolicySeam | None:

@@ -67,11 +67,12 @@ def policy_report(res, steps: pd.DataFrame, plan: PolicyPlan) -> tuple[pd.DataFr
     and of the run's feedback columns if it recorded them (means over the steps after the
     warm-up; ``name`` and ``params`` of the policy)."""
     data = plan.data.iloc[: len(steps)].reset_index(drop=True)
-    out = pd.concat([steps.reset_index(drop=True), data[list(DATA_COLUMNS)]], axis=1)
+    own = [c for c in data.columns if c not in DATA_COLUMNS]  # the policy's own columns (multi_turn)
+    out = pd.concat([steps.reset_index(drop=True), data[list(DATA_COLUMNS) + own]], axis=1)
     steady = out[~out["warmup"]]
     pol = res.scenario.rl.policy
     summary = {"name": pol.kind, "params": pol.model_dump(mode="json")}
-    summary.update({c: float(steady[c].mean()) for c in DATA_COLUMNS})
+    summary.update({c: float(steady[c].mean()) for c in list(DATA_COLUMNS) + own})
     fed = ("tail_train_gpu_s",) + _seam(res).feedback_columns  # the run's feedback columns, when it recorded them
-    summary.update({c: float(steady[c].mean()) for c in fed if c in out})
+    summary.update({c: float(steady[c].mean()) for c in fed + ("rollout_idle_gpu_s",) if c in out})
     return out, summary

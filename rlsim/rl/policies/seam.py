@@ -46,12 +46,15 @@ DATA_COLUMNS = ("generated_requests", "trained_trajectories", "trained_tokens", 
 class PolicyPlan:
     """``generate[t]``: the requests the rollout pool serves in step t (global ids
     ``t * stride + i``); ``train[t]``: the trajectories the trainer trains in step t (their full
-    prompt and response lengths); ``data``: one row per step, :data:`DATA_COLUMNS`."""
+    prompt and response lengths); ``data``: one row per step, :data:`DATA_COLUMNS` (and any
+    columns of the policy's own); ``turns``: per step, the multi-turn structure of the generated
+    requests (rlsim.rl.policies.multi_turn.Turns; None: every request is dealt at dispatch)."""
 
     generate: list
     train: list
     data: pd.DataFrame
     stride: int
+    turns: list | None = None
 
 
 class PolicySeam:
