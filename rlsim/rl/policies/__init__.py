@@ -7,7 +7,8 @@ extra fields forbidden); absent, the RL run is exactly the scenario's.  One modu
 * ``partial_rollout`` -- per-step token budget, unfinished trajectories recycled (Kimi k1.5 / APRIL);
 * ``history_drafter`` -- drafts from earlier rollouts of the prompt (RhymeRL, SPEC-RL, DAS);
 * ``concurrency_draft`` -- draft length chosen per iteration from the running batch (FastGRPO);
-* ``drafter_tail_training`` -- the drafter trained on the idle tail GPUs of each step (TLT).
+* ``drafter_tail_training`` -- the drafter trained on the idle tail GPUs of each step (TLT);
+* ``tail_migration`` -- long requests moved from busy to idle engines in the tail (Seer, RLHFuse).
 
 :data:`NAMED` gives each policy with its default numbers by name (``rlsim compare --policies``);
 ``none`` is the scenario as it is and ``no_spec`` the same without speculation.
@@ -25,21 +26,24 @@ from rlsim.rl.policies.dynamic_sampling import DynamicSampling, DynamicSamplingS
 from rlsim.rl.policies.history_drafter import HistoryDrafter, HistoryDrafterSeam
 from rlsim.rl.policies.partial_rollout import PartialRollout, PartialRolloutSeam
 from rlsim.rl.policies.seam import DATA_COLUMNS, PolicyPlan, PolicySeam
+from rlsim.rl.policies.tail_migration import TailMigration, TailMigrationSeam
 
 __all__ = ["RolloutPolicy", "NAMED", "seam_for", "PolicySeam", "PolicyPlan", "DATA_COLUMNS",
            "DynamicSampling", "PartialRollout", "HistoryDrafter", "ConcurrencyDraft",
-           "DrafterTailTraining"]
+           "DrafterTailTraining", "TailMigration"]
 
-RolloutPolicy = Annotated[Union[DynamicSampling, PartialRollout, HistoryDrafter, ConcurrencyDraft, DrafterTailTraining],
+RolloutPolicy = Annotated[Union[DynamicSampling, PartialRollout, HistoryDrafter, ConcurrencyDraft, DrafterTailTraining,
+                               TailMigration],
                           Field(discriminator="kind")]
 
 _SEAMS = {"dynamic_sampling": DynamicSamplingSeam, "partial_rollout": PartialRolloutSeam,
           "history_drafter": HistoryDrafterSeam, "concurrency_draft": ConcurrencyDraftSeam,
-          "drafter_tail_training": DrafterTailTrainingSeam}
+          "drafter_tail_training": DrafterTailTrainingSeam, "tail_migration": TailMigrationSeam}
 
 #: Policies by name with their default numbers (``none``: no policy; ``no_spec``: no speculation).
 NAMED = {"none": None, "no_spec": None, "dynamic_sampling": DynamicSampling(), "partial_rollout": PartialRollout(),
-         "history_drafter": HistoryDrafter(), "concurrency_draft": ConcurrencyDraft(), "drafter_tail_training": DrafterTailTraining()}
+         "history_drafter": HistoryDrafter(), "concurrency_draft": ConcurrencyDraft(), "drafter_tail_training": DrafterTailTraining(),
+         "tail_migration": TailMigration()}
 
 
 def seam_for(policy) -> PolicySeam | None:
