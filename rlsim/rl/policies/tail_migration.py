@@ -1,10 +1,10 @@
-"""Tail handling by request migration between engines (Seer, RLHFuse).
+"""Tail handling by request migration between engines (Seer-style load balancing of the tail).
 
 Mechanism (Seer, Moonshot AI 2025, arXiv:2511.14617 -- divided rollout with a global KV cache
-lets a request continue on another instance; RLHFuse, arXiv:2409.13221 -- migrates the long-tail
-generation requests onto fewer instances; section and figure numbers not checked here): when an
-engine becomes idle (nothing running or waiting) while another engine still runs at least
-``min_source_running`` requests, at the busy engine's next iteration boundary the policy moves
+lets a request continue on another instance, which Seer uses to balance load; the arXiv id,
+sections and figures were not checked against the PDF here): when an engine becomes idle
+(nothing running or waiting) while another engine still runs at least ``min_source_running``
+requests, at the busy engine's next iteration boundary the policy moves
 half of its running requests (``floor(n / 2)``, so both run about ``n / 2``) to the idle one, so
 the tail runs at smaller per-engine batches.  The moved requests are those with the **most
 tokens generated so far** (ties: lowest id): the simulator never reads the true remaining
@@ -25,6 +25,10 @@ A moved request keeps its generated tokens and resumes on the destination with c
   destination's running batch decoding (or, without a free seat / blocks, waits and recomputes);
 * ``cost: recompute`` -- the request waits on the destination at once and prefills its whole
   context through the engine's normal (chunked) prefill path, as after a preemption.
+
+RLHFuse (arXiv:2409.13221, not checked here) migrates in the other direction: it consolidates
+the long tail onto *fewer* instances so the freed GPUs start training (inter-stage fusion); that
+needs trainer / rollout overlap and is not this policy.
 
 Not modelled: migrating waiting requests; moving the dispatcher's outstanding-token charge of a
 moved request (it stays on the source, which only affects later async dispatch); Seer's chunked
@@ -101,6 +105,8 @@ class Migrator:
     """The pool hook (``EnginePool.migration``): ``on_idle`` asks the busiest engine to give
     requests away, ``on_boundary`` moves them at that engine's iteration boundary.
     ``records``: one ``(t_s, seq_id, src, dst, tokens, bytes, arrive_s)`` per move."""
+
+    columns = MIGRATION_COLUMNS
 
     def __init__(self, cfg: TailMigration, link: LinkCost) -> None:
         self.cfg, self.link = cfg, link

@@ -106,6 +106,7 @@ def test_a_run_is_deterministic_and_reports_migrations_and_tail_time():
     assert again.summary == out.summary and again.steps.equals(out.steps)
     s = out.steps
     assert s["migrations"].sum() > 0 and (s["migrated_bytes"] == s["migrated_tokens"] * res.spec_memory.kv_bytes_per_token).all()
+    assert out.summary["policy"]["migrations"] == pytest.approx(float(s.loc[~s["warmup"], "migrations"].mean()))
     tail = tail_times(out.sequences, s, res.num_engines)
     assert np.all(tail >= 0) and np.all(tail <= s["generation_makespan_s"].to_numpy() + 1e-12)
 
