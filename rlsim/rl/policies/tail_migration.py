@@ -42,15 +42,17 @@ would have moved); ``tail_time_s`` (:func:`tail_times`, every policy) is reporte
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from rlsim import units
 from rlsim.errors import ConfigError
 from rlsim.rl.policies.seam import PolicySeam
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["TailMigration", "TailMigrationSeam", "Migrator", "LinkCost", "link_cost", "tail_times",
            "MIGRATION_COLUMNS"]
@@ -168,6 +170,8 @@ class Migrator:
 
     def per_step(self, stride: int, steps: int) -> pd.DataFrame:
         """``MIGRATION_COLUMNS`` per step (a request's step: ``seq_id // stride``)."""
+        import pandas as pd
+
         out = pd.DataFrame(0, index=range(steps), columns=list(MIGRATION_COLUMNS), dtype=np.int64)
         out["migrated_bytes"] = out["migrated_bytes"].astype(float)
         for _, sid, _, _, tok, nbytes, _ in self.records:
