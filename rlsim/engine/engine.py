@@ -203,6 +203,43 @@ class Engine:
         self._short_next = False
         return self.scheduler.preempt_all()
 
+    def migrate_out(self, slot: int) -> dict:
+        """Take running request ``slot`` off this engine at an iteration boundary (its KV blocks
+        freed; its row kept, marked ``moved_s``); returns what :meth:`migrate_in` needs."""
+        sch, req = self.scheduler, self.requests
+        sch.running.remove(slot)
+        sch._changed()
+        self.kv.release(slot)
+        req.moved_s[slot], self._short_next = self.now, False
+        return {k: getattr(req, k)[slot].item() for k in ("seq_ids", "prompt", "response", "generated", "computed",
+                                                         "preemptions", "draft_rounds", "admit_s", "first_token_s",
+                                                         "last_token_s")}
+
+    def migrate_in(self, moved: dict, kv_ready: bool) -> bool:
+        """Add a request taken off another engine with its progress (its own prefix group).
+        ``kv_ready`` (its KV was transferred): it joins the running batch decoding, with
+        ``prompt + generated - 1`` tokens cached, if a seat and the blocks are free; otherwise
+        (or without ``kv_ready``) it waits and prefills its whole context (recompute).  Returns
+        whether the KV was taken in."""
+        req, sch = self.requests, self.scheduler
+        slots = req.add([moved["seq_ids"]], [-1 - moved["seq_ids"]], [moved["prompt"]], [moved["response"]], [0],
+                        arrival_s=self.now)
+        slot = slots.start
+        self.kv.extend(req.group[slot:], np.zeros(1, dtype=np.int64), req.num_groups)
+        for k in ("generated", "preemptions", "draft_rounds", "admit_s", "first_token_s", "last_token_s"):
+            getattr(req, k)[slot] = moved[k]
+        req.moved_in[slot], self._short_next = 1, False
+        cached = int(moved["prompt"] + moved["generated"] - 1)
+        fits = len(sch.running) < self.params.max_num_seqs and self.kv.admission_blocks(slot, cached) <= self.kv.free
+        if kv_ready and fits:
+            self.kv.admit(slot, cached, 0)
+            req.computed[slot] = cached
+            sch.running.append(slot)
+            sch._changed()
+            return True
+        sch.waiting.push(slot)
+        return False
+
     def commit(self, jump: Jump, iterations: int | None = None) -> Segment:
         """Apply the first ``iterations`` iterations of a planned jump (all by default)."""
         m = jump.iterations if iterations is None else max(1, min(iterations, jump.iterations))

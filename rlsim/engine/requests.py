@@ -14,8 +14,8 @@ import numpy as np
 __all__ = ["RequestTable"]
 
 _INT_COLUMNS = ("seq_ids", "group", "prompt", "prefix", "response", "generated", "computed", "preemptions",
-                "draft_rounds", "first_token_seg", "finish_seg")
-_TIME_COLUMNS = ("arrival_s", "admit_s", "first_token_s", "last_token_s", "finish_s")
+                "draft_rounds", "first_token_seg", "finish_seg", "moved_in")
+_TIME_COLUMNS = ("arrival_s", "admit_s", "first_token_s", "last_token_s", "finish_s", "moved_s")
 
 
 class RequestTable:
@@ -28,7 +28,9 @@ class RequestTable:
     ``preemptions``; ``draft_rounds`` speculative rounds done (the acceptance sampler's round
     counter); ``arrival_s`` when the request reached the engine, ``admit_s`` first admission,
     ``first_token_s``, ``last_token_s`` (the latest token), ``finish_s`` (NaN until they happen);
-    ``first_token_seg`` / ``finish_seg`` the index of the engine segment that produced them.
+    ``first_token_seg`` / ``finish_seg`` the index of the engine segment that produced them;
+    ``moved_s`` when the request was migrated away from this engine (NaN: never) and
+    ``moved_in`` 1 for a row that arrived by migration (rlsim.rl.policies.tail_migration).
     """
 
     def __init__(self) -> None:

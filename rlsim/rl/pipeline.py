@@ -28,7 +28,8 @@ import simpy
 
 from rlsim.results.progress import report_step
 from rlsim.rl.dispatch import assign_groups
-from rlsim.rl.policies.run import policy_acceptance, policy_feedback, policy_plan, policy_report, policy_warmup
+from rlsim.rl.policies.run import (policy_acceptance, policy_feedback, policy_migration, policy_plan, policy_report,
+                                   policy_warmup)
 from rlsim.rl.pool import EnginePool
 from rlsim.rl.report import sync_summary, trainer_summary
 from rlsim.rl.steady import convergence, planned_steps, policy_lag, warmup_steps, window_stats
@@ -114,6 +115,7 @@ class _Run:
         self.env = simpy.Environment()
         self.stride = stride or len(batches[0].seq_id)  # ids are step * stride + i
         self.pool = EnginePool(self.env, build_engines(res, spec), self.stride)
+        self.pool.migration = policy_migration(res)  # rlsim.rl.policies: tail migration (None: off)
         steps = len(batches)
         self.version_ready = [self.env.event() for _ in range(steps + 1)]
         self.version_ready[0].succeed()
@@ -303,9 +305,14 @@ def _result(res, plan, run: _Run, batches, spec, mode: str, lag: int, warm: int,
     if run.driver is not None:  # multi-turn: the GPU-seconds idle in each step's generation (tool waits)
         df["rollout_idle_gpu_s"] = [tail_idle_gpu_s(res, run.pool, rec["dispatch_s"][t], rec["batch_done_s"][t], run.env.now)
                                     for t in range(steps)]
+    if run.pool.migration is not None:  # the tail migrations of each step trained
+        for c, v in run.pool.migration.per_step(run.stride, steps).items():
+            df[c] = v.to_numpy()
     summary = _summary(res, plan, df, run, spec, mode, lag, busy, pauses, seqs, warm, status)
     if policy is not None:
         df, summary["policy"] = policy_report(res, df, policy)
+        if run.pool.migration is not None:  # steady-state means of the migrations
+            summary["policy"].update({c: float(df.loc[~df["warmup"], c].mean()) for c in run.pool.migration.columns})
     return PipelineResult(summary, df, segs, gantt, seqs[seqs["step"] < steps].reset_index(drop=True))
 
 

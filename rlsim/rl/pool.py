@@ -59,6 +59,8 @@ class EnginePool:
         #: (engine, start, end) of every weight-update pause
         self.pauses: list[tuple[int, float, float]] = []
         self._drained: simpy.Event | None = None
+        #: a tail-migration hook (rlsim.rl.policies.tail_migration.Migrator) or None
+        self.migration = None
         for st in self.states:
             st.proc = env.process(self._serve(st))
 
@@ -149,6 +151,8 @@ class EnginePool:
                 yield from self._pause(st)
                 continue
             if eng.idle():
+                if self.migration is not None:
+                    self.migration.on_idle(self, st)
                 st.wake = env.event()
                 yield st.wake
                 st.wake = None
@@ -172,6 +176,8 @@ class EnginePool:
             st.segments.append(seg)
             st.busy_since = None
             self._finished(eng.just_finished, seg.t1_s)
+            if self.migration is not None:
+                self.migration.on_boundary(self, st)
             self._check_drained()
 
     def _pause(self, st: _EngineState):

@@ -99,17 +99,23 @@ def members(engines) -> list[Engine]:
 
 def sequence_table(engines: list[Engine], arrivals: bool = False) -> pd.DataFrame:
     """One row per sequence the engines served, by global id: engine, lengths, tokens emitted,
-    preemptions, first admission, first token and finish times (and arrival times)."""
+    preemptions, first admission, first token and finish times (and arrival times); after a
+    migration, its final row only, with ``moved_in`` (1: the request arrived by migration)."""
     parts = []
+    migrated = any(e.requests.moved_in.any() for e in members(engines))  # rlsim.rl.policies.tail_migration
     for e in members(engines):
         r = e.requests
-        parts.append(pd.DataFrame({
+        moved = ~np.isnan(r.moved_s)  # rows migrated away (their request goes on elsewhere)
+        extra = {"moved_in": r.moved_in} if migrated else {}
+        part = pd.DataFrame({
             "seq_id": r.seq_ids, "engine": e.id, "prompt_len": r.prompt, "response_len": r.response,
             "generated": r.generated, "preemptions": r.preemptions, "admit_s": r.admit_s,
             "first_token_s": r.first_token_s, "finish_s": r.finish_s,
             **({"arrival_s": r.arrival_s, "first_token_seg": r.first_token_seg, "finish_seg": r.finish_seg}
                if arrivals else {}),
-        }))
+            **extra,
+        })
+        parts.append(part[~moved] if moved.any() else part)
     return pd.concat(parts).sort_values("seq_id").reset_index(drop=True)
 
 

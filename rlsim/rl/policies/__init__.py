@@ -9,6 +9,7 @@ extra fields forbidden); absent, the RL run is exactly the scenario's.  One modu
 * ``concurrency_draft`` -- draft length chosen per iteration from the running batch (FastGRPO);
 * ``drafter_tail_training`` -- the drafter trained on the idle tail GPUs of each step (TLT);
 * ``multi_turn`` -- agentic multi-turn rollouts: tool latency between turns, KV kept or evicted.
+* ``tail_migration`` -- long requests moved from busy to idle engines in the tail (Seer, RLHFuse).
 
 :data:`NAMED` gives each policy with its default numbers by name (``rlsim compare --policies``);
 ``none`` is the scenario as it is and ``no_spec`` the same without speculation.
@@ -27,24 +28,26 @@ from rlsim.rl.policies.history_drafter import HistoryDrafter, HistoryDrafterSeam
 from rlsim.rl.policies.multi_turn import MultiTurn, MultiTurnSeam
 from rlsim.rl.policies.partial_rollout import PartialRollout, PartialRolloutSeam
 from rlsim.rl.policies.seam import DATA_COLUMNS, PolicyPlan, PolicySeam
+from rlsim.rl.policies.tail_migration import TailMigration, TailMigrationSeam
 
 __all__ = ["RolloutPolicy", "NAMED", "seam_for", "PolicySeam", "PolicyPlan", "DATA_COLUMNS",
            "DynamicSampling", "PartialRollout", "HistoryDrafter", "ConcurrencyDraft",
-           "DrafterTailTraining", "MultiTurn"]
+           "DrafterTailTraining", "MultiTurn", "TailMigration"]
 
 RolloutPolicy = Annotated[Union[DynamicSampling, PartialRollout, HistoryDrafter, ConcurrencyDraft, DrafterTailTraining,
-                                    MultiTurn],
+                                    MultiTurn, TailMigration],
                           Field(discriminator="kind")]
 
 _SEAMS = {"dynamic_sampling": DynamicSamplingSeam, "partial_rollout": PartialRolloutSeam,
           "history_drafter": HistoryDrafterSeam, "concurrency_draft": ConcurrencyDraftSeam,
           "drafter_tail_training": DrafterTailTrainingSeam,
-          "multi_turn": MultiTurnSeam}
+          "multi_turn": MultiTurnSeam, "tail_migration": TailMigrationSeam}
 
 #: Policies by name with their default numbers (``none``: no policy; ``no_spec``: no speculation).
 NAMED = {"none": None, "no_spec": None, "dynamic_sampling": DynamicSampling(), "partial_rollout": PartialRollout(),
          "history_drafter": HistoryDrafter(), "concurrency_draft": ConcurrencyDraft(), "drafter_tail_training": DrafterTailTraining(),
-         "multi_turn": MultiTurn(), "multi_turn_evict": MultiTurn(kv="evict")}
+         "multi_turn": MultiTurn(), "multi_turn_evict": MultiTurn(kv="evict"),
+         "tail_migration": TailMigration()}
 
 
 def seam_for(policy) -> PolicySeam | None:

@@ -23,7 +23,7 @@ __all__ = ["METRICS", "compare_policies", "summarise", "render", "plot", "policy
 #: Columns of one (policy, seed) row: steady-state window means.
 METRICS = ("step_time_s", "generation_time_s", "rollout_tokens_per_s", "trained_tokens_per_s", "rollout_idle_frac",
            "mean_acceptance_length", "off_policy_token_share", "mean_staleness_steps", "filtered_groups",
-           "over_generation_factor")
+           "over_generation_factor", "tail_time_s", "migrations")
 
 
 def policy_scenario(loaded, name: str):
@@ -44,7 +44,9 @@ def policy_scenario(loaded, name: str):
     return LoadedScenario(sc, loaded.source, loaded.base_dir, {})
 
 
-def _row(name: str, seed: int, out) -> dict:
+def _row(name: str, seed: int, out, num_engines: int) -> dict:
+    from rlsim.rl.policies.tail_migration import tail_times
+
     s, steady = out.summary, out.steps[~out.steps["warmup"]]
     pol = s.get("policy") or {}
     trained = float(steady["trained_tokens"].mean()) if "trained_tokens" in steady else float(steady["rollout_tokens"].mean())
@@ -55,7 +57,9 @@ def _row(name: str, seed: int, out) -> dict:
             "off_policy_token_share": pol.get("off_policy_token_share", 0.0),
             "mean_staleness_steps": pol.get("mean_staleness_steps", 0.0),
             "filtered_groups": pol.get("filtered_groups", 0.0),
-            "over_generation_factor": pol.get("over_generation_factor", 1.0)}
+            "over_generation_factor": pol.get("over_generation_factor", 1.0),
+            "tail_time_s": float(np.mean(tail_times(out.sequences, steady, num_engines))),
+            "migrations": float(steady["migrations"].mean()) if "migrations" in steady else 0.0}
 
 
 def compare_policies(loaded, names: list[str], seeds: int, progress=None) -> pd.DataFrame:
@@ -74,7 +78,7 @@ def compare_policies(loaded, names: list[str], seeds: int, progress=None) -> pd.
     for seed in range(base_seed, base_seed + seeds):
         for name, res in variants:
             out, _ = run_pipeline(res, seed, name != "no_spec", res.scenario.rl.pipeline)
-            rows.append(_row(name, seed, out))
+            rows.append(_row(name, seed, out, res.num_engines))
             if progress is not None:
                 progress(name, seed, out)
     return pd.DataFrame(rows)
@@ -108,7 +112,8 @@ _SHOWN = (("step s", "step_time_s", "{:.1f}"), ("speed-up", "speedup", "{:.2f}x"
           ("rollout tok/s", "rollout_tokens_per_s", "{:,.0f}"), ("trained tok/s", "trained_tokens_per_s", "{:,.0f}"),
           ("GPU idle", "rollout_idle_frac", "{:.1%}"), ("AL", "mean_acceptance_length", "{:.2f}"),
           ("off-policy", "off_policy_token_share", "{:.1%}"), ("stale steps", "mean_staleness_steps", "{:.2f}"),
-          ("filtered grp", "filtered_groups", "{:.1f}"), ("over-gen", "over_generation_factor", "{:.2f}"))
+          ("filtered grp", "filtered_groups", "{:.1f}"), ("over-gen", "over_generation_factor", "{:.2f}"),
+          ("tail s", "tail_time_s", "{:.1f}"), ("migrations", "migrations", "{:.1f}"))
 
 
 def _cell(fmt: str, v: float, ci: float) -> str:

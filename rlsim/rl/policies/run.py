@@ -10,7 +10,7 @@ from rlsim.rl.policies import seam_for
 from rlsim.rl.policies.seam import DATA_COLUMNS, PolicyPlan, PolicySeam
 
 __all__ = ["policy_resolved", "policy_warmup", "policy_plan", "policy_trained", "policy_acceptance", "policy_feedback",
-           "policy_report"]
+           "policy_migration", "policy_report"]
 
 
 def _seam(res):
@@ -60,6 +60,12 @@ def policy_feedback(res) -> PolicySeam | None:
     with feedback, or no speculation to act on)."""
     seam = _seam(res)
     return seam if seam is not None and seam.feedback_columns and res.speculative is not None else None
+
+
+def policy_migration(res):
+    """The engine pool's migration hook of the policy (None: no policy, or one without)."""
+    seam = _seam(res)
+    return None if seam is None else seam.migration(res)
 
 
 def policy_report(res, steps: pd.DataFrame, plan: PolicyPlan) -> tuple[pd.DataFrame, dict]:

@@ -14,6 +14,8 @@ acts at three points of the RL path, each a method of :class:`PolicySeam` with a
   unfinished trajectories) is steady: the run's warm-up is at least this;
 * :meth:`PolicySeam.acceptance_scale` -- **per-request draft budget / acceptance**: a multiplier
   of each generated request's draft acceptance (history drafters);
+* :meth:`PolicySeam.migration` -- **dispatch / migration** at run time: a hook the engine pool
+  calls when an engine goes idle and at each engine's iteration boundary (tail migration);
 * :meth:`PolicySeam.step_acceptance` -- **run-time feedback** (only for a seam with
   ``feedback_columns``): at each step's dispatch, from the GPU-seconds the engines sat idle in
   the generation of each step finished by then, that step's acceptance multiplier and its
@@ -78,6 +80,10 @@ class PolicySeam:
 
     def acceptance_scale(self, res, generate: list) -> np.ndarray | None:
         """Per generated request (in step order), a multiplier of its acceptance; None = 1."""
+        return None
+
+    def migration(self, res):
+        """The engine pool's migration hook (``EnginePool.migration``), or None (default)."""
         return None
 
     def step_acceptance(self, res, harvested_gpu_s: np.ndarray) -> tuple[float, dict]:
