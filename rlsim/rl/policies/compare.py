@@ -18,7 +18,7 @@ from scipy import stats
 
 from rlsim.errors import ConfigError
 
-__all__ = ["METRICS", "compare_policies", "summarise", "render", "plot", "policy_scenario"]
+__all__ = ["METRICS", "EXTRA_PREFIX", "policy_extras", "compare_policies", "summarise", "render", "plot", "policy_scenario"]
 
 #: Columns of one (policy, seed) row: steady-state window means.
 METRICS = ("step_time_s", "generation_time_s", "rollout_tokens_per_s", "trained_tokens_per_s", "rollout_idle_frac",
@@ -59,7 +59,23 @@ def _row(name: str, seed: int, out, num_engines: int) -> dict:
             "filtered_groups": pol.get("filtered_groups", 0.0),
             "over_generation_factor": pol.get("over_generation_factor", 1.0),
             "tail_time_s": float(np.mean(tail_times(out.sequences, steady, num_engines))),
-            "migrations": float(steady["migrations"].mean()) if "migrations" in steady else 0.0}
+            "migrations": float(steady["migrations"].mean()) if "migrations" in steady else 0.0,
+            **policy_extras(pol)}
+
+
+#: Prefix of a policy's own steady-state figures in a compare row (``summary["policy"]`` beyond
+#: :data:`METRICS`, e.g. drafter_tail_training's ``tail_train_gpu_s``, multi_turn's ``tool_wait_s``).
+EXTRA_PREFIX = "policy."
+
+
+def policy_extras(pol: dict) -> dict:
+    """A policy summary's own numeric figures, keyed ``policy.<name>``: those beyond the
+    training-data side effects every policy reports (:data:`~rlsim.rl.policies.seam.DATA_COLUMNS`)
+    and :data:`METRICS`."""
+    from rlsim.rl.policies.seam import DATA_COLUMNS
+
+    return {EXTRA_PREFIX + k: float(v) for k, v in pol.items() if k not in METRICS and k not in DATA_COLUMNS
+            and isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def compare_policies(loaded, names: list[str], seeds: int, progress=None) -> pd.DataFrame:
@@ -101,7 +117,8 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     for name in order:
         r = rows[rows["policy"] == name].set_index("seed")
         rec = {"policy": name, "seeds": len(r)}
-        for m in METRICS:
+        extras = [c for c in rows.columns if c.startswith(EXTRA_PREFIX) and r[c].notna().any()]
+        for m in METRICS + tuple(extras):
             rec[m], rec[m + "_ci"] = _interval(r[m].to_numpy(dtype=float))
         rec["speedup"], rec["speedup_ci"] = _interval((first.loc[r.index] / r["step_time_s"]).to_numpy())
         out.append(rec)
@@ -133,7 +150,15 @@ def render(table: pd.DataFrame, scenario: str) -> str:
     n = int(table["seeds"].iloc[0])
     title = (f"{scenario}: rollout policies on identical sequences, {n} seed{'s' if n > 1 else ''} "
              f"(mean ± 95 % interval; speed-up vs {table['policy'].iloc[0]}, paired by seed)")
-    return "\n".join([title, line(head)] + [line(b) for b in body])
+    lines = [title, line(head)] + [line(b) for b in body]
+    own = [(r["policy"], [(c[len(EXTRA_PREFIX):], r[c], r[c + "_ci"]) for c in table.columns
+                          if c.startswith(EXTRA_PREFIX) and not c.endswith("_ci") and pd.notna(r[c])])
+           for _, r in table.iterrows()]
+    if any(figs for _, figs in own):
+        lines.append("policy-specific figures (steady-state means):")
+        lines += [f"  {name}: " + ", ".join(f"{k} {_cell('{:,.4g}', v, ci)}" for k, v, ci in figs)
+                  for name, figs in own if figs]
+    return "\n".join(lines)
 
 
 def plot(table: pd.DataFrame, path, scenario: str):

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from rlsim.cli import app
 from rlsim.errors import ConfigError
-from rlsim.rl.policies.compare import METRICS, compare_policies, policy_scenario, render, summarise
+from rlsim.rl.policies.compare import METRICS, compare_policies, policy_extras, policy_scenario, render, summarise
 
 runner = CliRunner()
 
@@ -45,6 +45,29 @@ def test_one_seed_has_no_interval():
     assert text.splitlines()[0] == ("s: rollout policies on identical sequences, 1 seed (mean ± 95 % interval; "
                                     "speed-up vs none, paired by seed)")
     assert "±" not in text.splitlines()[2]
+
+
+def test_policy_specific_figures_are_summarised_and_printed():
+    assert policy_extras({"name": "x", "params": {}, "off_policy_token_share": 0.5, "trained_tokens": 9,
+                          "tool_wait_s": 6, "flag": True}) == {"policy.tool_wait_s": 6.0}
+    rows = _rows()
+    rows["policy.tool_wait_s"] = [float("nan") if p == "none" else w for p, w in
+                                  zip(rows["policy"], [0, 4.0, 0, 6.0, 0, 8.0])]
+    t = summarise(rows)
+    assert math.isnan(t.loc[0, "policy.tool_wait_s"]) and t.loc[1, "policy.tool_wait_s"] == pytest.approx(6.0)
+    half = stats.t.ppf(0.975, 2) * 2.0 / math.sqrt(3)  # sd of 4, 6, 8 is 2
+    assert t.loc[1, "policy.tool_wait_s_ci"] == pytest.approx(half)
+    lines = render(t, "s").splitlines()
+    assert lines[-2:] == ["policy-specific figures (steady-state means):", f"  fast: tool_wait_s 6 ±{half:,.4g}"]
+    assert "policy-specific" not in render(summarise(_rows()), "s")
+
+
+def test_tail_training_harvest_reaches_the_compare_row():
+    loaded = rl_policy_scenario(None, fixed=False, steps=3)
+    rows = compare_policies(loaded, ["none", "drafter_tail_training"], 1)
+    tlt = rows.set_index("policy").loc["drafter_tail_training"]
+    assert tlt["policy.tail_train_gpu_s"] > 0.0
+    assert math.isnan(rows.set_index("policy").loc["none"].get("policy.tail_train_gpu_s", float("nan")))
 
 
 def test_policies_share_the_base_sequences():
