@@ -25,7 +25,8 @@ def _load(scenario, overrides, seed) -> LoadedScenario:
 
 def _simulate(res: Resolved, seed: int, baseline: bool, baseline_mode: str, workers: int = 1) -> RunResult:
     """A rollout batch, the RL pipeline(s) (an ``rl:`` section) or a serving benchmark (a
-    ``serving:`` section); ``workers``: processes a rollout batch's engines run in."""
+    ``serving:`` section); ``workers``: processes a rollout batch's engines, or an RL scenario's
+    runs (speculative and baselines), run in."""
     kind = res.scenario.kind
     if kind == "serving":
         from rlsim.serving.bench import simulate_bench
@@ -35,7 +36,7 @@ def _simulate(res: Resolved, seed: int, baseline: bool, baseline_mode: str, work
         return simulate_rollout(res, seed, paired=baseline, workers=workers)
     from rlsim.rl.run import simulate_rl
 
-    return simulate_rl(res, seed, baseline_mode, baselines=baseline)
+    return simulate_rl(res, seed, baseline_mode, baselines=baseline, workers=workers)
 
 
 def _check_mode(baseline_mode: str) -> None:
@@ -50,8 +51,8 @@ def simulate(scenario: str | Path | LoadedScenario, overrides: list[str] | tuple
     has an ``rl:`` section, or a ``vllm bench serve``-like benchmark when it has ``serving:``.  Returns a :class:`~rlsim.results.RunResult` (``.summary``,
     ``.sequences``, ``.segments``, ``.steps`` (RL), ``.baseline``, ``.runs`` (RL)).
     ``progress``: a bar of the RL steps as they are simulated (None: in a notebook only, tqdm).
-    ``workers``: a rollout batch's engines run in that many forked processes (the same result;
-    RL and serving runs ignore it).
+    ``workers``: a rollout batch's engines, or an RL scenario's runs (speculative, baseline, sync
+    baseline), run in that many forked processes (the same result; serving runs ignore it).
 
     With a ``speculative_config`` the paired no-speculation baseline runs too (unless
     ``baseline=False``): ``result.summary["speedup"]``, ``result.baseline``.  RL scenarios:

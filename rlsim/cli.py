@@ -219,8 +219,9 @@ def run(
     report: Optional[Path] = typer.Option(None, "--report", help="write one self-contained HTML page (figures, "
                                                                  "tables, assumptions, warnings, resolved scenario)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
-    workers: int = typer.Option(1, "--workers", min=1, help="rollout batches: run the engines in N processes "
-                                                            "(identical results; RL and serving runs use one)"),
+    workers: int = typer.Option(1, "--workers", min=1, help="run a rollout batch's engines, or an RL scenario's runs "
+                                                            "(speculative and baselines), in N processes (identical "
+                                                            "results; serving runs use one)"),
 ) -> None:
     """Simulate SCENARIO: one rollout batch, or RL steps when it has an rl: section; explain
     where the time went.
@@ -503,6 +504,8 @@ def compare(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override a field: path.to.field=value; repeatable"),
     out: Optional[Path] = typer.Option(None, "--out", help="write compare.csv (per policy and seed), "
                                                           "compare_summary.csv and compare.png here"),
+    workers: int = typer.Option(1, "--workers", min=1, help="simulate the (policy, seed) runs in N processes "
+                                                            "(identical results)"),
 ) -> None:
     """Run rollout-acceleration policies on identical sequences and compare step time, rollout
     throughput, GPU idle and the training-data side effects (off-policy share, staleness,
@@ -514,7 +517,7 @@ def compare(
         _prepare_out(out)
     loaded = load_scenario(scenario, set_ or [])
     names = [n.strip() for n in policies.split(",") if n.strip()]
-    rows = cmp.compare_policies(loaded, names, seeds)
+    rows = cmp.compare_policies(loaded, names, seeds, workers=workers)
     table = cmp.summarise(rows)
     typer.echo(cmp.render(table, loaded.scenario.name))
     if out is not None:

@@ -71,24 +71,32 @@ def sync_twin(res: Resolved) -> Resolved:
 
 
 def simulate_rl(res: Resolved, seed: int | None = None, baseline_mode: str = "no-spec",
-                baselines: bool = True) -> RunResult:
+                baselines: bool = True, workers: int = 1) -> RunResult:
     """Simulate the scenario's RL pipeline with speculation (if configured) and its baselines.
 
     ``baseline``: the same pipeline without speculation (``baseline_mode="no-spec"``) or the
     synchronous colocated twin without speculation (``"sync"``).  An async scenario also gets
     ``sync_baseline`` (the sync twin without speculation) and ``speedup.end_to_end_vs_sync``.
-    ``baselines=False`` runs the scenario's own pipeline only.
+    ``baselines=False`` runs the scenario's own pipeline only.  ``workers`` > 1 simulates the
+    runs in that many forked processes (:func:`rlsim._fork.fork_map`; each run is seeded on its
+    own, so the results are identical).
     """
+    from rlsim._fork import fork_map
+
     rl = res.scenario.rl
     seed = res.scenario.seed if seed is None else seed
     spec_on = res.speculative is not None
-    runs = {"spec": _pipeline(res, seed, spec_on, rl.pipeline)}
+    todo = {"spec": (res, spec_on, rl.pipeline)}
     if baselines and baseline_mode == "sync":
-        runs["baseline"] = _pipeline(sync_twin(res), seed, False, "sync_colocated")
+        todo["baseline"] = (sync_twin(res), False, "sync_colocated")
     elif baselines and spec_on:
-        runs["baseline"] = _pipeline(res, seed, False, rl.pipeline)
+        todo["baseline"] = (res, False, rl.pipeline)
     if baselines and rl.pipeline != "sync_colocated" and baseline_mode != "sync":
-        runs["sync_baseline"] = _pipeline(sync_twin(res), seed, False, "sync_colocated")
+        todo["sync_baseline"] = (sync_twin(res), False, "sync_colocated")
+    # the longest run first, so that two workers overlap it with the others
+    order = sorted(todo, key=lambda k: (k != "baseline", k != "spec"))
+    outs = fork_map(lambda k: _pipeline(todo[k][0], seed, todo[k][1], todo[k][2]), order, workers)
+    runs = {k: dict(zip(order, outs))[k] for k in todo}
     return _result(_summary(res, seed, runs, baseline_mode), runs)
 
 

@@ -10,7 +10,6 @@ start time either way) -- which is also what lets engines run in separate proces
 
 from __future__ import annotations
 
-import multiprocessing
 
 import numpy as np
 import pandas as pd
@@ -63,22 +62,19 @@ def _owners(res: Resolved, batch: Batch, response: np.ndarray) -> np.ndarray:
 def _run(engines: list[Engine], workers: int = 1) -> list[Segment]:
     """Every engine's segments, each engine stepped until its sequences are done; with
     ``workers`` > 1 the engines are split into that many contiguous slices, each run in a
-    forked process, and their records (requests, stats) copied back: the same numbers as one
-    process, since engines share nothing a run changes but cached draws and op times (each a
-    pure function of its key)."""
+    forked process (:func:`rlsim._fork.fork_map`), and their records (requests, stats) copied
+    back: the same numbers as one process, since engines share nothing a run changes but cached
+    draws and op times (each a pure function of its key)."""
+    from rlsim._fork import fork_map
+
     workers = min(workers, len(engines))
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+    if workers <= 1:
         return _run_slice(engines)
-    global _FORKED
     bounds = np.linspace(0, len(engines), workers + 1).round().astype(int)
-    _FORKED = engines
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            outcomes = pool.map(_run_forked, [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])])
-    finally:
-        _FORKED = None
+    slices = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    outcomes = fork_map(lambda ab: _run_records(engines[ab[0]:ab[1]]), slices, workers)
     segments: list[Segment] = []
-    for (a, _), (records, segs) in zip(zip(bounds[:-1], bounds[1:]), outcomes):
+    for (a, _), (records, segs) in zip(slices, outcomes):
         for engine, members_records in zip(engines[a:], records):
             for member, (requests, stats, peak_running, max_kv_used) in zip(engine.members, members_records):
                 member.requests, member.stats, member.max_kv_used = requests, stats, max_kv_used
@@ -96,12 +92,8 @@ def _run_slice(engines: list[Engine]) -> list[Segment]:
     return segments
 
 
-_FORKED: list[Engine] | None = None  # the engines a forked worker reads (set by the parent before the fork)
-
-
-def _run_forked(bounds: tuple[int, int]):
-    """In a worker: run engines ``[a, b)`` of the forked list; their records and segments."""
-    engines = _FORKED[bounds[0]:bounds[1]]
+def _run_records(engines: list[Engine]):
+    """Run ``engines`` (in a worker); their records and segments."""
     segments = _run_slice(engines)
     records = [[(m.requests, m.stats, m.scheduler.peak_running, m.max_kv_used) for m in e.members] for e in engines]
     return records, segments

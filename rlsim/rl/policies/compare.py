@@ -78,9 +78,13 @@ def policy_extras(pol: dict) -> dict:
             and isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def compare_policies(loaded, names: list[str], seeds: int, progress=None) -> pd.DataFrame:
+def compare_policies(loaded, names: list[str], seeds: int, progress=None, workers: int = 1) -> pd.DataFrame:
     """One row per (policy, seed): seeds ``scenario.seed .. scenario.seed + seeds - 1``;
-    ``progress(name, seed, run)`` hears each finished run (its PipelineResult)."""
+    ``progress(name, seed, run)`` hears each finished run (its PipelineResult; with ``workers``
+    > 1, the runs are simulated in that many forked processes -- identical rows -- and heard
+    once all have finished)."""
+    from rlsim._fork import fork_map
+
     from rlsim.rl.run import run_pipeline
     from rlsim.sim import resolve
 
@@ -89,15 +93,21 @@ def compare_policies(loaded, names: list[str], seeds: int, progress=None) -> pd.
     if len(set(names)) != len(names):
         raise ConfigError(f"--policies: {','.join(names)} names a policy twice")
     variants = [(n, resolve(policy_scenario(loaded, n))) for n in names]
-    rows = []
     base_seed = loaded.scenario.seed
-    for seed in range(base_seed, base_seed + seeds):
-        for name, res in variants:
-            out, _ = run_pipeline(res, seed, name != "no_spec", res.scenario.rl.pipeline)
-            rows.append(_row(name, seed, out, res.num_engines))
-            if progress is not None:
-                progress(name, seed, out)
-    return pd.DataFrame(rows)
+    todo = [(seed, name, res) for seed in range(base_seed, base_seed + seeds) for name, res in variants]
+
+    def one(job):
+        seed, name, res = job
+        out, _ = run_pipeline(res, seed, name != "no_spec", res.scenario.rl.pipeline)
+        if progress is not None and workers <= 1:
+            progress(name, seed, out)
+        return _row(name, seed, out, res.num_engines), (out if workers > 1 and progress is not None else None)
+
+    done = fork_map(one, todo, workers)
+    if progress is not None and workers > 1:
+        for (seed, name, _), (_, out) in zip(todo, done):
+            progress(name, seed, out)
+    return pd.DataFrame([row for row, _ in done])
 
 
 def _interval(x: np.ndarray) -> tuple[float, float]:

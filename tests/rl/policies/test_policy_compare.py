@@ -82,6 +82,17 @@ def test_policies_share_the_base_sequences():
     assert (nospec["mean_acceptance_length"] == 1.0).all()
 
 
+def test_workers_give_the_same_rows():
+    loaded = rl_policy_scenario(None, fixed=False, steps=3)
+    heard = []
+    one = compare_policies(loaded, ["none", "partial_rollout"], 2)
+    two = compare_policies(loaded, ["none", "partial_rollout"], 2, progress=lambda n, s, out: heard.append(
+        (n, s, out.summary["step_time_s"])), workers=2)
+    pd.testing.assert_frame_equal(one, two)
+    assert [(n, s) for n, s, _ in heard] == [("none", 1), ("partial_rollout", 1), ("none", 2), ("partial_rollout", 2)]
+    assert [t for *_, t in heard] == one["step_time_s"].tolist()
+
+
 def test_unknown_or_repeated_policy_is_a_config_error():
     loaded = rl_policy_scenario(None)
     with pytest.raises(ConfigError) as e:
