@@ -407,7 +407,8 @@ class Engine:
             for slot in slots:
                 nxt = self.kv_handover.pop(int(self.requests.seq_ids[slot]), None)
                 if nxt is not None:
-                    self.kv.keep(slot, int(self.requests.computed[slot]), nxt)
+                    r = self.requests  # speculation may leave computed past the context: keep only the context
+                    self.kv.keep(slot, int(min(r.computed[slot], r.prompt[slot] + r.generated[slot] - 1)), nxt)
                     self._kv_kept = True
         self.scheduler.remove_finished(slots)
         self.requests.finish_s[slots] = self.now

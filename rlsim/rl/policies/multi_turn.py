@@ -22,7 +22,10 @@ whose prompt is the whole context so far (prompt + earlier responses + observati
 
 The trajectory finishes with its last turn; the step's generation ends when every trajectory
 has.  The trainer trains every trajectory with its whole response (all turns' tokens:
-``trained_tokens``); observation tokens are context, not trained.  Per step (beside
+``trained_tokens``); observation tokens are loss-masked context, not trained, but the trainer's
+forward and backward run over them (its batches carry prompt + (T - 1) x observation tokens as
+each trajectory's prompt).  The dispatcher balances the first turns only (later turns follow
+their trajectory's engine).  Lock-step data-parallel engines are refused.  Per step (beside
 :data:`rlsim.rl.policies.seam.DATA_COLUMNS`): ``turn_requests`` (requests served),
 ``mean_turns``, ``tool_wait_s`` (mean total tool latency per trajectory) and
 ``max_tool_wait_s`` (the longest trajectory's); the pipeline adds ``rollout_idle_gpu_s``, the
@@ -41,6 +44,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rlsim.errors import ConfigError
 from rlsim.rl.policies.seam import DATA_COLUMNS, PolicyPlan, PolicySeam
 
 __all__ = ["MultiTurn", "MultiTurnSeam", "turn_counts", "split_response", "tool_latencies_s", "Turns", "TurnDriver"]
@@ -122,12 +126,18 @@ class MultiTurnSeam(PolicySeam):
     def plan(self, res, base: list, seed: int) -> PolicyPlan:
         from rlsim.rl.pipeline import StepBatch
 
+        if res.lockstep:
+            raise ConfigError.at(res.source, "rl.policy.kind", "multi_turn",
+                                 "needs engines without lock-step data parallelism (rollout dp > 1 is not supported)")
         cfg, obs = self.cfg, self.cfg.observation_tokens
         group_base = 1 + max(int(b.group_id.max()) for b in base)  # evict: each later turn its own prefix group
-        parts, rows, steps = [], [], []
+        parts, rows, steps, train = [], [], [], []
         for t, b in enumerate(base):
             rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(19, t))))
             T = turn_counts(cfg, b.response, rng)
+            # the trainer's forward / backward runs over the whole trajectory: the observations are
+            # loss-masked context, not trained tokens, but they are computed
+            train.append(StepBatch(b.seq_id, b.group_id, b.prompt + (T - 1) * obs, b.response))
             lat = tool_latencies_s(cfg, int((T - 1).sum()), rng)
             n, m = len(b.prompt), int(T.sum())
             traj, turn, nxt = np.arange(n), np.zeros(n, dtype=np.int64), np.full(m, -1, dtype=np.int64)
@@ -161,7 +171,7 @@ class MultiTurnSeam(PolicySeam):
         import pandas as pd
 
         data = pd.DataFrame(rows, columns=list(DATA_COLUMNS) + list(EXTRA_COLUMNS))
-        return PolicyPlan(generate, base, data, stride, steps)
+        return PolicyPlan(generate, train, data, stride, steps)
 
 
 class TurnDriver:

@@ -22,7 +22,9 @@ A moved request keeps its generated tokens and resumes on the destination with c
   domain, the NIC's otherwise (engine i on GPUs ``[i x tp, (i + 1) x tp)``: assumed placement).
   The requests moved together arrive together after the sum of their transfer times (one link
   carries them one after another); meanwhile they run nowhere.  On arrival a request joins the
-  destination's running batch decoding (or, without a free seat / blocks, waits and recomputes);
+  destination's running batch decoding if that engine is still idle and admitting; otherwise (it
+  took other work meanwhile, or stopped admitting for a weight update) or without a free seat /
+  blocks it waits and recomputes;
 * ``cost: recompute`` -- the request waits on the destination at once and prefills its whole
   context through the engine's normal (chunked) prefill path, as after a preemption.
 
@@ -30,7 +32,10 @@ RLHFuse (arXiv:2409.13221, not checked here) migrates in the other direction: it
 the long tail onto *fewer* instances so the freed GPUs start training (inter-stage fusion); that
 needs trainer / rollout overlap and is not this policy.
 
-Not modelled: migrating waiting requests; moving the dispatcher's outstanding-token charge of a
+Only decoding requests move (one in its prefill, or re-prefilling after a preemption, stays).
+The trigger needs an *admitting* idle engine, so in an async pipeline, whose step tails are
+mostly drains before a weight update, it rarely fires.  Not modelled: migrating waiting
+requests; recomputing a transferred KV that an in-flight weight update made stale; moving the dispatcher's outstanding-token charge of a
 moved request (it stays on the source, which only affects later async dispatch); Seer's chunked
 "divided rollout" and its length estimator; contention of the link with other traffic.
 
@@ -140,16 +145,17 @@ class Migrator:
         eng, target = pool.states[src].engine, pool.states[dst].engine
         if not target.done() or len(eng.running) < self.cfg.min_source_running:
             return 0
-        run = [s for s in eng.running if self._moves.get(int(eng.requests.seq_ids[s]), 0) < self.cfg.max_moves_per_request]
+        req = eng.requests  # decoding requests only: one mid-prefill (or re-prefilling after a preemption) stays
+        run = [s for s in eng.running if self._moves.get(int(req.seq_ids[s]), 0) < self.cfg.max_moves_per_request
+               and int(req.prompt[s] + req.generated[s] - req.computed[s]) == 1]
         if not run:
             return 0
         run = np.array(run, dtype=np.int64)
-        req = eng.requests
         order = np.lexsort((req.seq_ids[run], -req.generated[run]))  # most generated first, then lowest id
         pick = run[order[: len(eng.running) // 2]]
         states = [eng.migrate_out(int(s)) for s in pick]
         now = pool.env.now
-        tokens = [int(m["prompt"] + m["generated"] - 1) for m in states]
+        tokens = [int(m["computed"]) for m in states]  # = prompt + generated - 1 (decoding)
         transfer = self.cfg.cost == "transfer"
         arrive = now + (sum(self.link.seconds(t, src, dst) for t in tokens) if transfer else 0.0)
         for m, t in zip(states, tokens):
@@ -162,9 +168,13 @@ class Migrator:
         if delay_s > 0:
             yield pool.env.timeout(delay_s)
         st = pool.states[dst]
-        st.engine.now = max(st.engine.now, pool.env.now) if st.wake is not None else st.engine.now
+        idle = st.wake is not None
+        st.engine.now = max(st.engine.now, pool.env.now) if idle else st.engine.now
+        # the KV joins the running batch only on an idle, admitting engine: one that took other
+        # work meanwhile (its jump planned on the free blocks) or stopped admitting for a weight
+        # update gets the requests as waiting ones, which recompute their context
         for m in states:
-            st.engine.migrate_in(m, transfer)
+            st.engine.migrate_in(m, transfer and idle and st.engine.admitting)
         self._busy.discard(dst)
         pool._nudge(st)
 

@@ -113,3 +113,24 @@ def test_no_policy_leaves_the_engine_untouched():
     _alone(eng, 0, 200, 300)
     assert eng.kv_handover == {} and not eng.kv._alias and not any(k[0] == "k" for k in eng.kv._lru)
     assert math.isfinite(eng.now)
+
+
+def test_lock_step_engines_are_refused_in_one_line():
+    from types import SimpleNamespace
+
+    with pytest.raises(ConfigError) as e:
+        MultiTurnSeam(MultiTurn()).plan(SimpleNamespace(lockstep=True, source="dp.yaml"), [], 0)
+    assert str(e.value) == ("dp.yaml: rl.policy.kind = 'multi_turn' needs engines without lock-step data "
+                            "parallelism (rollout dp > 1 is not supported)")
+
+
+def test_the_trainer_computes_the_observations_as_context():
+    res = resolve(rl_policy_scenario(None, fixed=False))
+    base = step_batches(res, 1, 2)
+    cfg = MultiTurn(turns="fixed", mean_turns=3, observation_tokens=100)
+    plan = MultiTurnSeam(cfg).plan(res, base, 1)
+    for b, tr in zip(base, plan.train):
+        turns = np.minimum(3, b.response)  # never more turns than response tokens
+        assert tr.prompt.tolist() == (b.prompt + (turns - 1) * 100).tolist()
+        assert tr.response.tolist() == b.response.tolist() and tr.seq_id.tolist() == b.seq_id.tolist()
+    assert plan.data["trained_tokens"].tolist() == [int(b.response.sum()) for b in base]  # observations not trained

@@ -135,3 +135,26 @@ def test_bad_inputs_say_what_is_wrong():
         TailMigrationSeam(TailMigration()).migration(SimpleNamespace(lockstep=True, source="dp.yaml"))
     assert str(e.value) == ("dp.yaml: rl.policy.kind = 'tail_migration' needs engines without lock-step data "
                             "parallelism (rollout dp > 1 is not supported)")
+
+
+def test_only_decoding_requests_move():
+    """A request whose context is not all cached (mid-prefill, or re-prefilling after a
+    preemption) stays; the decoding one with the most tokens generated moves, billed on its
+    cached tokens."""
+    res = resolve(rl_policy_scenario(None, spec=False, response=LONG))
+    env = simpy.Environment()
+    pool = EnginePool(env, build_engines(res, None), 4)
+    pool.submit(0, np.array([0, 1, 1, 1]), np.arange(4), np.arange(4), np.full(4, PROMPT),
+                np.array([SHORT, LONG, LONG, LONG]))
+    env.run(until=1.0)  # engine 0 has finished its short request; engine 1 decodes three
+    src = pool.states[1].engine
+    assert pool.states[0].engine.done() and len(src.running) == 3
+    req, run = src.requests, list(src.running)
+    first = run[int(np.lexsort((req.seq_ids[run], -req.generated[run]))[0])]  # the one that would move
+    req.computed[first] -= 100  # as if it were re-prefilling 100 tokens
+    mig = Migrator(TailMigration(min_source_running=2), link_cost(res))
+    assert mig._move(pool, 1, 0) == 1
+    (_, sid, _, _, tokens, _, _), = mig.records
+    assert sid != int(req.seq_ids[first])
+    slot = int(np.flatnonzero(req.seq_ids == sid)[0])
+    assert tokens == int(req.computed[slot]) == PROMPT + int(req.generated[slot]) - 1
