@@ -166,7 +166,8 @@ def render(table: pd.DataFrame, scenario: str) -> str:
            for _, r in table.iterrows()]
     if any(figs for _, figs in own):
         lines.append("policy-specific figures (steady-state means):")
-        lines += [f"  {name}: " + ", ".join(f"{k} {_cell('{:,.4g}', v, ci)}" for k, v, ci in figs)
+        lines += [f"  {name}: " + ", ".join(f"{k} {_cell('{:,.0f}' if abs(v) >= 1000 else '{:.4g}', v, ci)}"
+                                            for k, v, ci in figs)
                   for name, figs in own if figs]
     return "\n".join(lines)
 

@@ -58,7 +58,7 @@ def test_policy_specific_figures_are_summarised_and_printed():
     half = stats.t.ppf(0.975, 2) * 2.0 / math.sqrt(3)  # sd of 4, 6, 8 is 2
     assert t.loc[1, "policy.tool_wait_s_ci"] == pytest.approx(half)
     lines = render(t, "s").splitlines()
-    assert lines[-2:] == ["policy-specific figures (steady-state means):", f"  fast: tool_wait_s 6 ±{half:,.4g}"]
+    assert lines[-2:] == ["policy-specific figures (steady-state means):", f"  fast: tool_wait_s 6 ±{half:.4g}"]
     assert "policy-specific" not in render(summarise(_rows()), "s")
 
 
