@@ -217,8 +217,8 @@ class Engine:
 
     def migrate_in(self, moved: dict, kv_ready: bool) -> bool:
         """Add a request taken off another engine with its progress (its own prefix group).
-        ``kv_ready`` (its KV was transferred): it joins the running batch decoding, with
-        ``prompt + generated - 1`` tokens cached, if a seat and the blocks are free; otherwise
+        ``kv_ready`` (its KV was transferred): it joins the running batch decoding, with its
+        ``computed`` tokens cached, if a seat and the blocks are free; otherwise
         (or without ``kv_ready``) it waits and prefills its whole context (recompute).  Returns
         whether the KV was taken in."""
         req, sch = self.requests, self.scheduler
@@ -229,7 +229,7 @@ class Engine:
         for k in ("generated", "preemptions", "draft_rounds", "admit_s", "first_token_s", "last_token_s"):
             getattr(req, k)[slot] = moved[k]
         req.moved_in[slot], self._short_next = 1, False
-        cached = int(moved["prompt"] + moved["generated"] - 1)
+        cached = int(moved["computed"])
         fits = len(sch.running) < self.params.max_num_seqs and self.kv.admission_blocks(slot, cached) <= self.kv.free
         if kv_ready and fits:
             self.kv.admit(slot, cached, 0)
@@ -404,10 +404,10 @@ class Engine:
             return 0
         slots = done.tolist()
         if self.kv_handover:  # multi-turn: the context's KV stays cached for the next turn
+            r = self.requests
             for slot in slots:
-                nxt = self.kv_handover.pop(int(self.requests.seq_ids[slot]), None)
-                if nxt is not None:
-                    r = self.requests  # speculation may leave computed past the context: keep only the context
+                nxt = self.kv_handover.pop(int(r.seq_ids[slot]), None)
+                if nxt is not None:  # speculation may leave computed past the context: keep only the context
                     self.kv.keep(slot, int(min(r.computed[slot], r.prompt[slot] + r.generated[slot] - 1)), nxt)
                     self._kv_kept = True
         self.scheduler.remove_finished(slots)

@@ -145,7 +145,7 @@ class KvCache:
             entry = self._lru.get(("g", int(g)))
             shared_tokens = entry[1] if entry else 0
         hit = min(cap, (shared_tokens // bs) * bs)
-        own = self._lru.get(self._alias.get(seq, ("s", seq)) if self._alias else ("s", seq))
+        own = self._lru.get(self._own_key(seq))
         if own is not None and hit == cap:
             hit += own[1]
         if num_tokens is not None:
@@ -182,7 +182,7 @@ class KvCache:
             self.group_cached_tokens[g] = entry[1] if entry else 0
             self._take(int(self.shared[seq]) - (entry[0] if entry else 0))
         self.group_ref[g] += 1
-        own = self._reclaim(self._alias.pop(seq, ("s", seq)) if self._alias else ("s", seq))
+        own = self._reclaim(self._own_key(seq, adopted=True))
         new_own = self.own_after(seq, computed_after)
         self._take(new_own - (own[0] if own else 0))
         self.own[seq] = new_own
@@ -222,6 +222,13 @@ class KvCache:
         full = min(own, max(0, computed_tokens // bs - int(self.shared[seq]))) if self.prefix_caching else 0
         self._put(("k", int(key)), full, full * bs)
         self.own[seq] = own - full
+
+    def _own_key(self, seq: int, adopted: bool = False) -> tuple:
+        """The cache key of ``seq``'s own blocks: the kept blocks it adopted (:meth:`adopt`; with
+        ``adopted`` the adoption is used up, as its admission takes them) or its own."""
+        if not self._alias:
+            return ("s", seq)
+        return self._alias.pop(seq, ("s", seq)) if adopted else self._alias.get(seq, ("s", seq))
 
     def adopt(self, seq: int, key: int) -> None:
         """``seq`` hits the blocks kept under ``key`` (:meth:`keep`) as its own, if still cached."""

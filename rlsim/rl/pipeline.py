@@ -311,8 +311,6 @@ def _result(res, plan, run: _Run, batches, spec, mode: str, lag: int, warm: int,
     summary = _summary(res, plan, df, run, spec, mode, lag, busy, pauses, seqs, warm, status)
     if policy is not None:
         df, summary["policy"] = policy_report(res, df, policy)
-        if run.pool.migration is not None:  # steady-state means of the migrations
-            summary["policy"].update({c: float(df.loc[~df["warmup"], c].mean()) for c in run.pool.migration.columns})
     return PipelineResult(summary, df, segs, gantt, seqs[seqs["step"] < steps].reset_index(drop=True))
 
 

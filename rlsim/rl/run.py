@@ -95,8 +95,8 @@ def simulate_rl(res: Resolved, seed: int | None = None, baseline_mode: str = "no
         todo["sync_baseline"] = (sync_twin(res), False, "sync_colocated")
     # the longest run first, so that two workers overlap it with the others
     order = sorted(todo, key=lambda k: (k != "baseline", k != "spec"))
-    outs = fork_map(lambda k: _pipeline(todo[k][0], seed, todo[k][1], todo[k][2]), order, workers)
-    runs = {k: dict(zip(order, outs))[k] for k in todo}
+    done = dict(zip(order, fork_map(lambda k: _pipeline(todo[k][0], seed, todo[k][1], todo[k][2]), order, workers)))
+    runs = {k: done[k] for k in todo}
     return _result(_summary(res, seed, runs, baseline_mode), runs)
 
 

@@ -8,6 +8,7 @@ import pandas as pd
 
 from rlsim.rl.policies import seam_for
 from rlsim.rl.policies.seam import DATA_COLUMNS, PolicyPlan, PolicySeam
+from rlsim.rl.policies.tail_migration import MIGRATION_COLUMNS
 
 __all__ = ["policy_resolved", "policy_warmup", "policy_plan", "policy_trained", "policy_acceptance", "policy_feedback",
            "policy_migration", "policy_report"]
@@ -79,6 +80,7 @@ def policy_report(res, steps: pd.DataFrame, plan: PolicyPlan) -> tuple[pd.DataFr
     pol = res.scenario.rl.policy
     summary = {"name": pol.kind, "params": pol.model_dump(mode="json")}
     summary.update({c: float(steady[c].mean()) for c in list(DATA_COLUMNS) + own})
-    fed = ("tail_train_gpu_s",) + _seam(res).feedback_columns  # the run's feedback columns, when it recorded them
-    summary.update({c: float(steady[c].mean()) for c in fed + ("rollout_idle_gpu_s",) if c in out})
+    # the columns the run itself recorded, when it did: feedback, tool-wait idle time, migrations
+    ran = ("tail_train_gpu_s",) + _seam(res).feedback_columns + ("rollout_idle_gpu_s",) + MIGRATION_COLUMNS
+    summary.update({c: float(steady[c].mean()) for c in ran if c in out})
     return out, summary

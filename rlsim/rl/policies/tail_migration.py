@@ -113,8 +113,6 @@ class Migrator:
     requests away, ``on_boundary`` moves them at that engine's iteration boundary.
     ``records``: one ``(t_s, seq_id, src, dst, tokens, bytes, arrive_s)`` per move."""
 
-    columns = MIGRATION_COLUMNS
-
     def __init__(self, cfg: TailMigration, link: LinkCost) -> None:
         self.cfg, self.link = cfg, link
         self.records: list[tuple] = []

@@ -58,7 +58,7 @@ def test_one_request_moves_to_the_idle_engine_and_its_kv_transfer_is_bytes_over_
     # the moved request decodes alone from its arrival: its finish = arrival + its remaining steps at batch 1
     alone = build_engines(res, None)[0]
     alone.now = arrive
-    moved = {"seq_ids": 9, "prompt": PROMPT, "response": LONG, "generated": tokens - PROMPT + 1, "computed": 0,
+    moved = {"seq_ids": 9, "prompt": PROMPT, "response": LONG, "generated": tokens - PROMPT + 1, "computed": tokens,
              "preemptions": 0, "draft_rounds": 0, "admit_s": 0.0, "first_token_s": 0.0, "last_token_s": 0.0}
     assert alone.migrate_in(moved, kv_ready=True)
     while not alone.done():
