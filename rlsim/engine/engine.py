@@ -61,6 +61,7 @@ class StepPlan:
     host_s: float
     reject_s: float = 0.0  # verification beyond the target's kernels (rejection sampler), part of draft_s
     serial_s: float = 0.0  # host time async scheduling cannot hide (the n-gram proposer)
+    remote_s: float = 0.0  # the decoupled drafter's own time (rlsim.speculation.decoupled; 0: coupled)
 
     @property
     def gpu_s(self) -> float:
@@ -93,7 +94,7 @@ class Engine:
         #: finished request id -> id of the later request that adopts its KV (multi-turn agents)
         self.kv_handover: dict[int, int] = {}
         self._kv_kept = False  # some finished request's KV was kept for a later one
-        self._planner = JumpPlanner(self.requests, self.kv, forward, params, spec)
+        self._planner = JumpPlanner(self.requests, self.kv, forward, params, spec, engine_id)
         self.add_sequences(seq_ids, group_ids, prompt_len, response_len)
 
     def add_sequences(self, seq_ids, group_ids, prompt_len, response_len, prefix_len=None,
@@ -260,6 +261,9 @@ class Engine:
             req.draft_rounds[run] += m
             self.stats.count_drafts(jump.accepted[:m], jump.k)
             self.stats.spec_iterations += m
+            if self.spec.decoupled is not None:
+                self.stats.log_remote(jump.start_s, m, m * self.spec.decoupled.hidden(B, jump.k),
+                                      float(np.sum(jump.remote_s[:m])))
         remaining = req.remaining(run)
         self.kv.reserve(run, last + q)  # the last iteration reserved slots up to last + q
         req.computed[run] = cached + advanced
@@ -314,23 +318,33 @@ class Engine:
             shape = dataclasses.replace(shape, num_tokens=shape.num_tokens - skip) if skip else shape
         parts = self.forward.components(shape)
         draft, host = 0.0, self.params.host_s(len(batch.slots), work.prefill_tokens)
-        reject = serial = 0.0
+        reject = serial = propose = remote = 0.0
         if self.spec is not None:
             k, B = work.drafts_per_seq, work.decode_seqs
             if k > 0:
                 ctx = np.array([work.shape.decode_ctx_tokens])
                 reject = self.spec.verify_extra_s(B, k)
-                draft = float(self.spec.drafter.propose_times_s(B, ctx, k)[0]) + reject
+                propose = float(self.spec.drafter.propose_times_s(B, ctx, k)[0])
+                draft = propose + reject
                 overlap, serial = self.spec.host_parts_s(B, k, work.shape.decode_ctx_tokens)
                 host, serial = host + overlap, float(serial)
-            draft += self.spec.drafter.prefill_time_s(work.shape)
-        return StepPlan(batch, work, parts, draft, host, reject, serial)
+            prefill = self.spec.drafter.prefill_time_s(work.shape)
+            draft += prefill
+            dec = self.spec.decoupled
+            if dec is not None:  # the drafter on its own GPUs, pipelined with the verify pass
+                remote = propose + prefill
+                draft = float(dec.extra_s(self.id, sum(parts.values()), remote, reject, B, k, work.prefill_tokens))
+        return StepPlan(batch, work, parts, draft, host, reject, serial, remote)
 
     def apply_step(self, step: StepPlan, step_s: float, parts: dict[str, float] | None = None) -> Segment:
         """Run a prepared iteration taking ``step_s`` (``parts``: the time split to account,
         default the plan's own)."""
         self.stats.add_pass(step.parts if parts is None else parts, step.draft_s, step_s, step.reject_s, step.serial_s)
         self.stats.prefill_tokens += step.work.prefill_tokens
+        if self.spec is not None and self.spec.decoupled is not None and (step.remote_s or step.work.drafts_per_seq):
+            k = step.work.drafts_per_seq
+            self.stats.log_remote(self.now, int(k > 0), self.spec.decoupled.hidden(step.work.decode_seqs, k) if k else 0.0,
+                                  step.remote_s)
         start, self.now = self.now, self.now + step_s
         self._last_step_start_s, self._resumed = start, False
         running = len(self.scheduler.running)

@@ -48,6 +48,8 @@ class Jump:
     #: the jump ends because the next iteration's KV slots do not fit (no completion, no limit):
     #: once it is applied in full, the next iteration takes the slow path (and preempts)
     ends_short: bool = False
+    #: per iteration: the decoupled drafter's own time (rlsim.speculation.decoupled; 0: coupled)
+    remote_s: np.ndarray | float = 0.0
 
     @property
     def duration_s(self) -> float:
@@ -112,8 +114,9 @@ def _per_iteration(x, m: int) -> np.ndarray:
 class JumpPlanner:
     """Plans an engine's jumps from its state (reads it; only the acceptance buffer changes)."""
 
-    def __init__(self, requests, kv: KvCache, forward, params, spec) -> None:
+    def __init__(self, requests, kv: KvCache, forward, params, spec, engine_id: int = 0) -> None:
         self.requests, self.kv, self.forward, self.params, self.spec = requests, kv, forward, params, spec
+        self.engine_id = engine_id
 
     def accepted(self, run: np.ndarray, rounds: int, k: int) -> np.ndarray:
         """Accepted drafts (rounds x len(run)) in the next ``rounds`` draft rounds of ``run``."""
@@ -164,14 +167,18 @@ class JumpPlanner:
 
     def _jump(self, run, cached, k, m, ctx, target, draft, advance, accepted, now, ends_short=False) -> Jump:
         B = len(run)
-        host, reject, serial = self.params.host_s(B, 0), 0.0, 0.0
+        host, reject, serial, remote = self.params.host_s(B, 0), 0.0, 0.0, 0.0
         if k > 0:
             reject = self.spec.verify_extra_s(B, k)
             overlap, serial = self.spec.host_parts_s(B, k, ctx)
-            host, draft = host + overlap, draft + reject
+            dec = self.spec.decoupled
+            if dec is None:
+                host, draft = host + overlap, draft + reject
+            else:  # the drafter on its own GPUs, pipelined with the verify pass
+                host, remote, draft = host + overlap, draft, dec.extra_s(self.engine_id, target, draft, reject, B, k)
         step = _per_iteration(self.params.step_s(target + draft, host, B) + serial, m)
         return Jump(run, cached, k, m, ctx, target, _per_iteration(draft, m), step, np.cumsum(step), advance,
-                    accepted, now, reject, _per_iteration(serial, m), ends_short)
+                    accepted, now, reject, _per_iteration(serial, m), ends_short, remote)
 
     def _adaptive_limit(self, B: int, ctx_after_first_token: np.ndarray, m: int) -> int:
         """With adaptive k, end the jump where the context bucket (and so maybe k) changes."""

@@ -32,6 +32,9 @@ class EngineStats:
     num_draft_tokens: int = 0
     accepted_hist: np.ndarray = field(default_factory=lambda: np.zeros(33, dtype=np.int64))  # rounds by accepted count
     spec_iterations: int = 0
+    #: decoupled drafting (rlsim.speculation.decoupled): per segment ``(t0_s, drafting iterations,
+    #: expected hidden iterations, the drafter's own busy seconds)``; empty when coupled
+    remote_log: list = field(default_factory=list)
 
     @property
     def num_accepted_tokens(self) -> int:
@@ -74,6 +77,11 @@ class EngineStats:
         comp["host_exposed"] += max(0.0, total_s - target_s - draft_s - serial_s)
         self.busy_s += total_s
         self.iterations += m
+
+    def log_remote(self, t0_s: float, iterations: int, hidden: float, busy_s: float) -> None:
+        """A segment's decoupled drafting: iterations with drafts, how many of them are expected
+        to hide their drafting, and the seconds the drafter spent on them (before the load share)."""
+        self.remote_log.append((t0_s, iterations, hidden, busy_s))
 
     def count_drafts(self, accepted: np.ndarray, k: int) -> None:
         """vLLM's counters over draft rounds with ``k`` drafts: drafts, draft tokens, accepted per count."""

@@ -28,8 +28,8 @@ import simpy
 
 from rlsim.results.progress import report_step
 from rlsim.rl.dispatch import assign_groups
-from rlsim.rl.policies.run import (policy_acceptance, policy_feedback, policy_migration, policy_plan, policy_report,
-                                   policy_warmup)
+from rlsim.rl.policies.run import (policy_acceptance, policy_drafting, policy_feedback, policy_migration, policy_plan,
+                                   policy_report, policy_warmup)
 from rlsim.rl.pool import EnginePool
 from rlsim.rl.report import sync_summary, trainer_summary
 from rlsim.rl.steady import convergence, planned_steps, policy_lag, warmup_steps, window_stats
@@ -99,7 +99,9 @@ def _spec(res: Resolved, batches: list[StepBatch], versions: np.ndarray, seed: i
     scale = np.repeat(_drift_scale(res, versions), [len(b.seq_id) for b in batches])
     scale = scale if policy_scale is None else scale * policy_scale
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(8,))))
-    return spec_runtime(res, ids, resp, int(rng.integers(0, 2**62)), fwd, extra_scale=scale)
+    rt = spec_runtime(res, ids, resp, int(rng.integers(0, 2**62)), fwd, extra_scale=scale)
+    rt.decoupled = policy_drafting(res)  # rlsim.rl.policies: the drafter on its own GPUs (None: coupled)
+    return rt
 
 
 class _Run:
@@ -308,6 +310,13 @@ def _result(res, plan, run: _Run, batches, spec, mode: str, lag: int, warm: int,
     if run.pool.migration is not None:  # the tail migrations of each step trained
         for c, v in run.pool.migration.per_step(run.stride, steps).items():
             df[c] = v.to_numpy()
+    if spec is not None and spec.decoupled is not None:  # decoupled drafting: hidden share, drafter load
+        from rlsim.rl.policies.decoupled_draft import decoupled_per_step
+
+        own = decoupled_per_step(members(st.engine for st in run.pool.states), rec["dispatch_s"], rec["batch_done_s"],
+                                 spec.decoupled)
+        for c in own.columns:
+            df[c] = own[c].to_numpy()
     summary = _summary(res, plan, df, run, spec, mode, lag, busy, pauses, seqs, warm, status)
     if policy is not None:
         df, summary["policy"] = policy_report(res, df, policy)

@@ -25,6 +25,7 @@ import numpy as np
 from rlsim.cost.forward import ForwardModel
 from rlsim.hardware import ops
 from rlsim.speculation.costs import RANDOM_SAMPLING_PASSES
+from rlsim.speculation.decoupled import DecoupledDrafting
 from rlsim.speculation.drafter import Drafter
 from rlsim.speculation.draws import AcceptanceDraws
 
@@ -49,6 +50,8 @@ class SpecRuntime:
     adaptive: bool = False
     min_k: int = 0
     temperature: float = 1.0  # the requests' sampling temperature (0: greedy rejection sampling)
+    #: the drafter on its own GPUs, pipelined with verification (rlsim.speculation.decoupled); None: vLLM's coupled drafting
+    decoupled: DecoupledDrafting | None = None
     _cache: dict = field(default_factory=dict)
     draws: AcceptanceDraws = field(init=False)
 

@@ -10,6 +10,7 @@ extra fields forbidden); absent, the RL run is exactly the scenario's.  One modu
 * ``drafter_tail_training`` -- the drafter trained on the idle tail GPUs of each step (TLT);
 * ``multi_turn`` -- agentic multi-turn rollouts: tool latency between turns, KV kept or evicted.
 * ``tail_migration`` -- long requests moved from busy to idle engines in the tail (Seer, RLHFuse).
+* ``decoupled_draft`` -- the drafter on a separate GPU pool, pipelined with verification (SpecActor).
 
 :data:`NAMED` gives each policy with its default numbers by name (``rlsim compare --policies``);
 ``none`` is the scenario as it is and ``no_spec`` the same without speculation.
@@ -22,6 +23,7 @@ from typing import Annotated, Union
 from pydantic import Field
 
 from rlsim.rl.policies.concurrency_draft import ConcurrencyDraft, ConcurrencyDraftSeam
+from rlsim.rl.policies.decoupled_draft import DecoupledDraft, DecoupledDraftSeam
 from rlsim.rl.policies.drafter_tail_training import DrafterTailTraining, DrafterTailTrainingSeam
 from rlsim.rl.policies.dynamic_sampling import DynamicSampling, DynamicSamplingSeam
 from rlsim.rl.policies.history_drafter import HistoryDrafter, HistoryDrafterSeam
@@ -32,22 +34,23 @@ from rlsim.rl.policies.tail_migration import TailMigration, TailMigrationSeam
 
 __all__ = ["RolloutPolicy", "NAMED", "seam_for", "PolicySeam", "PolicyPlan", "DATA_COLUMNS",
            "DynamicSampling", "PartialRollout", "HistoryDrafter", "ConcurrencyDraft",
-           "DrafterTailTraining", "MultiTurn", "TailMigration"]
+           "DrafterTailTraining", "MultiTurn", "TailMigration", "DecoupledDraft"]
 
 RolloutPolicy = Annotated[Union[DynamicSampling, PartialRollout, HistoryDrafter, ConcurrencyDraft, DrafterTailTraining,
-                                    MultiTurn, TailMigration],
+                                    MultiTurn, TailMigration, DecoupledDraft],
                           Field(discriminator="kind")]
 
 _SEAMS = {"dynamic_sampling": DynamicSamplingSeam, "partial_rollout": PartialRolloutSeam,
           "history_drafter": HistoryDrafterSeam, "concurrency_draft": ConcurrencyDraftSeam,
           "drafter_tail_training": DrafterTailTrainingSeam,
-          "multi_turn": MultiTurnSeam, "tail_migration": TailMigrationSeam}
+          "multi_turn": MultiTurnSeam, "tail_migration": TailMigrationSeam,
+          "decoupled_draft": DecoupledDraftSeam}
 
 #: Policies by name with their default numbers (``none``: no policy; ``no_spec``: no speculation).
 NAMED = {"none": None, "no_spec": None, "dynamic_sampling": DynamicSampling(), "partial_rollout": PartialRollout(),
          "history_drafter": HistoryDrafter(), "concurrency_draft": ConcurrencyDraft(), "drafter_tail_training": DrafterTailTraining(),
          "multi_turn": MultiTurn(), "multi_turn_evict": MultiTurn(kv="evict"),
-         "tail_migration": TailMigration()}
+         "tail_migration": TailMigration(), "decoupled_draft": DecoupledDraft()}
 
 
 def seam_for(policy) -> PolicySeam | None:

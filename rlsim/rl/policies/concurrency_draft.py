@@ -36,7 +36,7 @@ class ConcurrencyDraftSeam(PolicySeam):
     def __init__(self, cfg: ConcurrencyDraft) -> None:
         self.cfg = cfg
 
-    def scenario(self, sc):
+    def scenario(self, sc, source: str | None = None):
         """The engine's speculative_config with goodput-optimal k per iteration up to the ceiling."""
         from rlsim.config.scenario import AdaptiveKConfig
 

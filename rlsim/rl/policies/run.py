@@ -8,10 +8,11 @@ import pandas as pd
 
 from rlsim.rl.policies import seam_for
 from rlsim.rl.policies.seam import DATA_COLUMNS, PolicyPlan, PolicySeam
+from rlsim.rl.policies.decoupled_draft import DECOUPLED_COLUMNS
 from rlsim.rl.policies.tail_migration import MIGRATION_COLUMNS
 
 __all__ = ["policy_resolved", "policy_warmup", "policy_plan", "policy_trained", "policy_acceptance", "policy_feedback",
-           "policy_migration", "policy_report"]
+           "policy_migration", "policy_drafting", "policy_report"]
 
 
 def _seam(res):
@@ -23,7 +24,7 @@ def policy_resolved(res):
     seam = _seam(res)
     if seam is None:
         return res
-    sc = seam.scenario(res.scenario)
+    sc = seam.scenario(res.scenario, res.source)
     if sc == res.scenario:
         return res
     from rlsim.config import LoadedScenario
@@ -69,6 +70,12 @@ def policy_migration(res):
     return None if seam is None else seam.migration(res)
 
 
+def policy_drafting(res):
+    """The decoupled drafter pool of the policy (None: no policy, or the drafter on the target's GPUs)."""
+    seam = _seam(res)
+    return None if seam is None else seam.drafting(res)
+
+
 def policy_report(res, steps: pd.DataFrame, plan: PolicyPlan) -> tuple[pd.DataFrame, dict]:
     """The per-step table with the policy's data columns, and the steady-state summary of them
     and of the run's feedback columns if it recorded them (means over the steps after the
@@ -81,6 +88,6 @@ def policy_report(res, steps: pd.DataFrame, plan: PolicyPlan) -> tuple[pd.DataFr
     summary = {"name": pol.kind, "params": pol.model_dump(mode="json")}
     summary.update({c: float(steady[c].mean()) for c in list(DATA_COLUMNS) + own})
     # the columns the run itself recorded, when it did: feedback, tool-wait idle time, migrations
-    ran = ("tail_train_gpu_s",) + _seam(res).feedback_columns + ("rollout_idle_gpu_s",) + MIGRATION_COLUMNS
+    ran = ("tail_train_gpu_s",) + _seam(res).feedback_columns + ("rollout_idle_gpu_s",) + MIGRATION_COLUMNS + DECOUPLED_COLUMNS
     summary.update({c: float(steady[c].mean()) for c in ran if c in out})
     return out, summary

@@ -16,6 +16,8 @@ acts at three points of the RL path, each a method of :class:`PolicySeam` with a
   of each generated request's draft acceptance (history drafters);
 * :meth:`PolicySeam.migration` -- **dispatch / migration** at run time: a hook the engine pool
   calls when an engine goes idle and at each engine's iteration boundary (tail migration);
+* :meth:`PolicySeam.drafting` -- **where the drafter runs**: a decoupled drafter pool priced
+  by :mod:`rlsim.speculation.decoupled` (SpecActor-style), or None (vLLM's coupled drafting);
 * :meth:`PolicySeam.step_acceptance` -- **run-time feedback** (only for a seam with
   ``feedback_columns``): at each step's dispatch, from the GPU-seconds the engines sat idle in
   the generation of each step finished by then, that step's acceptance multiplier and its
@@ -66,8 +68,9 @@ class PolicySeam:
     #: per-step columns the run records from :meth:`step_acceptance` (none: it is not called)
     feedback_columns: tuple[str, ...] = ()
 
-    def scenario(self, sc):
-        """The scenario with the engine settings the policy owns (default: unchanged)."""
+    def scenario(self, sc, source: str | None = None):
+        """The scenario with the engine settings the policy owns (default: unchanged); refusals
+        name ``source`` (the scenario's file)."""
         return sc
 
     def warmup_steps(self, res) -> int:
@@ -84,6 +87,11 @@ class PolicySeam:
 
     def migration(self, res):
         """The engine pool's migration hook (``EnginePool.migration``), or None (default)."""
+        return None
+
+    def drafting(self, res):
+        """The decoupled drafter pool of the run (rlsim.speculation.decoupled.DecoupledDrafting),
+        or None: the drafter runs on the target's GPUs (default)."""
         return None
 
     def step_acceptance(self, res, harvested_gpu_s: np.ndarray) -> tuple[float, dict]:

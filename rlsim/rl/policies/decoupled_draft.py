@@ -1,0 +1,151 @@
+"""Decoupled speculation (SpecActor-style): the drafter on a separate GPU pool, overlapped with
+the target's verification.
+
+Mechanism (SpecActor, "fast RL rollout with decoupled speculative decoding", 2025 preprint; as
+recalled -- its arXiv id, sections and figures were not checked here, and /work/shared/reference
+holds no copy): the rollout engines' drafter moves to ``drafter_gpus`` GPUs **taken from the
+rollout pool** (a fair comparison at a fixed GPU count: the pool keeps ``rollout GPUs -
+drafter_gpus`` GPUs, i.e. that many fewer engines' worth; the drafters take whole engines' GPUs).
+The drafter runs in ``drafter_gpus / drafter_tensor_parallel_size`` instances, each serving
+``ceil(engines / instances)`` engines (its load share), and drafts round r + 1 while the target
+verifies round r; the cost of an iteration -- ``max(verify, remote draft)`` when every request
+of the lock-step batch accepted all its drafts, ``verify + remote draft`` otherwise, priced at
+its expectation, plus the link's transfer -- is the one rule of
+:mod:`rlsim.speculation.decoupled` (the fast and the slow path both call it).
+
+Defaults (assumed): ``drafter_gpus`` None = an eighth of the rollout GPUs rounded up to whole
+engines (4 of 32 for the 8B TP1 scenario, 16 of 128 for the 235B TP8 one);
+``drafter_tensor_parallel_size`` 1 (an EAGLE-3 head fits one GPU; it sets the scenario's
+``draft_tensor_parallel_size``).
+
+Per-step columns (over the iterations that start in the step's generation window
+``[dispatch_s, batch_done_s]``; in an async pipeline the windows of consecutive steps overlap):
+``drafter_gpus``; ``draft_hidden_share`` -- expected share of drafting iterations whose
+drafting was hidden behind the verify pass; ``drafter_utilisation`` -- the drafter's own busy
+seconds (before the load share) over ``instances x window``.
+
+In a ``sync_colocated`` pipeline the trainer uses the rollout pool's GPUs, so it also loses the
+drafter GPUs (not modelled: the drafter pool joining the training phase); the run's own
+no-speculation baseline keeps the reduced pool too (``rlsim compare``'s ``no_spec`` is the full
+pool).  Not modelled: adaptive k priced with decoupled costs (``adaptive_k`` keeps the coupled
+step time), the drafter's memory freed on the target GPUs, lock-step DP engine groups (refused).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from rlsim import units
+from rlsim.errors import ConfigError
+from rlsim.rl.policies.seam import PolicySeam
+from rlsim.speculation.decoupled import HIDDEN_LAYERS, DecoupledDrafting
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["DecoupledDraft", "DecoupledDraftSeam", "drafting_for", "decoupled_per_step", "DECOUPLED_COLUMNS",
+           "DEFAULT_POOL_FRACTION"]
+
+DECOUPLED_COLUMNS = ("drafter_gpus", "draft_hidden_share", "drafter_utilisation")
+#: Default drafter pool: this share of the rollout GPUs, rounded up to whole engines (assumed).
+DEFAULT_POOL_FRACTION = 1 / 8
+
+
+class DecoupledDraft(BaseModel):
+    """``rl.policy`` of decoupled drafting on a separate GPU pool (needs a GPU drafter)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: Literal["decoupled_draft"] = "decoupled_draft"
+    drafter_gpus: int | None = Field(default=None, ge=1, description="GPUs taken from the rollout pool for the drafter; "
+                                                                     "None = an eighth, whole engines (assumed)")
+    drafter_tensor_parallel_size: int = Field(default=1, ge=1, description="GPUs per drafter instance (assumed)")
+
+
+def _where(field: str) -> str:
+    return f"rl.policy.{field}"
+
+
+class DecoupledDraftSeam(PolicySeam):
+    name = "decoupled_draft"
+
+    def __init__(self, cfg: DecoupledDraft) -> None:
+        self.cfg = cfg
+
+    def scenario(self, sc, source: str | None = None):
+        """The rollout pool less the drafter GPUs, the drafter at its own TP, and the policy with
+        its pool size resolved (refusals name the field).  Applied once per run (rlsim.rl.policies.run)."""
+        e = sc.rollout.engine
+        spec = e.speculative_config
+        if spec is None:
+            return sc
+        if spec.method == "ngram":
+            raise ConfigError.at(source, _where("kind"), self.cfg.kind, "needs a GPU drafter; "
+                                 "rollout.engine.speculative_config.method = 'ngram' drafts on the host")
+        if e.enable_expert_parallel and e.data_parallel_size > 1:
+            raise ConfigError.at(source, _where("kind"), self.cfg.kind, "needs engines without lock-step data "
+                                 f"parallelism (rollout.engine.data_parallel_size = {e.data_parallel_size} with expert parallelism)")
+        gpus, group, dtp = sc.rollout.num_gpus or sc.cluster.num_gpus, e.tensor_parallel_size, self.cfg.drafter_tensor_parallel_size
+        pool = self.cfg.drafter_gpus
+        if pool is None:
+            pool = group * max(1, math.ceil(gpus * DEFAULT_POOL_FRACTION / group))
+            pool = dtp * math.ceil(pool / dtp) if pool % dtp else pool
+        if pool % group:
+            raise ConfigError.at(source, _where("drafter_gpus"), pool, "is not a multiple of one rollout engine's GPUs "
+                                 f"(rollout.engine.tensor_parallel_size = {group}): the drafters take whole engines")
+        if pool % dtp:
+            raise ConfigError.at(source, _where("drafter_gpus"), pool,
+                                 f"is not a multiple of rl.policy.drafter_tensor_parallel_size = {dtp}")
+        if pool >= gpus:
+            raise ConfigError.at(source, _where("drafter_gpus"), pool, f"leaves no rollout engine: the rollout pool has "
+                                 f"{gpus} GPUs, {group} per engine")
+        spec = spec.model_copy(update={"draft_tensor_parallel_size": dtp})
+        rollout = sc.rollout.model_copy(update={"num_gpus": gpus - pool, "engine": e.model_copy(
+            update={"speculative_config": spec})})
+        rl = sc.rl.model_copy(update={"policy": self.cfg.model_copy(update={"drafter_gpus": pool})})
+        return sc.model_copy(update={"rollout": rollout, "rl": rl})
+
+    def drafting(self, res) -> DecoupledDrafting | None:
+        """The decoupled drafter pool of a run (None without speculation)."""
+        if res.speculative is None:
+            return None
+        return drafting_for(res, self.cfg.drafter_gpus, self.cfg.drafter_tensor_parallel_size)
+
+
+def drafting_for(res, drafter_gpus: int, drafter_tp: int) -> DecoupledDrafting:
+    """:class:`DecoupledDrafting` of a resolved scenario (its engines, drafter, acceptance model
+    and link) with ``drafter_gpus`` GPUs in instances of ``drafter_tp`` placed after the
+    engines' GPUs."""
+    spec, hw = res.speculative, res.hw
+    topo = hw.topology
+    kmax = spec.num_speculative_tokens
+    al = np.array([spec.acceptance.mean_acceptance_length(j) if j else 1.0 for j in range(kmax + 1)])
+    p_all = np.concatenate([[1.0], np.diff(al)])  # P(A_k = k) = r_k = E[A_k] - E[A_{k-1}]
+    instances = drafter_gpus // drafter_tp
+    share = math.ceil(res.num_engines / instances)
+    engine_gpu = np.arange(res.num_engines) * res.tp
+    drafter_gpu = res.num_engines * res.tp + (np.arange(res.num_engines) // share) * drafter_tp
+    same = engine_gpu // topo.nvlink_domain_gpus == drafter_gpu // topo.nvlink_domain_gpus
+    latency = np.where(same, units.us(topo.nvlink_latency_us), units.us(topo.nic_latency_us))
+    bandwidth = np.where(same, hw.nvlink_bw_bytes_per_s, hw.nic_bw_bytes_per_s)
+    hidden = HIDDEN_LAYERS.get(spec.method, 0) * res.arch.hidden_size * 2.0  # bf16 activations (assumed)
+    return DecoupledDrafting(drafter_gpus, instances, share, p_all, al, latency, bandwidth, hidden)
+
+
+def decoupled_per_step(engines, dispatch_s: np.ndarray, done_s: np.ndarray, dec: DecoupledDrafting) -> pd.DataFrame:
+    """:data:`DECOUPLED_COLUMNS` per step from the engines' decoupled-drafting log
+    (``EngineStats.remote_log``) over each step's generation window."""
+    import pandas as pd
+
+    log = np.array([r for e in engines for r in e.stats.remote_log], dtype=float).reshape(-1, 4)
+    hidden, util = np.full(len(dispatch_s), np.nan), np.full(len(dispatch_s), np.nan)
+    for t, (t0, t1) in enumerate(zip(dispatch_s, done_s)):
+        rows = log[(log[:, 0] >= t0) & (log[:, 0] < t1)]
+        its = rows[:, 1].sum()
+        hidden[t] = rows[:, 2].sum() / its if its else np.nan
+        util[t] = rows[:, 3].sum() / (dec.instances * (t1 - t0)) if t1 > t0 else np.nan
+    return pd.DataFrame({"drafter_gpus": np.full(len(dispatch_s), dec.drafter_gpus), "draft_hidden_share": hidden,
+                         "drafter_utilisation": util})
