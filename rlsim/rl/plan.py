@@ -35,7 +35,9 @@ def pools(res: Resolved, mode: str) -> Pools:
     sc, src = res.scenario, res.source
     rl = sc.rl
     if mode == "sync_colocated":
-        return Pools(mode, res.rollout_gpus, res.rollout_gpus, True)
+        from rlsim.rl.policies.run import policy_colocated_training_gpus
+
+        return Pools(mode, res.rollout_gpus, policy_colocated_training_gpus(res), True)
     training = rl.training.num_gpus if rl.training.num_gpus is not None else sc.cluster.num_gpus - res.rollout_gpus
     if training <= 0:
         raise ConfigError.at(src, "rollout.num_gpus", res.rollout_gpus,

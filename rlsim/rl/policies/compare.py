@@ -101,7 +101,8 @@ def compare_policies(loaded, names: list[str], seeds: int, progress=None, worker
         out, _ = run_pipeline(res, seed, name != "no_spec", res.scenario.rl.pipeline)
         if progress is not None and workers <= 1:
             progress(name, seed, out)
-        return _row(name, seed, out, res.num_engines), (out if workers > 1 and progress is not None else None)
+        engines = out.summary["pools"]["rollout_gpus"] // (res.rollout_gpus // res.num_engines)  # a policy may resize the pool
+        return _row(name, seed, out, engines), (out if workers > 1 and progress is not None else None)
 
     done = fork_map(one, todo, workers)
     if progress is not None and workers > 1:

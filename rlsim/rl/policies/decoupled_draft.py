@@ -24,10 +24,10 @@ Per-step columns (over the iterations that start in the step's generation window
 drafting was hidden behind the verify pass; ``drafter_utilisation`` -- the drafter's own busy
 seconds (before the load share) over ``instances x window``.
 
-In a ``sync_colocated`` pipeline the trainer uses the rollout pool's GPUs, so it also loses the
-drafter GPUs (not modelled: the drafter pool joining the training phase); the run's own
-no-speculation baseline keeps the reduced pool too (``rlsim compare``'s ``no_spec`` is the full
-pool).  Not modelled: adaptive k priced with decoupled costs (``adaptive_k`` keeps the coupled
+In a ``sync_colocated`` pipeline the drafter GPUs train with the rollout GPUs (the trainer keeps
+the whole pool; the drafter sleeps during training like the engines, its weight sync not
+modelled); the run's own no-speculation baseline keeps the reduced rollout pool too
+(``rlsim compare``'s ``no_spec`` is the full pool).  Not modelled: adaptive k priced with decoupled costs (``adaptive_k`` keeps the coupled
 step time), the drafter's memory freed on the target GPUs, lock-step DP engine groups (refused).
 """
 
@@ -107,6 +107,10 @@ class DecoupledDraftSeam(PolicySeam):
             update={"speculative_config": spec})})
         rl = sc.rl.model_copy(update={"policy": self.cfg.model_copy(update={"drafter_gpus": pool})})
         return sc.model_copy(update={"rollout": rollout, "rl": rl})
+
+    def colocated_training_gpus(self, res) -> int:
+        """Colocated, the drafter GPUs train with the rollout GPUs (the drafter sleeps like the engines)."""
+        return res.rollout_gpus + (self.cfg.drafter_gpus or 0)  # None: the pool is not taken yet (scenario())
 
     def drafting(self, res) -> DecoupledDrafting | None:
         """The decoupled drafter pool of a run (None without speculation)."""

@@ -93,7 +93,7 @@ class DrafterTailTrainingSeam(PolicySeam):
     def __init__(self, cfg: DrafterTailTraining) -> None:
         self.cfg = cfg
 
-    def scenario(self, sc):
+    def scenario(self, sc, source: str | None = None):
         """``rl.drafter`` without its own online training or drift (TLT's drafter replaces them)."""
         d = sc.rl.drafter
         if d.online_training_every_steps is None and d.acceptance_drift_per_step == 0:

@@ -12,7 +12,7 @@ from rlsim.rl.policies.decoupled_draft import DECOUPLED_COLUMNS
 from rlsim.rl.policies.tail_migration import MIGRATION_COLUMNS
 
 __all__ = ["policy_resolved", "policy_warmup", "policy_plan", "policy_trained", "policy_acceptance", "policy_feedback",
-           "policy_migration", "policy_drafting", "policy_report"]
+           "policy_migration", "policy_drafting", "policy_colocated_training_gpus", "policy_report"]
 
 
 def _seam(res):
@@ -74,6 +74,13 @@ def policy_drafting(res):
     """The decoupled drafter pool of the policy (None: no policy, or the drafter on the target's GPUs)."""
     seam = _seam(res)
     return None if seam is None else seam.drafting(res)
+
+
+def policy_colocated_training_gpus(res) -> int:
+    """GPUs that train in a colocated pipeline: the rollout pool's, plus those a policy took
+    from it for another use during generation (a decoupled drafter pool)."""
+    seam = _seam(res)
+    return res.rollout_gpus if seam is None else seam.colocated_training_gpus(res)
 
 
 def policy_report(res, steps: pd.DataFrame, plan: PolicyPlan) -> tuple[pd.DataFrame, dict]:

@@ -18,6 +18,8 @@ acts at three points of the RL path, each a method of :class:`PolicySeam` with a
   calls when an engine goes idle and at each engine's iteration boundary (tail migration);
 * :meth:`PolicySeam.drafting` -- **where the drafter runs**: a decoupled drafter pool priced
   by :mod:`rlsim.speculation.decoupled` (SpecActor-style), or None (vLLM's coupled drafting);
+* :meth:`PolicySeam.colocated_training_gpus` -- GPUs that train in a colocated pipeline (the
+  rollout pool's, plus a drafter pool taken from it);
 * :meth:`PolicySeam.step_acceptance` -- **run-time feedback** (only for a seam with
   ``feedback_columns``): at each step's dispatch, from the GPU-seconds the engines sat idle in
   the generation of each step finished by then, that step's acceptance multiplier and its
@@ -93,6 +95,10 @@ class PolicySeam:
         """The decoupled drafter pool of the run (rlsim.speculation.decoupled.DecoupledDrafting),
         or None: the drafter runs on the target's GPUs (default)."""
         return None
+
+    def colocated_training_gpus(self, res) -> int:
+        """GPUs that train in a colocated pipeline (default: the rollout pool's)."""
+        return res.rollout_gpus
 
     def step_acceptance(self, res, harvested_gpu_s: np.ndarray) -> tuple[float, dict]:
         """``(acceptance multiplier, {feedback column: value})`` of a step dispatched after steps

@@ -1,0 +1,165 @@
+"""Decoupled drafting (SpecActor-style): the cost rule by hand, the pool taken from the rollout
+engines, the engine's pricing, fast == slow, determinism, refusals."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from helpers import rl_policy_scenario
+
+from rlsim import units
+from rlsim.config import LoadedScenario
+from rlsim.errors import ConfigError
+from rlsim.rl.policies.decoupled_draft import DecoupledDraft, DecoupledDraftSeam, drafting_for
+from rlsim.rl.policies.run import policy_drafting, policy_resolved
+from rlsim.rl.run import run_pipeline
+from rlsim.sim import resolve
+from rlsim.sim.engines import build_engines, spec_runtime
+from rlsim.speculation.decoupled import DecoupledDrafting, decoupled_iteration_s, hidden_probability
+
+
+def _policy(**kw) -> dict:
+    return {"kind": "decoupled_draft", **kw}
+
+
+def _resolved(policy: dict, **kw):
+    return policy_resolved(resolve(rl_policy_scenario(policy, **kw)))
+
+
+# ------------------------------------------------------------------ the cost rule by hand
+def test_hidden_draft_costs_the_verify_pass_plus_the_transfer():
+    assert decoupled_iteration_s(10.0, 4.0, 1.0, 1.0) == 11.0  # draft < verify: verify + transfer
+
+
+def test_a_draft_longer_than_the_verify_pass_costs_the_draft_plus_the_transfer():
+    assert decoupled_iteration_s(10.0, 14.0, 1.0, 1.0) == 15.0  # draft > verify: draft + transfer
+
+
+def test_a_rejection_makes_the_draft_serial_and_the_expectation_mixes_both():
+    assert decoupled_iteration_s(10.0, 4.0, 1.0, 0.0) == 15.0  # verify + draft + transfer
+    assert decoupled_iteration_s(10.0, 4.0, 1.0, 0.25) == pytest.approx(0.25 * 11.0 + 0.75 * 15.0, rel=1e-15)
+    np.testing.assert_allclose(decoupled_iteration_s(np.array([10.0, 2.0]), np.array([4.0, 4.0]), 1.0, 0.5),
+                               [0.5 * 11 + 0.5 * 15, 0.5 * 5 + 0.5 * 7], rtol=1e-15)
+
+
+def test_lock_step_hides_an_iteration_only_if_every_request_accepted_all_drafts():
+    p = 0.68 ** 3  # constant acceptance 0.68, k = 3: P(all 3 accepted)
+    assert hidden_probability(p, 1) == pytest.approx(0.314432, abs=1e-6)
+    assert hidden_probability(p, 2) == pytest.approx(p * p, rel=1e-12)
+    assert hidden_probability(p, 128) < 1e-60  # a large batch almost always has a rejection
+    assert hidden_probability(p, 0) == 1.0
+
+
+def _pool(share: int = 3) -> DecoupledDrafting:
+    return DecoupledDrafting(drafter_gpus=1, instances=1, load_share=share, p_all_accepted=np.array([1.0, 0.5, 0.25]),
+                             expected_tokens=np.array([1.0, 1.5, 1.75]), latency_s=np.array([2e-6, 10e-6]),
+                             bandwidth_bytes_per_s=np.array([1e12, 1e10]), hidden_bytes_per_token=100.0)
+
+
+def test_transfer_is_two_latencies_plus_draft_ids_and_hidden_states_over_the_link():
+    pool = _pool()
+    # engine 1 (NIC-like link), batch 4, k = 2: 4 x 2 ids x 4 B + 4 x 1.75 tokens x 100 B = 732 B
+    assert pool.transfer_s(1, 4, 2) == pytest.approx(2 * 10e-6 + 732 / 1e10, rel=1e-12)
+    assert pool.transfer_s(0, 4, 2, prefill_tokens=1000) == pytest.approx(2 * 2e-6 + (732 + 1000 * 100) / 1e12, rel=1e-12)
+
+
+def test_extra_time_is_the_rule_less_the_target_pass_with_the_load_share():
+    pool = _pool(share=3)
+    target, draft, reject = 5e-3, 1e-3, 0.2e-3
+    q = 0.25 ** 2  # batch 2, k = 2
+    want = decoupled_iteration_s(target + reject, 3 * draft, pool.transfer_s(0, 2, 2), q) - target
+    assert pool.extra_s(0, target, draft, reject, 2, 2) == pytest.approx(want, rel=1e-12)
+    assert want == pytest.approx(reject + 3e-3 - q * 3e-3 + pool.transfer_s(0, 2, 2), rel=1e-12)
+    assert pool.extra_s(0, target, 0.0, 0.0, 2, 0) == 0.0  # nothing drafted: nothing crosses the link
+
+
+# ------------------------------------------------------------------ the pool from the rollout engines
+def test_scenario_takes_the_drafter_gpus_from_the_rollout_engines():
+    res = _resolved(_policy())  # 2 H100: the default pool is an eighth, whole engines -> 1 GPU
+    assert (res.rollout_gpus, res.num_engines) == (1, 1)
+    assert res.scenario.rl.policy.drafter_gpus == 1 and res.speculative.draft_tensor_parallel_size == 1
+    dec = policy_drafting(res)
+    assert (dec.drafter_gpus, dec.instances, dec.load_share) == (1, 1, 1)
+    # engine 0 on GPU 0, its drafter on GPU 1: one NVLink domain (8 H100s)
+    assert dec.latency_s[0] == units.us(res.hw.topology.nvlink_latency_us)
+    assert dec.bandwidth_bytes_per_s[0] == res.hw.nvlink_bw_bytes_per_s
+    assert dec.hidden_bytes_per_token == 3 * res.arch.hidden_size * 2  # EAGLE-3: three layers' features, bf16
+    np.testing.assert_allclose(dec.p_all_accepted, [1.0, 0.6, 0.36, 0.216], rtol=1e-12)  # constant rate 0.6: a^k
+    no_spec = rl_policy_scenario(None, spec=False).scenario
+    assert DecoupledDraftSeam(DecoupledDraft()).scenario(no_spec) is no_spec
+
+
+def test_load_share_is_engines_per_drafter_instance_and_links_cross_nvlink_domains_on_the_nic():
+    res = resolve(rl_policy_scenario(None))
+    res = dataclasses.replace(res, num_engines=9)  # 9 engines on GPUs 0..8, drafters on 9, 10
+    dec = drafting_for(res, 2, 1)
+    assert (dec.instances, dec.load_share) == (2, 5)
+    nic, nvl = units.us(res.hw.topology.nic_latency_us), units.us(res.hw.topology.nvlink_latency_us)
+    # engines 0-4 -> drafter GPU 9 (node 1: only engine 8 shares it), engines 5-8 -> GPU 10
+    np.testing.assert_array_equal(dec.latency_s, [nic] * 8 + [nvl])
+
+
+def test_refusals_name_the_field_and_the_rule():
+    with pytest.raises(ConfigError) as e:
+        _resolved(_policy(drafter_gpus=2))
+    assert str(e.value) == "rl.yaml: rl.policy.drafter_gpus = 2 leaves no rollout engine: the rollout pool has 2 GPUs, 1 per engine"
+    loaded = rl_policy_scenario(_policy(drafter_gpus=1))
+    eng = loaded.scenario.rollout.engine
+    tp2 = loaded.scenario.model_copy(update={"rollout": loaded.scenario.rollout.model_copy(update={
+        "engine": eng.model_copy(update={"tensor_parallel_size": 2})})})
+    with pytest.raises(ConfigError) as e:
+        policy_resolved(resolve(LoadedScenario(tp2, "rl.yaml", loaded.base_dir, {})))
+    assert str(e.value) == ("rl.yaml: rl.policy.drafter_gpus = 1 is not a multiple of one rollout engine's GPUs "
+                            "(rollout.engine.tensor_parallel_size = 2): the drafters take whole engines")
+    ngram = loaded.scenario.model_copy(update={"rollout": loaded.scenario.rollout.model_copy(update={
+        "engine": eng.model_copy(update={"speculative_config": eng.speculative_config.model_copy(
+            update={"method": "ngram", "model": None})})})})
+    with pytest.raises(ConfigError) as e:
+        DecoupledDraftSeam(DecoupledDraft()).scenario(ngram, "rl.yaml")
+    assert str(e.value) == ("rl.yaml: rl.policy.kind = 'decoupled_draft' needs a GPU drafter; "
+                            "rollout.engine.speculative_config.method = 'ngram' drafts on the host")
+
+
+# ------------------------------------------------------------------ the engine's pricing
+def test_a_decode_jump_is_priced_by_the_rule():
+    res = _resolved(_policy())
+    rt = spec_runtime(res, np.arange(2), np.full(2, 300), 3, res.forward_model())
+    rt.decoupled = dec = policy_drafting(res)
+    (eng,) = build_engines(res, rt, np.zeros(2, dtype=np.int64), np.arange(2), np.zeros(2, dtype=np.int64),
+                           np.full(2, 200), np.full(2, 300))
+    while (jump := eng.plan()) is None:
+        eng.step_slow()
+    k, B = jump.k, len(jump.slots)
+    assert (k, B) == (3, 2)
+    raw = res.drafter.propose_times_s(B, jump.context_tokens, k)
+    verify = jump.target_s + rt.verify_extra_s(B, k)
+    want = decoupled_iteration_s(verify, raw, dec.transfer_s(0, B, k), 0.216 ** 2)
+    np.testing.assert_allclose(jump.target_s + jump.draft_s, want, rtol=1e-12)
+    np.testing.assert_allclose(jump.remote_s, raw, rtol=1e-15)
+
+
+# ------------------------------------------------------------------ whole runs
+def _run(mode: str = "fast", seed: int = 1):
+    loaded = rl_policy_scenario(_policy(), prompts=4, samples=4, response=600, fixed=False, seed=seed)
+    sc = loaded.scenario.model_copy(update={"simulation": loaded.scenario.simulation.model_copy(update={"mode": mode})})
+    return run_pipeline(resolve(LoadedScenario(sc, loaded.source, loaded.base_dir, {})), seed, True, "sync_colocated")[0]
+
+
+def test_fast_path_equals_one_iteration_stepping_with_the_policy_on():
+    fast, ref = _run("fast"), _run("reference")
+    np.testing.assert_allclose(fast.sequences["finish_s"], ref.sequences["finish_s"], rtol=1e-9)
+    np.testing.assert_allclose(fast.steps["draft_hidden_share"], ref.steps["draft_hidden_share"], rtol=1e-9)
+    np.testing.assert_allclose(fast.steps["drafter_utilisation"], ref.steps["drafter_utilisation"], rtol=1e-9)
+    assert fast.summary["mean_acceptance_length"] == ref.summary["mean_acceptance_length"]
+
+
+def test_a_run_is_deterministic_and_reports_the_drafter_pool():
+    a, b = _run(), _run()
+    assert a.steps.equals(b.steps) and a.sequences.equals(b.sequences)
+    assert a.summary["pools"] == {"rollout_gpus": 1, "training_gpus": 2, "colocated": True}  # the drafter GPU trains too
+    pol = a.summary["policy"]
+    assert pol["drafter_gpus"] == 1.0 and pol["params"]["drafter_gpus"] == 1
+    assert 0.0 < pol["draft_hidden_share"] < 0.216  # batches of 1..16: at most P(all accepted) at batch 1
+    assert 0.0 < pol["drafter_utilisation"] < 1.0
