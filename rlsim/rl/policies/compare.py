@@ -18,12 +18,23 @@ from scipy import stats
 
 from rlsim.errors import ConfigError
 
-__all__ = ["METRICS", "EXTRA_PREFIX", "policy_extras", "compare_policies", "summarise", "render", "plot", "policy_scenario"]
+__all__ = ["METRICS", "EXTRA_PREFIX", "policy_extras", "policy_names", "compare_policies", "summarise", "render", "plot",
+           "policy_scenario"]
 
 #: Columns of one (policy, seed) row: steady-state window means.
 METRICS = ("step_time_s", "generation_time_s", "rollout_tokens_per_s", "trained_tokens_per_s", "rollout_idle_frac",
            "mean_acceptance_length", "off_policy_token_share", "mean_staleness_steps", "filtered_groups",
            "over_generation_factor", "tail_time_s", "migrations")
+
+
+def policy_names(text: str) -> list[str]:
+    """The policies of ``--policies``: comma-separated names, or ``all`` for every named policy
+    (rlsim.rl.policies.NAMED, ``none`` first)."""
+    from rlsim.rl.policies import NAMED
+
+    if text.strip() == "all":
+        return list(NAMED)
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 def policy_scenario(loaded, name: str):

@@ -93,6 +93,14 @@ def test_workers_give_the_same_rows():
     assert [t for *_, t in heard] == one["step_time_s"].tolist()
 
 
+def test_policy_names_all_is_every_named_policy_none_first():
+    from rlsim.rl.policies import NAMED
+    from rlsim.rl.policies.compare import policy_names
+
+    assert policy_names("all") == list(NAMED) and policy_names("all")[0] == "none"
+    assert policy_names(" none, partial_rollout ,") == ["none", "partial_rollout"]
+
+
 def test_unknown_or_repeated_policy_is_a_config_error():
     loaded = rl_policy_scenario(None)
     with pytest.raises(ConfigError) as e:
