@@ -36,7 +36,9 @@ POLICIES = list(NAMED)
 
 #: (policy, paper, its headline, rlsim metric: (numerator policy, denominator policy, column, kind))
 HEADLINES = (
-    ("partial_rollout", "APRIL arXiv:2509.18521 (abstract)", "rollout throughput up to +44 % (GRPO/DAPO/GSPO)",
+    ("active_partial_rollout", "APRIL arXiv:2509.18521 (abstract)", "rollout throughput up to +44 % (GRPO/DAPO/GSPO)",
+     ("active_partial_rollout", "none", "rollout_tokens_per_s", "gain")),
+    ("partial_rollout", "Kimi k1.5 Sec. 2.6.2 (token budget; APRIL's figure)", "rollout throughput up to +44 %",
      ("partial_rollout", "none", "rollout_tokens_per_s", "gain")),
     ("dynamic_sampling", "DAPO arXiv:2503.14476 Sec. 3.2", "over-sampling 'does not necessarily impede training "
                                                            "efficiency' (long-tail-bound generation)",
