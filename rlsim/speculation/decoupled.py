@@ -34,14 +34,15 @@ exactly equal to one-iteration stepping:
   engine's batch takes ``s`` times as long; the drafter never batches several engines'
   requests into one pass (conservative for a memory-bound drafter) and an engine idle in the
   tail does not give its share to the others (conservative in the tail);
-* ``transfer`` = ``2 x latency`` (drafts to the target, its results back) plus the bytes over
-  the link's bandwidth: ``k`` draft token ids per request (4 bytes each, assumed int32) and,
-  for drafters that read the target's hidden states (EAGLE-3: three layers' features, 3H;
-  EAGLE / MTP: one, H; 2 bytes each, bf16 assumed), those of every token the target computed
-  for the drafter (the expected ``1 + E[A_k]`` tokens per request, and the prefill tokens).
-  NVLink's bandwidth and latency when the engine and its drafter sit in one NVLink domain, the
-  NIC's otherwise (placement assumed: engine i on GPUs ``[i tp, (i + 1) tp)``, then the
-  drafter instances; engine i served by instance ``i // s``).
+* ``transfer`` = two point-to-point sends (:func:`rlsim.hardware.ops.p2p_time_s`, the one
+  rule: link latency + bytes / (bandwidth x the link's measured efficiency)): the drafts to the
+  target (``k`` token ids per request, 4 bytes each, assumed int32) and the target's results
+  back to the drafter (the token ids of every token it computed -- the expected ``1 + E[A_k]``
+  per request, and the prefill tokens -- with, for drafters that read the target's hidden
+  states, those states: EAGLE-3 three layers' features, 3H; EAGLE / MTP one, H; 2 bytes each,
+  bf16 assumed).  NVLink when the engine and its drafter sit in one NVLink domain, the NIC
+  otherwise (placement assumed: engine i on GPUs ``[i tp, (i + 1) tp)``, then the drafter
+  instances; engine i served by instance ``i // s``).
 
 What it gives: at batch 1, ``q = p`` (0.31 for a = 0.68, k = 3), so about a third of the
 iterations hide the drafter; at batch 128, ``q = p**128 ~ 1e-64``: virtually every iteration
@@ -60,6 +61,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from rlsim.hardware import ops
 
 __all__ = ["DecoupledDrafting", "decoupled_iteration_s", "hidden_probability", "TOKEN_ID_BYTES", "HIDDEN_LAYERS"]
 
@@ -88,16 +91,16 @@ def decoupled_iteration_s(verify_s, remote_s, transfer_s: float, hidden: float):
 class DecoupledDrafting:
     """The decoupled drafter pool of one engine pool: ``load_share`` engines per drafter
     instance, ``p_all_accepted[k]`` = P(all k drafts accepted), the link of each engine to its
-    drafter (``latency_s[e]``, ``bandwidth_bytes_per_s[e]``), bytes per draft token and per
-    token the drafter reads from the target."""
+    drafter (``same_domain[e]``: NVLink, else the NIC, of the hardware profile ``hw``), bytes
+    per draft token id and of the hidden states per token the drafter reads from the target."""
 
     drafter_gpus: int
     instances: int
     load_share: int
     p_all_accepted: np.ndarray      # by k = 0..k_max (1 at k = 0)
     expected_tokens: np.ndarray     # 1 + E[A_k]: tokens the target computes per request and round, by k
-    latency_s: np.ndarray           # per engine
-    bandwidth_bytes_per_s: np.ndarray  # per engine
+    hw: object                      # rlsim.hardware.HardwareProfile
+    same_domain: np.ndarray         # per engine: its drafter in its NVLink domain
     hidden_bytes_per_token: float
     token_id_bytes: float = TOKEN_ID_BYTES
 
@@ -106,11 +109,13 @@ class DecoupledDrafting:
         return hidden_probability(self.p_all_accepted[k], batch) if k > 0 else 1.0
 
     def transfer_s(self, engine: int, batch: int, k: int, prefill_tokens: int = 0) -> float:
-        """Link time of one iteration of ``engine``: two latencies plus its bytes (draft ids,
-        the target's hidden states of the tokens it computed for the drafter) over the bandwidth."""
+        """Link time of one iteration of ``engine``: the drafts' ids to the target, then the ids
+        and hidden states of the tokens it computed back to the drafter (two sends)."""
         tokens = batch * float(self.expected_tokens[k]) + prefill_tokens
-        nbytes = batch * k * self.token_id_bytes + tokens * self.hidden_bytes_per_token
-        return 2.0 * float(self.latency_s[engine]) + nbytes / float(self.bandwidth_bytes_per_s[engine])
+        same = bool(self.same_domain[engine])
+        drafts = ops.p2p_time_s(self.hw, batch * k * self.token_id_bytes, same_domain=same)
+        back = ops.p2p_time_s(self.hw, tokens * (self.token_id_bytes + self.hidden_bytes_per_token), same_domain=same)
+        return float(drafts + back)
 
     def extra_s(self, engine: int, target_s, draft_s, reject_s: float, batch: int, k: int, prefill_tokens: int = 0):
         """GPU time of the iteration beyond the target's pass (what the engine books as

@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from rlsim import units
 from rlsim.errors import ConfigError
 from rlsim.rl.policies.seam import PolicySeam
 from rlsim.speculation.decoupled import HIDDEN_LAYERS, DecoupledDrafting
@@ -133,10 +132,8 @@ def drafting_for(res, drafter_gpus: int, drafter_tp: int) -> DecoupledDrafting:
     engine_gpu = np.arange(res.num_engines) * res.tp
     drafter_gpu = res.num_engines * res.tp + (np.arange(res.num_engines) // share) * drafter_tp
     same = engine_gpu // topo.nvlink_domain_gpus == drafter_gpu // topo.nvlink_domain_gpus
-    latency = np.where(same, units.us(topo.nvlink_latency_us), units.us(topo.nic_latency_us))
-    bandwidth = np.where(same, hw.nvlink_bw_bytes_per_s, hw.nic_bw_bytes_per_s)
     hidden = HIDDEN_LAYERS.get(spec.method, 0) * res.arch.hidden_size * 2.0  # bf16 activations (assumed)
-    return DecoupledDrafting(drafter_gpus, instances, share, p_all, al, latency, bandwidth, hidden)
+    return DecoupledDrafting(drafter_gpus, instances, share, p_all, al, hw, same, hidden)
 
 
 def decoupled_per_step(engines, dispatch_s: np.ndarray, done_s: np.ndarray, dec: DecoupledDrafting) -> pd.DataFrame:

@@ -10,6 +10,7 @@ import pytest
 from helpers import rl_policy_scenario
 
 from rlsim import units
+from rlsim.hardware import ops
 from rlsim.config import LoadedScenario
 from rlsim.errors import ConfigError
 from rlsim.rl.policies.decoupled_draft import DecoupledDraft, DecoupledDraftSeam, drafting_for
@@ -53,16 +54,22 @@ def test_lock_step_hides_an_iteration_only_if_every_request_accepted_all_drafts(
 
 
 def _pool(share: int = 3) -> DecoupledDrafting:
+    hw = resolve(rl_policy_scenario(None)).hw  # H100 SXM
     return DecoupledDrafting(drafter_gpus=1, instances=1, load_share=share, p_all_accepted=np.array([1.0, 0.5, 0.25]),
-                             expected_tokens=np.array([1.0, 1.5, 1.75]), latency_s=np.array([2e-6, 10e-6]),
-                             bandwidth_bytes_per_s=np.array([1e12, 1e10]), hidden_bytes_per_token=100.0)
+                             expected_tokens=np.array([1.0, 1.5, 1.75]), hw=hw, same_domain=np.array([True, False]),
+                             hidden_bytes_per_token=100.0)
 
 
-def test_transfer_is_two_latencies_plus_draft_ids_and_hidden_states_over_the_link():
+def test_transfer_is_two_sends_draft_ids_there_token_ids_and_hidden_states_back():
     pool = _pool()
-    # engine 1 (NIC-like link), batch 4, k = 2: 4 x 2 ids x 4 B + 4 x 1.75 tokens x 100 B = 732 B
-    assert pool.transfer_s(1, 4, 2) == pytest.approx(2 * 10e-6 + 732 / 1e10, rel=1e-12)
-    assert pool.transfer_s(0, 4, 2, prefill_tokens=1000) == pytest.approx(2 * 2e-6 + (732 + 1000 * 100) / 1e12, rel=1e-12)
+    hw, topo = pool.hw, pool.hw.topology
+    # batch 4, k = 2: 4 x 2 ids x 4 B = 32 B there; 4 x 1.75 tokens x (4 + 100) B = 728 B back
+    nic = ops.p2p_time_s(hw, 32.0, same_domain=False) + ops.p2p_time_s(hw, 728.0, same_domain=False)
+    assert pool.transfer_s(1, 4, 2) == pytest.approx(nic, rel=1e-12)
+    assert nic == pytest.approx(2 * units.us(topo.nic_latency_us), rel=0.05)  # small messages: two latencies
+    nvl = ops.p2p_time_s(hw, 32.0) + ops.p2p_time_s(hw, 728.0 + 1000 * 104.0)  # with 1,000 prefill tokens
+    assert pool.transfer_s(0, 4, 2, prefill_tokens=1000) == pytest.approx(nvl, rel=1e-12)
+    assert nvl > 2 * units.us(topo.nvlink_latency_us) + 104_728 / hw.nvlink_bw_bytes_per_s
 
 
 def test_extra_time_is_the_rule_less_the_target_pass_with_the_load_share():
@@ -82,9 +89,7 @@ def test_scenario_takes_the_drafter_gpus_from_the_rollout_engines():
     assert res.scenario.rl.policy.drafter_gpus == 1 and res.speculative.draft_tensor_parallel_size == 1
     dec = policy_drafting(res)
     assert (dec.drafter_gpus, dec.instances, dec.load_share) == (1, 1, 1)
-    # engine 0 on GPU 0, its drafter on GPU 1: one NVLink domain (8 H100s)
-    assert dec.latency_s[0] == units.us(res.hw.topology.nvlink_latency_us)
-    assert dec.bandwidth_bytes_per_s[0] == res.hw.nvlink_bw_bytes_per_s
+    assert dec.same_domain.tolist() == [True]  # engine 0 on GPU 0, its drafter on GPU 1: one NVLink domain (8 H100s)
     assert dec.hidden_bytes_per_token == 3 * res.arch.hidden_size * 2  # EAGLE-3: three layers' features, bf16
     np.testing.assert_allclose(dec.p_all_accepted, [1.0, 0.6, 0.36, 0.216], rtol=1e-12)  # constant rate 0.6: a^k
     no_spec = rl_policy_scenario(None, spec=False).scenario
@@ -96,9 +101,8 @@ def test_load_share_is_engines_per_drafter_instance_and_links_cross_nvlink_domai
     res = dataclasses.replace(res, num_engines=9)  # 9 engines on GPUs 0..8, drafters on 9, 10
     dec = drafting_for(res, 2, 1)
     assert (dec.instances, dec.load_share) == (2, 5)
-    nic, nvl = units.us(res.hw.topology.nic_latency_us), units.us(res.hw.topology.nvlink_latency_us)
     # engines 0-4 -> drafter GPU 9 (node 1: only engine 8 shares it), engines 5-8 -> GPU 10
-    np.testing.assert_array_equal(dec.latency_s, [nic] * 8 + [nvl])
+    assert dec.same_domain.tolist() == [False] * 8 + [True]
 
 
 def test_refusals_name_the_field_and_the_rule():
