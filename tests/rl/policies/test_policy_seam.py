@@ -17,7 +17,8 @@ from rlsim.sim import resolve
 
 @pytest.mark.parametrize("policy, message", [
     ({"kind": "magic"}, "rl.yaml: rl.policy.kind = 'magic' must be one of: dynamic_sampling, partial_rollout, "
-                        "history_drafter, concurrency_draft, drafter_tail_training, multi_turn, tail_migration"),
+                        "history_drafter, concurrency_draft, drafter_tail_training, multi_turn, tail_migration, "
+                        "length_aware_draft"),
     ({"kind": "partial_rollout", "segment": 3}, "rl.yaml: rl.policy.segment = 3 is not a known key "
                                                 "(did you mean 'segment_tokens'?)"),
     ({"kind": "partial_rollout", "segment_tokens": 2},
@@ -43,7 +44,8 @@ def test_policies_are_frozen_and_named():
     with pytest.raises(Exception):
         p.segment_tokens = 8
     assert set(NAMED) == {"none", "no_spec", "dynamic_sampling", "partial_rollout", "history_drafter",
-                          "concurrency_draft", "drafter_tail_training", "multi_turn", "multi_turn_evict", "tail_migration"}
+                          "concurrency_draft", "drafter_tail_training", "multi_turn", "multi_turn_evict", "tail_migration",
+                          "length_aware_draft"}
     assert seam_for(None) is None
 
 
