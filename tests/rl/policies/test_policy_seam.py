@@ -25,6 +25,15 @@ from rlsim.sim import resolve
      "rl.yaml: rl.policy.segment_tokens = 2 input should be greater than or equal to 16"),
     ({"kind": "dynamic_sampling", "oversample_factor": 0.5},
      "rl.yaml: rl.policy.oversample_factor = 0.5 input should be greater than or equal to 1"),
+    ({"kind": "length_aware_draft", "long_draft_tokens": 0},
+     "rl.yaml: rl.policy.long_draft_tokens = 0 input should be greater than or equal to 1"),
+    ({"kind": "length_aware_draft", "short_draft_tokens": -1},
+     "rl.yaml: rl.policy.short_draft_tokens = -1 input should be greater than or equal to 0"),
+    ({"kind": "length_aware_draft", "long_fraction": 0}, "rl.yaml: rl.policy.long_fraction = 0 input should be greater than 0"),
+    ({"kind": "length_aware_draft", "long_fraction": 1.5},
+     "rl.yaml: rl.policy.long_fraction = 1.5 input should be less than or equal to 1"),
+    ({"kind": "length_aware_draft", "short_draft_tokens": 4, "long_draft_tokens": 3},
+     "rl.yaml: rl.policy.short_draft_tokens = 4 must be <= long_draft_tokens = 3"),
 ])
 def test_bad_policy_is_one_line(policy, message):
     with pytest.raises(ConfigError) as e:
@@ -32,11 +41,11 @@ def test_bad_policy_is_one_line(policy, message):
     assert str(e.value) == message
 
 
-def test_drafting_policies_need_speculation():
+@pytest.mark.parametrize("kind", ["history_drafter", "length_aware_draft"])
+def test_drafting_policies_need_speculation(kind):
     with pytest.raises(ConfigError) as e:
-        rl_policy_scenario({"kind": "history_drafter"}, spec=False)
-    assert str(e.value) == ("rl.yaml: rl.policy.kind = 'history_drafter' needs rollout.engine.speculative_config "
-                            "(it drafts)")
+        rl_policy_scenario({"kind": kind}, spec=False)
+    assert str(e.value) == f"rl.yaml: rl.policy.kind = '{kind}' needs rollout.engine.speculative_config (it drafts)"
 
 
 def test_policies_are_frozen_and_named():
