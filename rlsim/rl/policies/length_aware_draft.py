@@ -1,11 +1,12 @@
 """Length-aware draft budgets (DAS): requests predicted long get more draft tokens.
 
 Mechanism (DAS, "Beat the long tail: Distribution-Aware Speculative decoding for RL training",
-2025 preprint; its arXiv id and section numbers were not checked here): the long trajectories
-make the tail of a rollout step, where the batch is small, verification cheap and deep drafts
-pay; the short ones share the compute-bound body, where drafts cost more than they gain.  DAS
-predicts each request's length from the prompt's earlier rollouts and fixes its speculation
-budget at dispatch.  Here (all numbers assumed):
+2025 preprint; its arXiv id and section numbers were not checked here, the mechanism is as
+recalled): the long trajectories make the tail of a rollout step, where the batch is small,
+verification cheap and deep drafts pay; the short ones share the compute-bound body, where
+drafts cost more than they gain.  DAS predicts each request's length from the prompt's earlier
+rollouts and gives the long ones a larger speculation budget (its drafter is a suffix tree of
+earlier rollouts; rlsim's is the scenario's).  Here (all numbers assumed):
 
 * **predictor** -- the prompt's earlier rollouts, stood in for by the mean response length of the
   *other* members of the request's GRPO group in the same step (the workload draws
@@ -35,7 +36,6 @@ import math
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from rlsim.rl.policies.seam import PolicyPlan, PolicySeam, no_side_effects
@@ -55,14 +55,12 @@ class LengthAwareDraft(BaseModel):
                                                                        "(assumed)")
 
 
-
 def predicted_lengths(group_id: np.ndarray, response: np.ndarray) -> np.ndarray:
     """Per request, the mean response length of the other members of its group (NaN: none)."""
     _, inv, size = np.unique(group_id, return_inverse=True, return_counts=True)
     total = np.bincount(inv, weights=np.asarray(response, dtype=np.float64))
     others = size[inv] - 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(others > 0, (total[inv] - response) / np.maximum(others, 1), np.nan)
+    return np.where(others > 0, (total[inv] - response) / np.maximum(others, 1), np.nan)
 
 
 def long_requests(predicted: np.ndarray, long_fraction: float) -> np.ndarray:
@@ -103,6 +101,8 @@ class LengthAwareDraftSeam(PolicySeam):
     def plan(self, res, base: list, seed: int) -> PolicyPlan:
         """The base batches as they are, with each step's ``mean_draft_budget`` and
         ``long_budget_share`` (requests predicted long)."""
+        import pandas as pd  # lazily: the CLI imports the policies without pandas
+
         steps = [draft_budgets(self.cfg, b.group_id, b.response) for b in base]
         data = pd.concat([no_side_effects(base), pd.DataFrame({
             "mean_draft_budget": [float(k.mean()) for k, _ in steps],
