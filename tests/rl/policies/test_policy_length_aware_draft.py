@@ -92,6 +92,15 @@ def test_iteration_k_is_the_largest_running_budget():
     assert eng0.prepare_step().batch.new_tokens.tolist() == [1, 1]  # nobody drafts: plain decode
 
 
+def test_a_migrated_request_keeps_its_budget():
+    eng, rt, fwd = _engine([1, 3])
+    eng.step_slow()
+    other = Engine(1, fwd, eng.params, [], [], [], [], spec=rt)
+    assert other.migrate_in(eng.migrate_out(1), kv_ready=True)
+    assert other.requests.draft_budget.tolist() == [3]
+    assert other.prepare_step().batch.new_tokens.tolist() == [4]  # k = its own budget 3
+
+
 def _run(engine: Engine) -> None:
     while not engine.done():
         engine.step()
