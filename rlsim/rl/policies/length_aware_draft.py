@@ -27,7 +27,8 @@ draw, the verify pass's GEMMs run on ``sum_i (1 + k_i)`` tokens (attention and l
 ``1 + k`` per request, as for the n-gram proposer's unmatched requests), the drafter drafts the
 whole running batch for k rounds (a chain drafter runs in lock-step, as vLLM's EAGLE proposer),
 and KV is reserved for ``1 + k`` slots per request.  Acceptance must not depend on context
-(config rule): the draws of a jump are solved at the iteration's k.
+(config rule): the draws of a jump are solved at the iteration's k.  Lock-step data-parallel
+ranks (``data_parallel_size > 1``) are refused (their pass is priced without the budgets).
 """
 
 from __future__ import annotations
@@ -110,7 +111,14 @@ class LengthAwareDraftSeam(PolicySeam):
         return PolicyPlan(base, base, data, max(len(b.seq_id) for b in base))
 
     def draft_budget(self, res, generate: list) -> np.ndarray | None:
-        """Each generated request's k_i (in step order); None without speculation."""
+        """Each generated request's k_i (in step order); None without speculation.  Lock-step
+        data-parallel ranks are refused: their pass (rlsim.cost.dp) is priced at ``1 + k`` tokens
+        per request, so the budgets would not shorten it."""
         if res.speculative is None:
             return None
+        if res.lockstep:
+            from rlsim.errors import ConfigError
+
+            raise ConfigError.at(res.source, "rl.policy.kind", "length_aware_draft",
+                                 "needs engines without lock-step data parallelism (rollout dp > 1 is not supported)")
         return np.concatenate([draft_budgets(self.cfg, b.group_id, b.response)[0] for b in generate])

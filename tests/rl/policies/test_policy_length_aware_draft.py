@@ -148,7 +148,7 @@ def test_budgets_all_k_give_the_plain_speculative_run():
     assert plain.summary["mean_acceptance_length"] == budgeted.summary["mean_acceptance_length"]
 
 
-def test_refused_with_context_dependent_acceptance():
+def test_refused_with_context_dependent_acceptance_or_lockstep_ranks():
     """(Its field errors and the refusal without speculation: tests/rl/policies/test_policy_seam.py.)"""
     data = dict(rl_policy_scenario({"kind": "length_aware_draft"}).raw)
     acc = {"kind": "constant", "rate": 0.6, "context_decay": {"reference_tokens": 0, "half_life_tokens": 4000}}
@@ -158,3 +158,10 @@ def test_refused_with_context_dependent_acceptance():
         scenario_from_dict(data, "rl.yaml")
     assert str(e.value) == ("rl.yaml: rl.policy.kind = 'length_aware_draft' needs acceptance without context_decay or "
                             "regimes (per-request budgets cap draws made at the iteration's k)")
+    from types import SimpleNamespace
+
+    with pytest.raises(ConfigError) as e:
+        LengthAwareDraftSeam(LengthAwareDraft()).draft_budget(SimpleNamespace(speculative=1, lockstep=True,
+                                                                              source="dp.yaml"), [])
+    assert str(e.value) == ("dp.yaml: rl.policy.kind = 'length_aware_draft' needs engines without lock-step data "
+                            "parallelism (rollout dp > 1 is not supported)")
