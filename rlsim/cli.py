@@ -499,7 +499,7 @@ def compare(
     scenario: Path = typer.Argument(..., help="RL scenario YAML (see scenarios/)"),
     policies: str = typer.Option("none,dynamic_sampling,partial_rollout,history_drafter,concurrency_draft",
                                  "--policies", help="comma-separated policies (rlsim.rl.policies.NAMED; none = the "
-                                                    "scenario as is, no_spec = without speculation)"),
+                                                    "scenario as is, no_spec = without speculation), or all"),
     seeds: int = typer.Option(3, "--seeds", min=1, help="seeds SEED..SEED+N-1, every policy on each (paired)"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override a field: path.to.field=value; repeatable"),
     out: Optional[Path] = typer.Option(None, "--out", help="write compare.csv (per policy and seed), "
@@ -516,8 +516,7 @@ def compare(
     if out is not None:
         _prepare_out(out)
     loaded = load_scenario(scenario, set_ or [])
-    names = [n.strip() for n in policies.split(",") if n.strip()]
-    rows = cmp.compare_policies(loaded, names, seeds, workers=workers)
+    rows = cmp.compare_policies(loaded, cmp.policy_names(policies), seeds, workers=workers)
     table = cmp.summarise(rows)
     typer.echo(cmp.render(table, loaded.scenario.name))
     if out is not None:

@@ -231,13 +231,7 @@ class Engine:
             getattr(req, k)[slot] = moved[k]
         self._set_budgets(slice(slot, slot + 1))
         req.moved_in[slot], self._short_next = 1, False
-        cached = int(moved["computed"])
-        fits = len(sch.running) < self.params.max_num_seqs and self.kv.admission_blocks(slot, cached) <= self.kv.free
-        if kv_ready and fits:
-            self.kv.admit(slot, cached, 0)
-            req.computed[slot] = cached
-            sch.running.append(slot)
-            sch._changed()
+        if kv_ready and sch.admit_cached(slot, int(moved["computed"])):
             return True
         sch.waiting.push(slot)
         return False

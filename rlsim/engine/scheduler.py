@@ -61,7 +61,7 @@ class Scheduler:
         A request that arrived after ``visible_by`` is not seen yet (async scheduling decides a
         step while the previous one runs)."""
         p = self.params
-        if not self.admitting or not self.waiting or budget <= 0 or len(self.running) >= p.max_num_seqs:
+        if not self.admitting or not self.waiting or budget <= 0 or not self._has_seat():
             return None
         slot = self.waiting.peek()
         if self.requests.arrival_s[slot] > visible_by:
@@ -72,9 +72,29 @@ class Scheduler:
         if not p.enable_chunked_prefill and need > budget:
             return None
         new = min(need, budget)
-        if self.kv.admission_blocks(slot, hit + new) > self.kv.free:
+        if not self._blocks_fit(slot, hit + new):
             return None
         return slot, hit, new
+
+    def _has_seat(self) -> bool:
+        """A running seat is free (``max_num_seqs``)."""
+        return len(self.running) < self.params.max_num_seqs
+
+    def _blocks_fit(self, slot: int, tokens: int) -> bool:
+        """The blocks request ``slot`` needs to hold ``tokens`` tokens are free."""
+        return self.kv.admission_blocks(slot, tokens) <= self.kv.free
+
+    def admit_cached(self, slot: int, cached: int) -> bool:
+        """Seat request ``slot`` with ``cached`` tokens' KV already computed elsewhere (a request
+        migrated with its KV) if the admission rule's seat and blocks are free; it then decodes
+        from the next iteration.  Returns whether it was seated."""
+        if not (self._has_seat() and self._blocks_fit(slot, cached)):
+            return False
+        self.kv.admit(slot, cached, 0)
+        self.requests.computed[slot] = cached
+        self.running.append(slot)
+        self._changed()
+        return True
 
     def running_array(self) -> np.ndarray:
         """``running`` as an int64 array (rebuilt only after the list changed; never written to)."""

@@ -578,16 +578,17 @@ def _across_domains(hw: HardwareProfile, op: str, b: np.ndarray, n: int) -> np.n
 
 
 def p2p_time_s(hw: HardwareProfile, nbytes: ArrayLike, *, same_domain: bool = True) -> float | np.ndarray:
-    """Point-to-point send of ``nbytes`` (pipeline stage hand-off, weight transfer):
-    ``link_latency + nbytes / (link_bw * eff)`` over NVLink (``same_domain``; efficiency of a
-    2-GPU NCCL all-gather) or the NIC (scale-out efficiency).  0 bytes -> 0 s."""
+    """Point-to-point send of ``nbytes`` (pipeline stage hand-off, weight or KV transfer):
+    ``link_latency + nbytes / (link_bw * eff)`` over NVLink (``same_domain``) or the NIC, with
+    the bandwidth term of a 2-GPU NCCL all-gather (NVLink) or the scale-out fit (NIC) moving
+    ``nbytes`` per GPU -- the faster of NCCL's two protocols where the profile fits both
+    (:class:`~rlsim.hardware.profile.AlphaBeta`: the low-latency one's efficiency for small
+    messages, Simple's for large ones).  0 bytes -> 0 s."""
     b = _f(nbytes)
     if same_domain:
-        lat, bw = hw.topology.nvlink_latency_us, hw.nvlink_bw_bytes_per_s
-        eff = by_group_size(hw.collectives.nccl.all_gather.busbw_eff, 2, clamp=True)
+        lat, bw, ab = hw.topology.nvlink_latency_us, hw.nvlink_bw_bytes_per_s, hw.collectives.nccl.all_gather
     else:
-        lat, bw = hw.topology.nic_latency_us, hw.nic_bw_bytes_per_s
-        eff = by_group_size(hw.collectives.scale_out.busbw_eff, 2, clamp=True)
-    t = units.us(lat) + b / (bw * eff)
+        lat, bw, ab = hw.topology.nic_latency_us, hw.nic_bw_bytes_per_s, hw.collectives.scale_out
+    _, beta = _alpha_beta(ab, "all_gather", 2.0 * b, 2, bw)  # a 2-GPU all-gather of 2 x nbytes sends nbytes
+    t = units.us(lat) + beta
     return _out(np.where(b > 0, t, 0.0))
-

@@ -136,3 +136,19 @@ def test_fast_path_equals_reference_on_random_cases(fwd, groups, samples, seed, 
     assert fast.stats.preemptions == ref.stats.preemptions
     np.testing.assert_array_equal(fast.preempted, ref.preempted)
     np.testing.assert_allclose(fast.finish_s, ref.finish_s, rtol=1e-9)
+
+
+def test_admit_cached_seats_a_request_with_its_kv_only_when_seat_and_blocks_are_free(fwd):
+    # 3 requests of 100 prompt tokens (7 blocks of 16 each), 2 seats, 16 blocks
+    e = _engine(fwd, [100, 100, 100], [50, 50, 50], num_blocks=16, max_num_seqs=2)
+    sch = e.scheduler
+    slot = sch.waiting.pop()
+    assert sch.admit_cached(slot, 100) and sch.running == [slot]
+    assert int(e.requests.computed[slot]) == 100 and e.kv.free == 16 - 7
+    second = sch.waiting.pop()
+    assert not sch.admit_cached(second, 160)  # 10 blocks > the 9 free: not seated, nothing taken
+    assert e.kv.free == 9 and sch.running == [slot]
+    assert sch.admit_cached(second, 100) and e.kv.free == 2
+    third = sch.waiting.pop()
+    assert not sch.admit_cached(third, 16)  # both seats taken
+    assert sch.running == [slot, second]

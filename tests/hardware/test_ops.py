@@ -415,6 +415,18 @@ def test_p2p(h100):
     assert p2p_time_s(h100, 0) == 0.0
 
 
+def test_p2p_takes_the_faster_nccl_protocol_of_the_calibrated_profile():
+    hw = load_profile("h100_sxm")  # fitted: LL {2: 0.2145}, Simple {2: 0.5436} (+ its larger latency)
+    ag, lat, bw = hw.collectives.nccl.all_gather, 10e-6, hw.nvlink_bw_bytes_per_s
+    assert hw.topology.nvlink_latency_us == 10.0
+    small, large = 1e3, 27_295_744.0  # a control message; one request's KV (the tail-migration hand case)
+    ll = lambda b: b / (bw * ag.busbw_eff[2])  # noqa: E731
+    simple = lambda b: (ag.large_alpha_us[2] - ag.alpha_us[2]) * 1e-6 + b / (bw * ag.large_busbw_eff[2])  # noqa: E731
+    assert ll(small) < simple(small) and simple(large) < ll(large)
+    assert p2p_time_s(hw, small) == pytest.approx(lat + ll(small), rel=1e-12)
+    assert p2p_time_s(hw, large) == pytest.approx(lat + simple(large), rel=1e-12)
+
+
 # --------------------------------------------------------------------------- calibrated extensions
 
 

@@ -4,7 +4,8 @@
 extra fields forbidden); absent, the RL run is exactly the scenario's.  One module per policy:
 
 * ``dynamic_sampling`` -- DAPO's over-generation and filtering of all-equal-reward groups;
-* ``partial_rollout`` -- per-step token budget, unfinished trajectories recycled (Kimi k1.5 / APRIL);
+* ``partial_rollout`` -- a per-step token budget (Kimi k1.5) or APRIL's over-provisioning with a
+  count-triggered stop; the unfinished trajectories recycled;
 * ``history_drafter`` -- drafts from earlier rollouts of the prompt (RhymeRL, SPEC-RL, DAS);
 * ``concurrency_draft`` -- draft length chosen per iteration from the running batch (FastGRPO);
 * ``length_aware_draft`` -- per-request draft budgets, more for requests predicted long (DAS);
@@ -47,6 +48,7 @@ _SEAMS = {"dynamic_sampling": DynamicSamplingSeam, "partial_rollout": PartialRol
 
 #: Policies by name with their default numbers (``none``: no policy; ``no_spec``: no speculation).
 NAMED = {"none": None, "no_spec": None, "dynamic_sampling": DynamicSampling(), "partial_rollout": PartialRollout(),
+         "active_partial_rollout": PartialRollout(trigger="count"),
          "history_drafter": HistoryDrafter(), "concurrency_draft": ConcurrencyDraft(), "drafter_tail_training": DrafterTailTraining(),
          "multi_turn": MultiTurn(), "multi_turn_evict": MultiTurn(kv="evict"),
          "tail_migration": TailMigration(), "length_aware_draft": LengthAwareDraft()}

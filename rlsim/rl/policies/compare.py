@@ -18,12 +18,23 @@ from scipy import stats
 
 from rlsim.errors import ConfigError
 
-__all__ = ["METRICS", "EXTRA_PREFIX", "policy_extras", "compare_policies", "summarise", "render", "plot", "policy_scenario"]
+__all__ = ["METRICS", "EXTRA_PREFIX", "policy_extras", "policy_names", "compare_policies", "summarise", "render", "plot",
+           "policy_scenario"]
 
 #: Columns of one (policy, seed) row: steady-state window means.
 METRICS = ("step_time_s", "generation_time_s", "rollout_tokens_per_s", "trained_tokens_per_s", "rollout_idle_frac",
            "mean_acceptance_length", "off_policy_token_share", "mean_staleness_steps", "filtered_groups",
            "over_generation_factor", "tail_time_s", "migrations")
+
+
+def policy_names(text: str) -> list[str]:
+    """The policies of ``--policies``: comma-separated names, or ``all`` for every named policy
+    (rlsim.rl.policies.NAMED, ``none`` first)."""
+    from rlsim.rl.policies import NAMED
+
+    if text.strip() == "all":
+        return list(NAMED)
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 def policy_scenario(loaded, name: str):
@@ -173,7 +184,8 @@ def render(table: pd.DataFrame, scenario: str) -> str:
 
 
 def plot(table: pd.DataFrame, path, scenario: str):
-    """Bars with 95 % intervals: step time, rollout throughput, GPU idle, off-policy share."""
+    """Bars with 95 % intervals: step time, rollout throughput, GPU idle, and the training-data
+    side effects (off-policy share, staleness, filtered groups)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -182,10 +194,11 @@ def plot(table: pd.DataFrame, path, scenario: str):
     from rlsim.results.atomic import atomic_path
 
     panels = (("step time (s)", "step_time_s", 1.0), ("rollout throughput (k tok/s)", "rollout_tokens_per_s", 1e-3),
-              ("rollout GPU idle (%)", "rollout_idle_frac", 100.0), ("off-policy tokens (%)", "off_policy_token_share", 100.0))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
+              ("rollout GPU idle (%)", "rollout_idle_frac", 100.0), ("off-policy tokens (%)", "off_policy_token_share", 100.0),
+              ("staleness (policy versions)", "mean_staleness_steps", 1.0), ("filtered groups per step", "filtered_groups", 1.0))
+    fig, axes = plt.subplots(2, 3, figsize=(4.2 * 3, 3.4 * 2 + 0.6))
     x = np.arange(len(table))
-    for ax, (title, key, scale) in zip(axes, panels):
+    for ax, (title, key, scale) in zip(axes.ravel(), panels):
         ci = np.nan_to_num(table[key + "_ci"].to_numpy(dtype=float)) * scale
         ax.bar(x, table[key].to_numpy(dtype=float) * scale, yerr=ci, capsize=3, color="#4c72b0")
         ax.set_xticks(x, table["policy"], rotation=35, ha="right", fontsize=8)

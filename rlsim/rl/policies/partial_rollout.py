@@ -16,10 +16,28 @@ started ``s`` steps before it finished is ``s`` policy versions stale in its fir
 trajectory / tokens trained, ``off_policy_seq_share`` = trajectories that span more than one
 version / trajectories trained, ``mean_staleness_steps`` = mean ``s`` over trained trajectories.
 
-Differences from APRIL (not modelled): APRIL over-provisions requests and aborts the rest when
-the target count has finished (a count-triggered stop); here the stop is a token budget (Kimi's
-rule), which needs no engine abort.  The shared prompt blocks of a continued trajectory's group
-are not shared in rlsim (each continuation is its own prefix group; memory slightly overstated).
+Two stop rules (``trigger``):
+
+* ``tokens`` (Kimi k1.5): at most ``segment_tokens`` per trajectory per step;
+* ``count`` (APRIL, "active partial rollouts": over-provision the rollout requests, stop the
+  step once the target number of responses has finished, abort the rest and recycle their
+  partial responses; sections not checked here): each step keeps ``over_provision x N``
+  requests in flight (``N`` = the step's batch, the trajectories the trainer trains; the
+  recycled ones first, then fresh GRPO groups, whole, from the seeded batches in order) and
+  stops when ``N`` have finished.  rlsim models the stop at plan level: it is the token budget
+  ``b_t`` = the ``N``-th smallest remaining length in the step -- where the count is reached if
+  every request advances at the same token rate, which decode does when every request is
+  seated (one token per iteration, or the same mean accepted tokens with speculation).  Each
+  request generates ``min(b_t, remaining)`` and the unfinished continue next step.  What this
+  leaves out: a recycled request's re-prefill, queueing (requests beyond the engines' seats
+  start late) and per-request acceptance make real finishing order differ from the
+  shortest-remaining order assumed here, so the simulated step runs each request to its budget
+  rather than stopping at the ``N``-th actual completion.  The last ``(over_provision - 1) N``
+  fresh requests of the horizon, past the seeded batches, repeat the first batches' groups
+  (the horizon's end, after the window unless the convergence cap is reached).
+
+The shared prompt blocks of a continued trajectory's group are not shared in rlsim (each
+continuation is its own prefix group; memory slightly overstated).
 """
 
 from __future__ import annotations
@@ -27,7 +45,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rlsim.errors import ConfigError
 from rlsim.rl.policies.seam import DATA_COLUMNS, PolicyPlan, PolicySeam, restride
@@ -40,8 +58,19 @@ class PartialRollout(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     kind: Literal["partial_rollout"] = "partial_rollout"
-    segment_tokens: int = Field(default=4096, ge=16, description="tokens a trajectory may generate per step (assumed; "
-                                                                 "Kimi k1.5 does not publish its budget)")
+    trigger: Literal["tokens", "count"] = Field(default="tokens", description="the step's stop: a per-trajectory "
+                                                "token budget (Kimi k1.5) or the target count finished (APRIL)")
+    segment_tokens: int = Field(default=4096, ge=16, description="trigger tokens: tokens a trajectory may generate per "
+                                                                 "step (assumed; Kimi k1.5 does not publish its budget)")
+    over_provision: float = Field(default=1.25, ge=1.0, le=4.0, description="trigger count: requests in flight per "
+                                                                           "trajectory trained (assumed)")
+
+    @model_validator(mode="after")
+    def _one_rule(self):
+        other = {"tokens": "over_provision", "count": "segment_tokens"}[self.trigger]
+        if other in self.model_fields_set:
+            raise ValueError(f"{other} does not apply with trigger {self.trigger!r}")
+        return self
 
 
 def segments(response_tokens: int, segment_tokens: int) -> list[int]:
@@ -57,40 +86,94 @@ class PartialRolloutSeam(PolicySeam):
         self.cfg = cfg
 
     def warmup_steps(self, res) -> int:
-        """The longest trajectory (``max_new_tokens``, within the model length) spans this many
-        steps; after them the buffer of unfinished trajectories is in steady state."""
-        return -(-min(res.scenario.workload.max_new_tokens, res.max_model_len) // self.cfg.segment_tokens)
+        """Steps before the buffer of unfinished trajectories is steady: with ``tokens``, the
+        longest trajectory's span (``max_new_tokens``, within the model length, in segments);
+        with ``count``, the longest span of any trajectory trained in the plan over the run's
+        most steps at the scenario's seed (the budgets follow the sampled lengths)."""
+        if self.cfg.trigger == "tokens":
+            return -(-min(res.scenario.workload.max_new_tokens, res.max_model_len) // self.cfg.segment_tokens)
+        from rlsim.rl.pipeline import step_batches
+
+        rl = res.scenario.rl
+        steps = rl.num_steps if rl.num_steps is not None else rl.convergence.max_steps
+        return self._steps(res, step_batches(res, res.scenario.seed, steps))[3]
 
     def plan(self, res, base: list, seed: int) -> PolicyPlan:
-        L = self.cfg.segment_tokens
-        empty = np.zeros(0, dtype=np.int64)
-        c_prompt, c_total, c_done, c_start = empty, empty, empty, empty  # carried trajectories
-        gen, train, rows = [], [], []
-        for t, b in enumerate(base):
-            g0 = int(b.group_id.min())
-            prompt = np.concatenate([c_prompt, b.prompt])
-            total = np.concatenate([c_total, b.response])
-            done = np.concatenate([c_done, np.zeros(len(b.prompt), dtype=np.int64)])
-            start = np.concatenate([c_start, np.full(len(b.prompt), t, dtype=np.int64)])
-            # carried trajectories are prefix groups of their own, fresh ones keep their group
-            key = np.concatenate([np.arange(len(c_prompt)), len(c_prompt) + (b.group_id - g0)])
-            chunk = np.minimum(L, total - done)
-            gen.append((key, prompt + done, chunk))
-            fin = done + chunk == total
-            if not fin.any():
-                raise ConfigError.at(res.source, "rl.policy.segment_tokens", L,
-                                     f"leaves step {t} without a finished trajectory to train (every response is longer)")
-            stale = t - start[fin]
-            train.append((np.arange(int(fin.sum())), prompt[fin], total[fin]))
-            rows.append(_side_effects(len(key), done[fin], total[fin], stale))
-            keep = ~fin
-            c_prompt, c_total, c_done, c_start = prompt[keep], total[keep], (done + chunk)[keep], start[keep]
+        gen, train, rows, _ = self._steps(res, base)
         generate, stride = restride(gen)
         trained, _ = restride(train)
         import pandas as pd
 
         data = pd.DataFrame(rows, columns=list(DATA_COLUMNS))
         return PolicyPlan(generate, trained, data, stride)
+
+    def _steps(self, res, base: list) -> tuple[list, list, list, int]:
+        """Per step the generated ``(group key, prompt, chunk)`` and trained ``(key, prompt,
+        response)`` arrays, the side-effect rows, and the longest span (steps) of a trained
+        trajectory."""
+        empty = np.zeros(0, dtype=np.int64)
+        c_prompt, c_total, c_done, c_start = empty, empty, empty, empty  # carried trajectories
+        fresh = _FreshGroups(base)
+        gen, train, rows, span = [], [], [], 0
+        for t, b in enumerate(base):
+            f_key, f_prompt, f_total = fresh.take(t, len(c_prompt), self.cfg)
+            prompt = np.concatenate([c_prompt, f_prompt])
+            total = np.concatenate([c_total, f_total])
+            done = np.concatenate([c_done, np.zeros(len(f_prompt), dtype=np.int64)])
+            start = np.concatenate([c_start, np.full(len(f_prompt), t, dtype=np.int64)])
+            # carried trajectories are prefix groups of their own, fresh ones keep their group
+            key = np.concatenate([np.arange(len(c_prompt)), len(c_prompt) + f_key])
+            chunk = np.minimum(self._budget(res, t, total - done, len(b.prompt)), total - done)
+            gen.append((key, prompt + done, chunk))
+            fin = done + chunk == total
+            stale = t - start[fin]
+            span = max(span, int(stale.max()) + 1)
+            train.append((np.arange(int(fin.sum())), prompt[fin], total[fin]))
+            rows.append(_side_effects(len(key), done[fin], total[fin], stale))
+            keep = ~fin
+            c_prompt, c_total, c_done, c_start = prompt[keep], total[keep], (done + chunk)[keep], start[keep]
+        return gen, train, rows, span
+
+    def _budget(self, res, t: int, remaining: np.ndarray, target: int) -> int:
+        """Step t's token budget per trajectory: ``segment_tokens``, or (``count``) the
+        ``target``-th smallest remaining length, where ``target`` requests have finished."""
+        if self.cfg.trigger == "count":
+            return int(np.partition(remaining, target - 1)[target - 1])
+        if not (remaining <= self.cfg.segment_tokens).any():
+            raise ConfigError.at(res.source, "rl.policy.segment_tokens", self.cfg.segment_tokens,
+                                 f"leaves step {t} without a finished trajectory to train (every response is longer)")
+        return self.cfg.segment_tokens
+
+
+class _FreshGroups:
+    """The seeded batches' GRPO groups in order, dealt whole: with ``tokens`` each step takes its
+    own batch; with ``count`` a step takes groups until ``over_provision x N`` requests are in
+    flight with the carried ones (past the last batch, from the first again)."""
+
+    def __init__(self, base: list) -> None:
+        self.base = base
+        self.groups = []  # (batch, first row, rows) of every group in order
+        for i, b in enumerate(base):
+            _, first, counts = np.unique(b.group_id, return_index=True, return_counts=True)
+            order = np.argsort(first, kind="stable")
+            self.groups += [(i, int(f), int(c)) for f, c in zip(first[order], counts[order])]
+        self.next = 0
+
+    def take(self, t: int, carried: int, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(group index within the step, prompt, response)`` of the fresh requests of step t."""
+        b = self.base[t]
+        if cfg.trigger == "tokens":
+            return b.group_id - int(b.group_id.min()), b.prompt, b.response
+        want, n, parts = int(np.ceil(cfg.over_provision * len(b.prompt) - 1e-9)) - carried, 0, []
+        while n < want:
+            i, first, count = self.groups[self.next % len(self.groups)]
+            self.next += 1
+            parts.append((len(parts), self.base[i].prompt[first:first + count], self.base[i].response[first:first + count]))
+            n += count
+        if not parts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return (np.concatenate([np.full(len(p), j, dtype=np.int64) for j, p, _ in parts]),
+                np.concatenate([p for _, p, _ in parts]), np.concatenate([r for *_, r in parts]))
 
 
 def _side_effects(requests: int, before: np.ndarray, total: np.ndarray, stale: np.ndarray) -> tuple:

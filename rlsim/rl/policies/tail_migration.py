@@ -17,9 +17,10 @@ A moved request keeps its generated tokens and resumes on the destination with c
 
 * ``cost: transfer`` -- its KV (``prompt + generated - 1`` cached tokens x the engine plan's KV
   bytes per token per GPU, drafter KV included) crosses the link between the engines; the TP
-  ranks send their shards in parallel, so the time is ``tokens x bytes_per_token_per_gpu /
-  bandwidth + latency`` with NVLink's bandwidth and latency when both engines sit in one NVLink
-  domain, the NIC's otherwise (engine i on GPUs ``[i x tp, (i + 1) x tp)``: assumed placement).
+  ranks send their shards in parallel, so the time is ``latency + tokens x bytes_per_token_per_gpu /
+  (bandwidth x efficiency)`` (rlsim.hardware.ops.p2p_time_s: NVLink's when both engines sit in one
+  NVLink domain, the NIC's otherwise, each at the profile's measured efficiency; engine i on GPUs
+  ``[i x tp, (i + 1) x tp)``: assumed placement).
   The requests moved together arrive together after the sum of their transfer times (one link
   carries them one after another); meanwhile they run nowhere.  On arrival a request joins the
   destination's running batch decoding if that engine is still idle and admitting; otherwise (it
@@ -47,13 +48,14 @@ would have moved); ``tail_time_s`` (:func:`tail_times`, every policy) is reporte
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from rlsim import units
 from rlsim.errors import ConfigError
+from rlsim.hardware import ops
 from rlsim.rl.policies.seam import PolicySeam
 
 if TYPE_CHECKING:
@@ -77,35 +79,32 @@ class TailMigration(BaseModel):
     max_moves_per_request: int = Field(default=1, ge=1, description="migrations per request at most (assumed)")
 
 
-class LinkCost(BaseModel):
-    """Transfer time of one token's KV between two engines: ``bytes_per_token_per_gpu /
-    bandwidth_bytes_per_s`` per token, plus ``latency_s`` per transfer."""
+@dataclass(frozen=True)
+class LinkCost:
+    """Transfer time of cached tokens' KV between two engines: the point-to-point rule of
+    :func:`rlsim.hardware.ops.p2p_time_s` (link latency + bytes / (bandwidth x the link's
+    measured efficiency), NVLink inside an NVLink domain, the NIC otherwise) on
+    ``tokens x bytes_per_token_per_gpu`` -- the TP ranks send their shards in parallel."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    hw: object  # rlsim.hardware.HardwareProfile
     bytes_per_token_per_gpu: float
     tp: int
-    nvlink_bandwidth_bytes_per_s: float
-    nvlink_latency_s: float
-    nic_bandwidth_bytes_per_s: float
-    nic_latency_s: float
-    domain_gpus: int
+
+    def same_domain(self, src: int, dst: int) -> bool:
+        """Whether engines ``src`` and ``dst`` (engine i on GPUs ``[i x tp, (i + 1) x tp)``) share
+        an NVLink domain."""
+        domain = self.hw.topology.nvlink_domain_gpus
+        return (src * self.tp) // domain == (dst * self.tp) // domain
 
     def seconds(self, tokens: int, src: int, dst: int) -> float:
         """Time to move ``tokens`` cached tokens' KV from engine ``src`` to engine ``dst``."""
-        same = (src * self.tp) // self.domain_gpus == (dst * self.tp) // self.domain_gpus
-        bw, lat = ((self.nvlink_bandwidth_bytes_per_s, self.nvlink_latency_s) if same
-                   else (self.nic_bandwidth_bytes_per_s, self.nic_latency_s))
-        return tokens * self.bytes_per_token_per_gpu / bw + lat
+        return float(ops.p2p_time_s(self.hw, tokens * self.bytes_per_token_per_gpu, same_domain=self.same_domain(src, dst)))
 
 
 def link_cost(res) -> LinkCost:
     """The scenario's link: the speculative engines' KV plan when speculation is on."""
-    hw, mem = res.hw, res.spec_memory if res.speculative is not None and res.spec_memory is not None else res.memory
-    topo = hw.topology
-    return LinkCost(bytes_per_token_per_gpu=float(mem.kv_bytes_per_token), tp=res.tp,
-                    nvlink_bandwidth_bytes_per_s=hw.nvlink_bw_bytes_per_s, nvlink_latency_s=units.us(topo.nvlink_latency_us),
-                    nic_bandwidth_bytes_per_s=hw.nic_bw_bytes_per_s, nic_latency_s=units.us(topo.nic_latency_us),
-                    domain_gpus=topo.nvlink_domain_gpus)
+    mem = res.spec_memory if res.speculative is not None and res.spec_memory is not None else res.memory
+    return LinkCost(res.hw, float(mem.kv_bytes_per_token), res.tp)
 
 
 class Migrator:

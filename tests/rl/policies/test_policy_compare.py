@@ -93,12 +93,20 @@ def test_workers_give_the_same_rows():
     assert [t for *_, t in heard] == one["step_time_s"].tolist()
 
 
+def test_policy_names_all_is_every_named_policy_none_first():
+    from rlsim.rl.policies import NAMED
+    from rlsim.rl.policies.compare import policy_names
+
+    assert policy_names("all") == list(NAMED) and policy_names("all")[0] == "none"
+    assert policy_names(" none, partial_rollout ,") == ["none", "partial_rollout"]
+
+
 def test_unknown_or_repeated_policy_is_a_config_error():
     loaded = rl_policy_scenario(None)
     with pytest.raises(ConfigError) as e:
         policy_scenario(loaded, "warp")
     assert str(e.value) == ("--policies: 'warp' is not a policy; expected some of none, no_spec, dynamic_sampling, "
-                            "partial_rollout, history_drafter, concurrency_draft, drafter_tail_training, multi_turn, multi_turn_evict, tail_migration, "
+                            "partial_rollout, active_partial_rollout, history_drafter, concurrency_draft, drafter_tail_training, multi_turn, multi_turn_evict, tail_migration, "
                                 "length_aware_draft")
     with pytest.raises(ConfigError) as e:
         compare_policies(loaded, ["none", "none"], 1)
@@ -126,5 +134,5 @@ def test_cli_bad_policy_is_one_line_exit_2(tmp_path):
     r = runner.invoke(app, ["compare", str(path), "--policies", "none,warp"])
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert r.stderr.strip() == ("error: --policies: 'warp' is not a policy; expected some of none, no_spec, "
-                                "dynamic_sampling, partial_rollout, history_drafter, concurrency_draft, drafter_tail_training, multi_turn, multi_turn_evict, tail_migration, "
+                                "dynamic_sampling, partial_rollout, active_partial_rollout, history_drafter, concurrency_draft, drafter_tail_training, multi_turn, multi_turn_evict, tail_migration, "
                                 "length_aware_draft")

@@ -58,3 +58,69 @@ def test_bounded_step_is_shorter_than_the_tail():
     b, _ = run_pipeline(part, 1, True, "sync_colocated")
     assert b.summary["generation_makespan_s"] < a.summary["generation_makespan_s"]
     assert 0 < b.summary["policy"]["off_policy_token_share"] < 1
+
+
+def _hand(steps: int) -> list:
+    # per step two groups of one: 300 and 1300 tokens, prompts 200
+    return [StepBatch(np.array([0, 1]) + 2 * t, np.array([0, 1]) + 2 * t, np.array([200, 200]), np.array([300, 1300]))
+            for t in range(steps)]
+
+
+def test_count_trigger_by_hand():
+    res = resolve(rl_policy_scenario(None, response=600))
+    plan = PartialRolloutSeam(PartialRollout(trigger="count", over_provision=1.5)).plan(res, _hand(3), 1)
+    # step 0: 1.5 x 2 = 3 requests in flight (300, 1300 and the next batch's 300); the stop comes
+    # when 2 have finished: the budget is the 2nd smallest remaining, 300
+    assert plan.generate[0].prompt.tolist() == [200, 200, 200] and plan.generate[0].response.tolist() == [300, 300, 300]
+    assert plan.train[0].response.tolist() == [300, 300]
+    # step 1: the carried 1300 (300 done, 1000 to go) and two fresh groups (1300, then 300): budget
+    # = 2nd smallest of (1000, 1300, 300) = 1000
+    assert plan.generate[1].prompt.tolist() == [500, 200, 200]
+    assert plan.generate[1].response.tolist() == [1000, 1000, 300]
+    assert sorted(plan.train[1].response.tolist()) == [300, 1300]
+    row = plan.data.iloc[1]
+    assert row["off_policy_token_share"] == pytest.approx(300 / 1600)  # the carried one's first 300 tokens
+    assert row["off_policy_seq_share"] == 0.5 and row["mean_staleness_steps"] == 0.5
+    assert row["over_generation_factor"] == 1.5 and row["generated_requests"] == 3
+    assert len(set(plan.generate[1].group_id.tolist())) == 3
+    # past the last batch the fresh groups come from the first batch again (step 2 needs 2)
+    assert plan.generate[2].prompt.tolist() == [1200, 200, 200]
+    assert plan.generate[2].response.tolist() == [300, 300, 300]
+
+
+def test_count_trigger_without_over_provision_trains_the_batch_as_is():
+    res = resolve(rl_policy_scenario(None, response=600))
+    plan = PartialRolloutSeam(PartialRollout(trigger="count", over_provision=1.0)).plan(res, _hand(2), 1)
+    for t in range(2):  # 2 requests, 2 to finish: the budget is the longest, nothing is recycled
+        assert plan.generate[t].response.tolist() == [300, 1300] and plan.train[t].response.tolist() == [300, 1300]
+    assert plan.data["off_policy_token_share"].tolist() == [0.0, 0.0]
+
+
+def test_count_trigger_run_trains_the_batch_per_step_and_shortens_generation():
+    plain = resolve(rl_policy_scenario(None, fixed=False, steps=8))
+    april = resolve(rl_policy_scenario({"kind": "partial_rollout", "trigger": "count", "over_provision": 1.5},
+                                       fixed=False, steps=8))
+    seam = PartialRolloutSeam(april.scenario.rl.policy)
+    base = step_batches(april, 1, 8)
+    plan = seam.plan(april, base, 1)
+    n = len(base[0].seq_id)
+    assert all(len(tr.seq_id) >= n for tr in plan.train)  # ties at the budget may add some
+    assert seam.warmup_steps(april) >= 2
+    a, _ = run_pipeline(plain, 1, True, "sync_colocated")
+    b, _ = run_pipeline(april, 1, True, "sync_colocated")
+    assert b.summary["generation_makespan_s"] < a.summary["generation_makespan_s"]
+    assert b.summary["policy"]["over_generation_factor"] == pytest.approx(1.5, rel=0.05)
+
+
+@pytest.mark.parametrize("policy, msg", [
+    ({"kind": "partial_rollout", "trigger": "count", "segment_tokens": 1000},
+     "segment_tokens does not apply with trigger 'count'"),
+    ({"kind": "partial_rollout", "over_provision": 1.5}, "over_provision does not apply with trigger 'tokens'"),
+    ({"kind": "partial_rollout", "trigger": "count", "over_provision": 0.5}, "Input should be greater than or equal to 1"),
+])
+def test_bad_trigger_settings_are_refused_in_one_line(policy, msg):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as e:
+        PartialRollout(**{k: v for k, v in policy.items() if k != "kind"})
+    assert msg in str(e.value)

@@ -52,7 +52,7 @@ def test_policies_are_frozen_and_named():
     p = PartialRollout()
     with pytest.raises(Exception):
         p.segment_tokens = 8
-    assert set(NAMED) == {"none", "no_spec", "dynamic_sampling", "partial_rollout", "history_drafter",
+    assert set(NAMED) == {"none", "no_spec", "dynamic_sampling", "partial_rollout", "active_partial_rollout", "history_drafter",
                           "concurrency_draft", "drafter_tail_training", "multi_turn", "multi_turn_evict", "tail_migration",
                           "length_aware_draft"}
     assert seam_for(None) is None
