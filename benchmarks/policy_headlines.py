@@ -45,6 +45,9 @@ HEADLINES = (
      ("dynamic_sampling", "none", "step_time_s", "ratio")),
     ("history_drafter", "DAS (2025 preprint, abstract)", "rollout time up to -50 % (vs no speculation)",
      ("history_drafter", "no_spec", "generation_time_s", "cut")),
+    ("length_aware_draft", "DAS (2025 preprint, as recalled)", "rollout time up to -50 % (vs no speculation; "
+                                                                "its whole system)",
+     ("length_aware_draft", "no_spec", "generation_time_s", "cut")),
     ("concurrency_draft", "FastGRPO arXiv:2509.21792 (abstract)", "end-to-end 2.35x-2.72x (vs no speculation)",
      ("concurrency_draft", "no_spec", "step_time_s", "speedup")),
     ("tail_migration", "Seer arXiv:2511.14617 (abstract, as recalled)", "long-tail latency -75..-93 % (whole system)",

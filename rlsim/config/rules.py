@@ -7,8 +7,9 @@ once, on load, before anything touches the filesystem or simulates).
 * RL: ``rl.training.num_gpus`` within the cluster (colocated: the trainer shares the cluster's
   GPUs; disaggregated: it takes what the rollouts leave); ``train_global_batch_size`` at most
   the sequences one step generates (NeMo-RL trains on the step's batch); a drafting
-  ``rl.policy`` (history_drafter, concurrency_draft, drafter_tail_training) needs a
-  speculative_config.  (The warm-up against ``num_steps`` is :func:`rlsim.rl.steady.planned_steps`'s rule.)
+  ``rl.policy`` (history_drafter, concurrency_draft, drafter_tail_training, length_aware_draft)
+  needs a speculative_config; length_aware_draft needs ``short_draft_tokens <=
+  long_draft_tokens`` and an acceptance model without context decay or regimes.  (The warm-up against ``num_steps`` is :func:`rlsim.rl.steady.planned_steps`'s rule.)
 """
 
 from __future__ import annotations
@@ -67,9 +68,24 @@ def _check_rl(sc: Scenario, src: str | None) -> None:
                              f"exceeds the sequences of one step: workload.num_prompts_per_step x "
                              f"num_generations_per_prompt = {w.num_prompts_per_step} x {w.num_generations_per_prompt} "
                              f"= {w.num_sequences_per_step}")
-    if rl.policy is not None and rl.policy.kind in ("history_drafter", "concurrency_draft", "drafter_tail_training") \
-            and sc.rollout.engine.speculative_config is None:
+    drafting = ("history_drafter", "concurrency_draft", "drafter_tail_training", "length_aware_draft")
+    spec = sc.rollout.engine.speculative_config
+    if rl.policy is not None and rl.policy.kind in drafting and spec is None:
         raise ConfigError.at(src, "rl.policy.kind", rl.policy.kind, "needs rollout.engine.speculative_config (it drafts)")
+    if rl.policy is not None and rl.policy.kind == "length_aware_draft":
+        _check_draft_budgets(rl.policy, spec, src)
+
+
+def _check_draft_budgets(policy, spec, src: str | None) -> None:
+    """length_aware_draft: short budget <= long budget; acceptance independent of the context (the
+    draws of a fast-path jump are solved at the iteration's k, then capped per request)."""
+    if policy.short_draft_tokens > policy.long_draft_tokens:
+        raise ConfigError.at(src, "rl.policy.short_draft_tokens", policy.short_draft_tokens,
+                             f"must be <= long_draft_tokens = {policy.long_draft_tokens}")
+    acc = spec.acceptance
+    if acc.kind == "regime" or getattr(acc, "context_decay", None) is not None:
+        raise ConfigError.at(src, "rl.policy.kind", policy.kind, "needs acceptance without context_decay or regimes "
+                                                                 "(per-request budgets cap draws made at the iteration's k)")
 
 
 def check_rules(sc: Scenario, source: str | None) -> None:

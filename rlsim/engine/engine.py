@@ -111,6 +111,7 @@ class Engine:
         shared = shared_prompt_blocks(req.prompt[new], self.params.block_size, self.params.enable_prefix_caching,
                                       None if prefix_len is None else req.prefix[new])
         self.kv.extend(req.group[new], shared, req.num_groups)
+        self._set_budgets(new)
         if self._kv_kept:  # a later turn adopts its predecessor's kept KV (KvCache.keep)
             for slot in slots:
                 self.kv.adopt(slot, int(req.seq_ids[slot]))
@@ -173,7 +174,7 @@ class Engine:
         run = self.scheduler.decoding_batch()
         if run is None:
             return None
-        k = self._k(len(run), float(self.requests.computed[run].sum()) + len(run))
+        k = self._k(len(run), float(self.requests.computed[run].sum()) + len(run), run)
         budget_left, visible_by = self.params.max_num_batched_tokens - len(run) * (1 + k), self._visible_by()
         if not self.scheduler.closed(budget_left, visible_by):
             return None
@@ -229,6 +230,7 @@ class Engine:
         self.kv.extend(req.group[slot:], np.zeros(1, dtype=np.int64), req.num_groups)
         for k in ("generated", "preemptions", "draft_rounds", "admit_s", "first_token_s", "last_token_s"):
             getattr(req, k)[slot] = moved[k]
+        self._set_budgets(slice(slot, slot + 1))
         req.moved_in[slot], self._short_next = 1, False
         if kv_ready and sch.admit_cached(slot, int(moved["computed"])):
             return True
@@ -253,7 +255,7 @@ class Engine:
             before_last = jump.advance[: m - 1].sum(axis=0) if m > 1 else np.zeros(B, dtype=np.int64)
             advanced, last = before_last + jump.advance[m - 1], cached + before_last
             req.draft_rounds[run] += m
-            self.stats.count_drafts(jump.accepted[:m], jump.k)
+            self.stats.count_drafts(jump.accepted[:m], jump.k, self._slack(jump.k, run))
             self.stats.spec_iterations += m
             if self.spec.decoupled is not None:
                 self.stats.log_remote(jump.start_s, m, m * self.spec.decoupled.hidden(B, jump.k),
@@ -276,19 +278,30 @@ class Engine:
                        float(gpu[0]), float(gpu[-1]), self._kv_used_frac())
 
     # ------------------------------------------------------------------ speculation
-    def _k(self, batch: int, ctx_tokens: float) -> int:
-        """Drafts per decoding request this iteration (0 without speculation)."""
-        return 0 if self.spec is None else self.spec.k_for(batch, ctx_tokens)
+    def _k(self, batch: int, ctx_tokens: float, run: np.ndarray) -> int:
+        """Drafts per decoding request this iteration (0 without speculation): the runtime's k,
+        capped with per-request budgets at the largest budget among the running ``run``."""
+        if self.spec is None:
+            return 0
+        k = self.spec.k_for(batch, ctx_tokens)
+        if k > 0 and self.spec.budgets is not None:
+            k = min(k, int(self.requests.draft_budget[run].max()))
+        return k
+
+    def _set_budgets(self, slots) -> None:
+        """The draft budgets of newly added rows (with per-request budgets only)."""
+        if self.spec is not None and self.spec.budgets is not None:
+            self.requests.draft_budget[slots] = self.spec.budget_of(self.requests.seq_ids[slots])
 
     def _slow_k(self) -> int:
         """k for a slow-path iteration (the context sum is needed only by adaptive k)."""
         running = self.scheduler.running
         if self.spec is None or not running:
             return 0
+        run = self.scheduler.running_array()
         if not self.spec.adaptive:
-            return self._k(len(running), 0.0)
-        run = np.fromiter(running, dtype=np.int64, count=len(running))
-        return self._k(len(run), float(self.requests.computed[run].sum()) + len(run))
+            return self._k(len(running), 0.0, run)
+        return self._k(len(run), float(self.requests.computed[run].sum()) + len(run), run)
 
     # ------------------------------------------------------------------ slow path
     def _one_iteration(self) -> Segment:
@@ -307,8 +320,10 @@ class Engine:
         req = self.requests
         work = pass_work(req.prompt[batch.slots] + req.generated[batch.slots], batch.new_tokens, batch.computed_before)
         shape = work.shape
-        if self.spec is not None and work.drafts_per_seq > 0:  # n-gram requests without a match draft nothing
-            skip = self.spec.unmatched_tokens(work.decode_seqs, work.drafts_per_seq)
+        slack = 0
+        if self.spec is not None and work.drafts_per_seq > 0:  # slots beyond budgets, n-gram requests without a match
+            slack = self._budget_slack(batch)
+            skip = self.spec.unmatched_tokens(work.decode_seqs, work.drafts_per_seq, slack)
             shape = dataclasses.replace(shape, num_tokens=shape.num_tokens - skip) if skip else shape
         parts = self.forward.components(shape)
         draft, host = 0.0, self.params.host_s(len(batch.slots), work.prefill_tokens)
@@ -317,7 +332,7 @@ class Engine:
             k, B = work.drafts_per_seq, work.decode_seqs
             if k > 0:
                 ctx = np.array([work.shape.decode_ctx_tokens])
-                reject = self.spec.verify_extra_s(B, k)
+                reject = self.spec.verify_extra_s(B, k, slack)
                 propose = float(self.spec.drafter.propose_times_s(B, ctx, k)[0])
                 draft = propose + reject
                 overlap, serial = self.spec.host_parts_s(B, k, work.shape.decode_ctx_tokens)
@@ -329,6 +344,20 @@ class Engine:
                 remote = propose + prefill
                 draft = float(dec.extra_s(self.id, sum(parts.values()), remote, reject, B, k, work.prefill_tokens))
         return StepPlan(batch, work, parts, draft, host, reject, serial, remote)
+
+    def _budget_slack(self, batch: ScheduledBatch) -> int:
+        """Draft slots of a scheduled pass beyond its decoding requests' budgets (0 without)."""
+        req, slots = self.requests, batch.slots
+        if self.spec.budgets is None:
+            return 0
+        decode = batch.computed_before + 1 == req.prompt[slots] + req.generated[slots]
+        return self._slack(batch.new_tokens[decode] - 1, slots[decode])
+
+    def _slack(self, drafts, slots: np.ndarray) -> int:
+        """Draft slots beyond the budgets of ``slots`` scheduled for ``drafts`` each (0 without)."""
+        if self.spec.budgets is None:
+            return 0
+        return self.spec.budget_slack(drafts, self.requests.draft_budget[slots])
 
     def apply_step(self, step: StepPlan, step_s: float, parts: dict[str, float] | None = None) -> Segment:
         """Run a prepared iteration taking ``step_s`` (``parts``: the time split to account,
@@ -403,7 +432,7 @@ class Engine:
                 accepted = self._accepted(slots[rows], 1, k)[0]
                 gained[rows] += accepted
                 self.requests.draft_rounds[slots[rows]] += 1
-                self.stats.count_drafts(accepted[None, :], k)
+                self.stats.count_drafts(accepted[None, :], k, self._slack(k, slots[rows]))
         return gained
 
     def _retire(self, done: np.ndarray) -> int:

@@ -119,10 +119,12 @@ class JumpPlanner:
         self.engine_id = engine_id
 
     def accepted(self, run: np.ndarray, rounds: int, k: int) -> np.ndarray:
-        """Accepted drafts (rounds x len(run)) in the next ``rounds`` draft rounds of ``run``."""
+        """Accepted drafts (rounds x len(run)) in the next ``rounds`` draft rounds of ``run`` at
+        ``k`` drafts each: ``min(A, k_i)`` of the same draw for requests with draft budgets k_i."""
         req = self.requests
-        return self.spec.draws.accepted(req.seq_ids[run], req.draft_rounds[run], rounds, k,
-                                        (req.prompt[run] + req.generated[run]).astype(np.float64))
+        acc = self.spec.draws.accepted(req.seq_ids[run], req.draft_rounds[run], rounds, k,
+                                       (req.prompt[run] + req.generated[run]).astype(np.float64))
+        return acc if self.spec.budgets is None else np.minimum(acc, req.draft_budget[run][None, :])
 
     def plan_plain(self, run: np.ndarray, now: float, limit: int | None = None) -> Jump | None:
         """A jump over plain decode iterations up to the next completion or KV shortage (or
@@ -161,15 +163,16 @@ class JumpPlanner:
         if m == 0:
             return None
         ctx = ctx[:m]
-        target = self.spec.target_times_s(B, ctx, k)
+        slack = 0 if self.spec.budgets is None else self.spec.budget_slack(k, self.requests.draft_budget[run])
+        target = self.spec.target_times_s(B, ctx, k, slack)
         draft = self.spec.drafter.propose_times_s(B, ctx, k)
-        return self._jump(run, cached, k, m, ctx, target, draft, advance[:m], accepted[:m], now)
+        return self._jump(run, cached, k, m, ctx, target, draft, advance[:m], accepted[:m], now, slack=slack)
 
-    def _jump(self, run, cached, k, m, ctx, target, draft, advance, accepted, now, ends_short=False) -> Jump:
+    def _jump(self, run, cached, k, m, ctx, target, draft, advance, accepted, now, ends_short=False, slack=0) -> Jump:
         B = len(run)
         host, reject, serial, remote = self.params.host_s(B, 0), 0.0, 0.0, 0.0
         if k > 0:
-            reject = self.spec.verify_extra_s(B, k)
+            reject = self.spec.verify_extra_s(B, k, slack)
             overlap, serial = self.spec.host_parts_s(B, k, ctx)
             dec = self.spec.decoupled
             if dec is None:

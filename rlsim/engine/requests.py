@@ -14,7 +14,7 @@ import numpy as np
 __all__ = ["RequestTable"]
 
 _INT_COLUMNS = ("seq_ids", "group", "prompt", "prefix", "response", "generated", "computed", "preemptions",
-                "draft_rounds", "first_token_seg", "finish_seg", "moved_in")
+                "draft_rounds", "first_token_seg", "finish_seg", "moved_in", "draft_budget")
 _TIME_COLUMNS = ("arrival_s", "admit_s", "first_token_s", "last_token_s", "finish_s", "moved_s")
 
 
@@ -30,7 +30,9 @@ class RequestTable:
     ``first_token_s``, ``last_token_s`` (the latest token), ``finish_s`` (NaN until they happen);
     ``first_token_seg`` / ``finish_seg`` the index of the engine segment that produced them;
     ``moved_s`` when the request was migrated away from this engine (NaN: never) and
-    ``moved_in`` 1 for a row that arrived by migration (rlsim.rl.policies.tail_migration).
+    ``moved_in`` 1 for a row that arrived by migration (rlsim.rl.policies.tail_migration);
+    ``draft_budget`` the most drafts per round the request verifies (set and read only when the
+    speculation runtime has per-request budgets: rlsim.rl.policies.length_aware_draft).
     """
 
     def __init__(self) -> None:

@@ -83,10 +83,11 @@ class EngineStats:
         to hide their drafting, and the seconds the drafter spent on them (before the load share)."""
         self.remote_log.append((t0_s, iterations, hidden, busy_s))
 
-    def count_drafts(self, accepted: np.ndarray, k: int) -> None:
-        """vLLM's counters over draft rounds with ``k`` drafts: drafts, draft tokens, accepted per count."""
+    def count_drafts(self, accepted: np.ndarray, k: int, slack: int = 0) -> None:
+        """vLLM's counters over draft rounds with ``k`` drafts: drafts, draft tokens (less
+        ``slack`` per round beyond the requests' draft budgets), accepted per count."""
         self.num_drafts += accepted.size
-        self.num_draft_tokens += accepted.size * k
+        self.num_draft_tokens += accepted.size * k - (accepted.shape[0] * slack if slack else 0)
         self.accepted_hist[: k + 1] += np.bincount(accepted.ravel(), minlength=k + 1)
 
 

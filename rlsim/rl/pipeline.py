@@ -28,8 +28,8 @@ import simpy
 
 from rlsim.results.progress import report_step
 from rlsim.rl.dispatch import assign_groups
-from rlsim.rl.policies.run import (policy_acceptance, policy_drafting, policy_feedback, policy_migration, policy_plan,
-                                   policy_report, policy_warmup)
+from rlsim.rl.policies.run import (policy_acceptance, policy_draft_budget, policy_drafting, policy_feedback, policy_migration,
+                                   policy_plan, policy_report, policy_warmup)
 from rlsim.rl.pool import EnginePool
 from rlsim.rl.report import sync_summary, trainer_summary
 from rlsim.rl.steady import convergence, planned_steps, policy_lag, warmup_steps, window_stats
@@ -91,15 +91,16 @@ def _drift_scale(res: Resolved, versions: np.ndarray) -> np.ndarray:
     return (1.0 - d.acceptance_drift_per_step) ** (versions - drafter_version)
 
 
-def _spec(res: Resolved, batches: list[StepBatch], versions: np.ndarray, seed: int, fwd, policy_scale=None) -> SpecRuntime:
+def _spec(res: Resolved, batches: list[StepBatch], versions: np.ndarray, seed: int, fwd, policy_scale=None,
+          draft_budget=None) -> SpecRuntime:
     """One acceptance sampler over every step's sequences, with each step's drafter drift (and
-    the rollout policy's per-request multiplier, if any)."""
+    the rollout policy's per-request multiplier and draft budgets, if any)."""
     ids = np.concatenate([b.seq_id for b in batches])
     resp = np.concatenate([b.response for b in batches])
     scale = np.repeat(_drift_scale(res, versions), [len(b.seq_id) for b in batches])
     scale = scale if policy_scale is None else scale * policy_scale
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(8,))))
-    rt = spec_runtime(res, ids, resp, int(rng.integers(0, 2**62)), fwd, extra_scale=scale)
+    rt = spec_runtime(res, ids, resp, int(rng.integers(0, 2**62)), fwd, extra_scale=scale, draft_budget=draft_budget)
     rt.decoupled = policy_drafting(res)  # rlsim.rl.policies: the drafter on its own GPUs (None: coupled)
     return rt
 
@@ -236,7 +237,8 @@ def simulate_pipeline(res: Resolved, plan, seed: int, speculative: bool, pipelin
     spec = None
     if speculative and res.speculative:
         spec = _spec(res, every, _versions(len(every), lag), seed, res.forward_model(),
-                     None if policy is None else policy_acceptance(res, every))
+                     None if policy is None else policy_acceptance(res, every),
+                     None if policy is None else policy_draft_budget(res, every))
     status: dict = {}
 
     label = f"{mode}, {'speculative' if spec is not None else 'no speculation'}"

@@ -45,10 +45,12 @@ def engine_params(res: Resolved, speculative: bool = False) -> EngineParams:
     )
 
 
-def spec_runtime(res: Resolved, seq_ids: np.ndarray, response: np.ndarray, seed: int, fwd, extra_scale=None) -> SpecRuntime:
+def spec_runtime(res: Resolved, seq_ids: np.ndarray, response: np.ndarray, seed: int, fwd, extra_scale=None,
+                 draft_budget=None) -> SpecRuntime:
     """Drafter, acceptance sampler and k policy of a scenario's speculative_config.
 
-    ``extra_scale`` (per sequence) multiplies acceptance, e.g. a frozen drafter's drift in RL."""
+    ``extra_scale`` (per sequence) multiplies acceptance, e.g. a frozen drafter's drift in RL;
+    ``draft_budget`` (per sequence, None: none) caps the drafts each verifies (SpecRuntime)."""
     spec = res.speculative
     k = spec.num_speculative_tokens
     if spec.acceptance.measured_temperature == 0 and spec.sampling_temperature > 0:
@@ -58,8 +60,9 @@ def spec_runtime(res: Resolved, seq_ids: np.ndarray, response: np.ndarray, seed:
     expected = np.array([spec.acceptance.mean_acceptance_length(j) - 1.0 if j else 0.0 for j in range(k + 1)])
     adaptive = spec.adaptive_k is not None and spec.adaptive_k.enabled
     min_k = min(spec.adaptive_k.min_k, k) if spec.adaptive_k is not None else 0
+    budgets = None if draft_budget is None else np.asarray(draft_budget, dtype=np.int64)
     return SpecRuntime(k, res.drafter, sampler, fwd, expected, spec.disable_by_batch_size, adaptive, min_k,
-                       spec.sampling_temperature)
+                       spec.sampling_temperature, budgets=budgets)
 
 
 def build_engines(res: Resolved, spec: SpecRuntime | None, owner: np.ndarray | None = None, seq_ids=None,

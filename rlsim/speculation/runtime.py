@@ -13,6 +13,15 @@ Besides the drafter's own time (:class:`~rlsim.speculation.drafter.Drafter`), a 
 verification work beyond the target's kernels and host time (:mod:`rlsim.speculation.costs`):
 :meth:`SpecRuntime.verify_extra_s` (GPU, in the pass) and :meth:`SpecRuntime.host_parts_s`
 (overlappable host time and the n-gram proposer's critical-path time).
+
+**Per-request draft budgets** (``budgets``, rlsim.rl.policies.length_aware_draft): request i
+verifies at most ``k_i`` of the iteration's k drafts.  The iteration's k is capped at the largest
+budget among the running requests (the engine), a request accepts ``min(A, k_i)`` of its draw
+(the engine's ``JumpPlanner.accepted``), and the verify pass skips the ``slack = sum_i (k - k_i)``
+draft slots its requests do not verify (:meth:`SpecRuntime.budget_slack`, the same rule as the
+n-gram proposer's unmatched requests: :meth:`SpecRuntime.unmatched_tokens`).  The drafter still
+drafts every running request for k rounds (a chain drafter runs the batch in lock-step, as vLLM's
+EAGLE proposer does) and KV slots stay reserved for 1 + k tokens per request.
 """
 
 from __future__ import annotations
@@ -50,6 +59,8 @@ class SpecRuntime:
     adaptive: bool = False
     min_k: int = 0
     temperature: float = 1.0  # the requests' sampling temperature (0: greedy rejection sampling)
+    #: per sampler sequence (``sampler.seq_ids`` order), its draft budget k_i; None: no budgets
+    budgets: np.ndarray | None = None
     #: the drafter on its own GPUs, pipelined with verification (rlsim.speculation.decoupled); None: vLLM's coupled drafting
     decoupled: DecoupledDrafting | None = None
     _cache: dict = field(default_factory=dict)
@@ -68,28 +79,41 @@ class SpecRuntime:
             return 1.0
         return model.easy_round_fraction(k)
 
-    def unmatched_tokens(self, batch: int, k: int) -> int:
-        """Draft slots the verify pass does not compute (requests without drafts), rounded so
-        that the expected draft tokens are rounded up."""
+    def budget_of(self, seq_ids: np.ndarray) -> np.ndarray:
+        """The draft budgets of global sequence ids (only with ``budgets``)."""
+        return self.budgets[self.sampler.index_of(np.asarray(seq_ids, dtype=np.int64))]
+
+    @staticmethod
+    def budget_slack(drafts: np.ndarray | int, budgets: np.ndarray) -> int:
+        """Draft slots that requests with ``budgets`` do not verify when scheduled for ``drafts``
+        each: ``sum_i max(0, drafts_i - k_i)`` (the one rule of both engine paths)."""
+        return int(np.maximum(np.asarray(drafts, dtype=np.int64) - budgets, 0).sum())
+
+    def unmatched_tokens(self, batch: int, k: int, slack: int = 0) -> int:
+        """Draft slots the verify pass does not compute: the ``slack`` slots beyond the requests'
+        draft budgets (:meth:`budget_slack`), and of the others those of requests without drafts
+        (n-gram), rounded so that the expected draft tokens are rounded up."""
         if k <= 0:
             return 0
-        return batch * k - int(math.ceil(batch * k * self.drafting_share(k) - 1e-9))
+        return batch * k - int(math.ceil((batch * k - slack) * self.drafting_share(k) - 1e-9))
 
-    def verify_extra_s(self, batch: int, k: int) -> float:
-        """Verification time beyond the target's kernels for ``batch`` requests with ``k`` drafts:
-        the fitted per-draft-token floor (:meth:`SpecCosts.verify_extra_s` against the growth of
-        the pass's token-dependent kernels over a plain decode step) plus, at temperature > 0, the
-        random rejection sampler's passes over the ``batch x (1 + k)`` rows of fp32 logits."""
+    def verify_extra_s(self, batch: int, k: int, slack: int = 0) -> float:
+        """Verification time beyond the target's kernels for ``batch`` requests with ``k`` drafts
+        (``slack`` of them beyond the requests' budgets, not verified): the fitted per-draft-token
+        floor (:meth:`SpecCosts.verify_extra_s` against the growth of the pass's token-dependent
+        kernels over a plain decode step) plus, at temperature > 0, the random rejection sampler's
+        passes over the ``batch x (1 + k)`` rows of fp32 logits (the pass's logits, not reduced by
+        the slack, as in :meth:`target_times_s`)."""
         if k <= 0 or batch <= 0:
             return 0.0
-        key = ("verify", batch, k)
+        key = ("verify", batch, k, slack)
         if key not in self._cache:
             costs = self.drafter.costs
             t = 0.0
             if costs is not None:
                 growth = (sum(self.target.decode_const_parts(batch, 1 + k).values())
                           - sum(self.target.decode_const_parts(batch, 1).values()))
-                t = float(costs.verify_extra_s(batch * k * self.drafting_share(k), growth))
+                t = float(costs.verify_extra_s((batch * k - slack) * self.drafting_share(k), growth))
             if self.temperature > 0:
                 logits_bytes = batch * (1 + k) * self.target.arch.vocab_size * 4.0
                 t += float(ops.elementwise_time_s(self.target.hw, RANDOM_SAMPLING_PASSES * logits_bytes))
@@ -114,9 +138,11 @@ class SpecRuntime:
         _, serial = self.host_parts_s(batch, k, ctx)
         return float((t + self.verify_extra_s(batch, k) + serial)[0])
 
-    def target_times_s(self, batch: int, ctx: np.ndarray, k: int) -> np.ndarray:
-        """The verify pass (``1 + k`` tokens per request, less the slots of requests without drafts)."""
-        skip = self.unmatched_tokens(batch, k)
+    def target_times_s(self, batch: int, ctx: np.ndarray, k: int, slack: int = 0) -> np.ndarray:
+        """The verify pass (``1 + k`` tokens per request, less the slots :meth:`unmatched_tokens`
+        skips: the token-dependent kernels run on ``batch (1 + k) - skip`` tokens; attention and
+        logits stay at ``1 + k`` per request)."""
+        skip = self.unmatched_tokens(batch, k, slack)
         return self.target.decode_times_s(batch, ctx, q=1 + k, padded_tokens=batch * (1 + k) - skip if skip else None)
 
     def k_for(self, batch: int, ctx_tokens: float) -> int:

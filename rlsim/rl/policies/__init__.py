@@ -8,6 +8,7 @@ extra fields forbidden); absent, the RL run is exactly the scenario's.  One modu
   count-triggered stop; the unfinished trajectories recycled;
 * ``history_drafter`` -- drafts from earlier rollouts of the prompt (RhymeRL, SPEC-RL, DAS);
 * ``concurrency_draft`` -- draft length chosen per iteration from the running batch (FastGRPO);
+* ``length_aware_draft`` -- per-request draft budgets, more for requests predicted long (DAS);
 * ``drafter_tail_training`` -- the drafter trained on the idle tail GPUs of each step (TLT);
 * ``multi_turn`` -- agentic multi-turn rollouts: tool latency between turns, KV kept or evicted.
 * ``tail_migration`` -- long requests moved from busy to idle engines in the tail (Seer, RLHFuse).
@@ -28,6 +29,7 @@ from rlsim.rl.policies.decoupled_draft import DecoupledDraft, DecoupledDraftSeam
 from rlsim.rl.policies.drafter_tail_training import DrafterTailTraining, DrafterTailTrainingSeam
 from rlsim.rl.policies.dynamic_sampling import DynamicSampling, DynamicSamplingSeam
 from rlsim.rl.policies.history_drafter import HistoryDrafter, HistoryDrafterSeam
+from rlsim.rl.policies.length_aware_draft import LengthAwareDraft, LengthAwareDraftSeam
 from rlsim.rl.policies.multi_turn import MultiTurn, MultiTurnSeam
 from rlsim.rl.policies.partial_rollout import PartialRollout, PartialRolloutSeam
 from rlsim.rl.policies.seam import DATA_COLUMNS, PolicyPlan, PolicySeam
@@ -35,16 +37,16 @@ from rlsim.rl.policies.tail_migration import TailMigration, TailMigrationSeam
 
 __all__ = ["RolloutPolicy", "NAMED", "seam_for", "PolicySeam", "PolicyPlan", "DATA_COLUMNS",
            "DynamicSampling", "PartialRollout", "HistoryDrafter", "ConcurrencyDraft",
-           "DrafterTailTraining", "MultiTurn", "TailMigration", "DecoupledDraft"]
+           "DrafterTailTraining", "MultiTurn", "TailMigration", "LengthAwareDraft", "DecoupledDraft"]
 
 RolloutPolicy = Annotated[Union[DynamicSampling, PartialRollout, HistoryDrafter, ConcurrencyDraft, DrafterTailTraining,
-                                    MultiTurn, TailMigration, DecoupledDraft],
+                                    MultiTurn, TailMigration, LengthAwareDraft, DecoupledDraft],
                           Field(discriminator="kind")]
 
 _SEAMS = {"dynamic_sampling": DynamicSamplingSeam, "partial_rollout": PartialRolloutSeam,
           "history_drafter": HistoryDrafterSeam, "concurrency_draft": ConcurrencyDraftSeam,
           "drafter_tail_training": DrafterTailTrainingSeam,
-          "multi_turn": MultiTurnSeam, "tail_migration": TailMigrationSeam,
+          "multi_turn": MultiTurnSeam, "tail_migration": TailMigrationSeam, "length_aware_draft": LengthAwareDraftSeam,
           "decoupled_draft": DecoupledDraftSeam}
 
 #: Policies by name with their default numbers (``none``: no policy; ``no_spec``: no speculation).
@@ -52,7 +54,8 @@ NAMED = {"none": None, "no_spec": None, "dynamic_sampling": DynamicSampling(), "
          "active_partial_rollout": PartialRollout(trigger="count"),
          "history_drafter": HistoryDrafter(), "concurrency_draft": ConcurrencyDraft(), "drafter_tail_training": DrafterTailTraining(),
          "multi_turn": MultiTurn(), "multi_turn_evict": MultiTurn(kv="evict"),
-         "tail_migration": TailMigration(), "decoupled_draft": DecoupledDraft()}
+         "tail_migration": TailMigration(), "length_aware_draft": LengthAwareDraft(),
+         "decoupled_draft": DecoupledDraft()}
 
 
 def seam_for(policy) -> PolicySeam | None:

@@ -11,8 +11,8 @@ from rlsim.rl.policies.seam import DATA_COLUMNS, PolicyPlan, PolicySeam
 from rlsim.rl.policies.decoupled_draft import DECOUPLED_COLUMNS
 from rlsim.rl.policies.tail_migration import MIGRATION_COLUMNS
 
-__all__ = ["policy_resolved", "policy_warmup", "policy_plan", "policy_trained", "policy_acceptance", "policy_feedback",
-           "policy_migration", "policy_drafting", "policy_colocated_training_gpus", "policy_report"]
+__all__ = ["policy_resolved", "policy_warmup", "policy_plan", "policy_trained", "policy_acceptance", "policy_draft_budget",
+           "policy_feedback", "policy_migration", "policy_drafting", "policy_colocated_training_gpus", "policy_report"]
 
 
 def _seam(res):
@@ -55,6 +55,12 @@ def policy_acceptance(res, generate: list) -> np.ndarray | None:
     """Per generated request, the policy's acceptance multiplier (None = 1)."""
     seam = _seam(res)
     return None if seam is None else seam.acceptance_scale(res, generate)
+
+
+def policy_draft_budget(res, generate: list) -> np.ndarray | None:
+    """Per generated request, the policy's draft budget (None: no budgets)."""
+    seam = _seam(res)
+    return None if seam is None else seam.draft_budget(res, generate)
 
 
 def policy_feedback(res) -> PolicySeam | None:

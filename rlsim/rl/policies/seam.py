@@ -14,6 +14,8 @@ acts at three points of the RL path, each a method of :class:`PolicySeam` with a
   unfinished trajectories) is steady: the run's warm-up is at least this;
 * :meth:`PolicySeam.acceptance_scale` -- **per-request draft budget / acceptance**: a multiplier
   of each generated request's draft acceptance (history drafters);
+* :meth:`PolicySeam.draft_budget` -- **per-request draft budget**: the most drafts each generated
+  request verifies per round, fixed at dispatch (length-aware speculation);
 * :meth:`PolicySeam.migration` -- **dispatch / migration** at run time: a hook the engine pool
   calls when an engine goes idle and at each engine's iteration boundary (tail migration);
 * :meth:`PolicySeam.drafting` -- **where the drafter runs**: a decoupled drafter pool priced
@@ -85,6 +87,11 @@ class PolicySeam:
 
     def acceptance_scale(self, res, generate: list) -> np.ndarray | None:
         """Per generated request (in step order), a multiplier of its acceptance; None = 1."""
+        return None
+
+    def draft_budget(self, res, generate: list) -> np.ndarray | None:
+        """Per generated request (in step order), its draft budget k_i (the engine's iteration k
+        caps it; rlsim.speculation.runtime); None = no budgets (every request drafts k)."""
         return None
 
     def migration(self, res):

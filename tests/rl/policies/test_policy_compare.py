@@ -106,7 +106,8 @@ def test_unknown_or_repeated_policy_is_a_config_error():
     with pytest.raises(ConfigError) as e:
         policy_scenario(loaded, "warp")
     assert str(e.value) == ("--policies: 'warp' is not a policy; expected some of none, no_spec, dynamic_sampling, "
-                            "partial_rollout, active_partial_rollout, history_drafter, concurrency_draft, drafter_tail_training, multi_turn, multi_turn_evict, tail_migration, decoupled_draft")
+                            "partial_rollout, active_partial_rollout, history_drafter, concurrency_draft, drafter_tail_training, multi_turn, multi_turn_evict, tail_migration, "
+                                "length_aware_draft, decoupled_draft")
     with pytest.raises(ConfigError) as e:
         compare_policies(loaded, ["none", "none"], 1)
     assert str(e.value) == "--policies: none,none names a policy twice"
@@ -133,4 +134,5 @@ def test_cli_bad_policy_is_one_line_exit_2(tmp_path):
     r = runner.invoke(app, ["compare", str(path), "--policies", "none,warp"])
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert r.stderr.strip() == ("error: --policies: 'warp' is not a policy; expected some of none, no_spec, "
-                                "dynamic_sampling, partial_rollout, active_partial_rollout, history_drafter, concurrency_draft, drafter_tail_training, multi_turn, multi_turn_evict, tail_migration, decoupled_draft")
+                                "dynamic_sampling, partial_rollout, active_partial_rollout, history_drafter, concurrency_draft, drafter_tail_training, multi_turn, multi_turn_evict, tail_migration, "
+                                "length_aware_draft, decoupled_draft")

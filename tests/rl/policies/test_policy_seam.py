@@ -17,13 +17,23 @@ from rlsim.sim import resolve
 
 @pytest.mark.parametrize("policy, message", [
     ({"kind": "magic"}, "rl.yaml: rl.policy.kind = 'magic' must be one of: dynamic_sampling, partial_rollout, "
-                        "history_drafter, concurrency_draft, drafter_tail_training, multi_turn, tail_migration, decoupled_draft"),
+                        "history_drafter, concurrency_draft, drafter_tail_training, multi_turn, tail_migration, "
+                        "length_aware_draft, decoupled_draft"),
     ({"kind": "partial_rollout", "segment": 3}, "rl.yaml: rl.policy.segment = 3 is not a known key "
                                                 "(did you mean 'segment_tokens'?)"),
     ({"kind": "partial_rollout", "segment_tokens": 2},
      "rl.yaml: rl.policy.segment_tokens = 2 input should be greater than or equal to 16"),
     ({"kind": "dynamic_sampling", "oversample_factor": 0.5},
      "rl.yaml: rl.policy.oversample_factor = 0.5 input should be greater than or equal to 1"),
+    ({"kind": "length_aware_draft", "long_draft_tokens": 0},
+     "rl.yaml: rl.policy.long_draft_tokens = 0 input should be greater than or equal to 1"),
+    ({"kind": "length_aware_draft", "short_draft_tokens": -1},
+     "rl.yaml: rl.policy.short_draft_tokens = -1 input should be greater than or equal to 0"),
+    ({"kind": "length_aware_draft", "long_fraction": 0}, "rl.yaml: rl.policy.long_fraction = 0 input should be greater than 0"),
+    ({"kind": "length_aware_draft", "long_fraction": 1.5},
+     "rl.yaml: rl.policy.long_fraction = 1.5 input should be less than or equal to 1"),
+    ({"kind": "length_aware_draft", "short_draft_tokens": 4, "long_draft_tokens": 3},
+     "rl.yaml: rl.policy.short_draft_tokens = 4 must be <= long_draft_tokens = 3"),
 ])
 def test_bad_policy_is_one_line(policy, message):
     with pytest.raises(ConfigError) as e:
@@ -31,11 +41,11 @@ def test_bad_policy_is_one_line(policy, message):
     assert str(e.value) == message
 
 
-def test_drafting_policies_need_speculation():
+@pytest.mark.parametrize("kind", ["history_drafter", "length_aware_draft"])
+def test_drafting_policies_need_speculation(kind):
     with pytest.raises(ConfigError) as e:
-        rl_policy_scenario({"kind": "history_drafter"}, spec=False)
-    assert str(e.value) == ("rl.yaml: rl.policy.kind = 'history_drafter' needs rollout.engine.speculative_config "
-                            "(it drafts)")
+        rl_policy_scenario({"kind": kind}, spec=False)
+    assert str(e.value) == f"rl.yaml: rl.policy.kind = '{kind}' needs rollout.engine.speculative_config (it drafts)"
 
 
 def test_policies_are_frozen_and_named():
@@ -43,7 +53,8 @@ def test_policies_are_frozen_and_named():
     with pytest.raises(Exception):
         p.segment_tokens = 8
     assert set(NAMED) == {"none", "no_spec", "dynamic_sampling", "partial_rollout", "active_partial_rollout", "history_drafter",
-                          "concurrency_draft", "drafter_tail_training", "multi_turn", "multi_turn_evict", "tail_migration", "decoupled_draft"}
+                          "concurrency_draft", "drafter_tail_training", "multi_turn", "multi_turn_evict", "tail_migration",
+                          "length_aware_draft", "decoupled_draft"}
     assert seam_for(None) is None
 
 
