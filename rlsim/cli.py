@@ -516,7 +516,7 @@ def compare(
     if out is not None:
         _prepare_out(out)
     loaded = load_scenario(scenario, set_ or [])
-    rows = cmp.compare_policies(loaded, cmp.policy_names(policies), seeds, workers=workers)
+    rows = cmp.compare_policies(loaded, cmp.policy_names(policies, loaded), seeds, workers=workers)
     table = cmp.summarise(rows)
     typer.echo(cmp.render(table, loaded.scenario.name))
     if out is not None:

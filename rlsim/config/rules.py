@@ -7,8 +7,7 @@ once, on load, before anything touches the filesystem or simulates).
 * RL: ``rl.training.num_gpus`` within the cluster (colocated: the trainer shares the cluster's
   GPUs; disaggregated: it takes what the rollouts leave); ``train_global_batch_size`` at most
   the sequences one step generates (NeMo-RL trains on the step's batch); a drafting
-  ``rl.policy`` (history_drafter, concurrency_draft, drafter_tail_training, length_aware_draft)
-  needs a speculative_config; length_aware_draft needs ``short_draft_tokens <=
+  ``rl.policy`` (:data:`DRAFTING_POLICIES`) needs a speculative_config; length_aware_draft needs ``short_draft_tokens <=
   long_draft_tokens`` and an acceptance model without context decay or regimes.  (The warm-up against ``num_steps`` is :func:`rlsim.rl.steady.planned_steps`'s rule.)
 """
 
@@ -18,11 +17,16 @@ from rlsim._paths import check_path_text
 from rlsim.config.scenario import Scenario
 from rlsim.errors import ConfigError
 
-__all__ = ["check_path_fields", "check_rules", "PATH_FIELDS"]
+__all__ = ["check_path_fields", "check_rules", "PATH_FIELDS", "DRAFTING_POLICIES"]
 
 #: Scenario fields whose value may name a file or folder.
 PATH_FIELDS = ("cluster.hardware", "cluster.kernel_tables", "model.name", "rollout.engine.speculative_config.model",
                "workload.prompt_length.path", "workload.response_length.path", "serving.dataset_path")
+
+
+#: ``rl.policy`` kinds that act on the drafter and so need ``rollout.engine.speculative_config``.
+DRAFTING_POLICIES = ("history_drafter", "concurrency_draft", "drafter_tail_training", "length_aware_draft",
+                     "decoupled_draft")
 
 
 def _get(sc, dotted: str):
@@ -68,9 +72,8 @@ def _check_rl(sc: Scenario, src: str | None) -> None:
                              f"exceeds the sequences of one step: workload.num_prompts_per_step x "
                              f"num_generations_per_prompt = {w.num_prompts_per_step} x {w.num_generations_per_prompt} "
                              f"= {w.num_sequences_per_step}")
-    drafting = ("history_drafter", "concurrency_draft", "drafter_tail_training", "length_aware_draft")
     spec = sc.rollout.engine.speculative_config
-    if rl.policy is not None and rl.policy.kind in drafting and spec is None:
+    if rl.policy is not None and rl.policy.kind in DRAFTING_POLICIES and spec is None:
         raise ConfigError.at(src, "rl.policy.kind", rl.policy.kind, "needs rollout.engine.speculative_config (it drafts)")
     if rl.policy is not None and rl.policy.kind == "length_aware_draft":
         _check_draft_budgets(rl.policy, spec, src)

@@ -27,14 +27,19 @@ METRICS = ("step_time_s", "generation_time_s", "rollout_tokens_per_s", "trained_
            "over_generation_factor", "tail_time_s", "migrations")
 
 
-def policy_names(text: str) -> list[str]:
+def policy_names(text: str, loaded=None) -> list[str]:
     """The policies of ``--policies``: comma-separated names, or ``all`` for every named policy
-    (rlsim.rl.policies.NAMED, ``none`` first)."""
+    (rlsim.rl.policies.NAMED, ``none`` first) that the ``loaded`` scenario can run: without a
+    speculative_config, not ``no_spec`` nor the drafting policies
+    (rlsim.config.rules.DRAFTING_POLICIES)."""
+    from rlsim.config.rules import DRAFTING_POLICIES
     from rlsim.rl.policies import NAMED
 
-    if text.strip() == "all":
+    if text.strip() != "all":
+        return [n.strip() for n in text.split(",") if n.strip()]
+    if loaded is None or loaded.scenario.rollout.engine.speculative_config is not None:
         return list(NAMED)
-    return [n.strip() for n in text.split(",") if n.strip()]
+    return [n for n, p in NAMED.items() if n != "no_spec" and (p is None or p.kind not in DRAFTING_POLICIES)]
 
 
 def policy_scenario(loaded, name: str):

@@ -99,6 +99,11 @@ def test_policy_names_all_is_every_named_policy_none_first():
 
     assert policy_names("all") == list(NAMED) and policy_names("all")[0] == "none"
     assert policy_names(" none, partial_rollout ,") == ["none", "partial_rollout"]
+    # without speculation: neither no_spec nor the policies that act on the drafter
+    assert policy_names("all", rl_policy_scenario(None, spec=False)) == [
+        "none", "dynamic_sampling", "partial_rollout", "active_partial_rollout", "multi_turn", "multi_turn_evict",
+        "tail_migration"]
+    assert policy_names("all", rl_policy_scenario(None)) == list(NAMED)
 
 
 def test_unknown_or_repeated_policy_is_a_config_error():

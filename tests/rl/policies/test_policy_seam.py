@@ -41,7 +41,8 @@ def test_bad_policy_is_one_line(policy, message):
     assert str(e.value) == message
 
 
-@pytest.mark.parametrize("kind", ["history_drafter", "length_aware_draft"])
+@pytest.mark.parametrize("kind", ["history_drafter", "concurrency_draft", "drafter_tail_training", "length_aware_draft",
+                                  "decoupled_draft"])
 def test_drafting_policies_need_speculation(kind):
     with pytest.raises(ConfigError) as e:
         rl_policy_scenario({"kind": kind}, spec=False)
