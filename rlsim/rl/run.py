@@ -33,7 +33,10 @@ def run_pipeline(res: Resolved, seed: int, speculative: bool, mode: str, probe: 
     """One pipeline run (costs for every batch of its horizon, then the simpy run) and its
     :class:`~rlsim.rl.plan.CostPlan`; the summary carries the pools and the run's warnings.
     ``probe``: see :func:`rlsim.rl.plan.cost_plan`."""
-    res = policy_resolved(res)  # engine settings a rollout policy owns (rlsim.rl.policies)
+    # the engine settings a rollout policy owns (rlsim.rl.policies) all act on speculation (draft
+    # sizing, budgets, the drafter pool, its training): a run without speculation keeps the scenario's
+    if speculative:
+        res = policy_resolved(res)
     batches = policy_trained(res, step_batches(res, seed, horizon(res, mode)[2]), seed)
     plan = cost_plan(res, batches, mode, speculative, probe)
     out = simulate_pipeline(res, plan, seed, speculative, mode)

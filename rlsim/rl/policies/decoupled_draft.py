@@ -26,9 +26,10 @@ seconds (before the load share) over ``instances x window``.
 
 In a ``sync_colocated`` pipeline the drafter GPUs train with the rollout GPUs (the trainer keeps
 the whole pool; the drafter sleeps during training like the engines, its weight sync not
-modelled); the run's own no-speculation baseline keeps the reduced rollout pool too
-(``rlsim compare``'s ``no_spec`` is the full pool).  Not modelled: adaptive k priced with decoupled costs (``adaptive_k`` keeps the coupled
-step time), the drafter's memory freed on the target GPUs, lock-step DP engine groups (refused).
+modelled); the run's own no-speculation baseline has the whole rollout pool, as ``rlsim
+compare``'s ``no_spec`` (the policy's settings apply to speculative runs only).  Not modelled:
+adaptive k priced with decoupled costs (``adaptive_k`` keeps the coupled step time), the
+drafter's memory freed on the target GPUs, lock-step DP engine groups (refused).
 """
 
 from __future__ import annotations

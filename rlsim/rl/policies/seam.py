@@ -4,7 +4,8 @@ A policy is data (``rl.policy``: one ``kind`` of :data:`rlsim.rl.policies.Rollou
 acts at three points of the RL path, each a method of :class:`PolicySeam` with a no-op default:
 
 * :meth:`PolicySeam.scenario` -- engine settings the policy owns (e.g. concurrency-aware draft
-  sizing), applied before the scenario is resolved;
+  sizing), applied before the scenario is resolved, in speculative runs only (every policy's
+  settings act on speculation: a run's no-speculation baseline keeps the scenario's pool);
 * :meth:`PolicySeam.plan` -- **admission / stop**: from the seeded base batches (the same for
   every policy, so policies are compared on identical sequences) it says what the rollout pool
   generates in each step and what the trainer trains (over-generation and filtering,

@@ -151,6 +151,15 @@ def _run(mode: str = "fast", seed: int = 1):
     return run_pipeline(resolve(LoadedScenario(sc, loaded.source, loaded.base_dir, {})), seed, True, "sync_colocated")[0]
 
 
+def test_the_runs_no_speculation_baseline_keeps_the_whole_rollout_pool():
+    loaded = rl_policy_scenario(_policy(), prompts=4, samples=4, response=600, fixed=False)
+    res = resolve(loaded)
+    base, _ = run_pipeline(res, 1, False, "sync_colocated")
+    spec, _ = run_pipeline(res, 1, True, "sync_colocated")
+    assert res.rollout_gpus == 2 and base.summary["pools"]["rollout_gpus"] == 2
+    assert spec.summary["pools"]["rollout_gpus"] == 1  # one engine's GPU drafts
+
+
 def test_fast_path_equals_one_iteration_stepping_with_the_policy_on():
     fast, ref = _run("fast"), _run("reference")
     np.testing.assert_allclose(fast.sequences["finish_s"], ref.sequences["finish_s"], rtol=1e-9)
