@@ -194,7 +194,7 @@ def _short(path, overrides: list[str], seed: int, probe: int, with_baseline: boo
     res = resolve(load_scenario(path, overrides))
     mode = res.scenario.rl.pipeline
     lag = res.scenario.rl.max_trajectory_age_steps if mode == "async" else 0
-    warm = horizon(res, mode)[0]
+    warm = horizon(res, mode, seed)[0]
     extra = [f"rl.num_steps={warm + lag + 1}"]
     if probe > 1:
         wl = res.scenario.workload

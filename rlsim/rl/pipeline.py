@@ -212,11 +212,12 @@ def tail_idle_gpu_s(res: Resolved, pool: EnginePool, t0_s: float, t1_s: float, n
     return idle_gpu_s(busy, t0_s, t1_s, res.rollout_gpus // res.num_engines)
 
 
-def horizon(res: Resolved, pipeline: str) -> tuple[int, int, int]:
-    """``(warm-up, most steps trained, batches to prepare)`` of a run (rlsim.rl.steady)."""
+def horizon(res: Resolved, pipeline: str, seed: int | None = None) -> tuple[int, int, int]:
+    """``(warm-up, most steps trained, batches to prepare)`` of a run (rlsim.rl.steady) with
+    ``seed`` (None: the scenario's; a policy's warm-up may follow the seeded lengths)."""
     rl = res.scenario.rl
     lag = rl.max_trajectory_age_steps if pipeline == "async" else 0
-    warm = max(warmup_steps(rl, lag, res.source, pipeline), policy_warmup(res))
+    warm = max(warmup_steps(rl, lag, res.source, pipeline), policy_warmup(res, res.scenario.seed if seed is None else seed))
     steps = planned_steps(rl, warm, lag, res.source)
     return warm, steps, steps + lag
 
@@ -227,7 +228,7 @@ def simulate_pipeline(res: Resolved, plan, seed: int, speculative: bool, pipelin
     rl = res.scenario.rl
     mode = pipeline or rl.pipeline
     lag = rl.max_trajectory_age_steps if mode == "async" else 0
-    warm, steps, n_batches = horizon(res, mode)
+    warm, steps, n_batches = horizon(res, mode, seed)
     # the acceptance draws cover the longest horizon a run of this scenario may have, so a run
     # with fewer steps is an exact prefix of a longer one
     every = step_batches(res, seed, max(n_batches, rl.convergence.max_steps + lag))

@@ -37,7 +37,7 @@ def run_pipeline(res: Resolved, seed: int, speculative: bool, mode: str, probe: 
     # sizing, budgets, the drafter pool, its training): a run without speculation keeps the scenario's
     if speculative:
         res = policy_resolved(res)
-    batches = policy_trained(res, step_batches(res, seed, horizon(res, mode)[2]), seed)
+    batches = policy_trained(res, step_batches(res, seed, horizon(res, mode, seed)[2]), seed)
     plan = cost_plan(res, batches, mode, speculative, probe)
     out = simulate_pipeline(res, plan, seed, speculative, mode)
     out.summary["pools"] = {"rollout_gpus": plan.pools.rollout_gpus, "training_gpus": plan.pools.training_gpus,

@@ -11,7 +11,10 @@ earlier rollouts; rlsim's is the scenario's).  Here (all numbers assumed):
 * **predictor** -- the prompt's earlier rollouts, stood in for by the mean response length of the
   *other* members of the request's GRPO group in the same step (the workload draws
   group-correlated lengths, ``workload.group_length_correlation``; the previous epoch's
-  rollouts of the prompt would be such draws).  A request's own length is never read; a group
+  rollouts of the prompt would be such draws if the prompt's latent length factor stays the same
+  across epochs -- an assumption: the siblings' lengths are realised in the same step, so they
+  stand for a history the dispatcher would have, not for one it could see).  A request's own
+  length is never read; a group
   of one has no others and is predicted short.  With ``group_length_correlation = 0`` the
   prediction carries no information about the request (and, as a leave-one-out mean, ranks the
   members of one group inversely to their own lengths);

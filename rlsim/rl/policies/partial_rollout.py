@@ -32,9 +32,13 @@ Two stop rules (``trigger``):
   leaves out: a recycled request's re-prefill, queueing (requests beyond the engines' seats
   start late) and per-request acceptance make real finishing order differ from the
   shortest-remaining order assumed here, so the simulated step runs each request to its budget
-  rather than stopping at the ``N``-th actual completion.  The last ``(over_provision - 1) N``
-  fresh requests of the horizon, past the seeded batches, repeat the first batches' groups
-  (the horizon's end, after the window unless the convergence cap is reached).
+  rather than stopping at the ``N``-th actual completion.  Requests tied at the budget finish
+  in the same iteration (a step's stop is checked at its end), so a step may train more than
+  ``N`` and the next one then takes as many fresh groups; fresh groups past the seeded batches
+  repeat the first batches' groups (with continuous lengths ties are rare, and only the last
+  ``(over_provision - 1) N`` fresh requests of the horizon repeat; with fixed lengths every
+  request ties, each step trains all ``over_provision x N`` fresh ones, and the seeded batches
+  are used up after ``1 / over_provision`` of the horizon, then repeat).
 
 The shared prompt blocks of a continued trajectory's group are not shared in rlsim (each
 continuation is its own prefix group; memory slightly overstated).
@@ -45,7 +49,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from rlsim.errors import ConfigError
 from rlsim.rl.policies.seam import DATA_COLUMNS, PolicyPlan, PolicySeam, restride
@@ -63,14 +67,16 @@ class PartialRollout(BaseModel):
     segment_tokens: int = Field(default=4096, ge=16, description="trigger tokens: tokens a trajectory may generate per "
                                                                  "step (assumed; Kimi k1.5 does not publish its budget)")
     over_provision: float = Field(default=1.25, ge=1.0, le=4.0, description="trigger count: requests in flight per "
-                                                                           "trajectory trained (assumed)")
+                                                                           "trajectory trained (assumed; at most 4, "
+                                                                           "assumed: bounded work)")
 
-    @model_validator(mode="after")
-    def _one_rule(self):
-        other = {"tokens": "over_provision", "count": "segment_tokens"}[self.trigger]
-        if other in self.model_fields_set:
-            raise ValueError(f"{other} does not apply with trigger {self.trigger!r}")
-        return self
+    @field_validator("segment_tokens", "over_provision")
+    @classmethod
+    def _one_rule(cls, value, info: ValidationInfo):
+        rule = {"segment_tokens": "tokens", "over_provision": "count"}[info.field_name]
+        if info.data.get("trigger", "tokens") != rule:
+            raise ValueError(f"does not apply with trigger {info.data.get('trigger', 'tokens')!r}")
+        return value
 
 
 def segments(response_tokens: int, segment_tokens: int) -> list[int]:
@@ -85,18 +91,18 @@ class PartialRolloutSeam(PolicySeam):
     def __init__(self, cfg: PartialRollout) -> None:
         self.cfg = cfg
 
-    def warmup_steps(self, res) -> int:
+    def warmup_steps(self, res, seed: int) -> int:
         """Steps before the buffer of unfinished trajectories is steady: with ``tokens``, the
         longest trajectory's span (``max_new_tokens``, within the model length, in segments);
         with ``count``, the longest span of any trajectory trained in the plan over the run's
-        most steps at the scenario's seed (the budgets follow the sampled lengths)."""
+        most steps with its ``seed`` (the budgets follow the sampled lengths)."""
         if self.cfg.trigger == "tokens":
             return -(-min(res.scenario.workload.max_new_tokens, res.max_model_len) // self.cfg.segment_tokens)
         from rlsim.rl.pipeline import step_batches
 
         rl = res.scenario.rl
         steps = rl.num_steps if rl.num_steps is not None else rl.convergence.max_steps
-        return self._steps(res, step_batches(res, res.scenario.seed, steps))[3]
+        return self._steps(res, step_batches(res, seed, steps))[3]
 
     def plan(self, res, base: list, seed: int) -> PolicyPlan:
         gen, train, rows, _ = self._steps(res, base)

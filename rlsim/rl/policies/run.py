@@ -33,10 +33,10 @@ def policy_resolved(res):
     return resolve(LoadedScenario(sc, res.source, res.base_dir, {}))
 
 
-def policy_warmup(res) -> int:
-    """Steps before the policy's own state is steady (0 without a policy)."""
+def policy_warmup(res, seed: int) -> int:
+    """Steps before the policy's own state is steady in the run with ``seed`` (0 without a policy)."""
     seam = _seam(res)
-    return 0 if seam is None else seam.warmup_steps(res)
+    return 0 if seam is None else seam.warmup_steps(res, seed)
 
 
 def policy_plan(res, base: list, seed: int) -> PolicyPlan | None:

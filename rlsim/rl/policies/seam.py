@@ -78,8 +78,9 @@ class PolicySeam:
         name ``source`` (the scenario's file)."""
         return sc
 
-    def warmup_steps(self, res) -> int:
-        """Steps before the policy's own state is steady (the run's warm-up is at least this)."""
+    def warmup_steps(self, res, seed: int) -> int:
+        """Steps before the policy's own state is steady in the run with ``seed`` (the run's
+        warm-up is at least this)."""
         return 0
 
     def plan(self, res, base: list, seed: int) -> PolicyPlan:

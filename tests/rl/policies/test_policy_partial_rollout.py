@@ -22,7 +22,7 @@ def test_hand_case_fixed_lengths_three_segments():
     # 16 trajectories of 2500 tokens per step, budget 1000: chunks 1000, 1000, 500
     res = resolve(rl_policy_scenario({"kind": "partial_rollout", "segment_tokens": 1000}, response=2500, steps=6))
     seam = PartialRolloutSeam(res.scenario.rl.policy)
-    assert seam.warmup_steps(res) == 3
+    assert seam.warmup_steps(res, 1) == 3
     with pytest.raises(ConfigError) as e:  # nothing finishes in step 0: refused
         seam.plan(res, step_batches(res, 1, 4), 1)
     assert str(e.value) == ("rl.yaml: rl.policy.segment_tokens = 1000 leaves step 0 without a finished trajectory "
@@ -105,7 +105,7 @@ def test_count_trigger_run_trains_the_batch_per_step_and_shortens_generation():
     plan = seam.plan(april, base, 1)
     n = len(base[0].seq_id)
     assert all(len(tr.seq_id) >= n for tr in plan.train)  # ties at the budget may add some
-    assert seam.warmup_steps(april) >= 2
+    assert seam.warmup_steps(april, 1) >= 2
     a, _ = run_pipeline(plain, 1, True, "sync_colocated")
     b, _ = run_pipeline(april, 1, True, "sync_colocated")
     assert b.summary["generation_makespan_s"] < a.summary["generation_makespan_s"]
@@ -114,13 +114,24 @@ def test_count_trigger_run_trains_the_batch_per_step_and_shortens_generation():
 
 @pytest.mark.parametrize("policy, msg", [
     ({"kind": "partial_rollout", "trigger": "count", "segment_tokens": 1000},
-     "segment_tokens does not apply with trigger 'count'"),
-    ({"kind": "partial_rollout", "over_provision": 1.5}, "over_provision does not apply with trigger 'tokens'"),
-    ({"kind": "partial_rollout", "trigger": "count", "over_provision": 0.5}, "Input should be greater than or equal to 1"),
+     "rl.yaml: rl.policy.segment_tokens = 1000 does not apply with trigger 'count'"),
+    ({"kind": "partial_rollout", "over_provision": 1.5},
+     "rl.yaml: rl.policy.over_provision = 1.5 does not apply with trigger 'tokens'"),
+    ({"kind": "partial_rollout", "trigger": "count", "over_provision": 0.5},
+     "rl.yaml: rl.policy.over_provision = 0.5 input should be greater than or equal to 1"),
 ])
 def test_bad_trigger_settings_are_refused_in_one_line(policy, msg):
-    from pydantic import ValidationError
+    with pytest.raises(ConfigError) as e:
+        rl_policy_scenario(policy)
+    assert str(e.value) == msg
 
-    with pytest.raises(ValidationError) as e:
-        PartialRollout(**{k: v for k, v in policy.items() if k != "kind"})
-    assert msg in str(e.value)
+
+def test_count_trigger_warm_up_follows_the_runs_seed():
+    res = resolve(rl_policy_scenario({"kind": "partial_rollout", "trigger": "count", "over_provision": 1.5},
+                                     fixed=False, steps=8))
+    seam = PartialRolloutSeam(res.scenario.rl.policy)
+    spans = {s: seam.warmup_steps(res, s) for s in (0, 1)}
+    assert spans == {0: 4, 1: 5}  # the longest recycled trajectory spans 4 steps with seed 0, 5 with seed 1
+    for s in (0, 1):
+        out, _ = run_pipeline(res, s, True, "sync_colocated")
+        assert out.summary["warmup_steps"] == spans[s]
