@@ -117,8 +117,8 @@ class DecoupledDraftSeam(PolicySeam):
                                  f"is not a multiple of rl.policy.drafter_tensor_parallel_size = {dtp}")
         if pool >= gpus and self.cfg.drafter_gpus is None:
             raise ConfigError.at(source, "rollout.num_gpus" if sc.rollout.num_gpus else "cluster.num_gpus", gpus,
-                                 f"leaves no rollout engine beside rl.policy.kind = '{self.cfg.kind}''s default drafter "
-                                 f"pool of {pool} GPUs (set rl.policy.drafter_gpus)")
+                                 f"leaves no rollout engine beside the default drafter pool of rl.policy.kind = "
+                                 f"'{self.cfg.kind}' ({pool} GPUs; set rl.policy.drafter_gpus)")
         if pool >= gpus:
             raise ConfigError.at(source, _where("drafter_gpus"), pool, f"leaves no rollout engine: the rollout pool has "
                                  f"{gpus} GPUs, {group} per engine")

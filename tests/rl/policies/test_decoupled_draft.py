@@ -163,6 +163,14 @@ def test_the_default_pool_is_a_multiple_of_the_engine_and_drafter_tp():
     assert (out.rl.policy.drafter_gpus, out.rollout.num_gpus) == (6, 2)  # lcm(2, 3) = 6 >= 8 / 8
 
 
+def test_a_default_pool_that_leaves_no_engine_names_the_pool_the_user_set():
+    sc = _custom(_policy(), {"cluster": {"num_gpus": 1}}).scenario
+    with pytest.raises(ConfigError) as e:
+        DecoupledDraftSeam(DecoupledDraft()).scenario(sc, "rl.yaml")
+    assert str(e.value) == ("rl.yaml: cluster.num_gpus = 1 leaves no rollout engine beside the default drafter pool of "
+                            "rl.policy.kind = 'decoupled_draft' (1 GPUs; set rl.policy.drafter_gpus)")
+
+
 def test_a_bad_drafter_tp_is_reported_as_the_policy_field():
     loaded = _custom(_policy(drafter_tensor_parallel_size=3), {"cluster": {"num_gpus": 8}})
     with pytest.raises(ConfigError) as e:
