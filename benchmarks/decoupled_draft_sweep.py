@@ -35,11 +35,14 @@ POLICY = "rl.policy.kind=decoupled_draft"
 
 def iteration_table(path: str, ctx_per_seq: float = 2000.0) -> None:
     res = policy_resolved(resolve(load_scenario(path, [POLICY])))
-    dec = policy_drafting(res)
     k = res.speculative.num_speculative_tokens
-    rt = spec_runtime(res, np.arange(1), np.full(1, 1), 0, res.forward_model())
+    n = 4096  # sequences whose acceptance scales (spread, temperature scale) price the pool, as a run's sampler does
+    rt = spec_runtime(res, np.arange(n), np.full(n, 1000), 0, res.forward_model())
+    dec = policy_drafting(res, rt.sampler)
+    share = int(dec.load_share[0])
     print(f"one iteration, k = {k}, {ctx_per_seq:.0f} context tokens per request; default pool {dec.drafter_gpus} GPUs, "
-          f"{res.num_engines} engines, load share {dec.load_share}; P(all k accepted) = {dec.p_all_accepted[k]:.4f}")
+          f"{res.num_engines} engines, load share of engine 0 {share} (engine e on instance e mod {dec.instances}); "
+          f"P(A_(k+1) = k+1) = {dec.p_ready[k]:.4f}")
     print("batch  verify ms  draft ms  transfer us  P(hidden)  coupled ms  decoupled s=1 ms  decoupled s=share ms  "
           "coupled/decoupled s=1  s=share")
     for b in (1, 2, 8, 32, 128, 256):
@@ -47,7 +50,7 @@ def iteration_table(path: str, ctx_per_seq: float = 2000.0) -> None:
         verify = float(rt.target_times_s(b, ctx, k)[0]) + rt.verify_extra_s(b, k)
         draft = float(res.drafter.propose_times_s(b, ctx, k)[0])
         x, q = dec.transfer_s(0, b, k), dec.hidden(b, k)
-        one, shared = (decoupled_iteration_s(verify, s * draft, x, q) for s in (1, dec.load_share))
+        one, shared = (decoupled_iteration_s(verify, s * draft, x, q) for s in (1, share))
         coupled = verify + draft
         print(f"{b:5d}  {verify * 1e3:9.3f}  {draft * 1e3:8.3f}  {x * 1e6:11.1f}  {q:9.3g}  {coupled * 1e3:10.3f}  "
               f"{one * 1e3:16.3f}  {shared * 1e3:20.3f}  {coupled / one:21.3f}  {coupled / shared:7.3f}")

@@ -37,6 +37,8 @@ __all__ = [
     "expected_experts_touched",
     "skewed_routing_factor",
     "decode_attention_time_s",
+    "engine_gpu",
+    "same_nvlink_domain",
     "prefill_attention_time_s",
     "window_pairs",
     "elementwise_time_s",
@@ -575,6 +577,18 @@ def _across_domains(hw: HardwareProfile, op: str, b: np.ndarray, n: int) -> np.n
         return _hierarchical([_nccl_domain(hw, op, b, g)], _scale_out(hw, op, b / g, r))
     # alltoall: the NIC share (n-g)/n equals the scale-out factor (r-1)/r
     return _hierarchical([_nccl_domain(hw, op, b * g / n, g)], _scale_out(hw, op, b, r))
+
+
+def engine_gpu(engine: ArrayLike, tp: int) -> ArrayLike:
+    """First GPU of engine ``engine`` (the placement rule, assumed): engine i on GPUs ``[i tp, (i + 1) tp)``."""
+    return engine * tp
+
+
+def same_nvlink_domain(hw: HardwareProfile, gpu_a: ArrayLike, gpu_b: ArrayLike) -> bool | np.ndarray:
+    """Whether GPUs ``gpu_a`` and ``gpu_b`` share an NVLink domain (domain = ``gpu //
+    nvlink_domain_gpus``; scalars or arrays)."""
+    domain = hw.topology.nvlink_domain_gpus
+    return np.asarray(gpu_a) // domain == np.asarray(gpu_b) // domain
 
 
 def p2p_time_s(hw: HardwareProfile, nbytes: ArrayLike, *, same_domain: bool = True) -> float | np.ndarray:

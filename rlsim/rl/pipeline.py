@@ -101,7 +101,7 @@ def _spec(res: Resolved, batches: list[StepBatch], versions: np.ndarray, seed: i
     scale = scale if policy_scale is None else scale * policy_scale
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(8,))))
     rt = spec_runtime(res, ids, resp, int(rng.integers(0, 2**62)), fwd, extra_scale=scale, draft_budget=draft_budget)
-    rt.decoupled = policy_drafting(res)  # rlsim.rl.policies: the drafter on its own GPUs (None: coupled)
+    rt.decoupled = policy_drafting(res, rt.sampler)  # rlsim.rl.policies: the drafter on its own GPUs (None: coupled)
     return rt
 
 

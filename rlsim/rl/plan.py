@@ -30,22 +30,27 @@ class Pools:
     colocated: bool
 
 
-def pools(res: Resolved, mode: str) -> Pools:
-    """Rollout and training pool sizes; errors name the fields."""
+def pools(res: Resolved, mode: str, speculative: bool = False) -> Pools:
+    """Rollout and training pool sizes; errors name the fields.  A rollout policy's drafter pool
+    (``policy_drafter_pool_gpus``, speculative runs only) trains with the rollout pool in a
+    colocated pipeline and is no training pool in a disaggregated one."""
+    from rlsim.rl.policies.run import policy_drafter_pool_gpus
+
     sc, src = res.scenario, res.source
     rl = sc.rl
+    drafter = policy_drafter_pool_gpus(res, speculative)
     if mode == "sync_colocated":
-        from rlsim.rl.policies.run import policy_colocated_training_gpus
-
-        return Pools(mode, res.rollout_gpus, policy_colocated_training_gpus(res), True)
-    training = rl.training.num_gpus if rl.training.num_gpus is not None else sc.cluster.num_gpus - res.rollout_gpus
+        return Pools(mode, res.rollout_gpus, res.rollout_gpus + drafter, True)
+    held = res.rollout_gpus + drafter
+    training = rl.training.num_gpus if rl.training.num_gpus is not None else sc.cluster.num_gpus - held
+    also = f" + drafter GPUs {drafter}" if drafter else ""
     if training <= 0:
         raise ConfigError.at(src, "rollout.num_gpus", res.rollout_gpus,
-                             f"leaves no GPUs for training in a {mode} pipeline (cluster.num_gpus = {sc.cluster.num_gpus}; "
-                             "set rollout.num_gpus and rl.training.num_gpus)")
-    if res.rollout_gpus + training > sc.cluster.num_gpus:
+                             f"{f'with drafter GPUs {drafter} ' if drafter else ''}leaves no GPUs for training in a "
+                             f"{mode} pipeline (cluster.num_gpus = {sc.cluster.num_gpus}; set rollout.num_gpus and rl.training.num_gpus)")
+    if held + training > sc.cluster.num_gpus:
         raise ConfigError.at(src, "rl.training.num_gpus", training,
-                             f"+ rollout GPUs {res.rollout_gpus} exceeds cluster.num_gpus = {sc.cluster.num_gpus}")
+                             f"+ rollout GPUs {res.rollout_gpus}{also} exceeds cluster.num_gpus = {sc.cluster.num_gpus}")
     return Pools(mode, res.rollout_gpus, training, False)
 
 
@@ -75,7 +80,7 @@ def cost_plan(res: Resolved, batches, mode: str, speculative: bool, probe: int =
     still trains the full batch (each batch's sequences repeated ``probe`` times) and the
     weight sync sees the full rollout pool."""
     rl = res.scenario.rl
-    pl = pools(res, mode)
+    pl = pools(res, mode, speculative)
     layout = validate_layout(res.arch, rl.training, pl.training_gpus, res.hw, res.source, "rl.training",
                              num_gpus_path="cluster.num_gpus" if pl.colocated else None,
                              max_sequence_tokens=res.max_model_len)

@@ -124,11 +124,13 @@ class SpecRuntime:
         """(host time async scheduling can overlap, host time on the critical path) of a step
         with ``batch`` drafting requests holding ``history_tokens`` tokens (scalar or array): the
         first is ``spec_host_us`` plus a GPU drafter's round overhead beyond its kernels
-        (:meth:`Drafter.overhead_host_s`), the second the n-gram proposer's scan."""
+        (:meth:`Drafter.overhead_host_s`; not with a decoupled drafter, whose own host runs it),
+        the second the n-gram proposer's scan."""
         costs = self.drafter.costs
         if k <= 0 or batch <= 0 or costs is None:
             return 0.0, 0.0
-        return costs.spec_host_s + self.drafter.overhead_host_s(batch, k), self.drafter.host_time_s(batch, history_tokens)
+        own = self.drafter.overhead_host_s(batch, k) if self.decoupled is None else 0.0
+        return costs.spec_host_s + own, self.drafter.host_time_s(batch, history_tokens)
 
     def step_time_s(self, batch: int, ctx_tokens: float, k: int) -> float:
         """GPU time of one iteration (verify pass of 1 + k tokens per sequence, its extra

@@ -12,7 +12,7 @@ from rlsim.rl.policies.decoupled_draft import DECOUPLED_COLUMNS
 from rlsim.rl.policies.tail_migration import MIGRATION_COLUMNS
 
 __all__ = ["policy_resolved", "policy_warmup", "policy_plan", "policy_trained", "policy_acceptance", "policy_draft_budget",
-           "policy_feedback", "policy_migration", "policy_drafting", "policy_colocated_training_gpus", "policy_report"]
+           "policy_feedback", "policy_migration", "policy_drafting", "policy_drafter_pool_gpus", "policy_report"]
 
 
 def _seam(res):
@@ -28,9 +28,18 @@ def policy_resolved(res):
     if sc == res.scenario:
         return res
     from rlsim.config import LoadedScenario
+    from rlsim.errors import ConfigError, format_location
     from rlsim.sim import resolve
 
-    return resolve(LoadedScenario(sc, res.source, res.base_dir, {}))
+    try:
+        return resolve(LoadedScenario(sc, res.source, res.base_dir, {}))
+    except ConfigError as e:  # a field the policy set is reported as the policy's field the user wrote
+        msg = str(e)
+        for field, own in seam.scenario_fields().items():
+            where = f"{format_location(res.source, field)} = "
+            if msg.startswith(where):
+                raise type(e)(f"{format_location(res.source, own)} = {msg[len(where):]}") from None
+        raise
 
 
 def policy_warmup(res, seed: int) -> int:
@@ -76,17 +85,18 @@ def policy_migration(res):
     return None if seam is None else seam.migration(res)
 
 
-def policy_drafting(res):
-    """The decoupled drafter pool of the policy (None: no policy, or the drafter on the target's GPUs)."""
+def policy_drafting(res, sampler):
+    """The decoupled drafter pool of the policy priced with the run's acceptance ``sampler``
+    (None: no policy, or the drafter on the target's GPUs)."""
     seam = _seam(res)
-    return None if seam is None else seam.drafting(res)
+    return None if seam is None else seam.drafting(res, sampler)
 
 
-def policy_colocated_training_gpus(res) -> int:
-    """GPUs that train in a colocated pipeline: the rollout pool's, plus those a policy took
-    from it for another use during generation (a decoupled drafter pool)."""
+def policy_drafter_pool_gpus(res, speculative: bool) -> int:
+    """GPUs the policy's drafter pool holds in a run (0: no policy, none, or a run without
+    speculation, whose scenario keeps the whole rollout pool: rlsim.rl.run.run_pipeline)."""
     seam = _seam(res)
-    return res.rollout_gpus if seam is None else seam.colocated_training_gpus(res)
+    return 0 if seam is None or not speculative else seam.drafter_pool_gpus(res)
 
 
 def policy_report(res, steps: pd.DataFrame, plan: PolicyPlan) -> tuple[pd.DataFrame, dict]:

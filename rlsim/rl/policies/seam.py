@@ -21,8 +21,8 @@ acts at three points of the RL path, each a method of :class:`PolicySeam` with a
   calls when an engine goes idle and at each engine's iteration boundary (tail migration);
 * :meth:`PolicySeam.drafting` -- **where the drafter runs**: a decoupled drafter pool priced
   by :mod:`rlsim.speculation.decoupled` (SpecActor-style), or None (vLLM's coupled drafting);
-* :meth:`PolicySeam.colocated_training_gpus` -- GPUs that train in a colocated pipeline (the
-  rollout pool's, plus a drafter pool taken from it);
+* :meth:`PolicySeam.drafter_pool_gpus` -- GPUs a drafter pool took from the rollout pool
+  (they train in a colocated pipeline, and are no training GPUs in a disaggregated one);
 * :meth:`PolicySeam.step_acceptance` -- **run-time feedback** (only for a seam with
   ``feedback_columns``): at each step's dispatch, from the GPU-seconds the engines sat idle in
   the generation of each step finished by then, that step's acceptance multiplier and its
@@ -100,14 +100,22 @@ class PolicySeam:
         """The engine pool's migration hook (``EnginePool.migration``), or None (default)."""
         return None
 
-    def drafting(self, res):
-        """The decoupled drafter pool of the run (rlsim.speculation.decoupled.DecoupledDrafting),
-        or None: the drafter runs on the target's GPUs (default)."""
+    def drafting(self, res, sampler):
+        """The decoupled drafter pool of the run (rlsim.speculation.decoupled.DecoupledDrafting)
+        priced with the run's acceptance ``sampler``, or None: the drafter runs on the target's
+        GPUs (default)."""
         return None
 
-    def colocated_training_gpus(self, res) -> int:
-        """GPUs that train in a colocated pipeline (default: the rollout pool's)."""
-        return res.rollout_gpus
+    def drafter_pool_gpus(self, res) -> int:
+        """GPUs a drafter pool taken from the rollout pool holds in a scenario the policy was
+        applied to (:meth:`scenario`; default 0): they train in a colocated pipeline and are no
+        training GPUs in a disaggregated one."""
+        return 0
+
+    def scenario_fields(self) -> dict[str, str]:
+        """Scenario fields :meth:`scenario` sets from the policy's own, ``{scenario field: policy
+        field}``: a refusal of the re-resolved scenario names the policy field (default none)."""
+        return {}
 
     def step_acceptance(self, res, harvested_gpu_s: np.ndarray) -> tuple[float, dict]:
         """``(acceptance multiplier, {feedback column: value})`` of a step dispatched after steps

@@ -93,8 +93,7 @@ class LinkCost:
     def same_domain(self, src: int, dst: int) -> bool:
         """Whether engines ``src`` and ``dst`` (engine i on GPUs ``[i x tp, (i + 1) x tp)``) share
         an NVLink domain."""
-        domain = self.hw.topology.nvlink_domain_gpus
-        return (src * self.tp) // domain == (dst * self.tp) // domain
+        return bool(ops.same_nvlink_domain(self.hw, ops.engine_gpu(src, self.tp), ops.engine_gpu(dst, self.tp)))
 
     def seconds(self, tokens: int, src: int, dst: int) -> float:
         """Time to move ``tokens`` cached tokens' KV from engine ``src`` to engine ``dst``."""
