@@ -104,8 +104,13 @@ class PartialRolloutSeam(PolicySeam):
         steps = rl.num_steps if rl.num_steps is not None else rl.convergence.max_steps
         return self._steps(res, step_batches(res, seed, steps))[3]
 
+    def finishing(self, res, base: list) -> list[np.ndarray]:
+        """Per step, which generated requests (in the order of the plan's ``generate[t]``) finish
+        their trajectory in that step (the others are recycled)."""
+        return self._steps(res, base)[4]
+
     def plan(self, res, base: list, seed: int) -> PolicyPlan:
-        gen, train, rows, _ = self._steps(res, base)
+        gen, train, rows, _, _ = self._steps(res, base)
         generate, stride = restride(gen)
         trained, _ = restride(train)
         import pandas as pd
@@ -113,14 +118,14 @@ class PartialRolloutSeam(PolicySeam):
         data = pd.DataFrame(rows, columns=list(DATA_COLUMNS))
         return PolicyPlan(generate, trained, data, stride)
 
-    def _steps(self, res, base: list) -> tuple[list, list, list, int]:
+    def _steps(self, res, base: list) -> tuple[list, list, list, int, list]:
         """Per step the generated ``(group key, prompt, chunk)`` and trained ``(key, prompt,
-        response)`` arrays, the side-effect rows, and the longest span (steps) of a trained
-        trajectory."""
+        response)`` arrays, the side-effect rows, the longest span (steps) of a trained
+        trajectory, and per step the finishing mask of the generated requests."""
         empty = np.zeros(0, dtype=np.int64)
         c_prompt, c_total, c_done, c_start = empty, empty, empty, empty  # carried trajectories
         fresh = _FreshGroups(base)
-        gen, train, rows, span = [], [], [], 0
+        gen, train, rows, span, fins = [], [], [], 0, []
         for t, b in enumerate(base):
             f_key, f_prompt, f_total = fresh.take(t, len(c_prompt), self.cfg)
             prompt = np.concatenate([c_prompt, f_prompt])
@@ -136,9 +141,10 @@ class PartialRolloutSeam(PolicySeam):
             span = max(span, int(stale.max()) + 1)
             train.append((np.arange(int(fin.sum())), prompt[fin], total[fin]))
             rows.append(_side_effects(len(key), done[fin], total[fin], stale))
+            fins.append(fin)
             keep = ~fin
             c_prompt, c_total, c_done, c_start = prompt[keep], total[keep], (done + chunk)[keep], start[keep]
-        return gen, train, rows, span
+        return gen, train, rows, span, fins
 
     def _budget(self, res, t: int, remaining: np.ndarray, target: int) -> int:
         """Step t's token budget per trajectory: ``segment_tokens``, or (``count``) the

@@ -86,6 +86,8 @@ def test_count_trigger_by_hand():
     # past the last batch the fresh groups come from the first batch again (step 2 needs 2)
     assert plan.generate[2].prompt.tolist() == [1200, 200, 200]
     assert plan.generate[2].response.tolist() == [300, 300, 300]
+    fins = PartialRolloutSeam(PartialRollout(trigger="count", over_provision=1.5)).finishing(res, _hand(3))
+    assert [f.tolist() for f in fins] == [[True, False, True], [True, False, True], [True, False, True]]
 
 
 def test_count_trigger_without_over_provision_trains_the_batch_as_is():
