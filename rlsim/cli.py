@@ -499,7 +499,7 @@ def compare(
     scenario: Path = typer.Argument(..., help="RL scenario YAML (see scenarios/)"),
     policies: str = typer.Option("none,dynamic_sampling,partial_rollout,history_drafter,concurrency_draft",
                                  "--policies", help="comma-separated policies (rlsim.rl.policies.NAMED; none = the "
-                                                    "scenario as is, no_spec = without speculation), or all"),
+                                                    "scenario without a policy, no_spec = without speculation, scenario = its own rl.policy), or all"),
     seeds: int = typer.Option(3, "--seeds", min=1, help="seeds SEED..SEED+N-1, every policy on each (paired)"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override a field: path.to.field=value; repeatable"),
     out: Optional[Path] = typer.Option(None, "--out", help="write compare.csv (per policy and seed), "

@@ -18,7 +18,7 @@ from scipy import stats
 
 from rlsim.errors import ConfigError
 
-__all__ = ["METRICS", "EXTRA_PREFIX", "policy_extras", "policy_names", "compare_policies", "summarise", "render", "plot",
+__all__ = ["METRICS", "EXTRA_PREFIX", "SCENARIO", "policy_extras", "policy_names", "compare_policies", "summarise", "render", "plot",
            "policy_scenario"]
 
 #: Columns of one (policy, seed) row: steady-state window means.
@@ -31,19 +31,26 @@ def policy_names(text: str, loaded=None) -> list[str]:
     """The policies of ``--policies``: comma-separated names, or ``all`` for every named policy
     (rlsim.rl.policies.NAMED, ``none`` first) that the ``loaded`` scenario can run: without a
     speculative_config, not ``no_spec`` nor the drafting policies
-    (rlsim.config.rules.DRAFTING_POLICIES)."""
+    (rlsim.config.rules.DRAFTING_POLICIES); last :data:`SCENARIO` when the scenario sets its own
+    ``rl.policy``."""
     from rlsim.config.rules import DRAFTING_POLICIES
     from rlsim.rl.policies import NAMED
 
     if text.strip() != "all":
         return [n.strip() for n in text.split(",") if n.strip()]
+    own = [SCENARIO] if loaded is not None and loaded.scenario.rl is not None and loaded.scenario.rl.policy else []
     if loaded is None or loaded.scenario.rollout.engine.speculative_config is not None:
-        return list(NAMED)
-    return [n for n, p in NAMED.items() if n != "no_spec" and (p is None or p.kind not in DRAFTING_POLICIES)]
+        return list(NAMED) + own
+    return [n for n, p in NAMED.items() if n != "no_spec" and (p is None or p.kind not in DRAFTING_POLICIES)] + own
+
+
+#: The ``--policies`` name of the scenario's own ``rl.policy``, as configured (its own numbers).
+SCENARIO = "scenario"
 
 
 def policy_scenario(loaded, name: str):
-    """The loaded scenario with policy ``name`` (rlsim.rl.policies.NAMED) as its ``rl.policy``."""
+    """The loaded scenario with policy ``name`` (rlsim.rl.policies.NAMED) as its ``rl.policy``;
+    :data:`SCENARIO` keeps the scenario's own ``rl.policy``."""
     from rlsim.config import LoadedScenario
     from rlsim.config.rules import check_rules
     from rlsim.rl.policies import NAMED
@@ -51,8 +58,13 @@ def policy_scenario(loaded, name: str):
     sc = loaded.scenario
     if sc.rl is None:
         raise ConfigError(f"{loaded.source}: rlsim compare needs an rl: section")
+    if name == SCENARIO:
+        if sc.rl.policy is None:
+            raise ConfigError(f"--policies: {SCENARIO!r} runs the scenario's own rl.policy, and {loaded.source} sets none")
+        return loaded
     if name not in NAMED:
-        raise ConfigError(f"--policies: {name!r} is not a policy; expected some of {', '.join(NAMED)}")
+        raise ConfigError(f"--policies: {name!r} is not a policy; expected some of {', '.join(NAMED)}, "
+                          f"or {SCENARIO} (the scenario's own rl.policy)")
     if name == "no_spec" and sc.rollout.engine.speculative_config is None:
         raise ConfigError(f"--policies: no_spec needs a speculative_config in {loaded.source} (it switches it off)")
     sc = sc.model_copy(update={"rl": sc.rl.model_copy(update={"policy": NAMED[name]})})
@@ -108,6 +120,10 @@ def compare_policies(loaded, names: list[str], seeds: int, progress=None, worker
         raise ConfigError("--policies: name at least one policy")
     if len(set(names)) != len(names):
         raise ConfigError(f"--policies: {','.join(names)} names a policy twice")
+    own = loaded.scenario.rl.policy if loaded.scenario.rl is not None else None
+    if own is not None and SCENARIO not in names:  # it would be replaced by the named policies, unseen
+        raise ConfigError(f"{loaded.source}: rl.policy = {own.kind!r} is set but --policies does not name {SCENARIO!r}: "
+                          f"each run takes the policy --policies names (add {SCENARIO!r} to run the configured one)")
     variants = [(n, resolve(policy_scenario(loaded, n))) for n in names]
     base_seed = loaded.scenario.seed
     todo = [(seed, name, res) for seed in range(base_seed, base_seed + seeds) for name, res in variants]

@@ -112,10 +112,27 @@ def test_unknown_or_repeated_policy_is_a_config_error():
         policy_scenario(loaded, "warp")
     assert str(e.value) == ("--policies: 'warp' is not a policy; expected some of none, no_spec, dynamic_sampling, "
                             "partial_rollout, active_partial_rollout, history_drafter, concurrency_draft, drafter_tail_training, multi_turn, multi_turn_evict, tail_migration, "
-                                "length_aware_draft, decoupled_draft")
+                                "length_aware_draft, decoupled_draft, or scenario (the scenario's own rl.policy)")
     with pytest.raises(ConfigError) as e:
         compare_policies(loaded, ["none", "none"], 1)
     assert str(e.value) == "--policies: none,none names a policy twice"
+    with pytest.raises(ConfigError) as e:
+        policy_scenario(loaded, "scenario")
+    assert str(e.value) == "--policies: 'scenario' runs the scenario's own rl.policy, and rl.yaml sets none"
+
+
+def test_the_scenarios_own_policy_runs_as_scenario_and_is_never_dropped_unseen():
+    from rlsim.rl.policies.compare import policy_names
+
+    loaded = rl_policy_scenario({"kind": "partial_rollout", "segment_tokens": 800}, fixed=False, steps=6)
+    with pytest.raises(ConfigError) as e:
+        compare_policies(loaded, ["none", "partial_rollout"], 1)
+    assert str(e.value) == ("rl.yaml: rl.policy = 'partial_rollout' is set but --policies does not name 'scenario': "
+                            "each run takes the policy --policies names (add 'scenario' to run the configured one)")
+    assert policy_names("all", loaded)[-1] == "scenario"
+    rows = compare_policies(loaded, ["none", "partial_rollout", "scenario"], 1)
+    own, named = (rows.set_index("policy").loc[n] for n in ("scenario", "partial_rollout"))
+    assert own["step_time_s"] < named["step_time_s"]  # 800 tokens per step, not the default 4096
     with pytest.raises(ConfigError) as e:
         policy_scenario(rl_policy_scenario(None, spec=False), "no_spec")
     assert str(e.value) == "--policies: no_spec needs a speculative_config in rl.yaml (it switches it off)"
@@ -140,4 +157,4 @@ def test_cli_bad_policy_is_one_line_exit_2(tmp_path):
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert r.stderr.strip() == ("error: --policies: 'warp' is not a policy; expected some of none, no_spec, "
                                 "dynamic_sampling, partial_rollout, active_partial_rollout, history_drafter, concurrency_draft, drafter_tail_training, multi_turn, multi_turn_evict, tail_migration, "
-                                "length_aware_draft, decoupled_draft")
+                                "length_aware_draft, decoupled_draft, or scenario (the scenario's own rl.policy)")
