@@ -74,6 +74,10 @@ class CpuOverheadConfig(BaseModel):
     api_server_cv: float | None = Field(default=None, ge=0, description="coefficient of variation of the API server time")
     moe_routing_us_per_layer: float | None = Field(default=None, ge=0, description="GPU time per MoE layer of the "
                                                    "router top-k and alignment kernels (not in the kernel tables), us")
+    eager_layer_us: float | None = Field(default=None, ge=0, description="host dispatch per decoder layer of a pass "
+                                         "without CUDA graphs, us")
+    eager_moe_layer_us: float | None = Field(default=None, ge=0, description="extra host dispatch per MoE layer of a "
+                                             "pass without CUDA graphs, us")
 
     def resolved(self, profile_defaults) -> "CpuOverheadConfig":
         """Every unset field from the profile's ``engine`` section."""

@@ -31,12 +31,14 @@ term per query row).  MLA layers (DeepSeek-V3, Kimi-K2.5) read the latent cache 
 Under CUDA graphs (``cuda_graphs=True``) a decode-only pass is padded up to the next captured
 batch size (vLLM's capture sizes 1, 2, 4, 8, 16, 24, ... up to ``max_capture_size``) and pays no
 per-kernel launch cost; mixed prefill/decode passes run piecewise (attention outside the graph,
-``EAGER_KERNELS_PIECEWISE`` launches per layer, shapes unpadded).  Eagerly, collectives use their
-eager latency and every small kernel of a layer (norms, RoPE, activation, residual adds,
-attention metadata: ``SMALL_KERNELS_PER_LAYER``) adds its launch time, ``kernel_launch_us``:
-those kernels are shorter than a launch, so the GPU waits for the host (GEMM launches hide
-behind their own execution).  With the H100 profile this adds ~1.8 ms to a Llama-3.1-8B decode
-step, against a reported 8.4 ms eager vs 5.1 ms graphed (hardware_and_models.md A3.6, UNVERIFIED).
+``EAGER_KERNELS_PIECEWISE`` launches per layer, shapes unpadded).  A pass with more tokens than
+the largest captured size, or any pass with ``cuda_graphs=False`` (``--enforce-eager``), has no
+graph (vLLM replays a graph only for a captured size, gpu_model_runner): its collectives take
+their eager latency and its ops are dispatched one by one from Python, ``eager_dispatch_s`` =
+(per decoder layer, extra per MoE layer) of host time (the profile's ``engine.eager_layer_us`` /
+``eager_moe_layer_us``).  The GPU cannot run ahead of the dispatch, so such a pass takes
+``max(GPU time, dispatch)``: a short prefill (1,024 tokens of a MoE model on B200) is host-bound,
+a long one (8,192 tokens) GPU-bound and hides it; the ``launch`` component is the exposed part.
 
 All functions here are pure; a ForwardModel caches the parts that depend only on token counts.
 """
@@ -62,8 +64,6 @@ __all__ = ["PassShape", "ForwardModel", "COMPONENTS", "cudagraph_capture_sizes",
 ELEMENTWISE_PASSES = 8
 #: fp32 passes over the logits by the sampler (softmax, temperature, top-p/k, draw; assumed).
 SAMPLER_PASSES = 4
-#: Kernels per decoder layer shorter than their own launch in eager mode (assumed).
-SMALL_KERNELS_PER_LAYER = 10
 #: Kernels per layer launched outside the graph under piecewise CUDA graphs (attention; assumed).
 EAGER_KERNELS_PIECEWISE = 2
 
@@ -141,10 +141,13 @@ class ForwardModel:
         quantization=None,
         dp: int = 1,
         moe_routing_s: float = 0.0,
+        eager_dispatch_s: tuple[float, float] | None = None,
     ) -> None:
         """``weights`` / ``num_layers`` / ``num_moe_layers`` override the model's own (used to
         time a sub-network such as DeepSeek's MTP module from ``arch.mtp_linear_weights()``;
-        such a sub-network has no sliding-window layers)."""
+        such a sub-network has no sliding-window layers).  ``eager_dispatch_s``: host time per
+        layer and extra per MoE layer of a pass without a CUDA graph (None: the profile's
+        ``engine`` values)."""
         self.arch = arch
         self.hw = hw
         self.tp = tp
@@ -163,6 +166,11 @@ class ForwardModel:
         self._full = self._layers - self._sliding
         self._window = float(arch.sliding_window or 0)
         self._moe_layers = arch.num_moe_layers if num_moe_layers is None else num_moe_layers
+        if eager_dispatch_s is None:
+            eager_dispatch_s = (hw.engine.eager_layer_us * 1e-6, hw.engine.eager_moe_layer_us * 1e-6)
+        self.eager_dispatch_s = eager_dispatch_s
+        #: host time to dispatch one pass without a CUDA graph (the floor of such a pass)
+        self._dispatch_s = self._layers * eager_dispatch_s[0] + (self._moe_layers if arch.is_moe else 0) * eager_dispatch_s[1]
         self._heads = arch.num_attention_heads // tp
         self._kv_heads = 1 if arch.attention_kind == "mla" else kv_heads_per_gpu(arch, tp)  # MLA: one latent KV head
         # head dim of the decode CTA cost: MLA's latent kernels are not measured, keep them at the reference 128
@@ -288,9 +296,14 @@ class ForwardModel:
     # ---------------------------------------------------------------- token-count parts
     def padded_tokens(self, num_tokens: int, decode_only: bool) -> int:
         """Tokens the GEMMs actually run on (CUDA-graph padding for decode-only passes)."""
-        if decode_only and self.cuda_graphs and len(self._capture) and num_tokens <= self._capture[-1]:
+        if decode_only and self.graphed(num_tokens):
             return int(self._capture[np.searchsorted(self._capture, num_tokens)])
         return num_tokens
+
+    def graphed(self, num_tokens: int) -> bool:
+        """Whether a pass over ``num_tokens`` tokens replays a CUDA graph (a captured size exists
+        for it: full graphs for decode, piecewise for mixed passes)."""
+        return bool(len(self._capture)) and num_tokens <= self._capture[-1]
 
     def _token_components(self, num_tokens: int, num_logits: int, graphed: bool) -> tuple[float, ...]:
         """Components that depend only on token counts: linear, moe, comm, elementwise, head
@@ -369,8 +382,8 @@ class ForwardModel:
     def components(self, shape: PassShape) -> dict[str, float]:
         """Time of one pass, broken into :data:`COMPONENTS` (seconds)."""
         decode_only = shape.prefill_seqs == 0
-        graphed = self.cuda_graphs
         T = self.padded_tokens(shape.num_tokens, decode_only)
+        graphed = self.graphed(T)
         linear, moe, comm, elem, head = self._token_cost(T, shape.num_logits, graphed)
         if decode_only and shape.decode_seqs > 0 and not self._sliding:
             attn = self._decode_attention_scalar_s(shape.decode_seqs, shape.decode_ctx_tokens, shape.decode_pairs)
@@ -379,8 +392,9 @@ class ForwardModel:
                                                shape.prefill_kv_tokens, shape.decode_pairs, shape.prefill_seqs,
                                                shape.prefill_tokens, shape.prefill_tiles, shape.prefill_max_keys,
                                                shape.decode_window_ctx_tokens))
+        gpu = linear + attn + moe + comm + elem + head
         return {"linear": linear, "attention": attn, "moe": moe, "communication": comm, "elementwise": elem,
-                "lm_head_sampling": head, "launch": self.launch_overhead_s(decode_only)}
+                "lm_head_sampling": head, "launch": self.launch_s(gpu, decode_only, graphed)}
 
     def time_s(self, shape: PassShape) -> float:
         """Total time of one pass (seconds)."""
@@ -402,6 +416,8 @@ class ForwardModel:
             ctx_w = np.minimum(ctx, batch * self._window)
             scale = np.divide(ctx_w, ctx, out=np.ones_like(ctx_w), where=ctx > 0)
             t = t + np.maximum(np.maximum(mem * ctx_w, comp * ctx_w + offset * scale), cta)
+        if not self.graphed(self.padded_tokens(batch * q if padded_tokens is None else padded_tokens, True)):
+            t = np.maximum(t, self._dispatch_s)  # the one rule of launch_s, vectorised
         return t
 
     @functools.lru_cache(maxsize=8192)
@@ -413,8 +429,7 @@ class ForwardModel:
         hw = self.hw
         da = hw.efficiency.decode_attention_for(self.kv_dtype)
         L = layers
-        const = (sum(self._token_cost(T, batch * q, self.cuda_graphs)) + self._layers * da.latency_us * 1e-6
-                 + self.launch_overhead_s(True))
+        const = sum(self._token_cost(T, batch * q, self.graphed(T))) + self._layers * da.latency_us * 1e-6
         mem = L * self._kv_bytes_per_tok_layer / (hw.hbm_bandwidth_bytes_per_s * da.mem_eff)
         per_flop = L * self._decode_flops_per_pair / (hw.peak_flops("bf16") * hw.efficiency.prefill_attention_for(self.kv_dtype).compute_eff)
         cta = L * da.cta_us * da.cta_scale(self._cta_head_dim) * 1e-6 * batch * self._kv_heads / hw.gpu.sm_count
@@ -425,16 +440,21 @@ class ForwardModel:
         """The context-independent components of a decode pass at ``batch`` sequences (cached:
         callers must not modify the dict)."""
         T = self.padded_tokens(batch * q, True)
-        linear, moe, comm, elem, head = self._token_cost(T, batch * q, self.cuda_graphs)
+        linear, moe, comm, elem, head = self._token_cost(T, batch * q, self.graphed(T))
         return {"linear": linear, "moe": moe, "communication": comm, "elementwise": elem, "lm_head_sampling": head}
 
+    def launch_s(self, gpu_s: float, decode_only: bool, graphed: bool) -> float:
+        """Host time a pass of ``gpu_s`` GPU time waits for: without a graph, the part of its
+        dispatch the GPU work does not cover (``max(gpu, dispatch) - gpu``); under piecewise
+        graphs, the launches of the attention left outside them; none under a full graph."""
+        if not graphed:
+            return max(0.0, self._dispatch_s - gpu_s)
+        return self.launch_overhead_s(decode_only)
+
     def launch_overhead_s(self, decode_only: bool) -> float:
-        """Host launch time the GPU waits for: eager small kernels, or piecewise attention."""
-        launch_s = self.hw.efficiency.kernel_launch_us * 1e-6
-        if not self.cuda_graphs:
-            return self._layers * SMALL_KERNELS_PER_LAYER * launch_s
+        """Launch time of a graphed pass: piecewise attention's launches (mixed passes)."""
         if not decode_only:
-            return self._layers * EAGER_KERNELS_PIECEWISE * launch_s
+            return self._layers * EAGER_KERNELS_PIECEWISE * self.hw.efficiency.kernel_launch_us * 1e-6
         return 0.0
 
 

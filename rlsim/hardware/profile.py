@@ -444,7 +444,16 @@ class EngineOverheads(_Frozen):
       process, first come first served, before it reaches the engine;
     * GPU kernels the kernel tables leave out: ``moe_routing_us_per_layer`` per MoE layer and
       pass (router top-k / grouped top-k, the block-alignment sort; default assumed: three small
-      kernels of ~3 us).
+      kernels of ~3 us);
+    * a pass with no CUDA graph (more tokens than the largest captured size, or
+      ``--enforce-eager``) is dispatched op by op from Python: ``eager_layer_us`` per decoder
+      layer plus ``eager_moe_layer_us`` per MoE layer of host time, which the GPU cannot run
+      ahead of, so the pass takes ``max(GPU time, dispatch)`` (:mod:`rlsim.cost.forward`).
+      Defaults: 260 us a layer from Llama-3.1-8B's batch-1 decode step on H100, 8.4 ms eager vs
+      5.1 ms under CUDA graphs (hardware_and_models.md A3.6, [CLOUDAI], secondary, UNVERIFIED):
+      an eager step that long is host-bound, 8.4 ms / 32 layers = 262 us; a fused-MoE block adds
+      about a dense layer's worth of host ops (router GEMM, top-k, alignment sort, activation
+      quantisation, two grouped GEMMs, the weighted sum, the shared expert: assumed).
     """
 
     source: str = "assumed (hardware_and_models.md C2)"
@@ -457,6 +466,8 @@ class EngineOverheads(_Frozen):
     api_server_us_per_prompt_token: NonNeg = 0.5
     api_server_cv: NonNeg = 1.0
     moe_routing_us_per_layer: NonNeg = 10.0
+    eager_layer_us: NonNeg = 260.0
+    eager_moe_layer_us: NonNeg = 260.0
     fit: dict[str, Any] | None = None
 
 

@@ -66,7 +66,13 @@ class Resolved:
             expert_parallel=e.enable_expert_parallel,
             dp=self.dp,
             moe_routing_s=e.cpu_overhead.moe_routing_us_per_layer * 1e-6,
+            eager_dispatch_s=_eager_dispatch_s(e.cpu_overhead),
         )
+
+
+def _eager_dispatch_s(c) -> tuple[float, float]:
+    """(per layer, extra per MoE layer) host dispatch of a pass without a CUDA graph, s."""
+    return c.eager_layer_us * 1e-6, c.eager_moe_layer_us * 1e-6
 
 
 def _resolve_path(value: str, base_dir: Path, is_path) -> str:
@@ -294,7 +300,7 @@ def resolve(loaded: LoadedScenario) -> Resolved:
     drafter = spec_plan = None
     if e.speculative_config is not None:
         drafter = build_drafter(e.speculative_config, arch, hw, tp, kvdt, not e.enforce_eager, wdt, src,
-                                e.max_cudagraph_capture_size, e.vllm_version)
+                                e.max_cudagraph_capture_size, e.vllm_version, _eager_dispatch_s(e.cpu_overhead.resolved(hw.engine)))
         spec_plan = _check_memory(sc, arch, hw, src, tp, wdt, kvdt, max_len, drafter, dp=dp)
     return Resolved(sc, src, base, hw, arch, wdt, kvdt, tp, gpus, engines, plan, max_len, drafter, spec_plan, dp)
 

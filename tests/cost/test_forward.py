@@ -61,19 +61,48 @@ def test_decode_time_grows_with_context_and_batch(h100, qwen8b):
     assert fwd.time_s(_decode(64, 8000)) > fwd.time_s(_decode(64, 1000)) > fwd.time_s(_decode(1, 1000))
 
 
-def test_cuda_graph_padding_and_eager_launch_floor(h100, qwen8b):
+def test_cuda_graph_padding_and_eager_dispatch_floor(h100, qwen8b):
     assert cudagraph_capture_sizes(32).tolist() == [1, 2, 4, 8, 16, 24, 32]
     graphed = ForwardModel(qwen8b, h100, cuda_graphs=True)
     eager = ForwardModel(qwen8b, h100, cuda_graphs=False)
     assert graphed.padded_tokens(9, decode_only=True) == 16
     assert graphed.padded_tokens(9, decode_only=False) == 9
     assert eager.padded_tokens(9, decode_only=True) == 9
-    # eager: every small kernel's launch is exposed (10 per layer x 36 layers x 5 us here)
-    t_eager = eager.time_s(_decode(1, 100))
+    # eager: the pass waits for its dispatch, 36 dense layers x 260 us (the profile's default)
+    dispatch = 36 * h100.engine.eager_layer_us * 1e-6
     t_graph = graphed.time_s(_decode(1, 100))
-    launch = 36 * 10 * h100.efficiency.kernel_launch_us * 1e-6
-    assert eager.launch_overhead_s(True) == pytest.approx(launch)
-    assert t_eager - t_graph == pytest.approx(launch, rel=0.05)  # plus eager collective latencies (none at TP1)
+    assert t_graph < dispatch  # batch 1 of an 8B model is host-bound without graphs
+    assert eager.time_s(_decode(1, 100)) == pytest.approx(dispatch, rel=1e-12)
+    assert eager.components(_decode(1, 100))["launch"] == pytest.approx(dispatch - t_graph, rel=1e-9)
+    # a GPU-bound eager pass hides its dispatch
+    big = eager.components(_decode(512, 8000))
+    assert big["launch"] == 0.0 and sum(big.values()) > dispatch
+
+
+def test_a_pass_above_the_largest_captured_size_runs_without_a_graph(h100, qwen8b):
+    fwd = ForwardModel(qwen8b, h100, max_capture_size=32, eager_dispatch_s=(1e-3, 0.0))
+    assert fwd.graphed(32) and not fwd.graphed(33)
+    assert fwd.padded_tokens(33, decode_only=True) == 33  # no graph to pad to
+    small, large = fwd.components(_decode(32, 100)), fwd.components(_decode(33, 100))
+    assert small["launch"] == 0.0  # full decode graph
+    gpu = sum(v for k, v in large.items() if k != "launch")
+    assert sum(large.values()) == pytest.approx(max(gpu, 36e-3), rel=1e-12)
+    # the vectorised decode path applies the same floor
+    times = fwd.decode_times_s(33, np.array([33 * 100.0, 33 * 50000.0]))  # total contexts
+    np.testing.assert_allclose(times, [fwd.time_s(_decode(33, 100)), fwd.time_s(_decode(33, 50000))], rtol=1e-12)
+    assert times[0] == pytest.approx(36e-3) and times[1] > 36e-3  # host-bound, then GPU-bound
+    # a mixed pass: piecewise launches within the captured sizes, the dispatch floor above them
+    mixed = lambda T: PassShape(T, 1, 0, 0.0, prefill_seqs=1, prefill_pairs=T * (T + 1) / 2.0,  # noqa: E731
+                                prefill_kv_tokens=T, prefill_tokens=T)
+    assert fwd.components(mixed(32))["launch"] == pytest.approx(fwd.launch_overhead_s(False))
+    m = fwd.components(mixed(40))
+    assert sum(m.values()) == pytest.approx(max(36e-3, sum(v for k, v in m.items() if k != "launch")), rel=1e-12)
+
+
+def test_moe_layers_add_their_dispatch(h100):
+    arch = load_model("Qwen3-30B-A3B")
+    fwd = ForwardModel(arch, h100, cuda_graphs=False, eager_dispatch_s=(2e-4, 3e-4))
+    assert fwd.time_s(_decode(1, 10)) == pytest.approx(arch.num_hidden_layers * 2e-4 + arch.num_moe_layers * 3e-4)
 
 
 def test_tensor_parallel_splits_weights_but_pays_all_reduces(h100, qwen8b):

@@ -77,7 +77,8 @@ def test_hand_case_budgets_one_and_three():
                       decode_pairs=float((4 * ctx - 6).sum()))
     assert plan.parts == fwd.components(shape)
     assert plan.reject_s == rt.verify_extra_s(2, 3, 2)
-    assert sum(plan.parts.values()) < fwd.time_s(dataclasses.replace(shape, num_tokens=8))
+    # the GEMMs run on 6 tokens, not 8 (the eager pass itself is host-bound at batch 2: compare the GPU work)
+    assert plan.parts["linear"] < fwd.components(dataclasses.replace(shape, num_tokens=8))["linear"]
     eng.apply_step(plan, 1.0)
     np.testing.assert_array_equal(req.generated - before_gen, 1 + np.minimum(draws, [1, 3]))
     assert eng.stats.num_draft_tokens == 1 + 3  # vLLM's counter: the drafts each request verified
