@@ -105,6 +105,9 @@ def test_path_like_strings_over_255_characters(here):
     ("rollout.engine.cpu_overhead.step_us", "1e200",
      "error: qwen8b_rollout.yaml: rollout.engine.cpu_overhead.step_us = 1e+200 is out of range (numbers are at most "
      "1e15 in magnitude: inputs are in us, GiB, TB/s, ...)"),
+    ("rollout.engine.cpu_overhead.eager_layer_us", "-1",
+     "error: qwen8b_rollout.yaml: rollout.engine.cpu_overhead.eager_layer_us = -1 input should be greater than or "
+     "equal to 0"),
     ("rollout.engine.max_num_seqs", "2.0",
      "error: qwen8b_rollout.yaml: rollout.engine.max_num_seqs = 2.0 input should be a valid integer"),
     ("workload.prompt_length", "{kind: bogus}",

@@ -133,3 +133,22 @@ def test_progress_counts_finished_requests_and_changes_nothing():
     done = [d for d, _ in calls]
     assert done == sorted(set(done)) and len(calls) <= 201  # increasing, about 200 updates at most
     assert with_bar.summary == simulate_bench(_res(serving)).summary
+
+
+def test_a_prefill_above_the_captured_sizes_waits_for_its_dispatch():
+    """One request alone, a 1,024-token prompt: its prefill pass has no CUDA graph at vLLM's
+    default cap (512) and takes max(GPU, dispatch); capturing up to 2,048 tokens gives it a
+    piecewise graph, GPU-bound."""
+    dispatch_us = 2000.0  # per layer: 28 layers -> 56 ms, far above a 0.6B prefill
+    serving = {"num_prompts": 1, "random_input_len": 1024, "random_output_len": 2, "random_range_ratio": 0.0}
+    cpu = dict(NO_FRONTEND, eager_layer_us=dispatch_us)
+    eager = _res(serving, {"cpu_overhead": cpu})
+    graphed = _res(serving, {"cpu_overhead": cpu, "max_cudagraph_capture_size": 2048})
+    fwd = eager.forward_model()
+    assert not fwd.graphed(1024) and graphed.forward_model().graphed(1024)
+    t_eager = simulate_bench(eager).summary["mean_ttft_ms"]
+    t_graph = simulate_bench(graphed).summary["mean_ttft_ms"]
+    dispatch_ms = fwd.arch.num_hidden_layers * dispatch_us / 1e3
+    assert t_graph < dispatch_ms <= t_eager  # the graphed pass is GPU-bound; the eager one waits for its dispatch
+    assert t_eager - dispatch_ms < t_graph  # what is left of the eager TTFT (host step, first-token step) is
+    # less than the whole graphed TTFT, which holds the GPU work the dispatch hides

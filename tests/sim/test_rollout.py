@@ -79,3 +79,14 @@ def test_engines_in_two_worker_processes_give_the_same_bytes(repo, spec):
     assert spec or one.summary["preemptions"] > 0
     assert json.dumps(one.summary, sort_keys=True, default=str) == json.dumps(two.summary, sort_keys=True, default=str)
     assert one.sequences.equals(two.sequences) and one.segments.equals(two.segments)
+
+
+def test_the_scenarios_eager_dispatch_reaches_the_target_and_the_drafter(repo):
+    """``rollout.engine.cpu_overhead.eager_*`` override the profile's ``engine`` values for the
+    target's forward model and the drafter's (one rule for a pass without a CUDA graph)."""
+    res = resolve(load_scenario(repo / "scenarios" / "qwen8b_rollout_eagle3.yaml",
+                                ["rollout.engine.cpu_overhead.eager_layer_us=123"]))
+    assert res.forward_model().eager_dispatch_s == pytest.approx((123e-6, res.hw.engine.eager_moe_layer_us * 1e-6))
+    assert res.drafter.fwd.eager_dispatch_s == res.forward_model().eager_dispatch_s
+    default = resolve(load_scenario(repo / "scenarios" / "qwen8b_rollout_eagle3.yaml"))
+    assert default.forward_model().eager_dispatch_s == pytest.approx((260e-6, 260e-6))
