@@ -406,8 +406,27 @@ class ForwardModel:
         context in ``ctx_tokens`` (the engine's fast path).  Equal to :meth:`time_s` pointwise:
         the pass is ``const + max(memory slope x ctx, compute slope x ctx + offset, cta)`` per
         layer kind (full; sliding at ``min(ctx, batch x window)``), the attention roofline being
-        the only context-dependent part.  ``padded_tokens``: run the token-dependent kernels on
-        that many tokens (a lock-step data-parallel rank padded to the group's largest batch)."""
+        the only context-dependent part, and without a graph at least its dispatch
+        (:meth:`launch_s`).  ``padded_tokens``: run the token-dependent kernels on that many
+        tokens (a lock-step data-parallel rank padded to the group's largest batch)."""
+        t = self._decode_gpu_s(batch, ctx_tokens, q, padded_tokens)
+        if not self._decode_graphed(batch, q, padded_tokens):
+            t = np.maximum(t, self._dispatch_s)  # the one rule of launch_s, vectorised
+        return t
+
+    def decode_exposed_dispatch_s(self, batch: int, ctx_tokens: np.ndarray, q: int = 1,
+                                  padded_tokens: int | None = None) -> np.ndarray:
+        """The ``launch`` component of :meth:`decode_times_s` per pass: the dispatch the GPU waits
+        for (0 under a graph)."""
+        if self._decode_graphed(batch, q, padded_tokens):
+            return np.zeros(np.shape(ctx_tokens))
+        return np.maximum(self._dispatch_s - self._decode_gpu_s(batch, ctx_tokens, q, padded_tokens), 0.0)
+
+    def _decode_graphed(self, batch: int, q: int, padded_tokens: int | None) -> bool:
+        return self.graphed(self.padded_tokens(batch * q if padded_tokens is None else padded_tokens, True))
+
+    def _decode_gpu_s(self, batch: int, ctx_tokens, q: int, padded_tokens: int | None) -> np.ndarray:
+        """GPU time of decode passes (no dispatch floor)."""
         const, mem, comp, offset, cta = self._decode_coeffs(batch, q, self._full, padded_tokens)
         ctx = np.asarray(ctx_tokens, dtype=np.float64)
         t = const + np.maximum(np.maximum(mem * ctx, comp * ctx + offset), cta)
@@ -416,8 +435,6 @@ class ForwardModel:
             ctx_w = np.minimum(ctx, batch * self._window)
             scale = np.divide(ctx_w, ctx, out=np.ones_like(ctx_w), where=ctx > 0)
             t = t + np.maximum(np.maximum(mem * ctx_w, comp * ctx_w + offset * scale), cta)
-        if not self.graphed(self.padded_tokens(batch * q if padded_tokens is None else padded_tokens, True)):
-            t = np.maximum(t, self._dispatch_s)  # the one rule of launch_s, vectorised
         return t
 
     @functools.lru_cache(maxsize=8192)

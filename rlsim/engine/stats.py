@@ -64,13 +64,14 @@ class EngineStats:
                         target_s: float, draft_s: float, total_s: float, reject_s: float = 0.0,
                         serial_s: float = 0.0) -> None:
         """A fast-path jump of ``iterations`` decode iterations: the context-independent parts
-        are known per iteration, the rest of the target time is attention (the only part that
-        depends on the context)."""
+        are known per iteration, ``launch_s`` is the jump's exposed dispatch in all (passes
+        without a graph), the rest of the target time is attention (the only part that depends
+        on the context)."""
         comp, m = self.components_s, iterations
         for key, v in const_parts.items():
             comp[key] += v * m
-        comp["launch"] += launch_s * m
-        comp["attention"] += max(0.0, target_s - (sum(const_parts.values()) + launch_s) * m)
+        comp["launch"] += launch_s
+        comp["attention"] += max(0.0, target_s - sum(const_parts.values()) * m - launch_s)
         comp["drafting"] += draft_s - reject_s
         comp["rejection_sampling"] += reject_s
         comp["drafting_host"] += serial_s

@@ -178,3 +178,19 @@ def test_chunked_prefill_splits_a_long_prompt_over_the_token_budget(fwd):
 def test_group_members_must_share_their_prompt_length(fwd):
     with pytest.raises(ValueError, match="share one prompt length"):
         _engine(fwd, [10, 11], [5, 5], groups=[0, 0])
+
+
+def test_without_a_graph_the_fast_path_books_the_exposed_dispatch_as_launch():
+    """Eager decode at a small batch is host-bound: the fast path's time split puts the
+    dispatch the GPU waits for under ``launch`` (not ``attention``), as the reference path does."""
+    eager = ForwardModel(load_model("Qwen3-0.6B"), load_profile("h100_sxm"), cuda_graphs=False)
+    prompts, responses = np.full(4, 64), np.full(4, 300)
+    fast, ref = (_engine(eager, prompts, responses, fast=f) for f in (True, False))
+    _run(fast, check_kv=False)
+    _run(ref, check_kv=False)
+    for e in (fast, ref):
+        c = e.stats.components_s
+        assert c["launch"] > c["attention"] > 0.0  # 28 layers x 260 us against a 0.6B model's batch-4 decode
+    f, r = fast.stats.components_s, ref.stats.components_s
+    assert f["launch"] == pytest.approx(r["launch"], rel=1e-9)
+    assert f["attention"] == pytest.approx(r["attention"], rel=1e-9)
