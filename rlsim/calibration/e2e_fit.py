@@ -15,6 +15,11 @@ overheads alone:
   engine's idle gaps (waiting for an arrival) are kept as recorded, and a change of the API
   server's time per request shifts each TTFT by the difference (first order).
 
+A pass without a CUDA graph takes ``max(GPU, dispatch)`` in the simulator
+(:mod:`rlsim.cost.forward`); the trace shifts its recorded time by a routing change as if
+additive, exact where the pass is GPU-bound, and the re-simulation between rounds (below) puts
+the host-bound ones right.
+
 The composition itself moves a little with the overheads (a longer step admits more arrivals),
 so :func:`rlsim.calibration.e2e.calibrate_e2e` alternates: fit on the traces, re-simulate with the fitted values,
 fit again (``rounds``).  The loss is robust (Huber, scale 10 %) on ``log(simulated /

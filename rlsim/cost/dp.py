@@ -38,9 +38,19 @@ class DataParallelForward:
                 best, parts = total, comps
         return best, parts
 
-    def decode_times_s(self, ranks: list[tuple[int, np.ndarray, int]], idle_ranks: int) -> np.ndarray:
-        """GPU time per iteration of decode-only ranks ``(batch, total context per iteration, q)``
-        (idle ranks run the padded dummy batch, never slower than a busy rank)."""
-        T = self.forward.padded_tokens(max(b * q for b, _, q in ranks), True)
-        times = [self.forward.decode_times_s(b, ctx, q, padded_tokens=T) for b, ctx, q in ranks]
+    def decode_times_s(self, ranks: list[tuple[int, np.ndarray, int, int]], idle_ranks: int) -> np.ndarray:
+        """GPU time per iteration of decode-only ranks ``(batch, total context per iteration, q,
+        tokens its token-dependent kernels run on)`` (idle ranks run the padded dummy batch, never
+        slower than a busy rank); every rank runs the group's largest token count, padded."""
+        T = self.padded_group_tokens(ranks)
+        times = [self.forward.decode_times_s(b, ctx, q, padded_tokens=T) for b, ctx, q, _ in ranks]
         return np.max(np.vstack(times), axis=0)
+
+    def padded_group_tokens(self, ranks) -> int:
+        """The token count every rank's pass runs on: the largest rank's (its ``(batch, ctx, q,
+        tokens)`` tuple's last item), padded to a captured size."""
+        return self.forward.padded_tokens(max(t for *_, t in ranks), True)
+
+    def exposed_dispatch_s(self, ranks, padded_tokens: int) -> list[np.ndarray]:
+        """Each rank's exposed dispatch per iteration at the group's token count."""
+        return [self.forward.decode_exposed_dispatch_s(b, ctx, q, padded_tokens=padded_tokens) for b, ctx, q, _ in ranks]

@@ -170,7 +170,7 @@ class ForwardModel:
             eager_dispatch_s = (hw.engine.eager_layer_us * 1e-6, hw.engine.eager_moe_layer_us * 1e-6)
         self.eager_dispatch_s = eager_dispatch_s
         #: host time to dispatch one pass without a CUDA graph (the floor of such a pass)
-        self._dispatch_s = self._layers * eager_dispatch_s[0] + (self._moe_layers if arch.is_moe else 0) * eager_dispatch_s[1]
+        self._dispatch_s = self._layers * eager_dispatch_s[0] + self._moe_layers * eager_dispatch_s[1]
         self._heads = arch.num_attention_heads // tp
         self._kv_heads = 1 if arch.attention_kind == "mla" else kv_heads_per_gpu(arch, tp)  # MLA: one latent KV head
         # head dim of the decode CTA cost: MLA's latent kernels are not measured, keep them at the reference 128
@@ -453,10 +453,10 @@ class ForwardModel:
         return const, mem, per_flop * q, -per_flop * batch * q * (q - 1) / 2.0, cta
 
     @functools.lru_cache(maxsize=8192)
-    def decode_const_parts(self, batch: int, q: int = 1) -> dict[str, float]:
+    def decode_const_parts(self, batch: int, q: int = 1, padded_tokens: int | None = None) -> dict[str, float]:
         """The context-independent components of a decode pass at ``batch`` sequences (cached:
-        callers must not modify the dict)."""
-        T = self.padded_tokens(batch * q, True)
+        callers must not modify the dict); ``padded_tokens`` as in :meth:`decode_times_s`."""
+        T = self.padded_tokens(batch * q if padded_tokens is None else padded_tokens, True)
         linear, moe, comm, elem, head = self._token_cost(T, batch * q, self.graphed(T))
         return {"linear": linear, "moe": moe, "communication": comm, "elementwise": elem, "lm_head_sampling": head}
 

@@ -50,6 +50,10 @@ class Jump:
     ends_short: bool = False
     #: per iteration: the decoupled drafter's own time (rlsim.speculation.decoupled; 0: coupled)
     remote_s: np.ndarray | float = 0.0
+    #: tokens the passes' token-dependent kernels ran on (None: every slot, ``B (1 + k)``)
+    timed_tokens: int | None = None
+    #: per iteration: the dispatch a pass without a CUDA graph waits for (in target_s)
+    launch_s: np.ndarray | float = 0.0
 
     @property
     def duration_s(self) -> float:
@@ -142,7 +146,8 @@ class JumpPlanner:
         short = short and m_k == m  # not cut short by a change of k
         m, ctx = m_k, ctx[:m_k]
         target = self.forward.decode_times_s(B, ctx)
-        return self._jump(run, cached, 0, m, ctx, target, np.zeros(m), None, None, now, short)
+        return self._jump(run, cached, 0, m, ctx, target, np.zeros(m), None, None, now, short,
+                          launch=self.forward.decode_exposed_dispatch_s(B, ctx))
 
     def plan_spec(self, run: np.ndarray, k: int, now: float, limit: int | None = None) -> Jump | None:
         """A jump with speculation: acceptance drawn for the coming rounds (at most ``limit``)."""
@@ -166,9 +171,13 @@ class JumpPlanner:
         slack = 0 if self.spec.budgets is None else self.spec.budget_slack(k, self.requests.draft_budget[run])
         target = self.spec.target_times_s(B, ctx, k, slack)
         draft = self.spec.drafter.propose_times_s(B, ctx, k)
-        return self._jump(run, cached, k, m, ctx, target, draft, advance[:m], accepted[:m], now, slack=slack)
+        timed = self.spec.verify_tokens(B, k, slack)
+        launch = self.forward.decode_exposed_dispatch_s(B, ctx, q, padded_tokens=timed)
+        return self._jump(run, cached, k, m, ctx, target, draft, advance[:m], accepted[:m], now, slack=slack,
+                          timed=timed, launch=launch)
 
-    def _jump(self, run, cached, k, m, ctx, target, draft, advance, accepted, now, ends_short=False, slack=0) -> Jump:
+    def _jump(self, run, cached, k, m, ctx, target, draft, advance, accepted, now, ends_short=False, slack=0,
+              timed=None, launch=0.0) -> Jump:
         B = len(run)
         host, reject, serial, remote = self.params.host_s(B, 0), 0.0, 0.0, 0.0
         if k > 0:
@@ -181,7 +190,7 @@ class JumpPlanner:
                 host, remote, draft = host + overlap, draft, dec.extra_s(self.engine_id, target, draft, reject, B, k)
         step = _per_iteration(self.params.step_s(target + draft, host, B) + serial, m)
         return Jump(run, cached, k, m, ctx, target, _per_iteration(draft, m), step, np.cumsum(step), advance,
-                    accepted, now, reject, _per_iteration(serial, m), ends_short, remote)
+                    accepted, now, reject, _per_iteration(serial, m), ends_short, remote, timed, launch)
 
     def _adaptive_limit(self, B: int, ctx_after_first_token: np.ndarray, m: int) -> int:
         """With adaptive k, end the jump where the context bucket (and so maybe k) changes."""

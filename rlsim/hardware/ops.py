@@ -10,9 +10,9 @@ Model (DESIGN.md section 3)::
     t = max(flops / (peak_d * eff_c), bytes / (hbm_bw * eff_m)) + latency
 
 with the per-op-class parameters of ``profile.efficiency``.  ``latency`` is the GPU-side floor
-of one kernel (as under CUDA graphs); the extra host launch cost of eager mode
-(``efficiency.kernel_launch_us`` per kernel) is added by the engine, which knows how many
-kernels a step launches.  Collectives use alpha-beta per tier (NVLink domain, scale-out NIC).
+of one kernel (as under CUDA graphs); host launch and dispatch costs are added by the forward
+model (:mod:`rlsim.cost.forward`: piecewise launches, and the dispatch a pass without a CUDA
+graph waits for), which knows how a pass is launched.  Collectives use alpha-beta per tier (NVLink domain, scale-out NIC).
 In table mode (``hw.tables``, :mod:`rlsim.hardware.tables`) GEMM, fused-MoE and in-domain
 collective times come from measured curves where those cover the query.
 """

@@ -299,8 +299,10 @@ class ElementwiseEff(_Frozen):
 
 class Efficiency(_Frozen):
     """Per-op-class efficiency parameters.  ``latency_us`` values are GPU-side per-kernel floors
-    (as under CUDA graphs); ``kernel_launch_us`` is the extra host launch cost per kernel when
-    running eagerly, added by the engine, not by the op functions.  ``decode_attention_fp8`` /
+    (as under CUDA graphs); ``kernel_launch_us`` is the host launch cost per kernel that the
+    forward model adds for the attention kernels a piecewise CUDA graph leaves outside it (a pass
+    with no graph waits for its whole dispatch instead: ``engine.eager_layer_us``), not the op
+    functions.  ``decode_attention_fp8`` /
     ``prefill_attention_fp8``: the attention kernels with an fp8 KV cache (their own fit; absent
     = the bf16 parameters at 1 byte per KV value)."""
 
@@ -451,7 +453,11 @@ class EngineOverheads(_Frozen):
       ahead of, so the pass takes ``max(GPU time, dispatch)`` (:mod:`rlsim.cost.forward`).
       Defaults: 260 us a layer from Llama-3.1-8B's batch-1 decode step on H100, 8.4 ms eager vs
       5.1 ms under CUDA graphs (hardware_and_models.md A3.6, [CLOUDAI], secondary, UNVERIFIED):
-      an eager step that long is host-bound, 8.4 ms / 32 layers = 262 us; a fused-MoE block adds
+      an eager step that long is host-bound, 8.4 ms / 32 layers = 262 us (an upper bound: the step
+      also holds the engine's ~1 ms of host work, which would leave ~231 us); the same value is
+      used for torch.compile'd passes above the captured sizes (fewer elementwise launches; the
+      custom ops -- attention, fused MoE, quantisation -- still dispatch from Python: assumed,
+      and consistent with the measured end-to-end TTFT rows); a fused-MoE block adds
       about a dense layer's worth of host ops (router GEMM, top-k, alignment sort, activation
       quantisation, two grouped GEMMs, the weighted sum, the shared expert: assumed).
     """

@@ -23,7 +23,7 @@ A speculative step in vLLM V1 (``vllm/v1/worker/gpu_model_runner.py``: ``execute
    the draft model): the first draft forward over the accepted tokens + bonus (padded to
    ``1 + k`` per request), then ``k - 1`` single-token forwards, each followed by an argmax and an
    update of positions, slot mapping and attention metadata; their kernels are timed by the
-   drafter's ForwardModel (eager launch costs when the drafter runs without CUDA graphs), and the
+   drafter's ForwardModel (a pass without a CUDA graph waits for its dispatch), and the
    rest is ``draft_round_us + k x draft_step_us + B x draft_seq_us`` (fitted).  That rest is host
    work (input preparation, attention metadata per step, the GPU -> CPU copy of the draft ids
    the scheduler waits for): it was measured on vLLM 0.10 / 0.11, which ran speculation

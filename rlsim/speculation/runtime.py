@@ -144,8 +144,12 @@ class SpecRuntime:
         """The verify pass (``1 + k`` tokens per request, less the slots :meth:`unmatched_tokens`
         skips: the token-dependent kernels run on ``batch (1 + k) - skip`` tokens; attention and
         logits stay at ``1 + k`` per request)."""
+        return self.target.decode_times_s(batch, ctx, q=1 + k, padded_tokens=self.verify_tokens(batch, k, slack))
+
+    def verify_tokens(self, batch: int, k: int, slack: int = 0) -> int | None:
+        """Tokens the verify pass's token-dependent kernels run on (None: all ``batch (1 + k)``)."""
         skip = self.unmatched_tokens(batch, k, slack)
-        return self.target.decode_times_s(batch, ctx, q=1 + k, padded_tokens=batch * (1 + k) - skip if skip else None)
+        return batch * (1 + k) - skip if skip else None
 
     def k_for(self, batch: int, ctx_tokens: float) -> int:
         """k for an iteration with ``batch`` decoding sequences holding ``ctx_tokens`` in all."""

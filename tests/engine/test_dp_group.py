@@ -87,3 +87,25 @@ def test_dp_without_expert_parallelism_is_refused():
     assert str(err.value) == ("dp.yaml: rollout.engine.data_parallel_size = 2 > 1 with an MoE model needs "
                               "enable_expert_parallel (vLLM's DP attention + EP; experts tensor-parallel across DP "
                               "ranks are not modelled)")
+
+
+def test_lockstep_decode_runs_every_rank_at_the_largest_ranks_computed_tokens():
+    """Ranks of 129 and 10 requests at q = 4, the first skipping 10 slots (n-gram requests
+    without a match): the vectorised path pads every rank to 516 - 10 = 506 tokens (graphed),
+    as the reference path's pass over the skip-reduced shapes does."""
+    from rlsim.cost.dp import DataParallelForward
+    from rlsim.cost.forward import ForwardModel
+    from rlsim.hardware import load_profile
+    from rlsim.models import load_model
+
+    fwd = ForwardModel(load_model("Qwen3-30B-A3B"), load_profile("h100_sxm"), dp=2, expert_parallel=True)
+    timer = DataParallelForward(fwd)
+    q = 4
+    ranks = [(129, np.array([129 * 200.0]), q, 129 * q - 10), (10, np.array([10 * 200.0]), q, 10 * q)]
+    shapes = [PassShape(t, b * q, b, float(c[0]), decode_pairs=q * float(c[0]) - b * q * (q - 1) / 2)
+              for b, c, _, t in ranks]
+    slow, _ = timer.pass_time_s(shapes)
+    assert timer.padded_group_tokens(ranks) == 512 and fwd.graphed(512)
+    assert timer.decode_times_s(ranks, 0)[0] == pytest.approx(slow, rel=1e-12)
+    unskipped = [(b, c, q, b * q) for b, c, _, _ in ranks]  # 516 tokens: no graph, a different pass
+    assert not fwd.graphed(timer.padded_group_tokens(unskipped))

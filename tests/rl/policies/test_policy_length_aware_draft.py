@@ -166,3 +166,29 @@ def test_refused_with_context_dependent_acceptance_or_lockstep_ranks():
                                                                               source="dp.yaml"), [])
     assert str(e.value) == ("dp.yaml: rl.policy.kind = 'length_aware_draft' needs engines without lock-step data "
                             "parallelism (rollout dp > 1 is not supported)")
+
+
+def test_the_time_split_books_a_budgeted_pass_at_the_tokens_it_ran():
+    """129 requests at k = 3, ten of them budgeted at 2: the verify pass runs 516 - 10 = 506 tokens,
+    under the 512 cap, so it has its graph.  The fast path's split (no exposed dispatch, the
+    linear kernels at 506 tokens) equals the reference path's, with a dispatch large enough to
+    show up if it were booked."""
+    n = 129
+    budgets = np.full(n, 3)
+    budgets[:10] = 2
+    runs = []
+    for fast in (True, False):
+        res = resolve(scenario(prompts=n, spec=eagle(3, 0.7), prompt_tokens=100, response_tokens=40,
+                               cpu_overhead={"eager_layer_us": 1000.0}))
+        ids = np.arange(n)
+        fwd = res.forward_model()
+        rt = spec_runtime(res, ids, np.full(n, 40), 7, fwd, draft_budget=budgets)
+        params = dataclasses.replace(engine_params(res, speculative=True), fast=fast)
+        e = Engine(0, fwd, params, ids, ids, np.full(n, 100), np.full(n, 40), spec=rt)
+        while not e.done():
+            e.step()
+        runs.append(e)
+    f, r = (e.stats.components_s for e in runs)
+    assert runs[0].now == pytest.approx(runs[1].now, rel=1e-12)
+    for key in ("launch", "attention", "linear"):
+        assert f[key] == pytest.approx(r[key], rel=1e-9, abs=1e-12), key
