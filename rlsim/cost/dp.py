@@ -38,19 +38,12 @@ class DataParallelForward:
                 best, parts = total, comps
         return best, parts
 
-    def decode_times_s(self, ranks: list[tuple[int, np.ndarray, int, int]], idle_ranks: int) -> np.ndarray:
+    def decode_split_s(self, ranks: list[tuple[int, np.ndarray, int, int]],
+                       idle_ranks: int) -> tuple[np.ndarray, int, list[np.ndarray | float]]:
         """GPU time per iteration of decode-only ranks ``(batch, total context per iteration, q,
         tokens its token-dependent kernels run on)`` (idle ranks run the padded dummy batch, never
-        slower than a busy rank); every rank runs the group's largest token count, padded."""
-        T = self.padded_group_tokens(ranks)
-        times = [self.forward.decode_times_s(b, ctx, q, padded_tokens=T) for b, ctx, q, _ in ranks]
-        return np.max(np.vstack(times), axis=0)
-
-    def padded_group_tokens(self, ranks) -> int:
-        """The token count every rank's pass runs on: the largest rank's (its ``(batch, ctx, q,
-        tokens)`` tuple's last item), padded to a captured size."""
-        return self.forward.padded_tokens(max(t for *_, t in ranks), True)
-
-    def exposed_dispatch_s(self, ranks, padded_tokens: int) -> list[np.ndarray]:
-        """Each rank's exposed dispatch per iteration at the group's token count."""
-        return [self.forward.decode_exposed_dispatch_s(b, ctx, q, padded_tokens=padded_tokens) for b, ctx, q, _ in ranks]
+        slower than a busy rank), the token count every rank runs (the largest rank's, padded)
+        and each rank's exposed dispatch per iteration (:meth:`ForwardModel.decode_split_s`)."""
+        T = self.forward.padded_tokens(max(t for *_, t in ranks), True)
+        splits = [self.forward.decode_split_s(b, ctx, q, padded_tokens=T) for b, ctx, q, _ in ranks]
+        return np.max(np.vstack([t for t, _ in splits]), axis=0), T, [launch for _, launch in splits]

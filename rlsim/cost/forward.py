@@ -409,21 +409,17 @@ class ForwardModel:
         the only context-dependent part, and without a graph at least its dispatch
         (:meth:`launch_s`).  ``padded_tokens``: run the token-dependent kernels on that many
         tokens (a lock-step data-parallel rank padded to the group's largest batch)."""
-        t = self._decode_gpu_s(batch, ctx_tokens, q, padded_tokens)
-        if not self._decode_graphed(batch, q, padded_tokens):
-            t = np.maximum(t, self._dispatch_s)  # the one rule of launch_s, vectorised
-        return t
+        return self.decode_split_s(batch, ctx_tokens, q, padded_tokens)[0]
 
-    def decode_exposed_dispatch_s(self, batch: int, ctx_tokens: np.ndarray, q: int = 1,
-                                  padded_tokens: int | None = None) -> np.ndarray:
-        """The ``launch`` component of :meth:`decode_times_s` per pass: the dispatch the GPU waits
-        for (0 under a graph)."""
-        if self._decode_graphed(batch, q, padded_tokens):
-            return np.zeros(np.shape(ctx_tokens))
-        return np.maximum(self._dispatch_s - self._decode_gpu_s(batch, ctx_tokens, q, padded_tokens), 0.0)
-
-    def _decode_graphed(self, batch: int, q: int, padded_tokens: int | None) -> bool:
-        return self.graphed(self.padded_tokens(batch * q if padded_tokens is None else padded_tokens, True))
+    def decode_split_s(self, batch: int, ctx_tokens: np.ndarray, q: int = 1,
+                       padded_tokens: int | None = None) -> tuple[np.ndarray, np.ndarray | float]:
+        """:meth:`decode_times_s` and its ``launch`` component per pass: the dispatch the GPU
+        waits for (0.0 under a graph)."""
+        gpu = self._decode_gpu_s(batch, ctx_tokens, q, padded_tokens)
+        if self.graphed(self.padded_tokens(batch * q if padded_tokens is None else padded_tokens, True)):
+            return gpu, 0.0
+        total = np.maximum(gpu, self._dispatch_s)  # the one rule of launch_s, vectorised
+        return total, total - gpu
 
     def _decode_gpu_s(self, batch: int, ctx_tokens, q: int, padded_tokens: int | None) -> np.ndarray:
         """GPU time of decode passes (no dispatch floor)."""

@@ -32,14 +32,10 @@ __all__ = ["DataParallelGroup", "LockstepTimer", "GroupJump"]
 class LockstepTimer(Protocol):
     """Prices one lock-step pass of all ranks (rlsim.cost.dp.DataParallelForward)."""
 
-    def decode_times_s(self, ranks: list[tuple[int, np.ndarray, int, int]], idle_ranks: int) -> np.ndarray:
-        """GPU time per iteration of decode-only ranks ``(batch, context per iteration, q, tokens)``."""
-
-    def padded_group_tokens(self, ranks: list[tuple[int, np.ndarray, int, int]]) -> int:
-        """The token count every rank's pass runs on."""
-
-    def exposed_dispatch_s(self, ranks: list[tuple[int, np.ndarray, int, int]], padded_tokens: int) -> list[np.ndarray]:
-        """Each rank's exposed dispatch per iteration at ``padded_tokens``."""
+    def decode_split_s(self, ranks: list[tuple[int, np.ndarray, int, int]],
+                       idle_ranks: int) -> tuple[np.ndarray, int, list]:
+        """GPU time per iteration of decode-only ranks ``(batch, context per iteration, q,
+        tokens)``, the token count every rank runs and each rank's exposed dispatch."""
 
     def pass_time_s(self, shapes: list) -> tuple[float, dict[str, float]]:
         """GPU time (and its split) of one pass with each rank's shape (None: a dummy batch)."""
@@ -154,9 +150,7 @@ class DataParallelGroup:
         m = min(j.iterations for _, j in busy)
         ranks = [(len(j.slots), j.context_tokens[:m], 1 + j.k,
                   len(j.slots) * (1 + j.k) if j.timed_tokens is None else j.timed_tokens) for _, j in busy]
-        target = self.timer.decode_times_s(ranks, len(self.ranks) - len(busy))
-        T = self.timer.padded_group_tokens(ranks)
-        launch = self.timer.exposed_dispatch_s(ranks, T)
+        target, T, launch = self.timer.decode_split_s(ranks, len(self.ranks) - len(busy))
         draft = np.max([np.asarray(j.draft_s[:m]) for _, j in busy], axis=0)
         host = max(self._host_s(self.ranks[i], j) for i, j in busy)
         step = np.broadcast_to(self.params.step_s(target + draft, host, max(len(j.slots) for _, j in busy)), (m,))
@@ -166,7 +160,7 @@ class DataParallelGroup:
                                               draft_s=draft, step_s=step, cumulative_s=cum, start_s=start,
                                               advance=None if j.advance is None else j.advance[:m],
                                               accepted=None if j.accepted is None else j.accepted[:m],
-                                              timed_tokens=T, launch_s=rank_launch))
+                                              timed_tokens=T, launch_s=np.broadcast_to(rank_launch, (m,))))
                       for (i, j), rank_launch in zip(busy, launch))
         return GroupJump(jumps, start, cum, m)
 

@@ -246,7 +246,7 @@ class Engine:
         B, q = len(run), 1 + jump.k
         target = jump.target_s[:m]
         draft = float(np.sum(jump.draft_s[:m]))
-        launch = float(np.sum(np.broadcast_to(jump.launch_s, (jump.iterations,))[:m]))
+        launch = 0.0 if jump.launch_s is None else float(jump.launch_s[:m].sum())
         self.stats.add_decode_jump(self.forward.decode_const_parts(B, q, jump.timed_tokens), launch, m,
                                    float(target.sum()), draft, total,
                                    jump.reject_s * m, float(np.sum(jump.serial_s[:m])) if jump.k else 0.0)

@@ -52,8 +52,8 @@ class Jump:
     remote_s: np.ndarray | float = 0.0
     #: tokens the passes' token-dependent kernels ran on (None: every slot, ``B (1 + k)``)
     timed_tokens: int | None = None
-    #: per iteration: the dispatch a pass without a CUDA graph waits for (in target_s)
-    launch_s: np.ndarray | float = 0.0
+    #: per iteration: the dispatch a pass without a CUDA graph waits for (in target_s; None: none)
+    launch_s: np.ndarray | None = None
 
     @property
     def duration_s(self) -> float:
@@ -145,9 +145,8 @@ class JumpPlanner:
             return None  # the next iteration changes k: take the slow path
         short = short and m_k == m  # not cut short by a change of k
         m, ctx = m_k, ctx[:m_k]
-        target = self.forward.decode_times_s(B, ctx)
-        return self._jump(run, cached, 0, m, ctx, target, np.zeros(m), None, None, now, short,
-                          launch=self.forward.decode_exposed_dispatch_s(B, ctx))
+        target, launch = self.forward.decode_split_s(B, ctx)
+        return self._jump(run, cached, 0, m, ctx, target, np.zeros(m), None, None, now, short, launch=launch)
 
     def plan_spec(self, run: np.ndarray, k: int, now: float, limit: int | None = None) -> Jump | None:
         """A jump with speculation: acceptance drawn for the coming rounds (at most ``limit``)."""
@@ -169,10 +168,8 @@ class JumpPlanner:
             return None
         ctx = ctx[:m]
         slack = 0 if self.spec.budgets is None else self.spec.budget_slack(k, self.requests.draft_budget[run])
-        target = self.spec.target_times_s(B, ctx, k, slack)
+        target, launch, timed = self.spec.target_split_s(B, ctx, k, slack)
         draft = self.spec.drafter.propose_times_s(B, ctx, k)
-        timed = self.spec.verify_tokens(B, k, slack)
-        launch = self.forward.decode_exposed_dispatch_s(B, ctx, q, padded_tokens=timed)
         return self._jump(run, cached, k, m, ctx, target, draft, advance[:m], accepted[:m], now, slack=slack,
                           timed=timed, launch=launch)
 
@@ -190,7 +187,8 @@ class JumpPlanner:
                 host, remote, draft = host + overlap, draft, dec.extra_s(self.engine_id, target, draft, reject, B, k)
         step = _per_iteration(self.params.step_s(target + draft, host, B) + serial, m)
         return Jump(run, cached, k, m, ctx, target, _per_iteration(draft, m), step, np.cumsum(step), advance,
-                    accepted, now, reject, _per_iteration(serial, m), ends_short, remote, timed, launch)
+                    accepted, now, reject, _per_iteration(serial, m), ends_short, remote, timed,
+                    _per_iteration(launch, m))
 
     def _adaptive_limit(self, B: int, ctx_after_first_token: np.ndarray, m: int) -> int:
         """With adaptive k, end the jump where the context bucket (and so maybe k) changes."""

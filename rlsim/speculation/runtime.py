@@ -144,7 +144,14 @@ class SpecRuntime:
         """The verify pass (``1 + k`` tokens per request, less the slots :meth:`unmatched_tokens`
         skips: the token-dependent kernels run on ``batch (1 + k) - skip`` tokens; attention and
         logits stay at ``1 + k`` per request)."""
-        return self.target.decode_times_s(batch, ctx, q=1 + k, padded_tokens=self.verify_tokens(batch, k, slack))
+        return self.target_split_s(batch, ctx, k, slack)[0]
+
+    def target_split_s(self, batch: int, ctx: np.ndarray, k: int, slack: int = 0):
+        """:meth:`target_times_s`, its exposed dispatch per pass and the tokens its
+        token-dependent kernels ran on (:meth:`verify_tokens`)."""
+        tokens = self.verify_tokens(batch, k, slack)
+        times, launch = self.target.decode_split_s(batch, ctx, q=1 + k, padded_tokens=tokens)
+        return times, launch, tokens
 
     def verify_tokens(self, batch: int, k: int, slack: int = 0) -> int | None:
         """Tokens the verify pass's token-dependent kernels run on (None: all ``batch (1 + k)``)."""

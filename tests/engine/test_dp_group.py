@@ -105,7 +105,8 @@ def test_lockstep_decode_runs_every_rank_at_the_largest_ranks_computed_tokens():
     shapes = [PassShape(t, b * q, b, float(c[0]), decode_pairs=q * float(c[0]) - b * q * (q - 1) / 2)
               for b, c, _, t in ranks]
     slow, _ = timer.pass_time_s(shapes)
-    assert timer.padded_group_tokens(ranks) == 512 and fwd.graphed(512)
-    assert timer.decode_times_s(ranks, 0)[0] == pytest.approx(slow, rel=1e-12)
+    times, T, _ = timer.decode_split_s(ranks, 0)
+    assert T == 512 and fwd.graphed(512)
+    assert times[0] == pytest.approx(slow, rel=1e-12)
     unskipped = [(b, c, q, b * q) for b, c, _, _ in ranks]  # 516 tokens: no graph, a different pass
-    assert not fwd.graphed(timer.padded_group_tokens(unskipped))
+    assert not fwd.graphed(timer.decode_split_s(unskipped, 0)[1])
