@@ -28,6 +28,7 @@ CONTRACT_KEYS = [
     "gemm:bf16", "gemm:fp8", "gemm:fp8_block", "moe:bf16", "moe:fp8", "moe:fp8_block",
     "generation_attention:bf16", "context_attention:bf16", "nccl_all_reduce", "custom_all_reduce",
     "generation_attention:fp8", "context_attention:fp8", "moe:mxfp4", "moe:int4",
+    "moe:mxfp4_mxfp8",
 ]
 #: Size bands of the measured time (seconds) for the per-band breakdown.
 SIZE_BANDS_S = [(0.0, 10e-6, "<10us"), (10e-6, 100e-6, "10-100us"), (100e-6, 1e-3, "0.1-1ms"), (1e-3, np.inf, ">=1ms")]

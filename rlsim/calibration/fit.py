@@ -150,6 +150,7 @@ def _full_attention(op: str, dtype: str) -> Callable[[pd.DataFrame], np.ndarray]
 #: (a copy): the new MoE dtypes from bf16, the fp8-KV attention kernels from the bf16-KV ones.
 START_FROM = {
     "moe:mxfp4": (("efficiency", "moe", "mxfp4"), ("efficiency", "moe", "bf16")),
+    "moe:mxfp4_mxfp8": (("efficiency", "moe", "mxfp4_mxfp8"), ("efficiency", "moe", "bf16")),
     "moe:int4": (("efficiency", "moe", "int4"), ("efficiency", "moe", "bf16")),
     "moe:fp4": (("efficiency", "moe", "fp4"), ("efficiency", "moe", "bf16")),
     "generation_attention:fp8": (("efficiency", "decode_attention_fp8"), ("efficiency", "decode_attention")),
@@ -196,7 +197,7 @@ def key_specs(df: pd.DataFrame) -> list[KeySpec]:
     for d in ("bf16", "fp8", "fp8_block", "fp4"):
         if ("gemm", d) in have or (d == "bf16" and ("gemm", "fp16") in have):
             specs.append(_gemm_spec(df, d))
-    for d in ("bf16", "fp8", "fp8_block", "fp4", "mxfp4", "int4"):
+    for d in ("bf16", "fp8", "fp8_block", "fp4", "mxfp4", "mxfp4_mxfp8", "int4"):
         if ("moe", d) in have:
             base = ("efficiency", "moe", d)
             ps = [Param(base + (n,), k) for n, k in

@@ -59,7 +59,7 @@ BENCHMARK_ROUTING = ("moe_round_robin_routing", "moe_group_limited_ties")
 
 _KV_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
 _WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "fp8_block", "fp4")
-_MOE_DTYPES = ("bf16", "fp16", "fp8", "fp8_block", "fp4", "mxfp4", "int4", "int4_g32", "int4_g64")
+_MOE_DTYPES = ("bf16", "fp16", "fp8", "fp8_block", "fp4", "mxfp4", "mxfp4_mxfp8", "int4", "int4_g32", "int4_g64")
 
 
 def _col(df: pd.DataFrame, c: str) -> np.ndarray:

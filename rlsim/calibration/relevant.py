@@ -7,6 +7,9 @@ of up to :data:`MAX_TOKENS_PER_PASS` tokens:
   (:func:`rlsim.cost.memory.local_shape`), ``m <= 16384``;
 - fused MoE: the MoE models' ``(hidden, moe_intermediate, experts, top-k)`` with the experts
   split by TP or by EP over ``tp * ep <= 8`` GPUs, ``num_tokens <= 16384``, balanced routing;
+  a MoE kernel dtype measured on no catalog shape keeps every shape it was measured on (else the
+  kernel would have no calibration: the MXFP4 x MXFP8 kernel, run for gpt-oss on Blackwell, is
+  measured only on two other layer shapes);
 - attention: head_dim and per-GPU (query heads, KV heads) of the GQA models, full attention or
   the sliding window of a catalog model with sliding layers (gpt-oss: 128), decode
   ``batch <= 16384``, prefill ``batch x isl <= 16384``;
@@ -78,8 +81,11 @@ def relevant_mask(df: pd.DataFrame, custom_max_bytes: float | None = None) -> np
     if mo.any():
         tp, ep = df["moe_tp"].fillna(1), df["moe_ep"].fillna(1)
         split = ((tp == 1) | (ep == 1)) & (tp * ep <= 8)
-        m |= (mo & _pairs(df, ["hidden_size", "inter_size", "num_experts", "topk"], s["moe"])
-              & (df["num_tokens"] <= T).to_numpy() & split.to_numpy()
+        shape = _pairs(df, ["hidden_size", "inter_size", "num_experts", "topk"], s["moe"])
+        dtypes = df["dtype"].fillna("").to_numpy()
+        for d in set(dtypes[mo]) - set(dtypes[mo & shape]):  # a kernel seen on no catalog shape
+            shape |= mo & (dtypes == d)
+        m |= (mo & shape & (df["num_tokens"] <= T).to_numpy() & split.to_numpy()
               & (df["distribution"].fillna("balanced") == "balanced").to_numpy())
     at = oc.isin(["generation_attention", "context_attention"]).to_numpy()
     if at.any():

@@ -147,6 +147,10 @@ class EngineConfig(BaseModel):
                                     "(oracle length-aware: fewest tokens left first; see rlsim.engine.policy)")
     max_cudagraph_capture_size: int = Field(default=512, ge=1, le=65536, description="largest batch captured in a "
                                             "CUDA graph (vLLM default 512; at most 65,536 here: sizes are listed up to it)")
+    mxfp4_moe_activation: Literal["auto", "bf16", "mxfp8"] = Field(
+        default="auto", description="activations of MXFP4 MoE experts (gpt-oss): bf16, or mxfp8 (Blackwell: vLLM's "
+                                    "VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1); auto = mxfp8 where the hardware profile "
+                                    "has a calibrated MXFP4 x MXFP8 kernel, else bf16 (assumed: rlsim.hardware.kernels)")
     cpu_overhead: CpuOverheadConfig = CpuOverheadConfig()
     activation_reserve_gib: float = Field(
         default=2.0, ge=0, description="activations + CUDA graphs + NCCL buffers per GPU, GiB (assumed)"

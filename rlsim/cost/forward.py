@@ -55,7 +55,7 @@ from rlsim.cost.memory import kv_heads_per_gpu, kv_values_per_token_per_layer_pe
 from rlsim.cost.routing import slowest_rank_rows
 from rlsim import units
 from rlsim.hardware import ops
-from rlsim.hardware.kernels import gemm_kernel, moe_kernel
+from rlsim.hardware.kernels import gemm_kernel, moe_kernel, mxfp4_moe_dtype
 from rlsim.units import dtype_bytes
 
 __all__ = ["PassShape", "ForwardModel", "COMPONENTS", "cudagraph_capture_sizes", "shared_forward_model"]
@@ -142,12 +142,14 @@ class ForwardModel:
         dp: int = 1,
         moe_routing_s: float = 0.0,
         eager_dispatch_s: tuple[float, float] | None = None,
+        mxfp4_moe_activation: str = "auto",
     ) -> None:
         """``weights`` / ``num_layers`` / ``num_moe_layers`` override the model's own (used to
         time a sub-network such as DeepSeek's MTP module from ``arch.mtp_linear_weights()``;
         such a sub-network has no sliding-window layers).  ``eager_dispatch_s``: host time per
         layer and extra per MoE layer of a pass without a CUDA graph (None: the profile's
-        ``engine`` values)."""
+        ``engine`` values).  ``mxfp4_moe_activation``: the activations MXFP4 experts run with
+        (:func:`rlsim.hardware.kernels.mxfp4_moe_dtype`)."""
         self.arch = arch
         self.hw = hw
         self.tp = tp
@@ -192,9 +194,15 @@ class ForwardModel:
         self._body_cost = lru_cache(maxsize=16384)(self._body_components)
         self._head_cost = lru_cache(maxsize=16384)(self._head_time_s)
         self._gemm_kernels = {d: gemm_kernel(hw, d) for d in {self.quant.dtype_of(w.group) for w in self._weights + self._head}}
-        self._moe_kernel = moe_kernel(hw, self.quant.expert) if self._experts and self._moe_layers else None
+        self._moe_kernel = (moe_kernel(hw, mxfp4_moe_dtype(hw, self.quant.expert, mxfp4_moe_activation))
+                            if self._experts and self._moe_layers else None)
         self.warnings: tuple[str, ...] = self._kernel_warnings()
         self.notes: tuple[str, ...] = tuple(arch.notes)
+
+    @property
+    def moe_kernel(self):
+        """The :class:`~rlsim.hardware.kernels.KernelChoice` timing the routed experts (None: no MoE)."""
+        return self._moe_kernel
 
     def _kernel_warnings(self) -> tuple[str, ...]:
         """Fallbacks of the kernels this pass runs (see :mod:`rlsim.hardware.kernels`), the

@@ -253,8 +253,9 @@ def moe_layer_time_s(
                    overhead_rows=T * topk, gated=gated, kernel=kc)
     if routing == "random" and skew == 0.0:
         t = t * skewed_routing_factor(hw.moe_eff(kc.params_key).skewed_routing, T * topk / num_experts)
-    if kc.fallback is None:  # tables are keyed by the measured dtype (fp16 rows serve bf16)
-        t = _tabulated(hw, f"moe:{'bf16' if dtype == 'fp16' else dtype}", (hidden, inter, num_experts, topk, tp, ep), T, t)
+    if kc.fallback is None:  # tables are keyed by the kernel's measured dtype (fp16 rows serve bf16)
+        t = _tabulated(hw, f"moe:{'bf16' if kc.dtype == 'fp16' else kc.dtype}", (hidden, inter, num_experts, topk, tp, ep),
+                       T, t)
     return _out(np.where(T > 0, t, 0.0))
 
 

@@ -240,7 +240,8 @@ class GemmByDtype(_Frozen):
 
 class MoeByDtype(_Frozen):
     """Fused-MoE parameters per expert weight dtype: ``fp4`` = NVFP4, ``mxfp4`` = MXFP4 weights
-    with bf16 activations (gpt-oss), ``int4`` = INT4 weight-only Marlin (any group size); see
+    with bf16 activations (gpt-oss), ``mxfp4_mxfp8`` = MXFP4 weights with MXFP8 activations
+    (Blackwell, fp8 tensor cores), ``int4`` = INT4 weight-only Marlin (any group size); see
     :mod:`rlsim.hardware.kernels` for which kernel each is."""
 
     bf16: MoeEff
@@ -248,6 +249,7 @@ class MoeByDtype(_Frozen):
     fp8_block: MoeEff | None = None
     fp4: MoeEff | None = None
     mxfp4: MoeEff | None = None
+    mxfp4_mxfp8: MoeEff | None = None
     int4: MoeEff | None = None
 
 
@@ -532,7 +534,7 @@ class SpeculationCosts(_Frozen):
 
 _PEAK_KEY = {"bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "fp8_block": "fp8", "fp4": "fp4"}
 _EFF_KEY = {"bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "fp4": "fp4", "mxfp4": "mxfp4",
-            "int4": "int4"}
+            "mxfp4_mxfp8": "mxfp4_mxfp8", "int4": "int4"}
 
 
 class HardwareProfile(_Frozen):

@@ -67,6 +67,7 @@ class Resolved:
             dp=self.dp,
             moe_routing_s=e.cpu_overhead.moe_routing_us_per_layer * 1e-6,
             eager_dispatch_s=_eager_dispatch_s(e.cpu_overhead),
+            mxfp4_moe_activation=e.mxfp4_moe_activation,
         )
 
 
@@ -300,7 +301,8 @@ def resolve(loaded: LoadedScenario) -> Resolved:
     drafter = spec_plan = None
     if e.speculative_config is not None:
         drafter = build_drafter(e.speculative_config, arch, hw, tp, kvdt, not e.enforce_eager, wdt, src,
-                                e.max_cudagraph_capture_size, e.vllm_version, _eager_dispatch_s(e.cpu_overhead.resolved(hw.engine)))
+                                e.max_cudagraph_capture_size, e.vllm_version, _eager_dispatch_s(e.cpu_overhead.resolved(hw.engine)),
+                                e.mxfp4_moe_activation)
         spec_plan = _check_memory(sc, arch, hw, src, tp, wdt, kvdt, max_len, drafter, dp=dp)
     return Resolved(sc, src, base, hw, arch, wdt, kvdt, tp, gpus, engines, plan, max_len, drafter, spec_plan, dp)
 

@@ -103,10 +103,12 @@ def default_draft_model(method: str, target: ModelArch) -> str | None:
 
 def build_drafter(spec, target: ModelArch, hw, tp: int, kv_dtype: str, cuda_graphs: bool,
                   weight_dtype: str, source: str | None = None, max_capture_size: int = 512,
-                  vllm_version: str | None = None, eager_dispatch_s: tuple[float, float] | None = None) -> Drafter:
+                  vllm_version: str | None = None, eager_dispatch_s: tuple[float, float] | None = None,
+                  mxfp4_moe_activation: str = "auto") -> Drafter:
     """Build the drafter of ``spec`` (a SpeculativeConfig) for ``target`` at tensor parallel ``tp``
-    (overheads from ``hw``'s ``speculation`` section, at ``vllm_version``; ``eager_dispatch_s`` as
-    :class:`~rlsim.cost.forward.ForwardModel` takes it, None: the profile's)."""
+    (overheads from ``hw``'s ``speculation`` section, at ``vllm_version``; ``eager_dispatch_s`` and
+    ``mxfp4_moe_activation`` as :class:`~rlsim.cost.forward.ForwardModel` takes them, None: the
+    profile's)."""
     where = "rollout.engine.speculative_config"
     method = spec.method
     costs = SpecCosts.from_profile(hw)
@@ -123,7 +125,8 @@ def build_drafter(spec, target: ModelArch, hw, tp: int, kv_dtype: str, cuda_grap
         weights = target.mtp_linear_weights()
         fwd = ForwardModel(target, hw, tp=dtp, weight_dtype=weight_dtype, kv_dtype=kv_dtype, cuda_graphs=cuda_graphs,
                            max_capture_size=max_capture_size, weights=weights, num_layers=target.num_mtp_layers,
-                           num_moe_layers=target.num_mtp_layers if target.is_moe else 0, eager_dispatch_s=eager_dispatch_s)
+                           num_moe_layers=target.num_mtp_layers if target.is_moe else 0, eager_dispatch_s=eager_dispatch_s,
+                           mxfp4_moe_activation=mxfp4_moe_activation)
         wbytes = sum(w.params / (1 if w.parallel == "replicated" else dtp) for w in weights) * dtype_bytes(weight_dtype)
         kv = kv_bytes_per_token_per_gpu(target, dtp, kv_dtype) / target.num_hidden_layers * target.num_mtp_layers
         return Drafter("mtp", fwd, wbytes, kv, costs, f"{target.name} MTP")

@@ -108,6 +108,9 @@ def test_path_like_strings_over_255_characters(here):
     ("rollout.engine.cpu_overhead.eager_layer_us", "-1",
      "error: qwen8b_rollout.yaml: rollout.engine.cpu_overhead.eager_layer_us = -1 input should be greater than or "
      "equal to 0"),
+    ("rollout.engine.mxfp4_moe_activation", "fp8",
+     "error: qwen8b_rollout.yaml: rollout.engine.mxfp4_moe_activation = 'fp8' input should be 'auto', 'bf16' or "
+     "'mxfp8'"),
     ("rollout.engine.max_num_seqs", "2.0",
      "error: qwen8b_rollout.yaml: rollout.engine.max_num_seqs = 2.0 input should be a valid integer"),
     ("workload.prompt_length", "{kind: bogus}",

@@ -37,6 +37,23 @@ def test_each_group_is_timed_at_its_checkpoint_dtype(h100, gpt):
     assert over.quant.expert == "bf16" and over.decode_const_parts(T)["moe"] > 2 * parts["moe"]
 
 
+def test_mxfp4_experts_on_blackwell_run_the_mxfp8_activation_kernel(h100, gpt):
+    """gpt-oss's experts on B200 are timed by the MXFP4 x MXFP8 kernel by default (auto), by the
+    bf16-activation one when the engine asks; Hopper has only the latter."""
+    b200 = load_profile("b200_sxm")
+    T = 64
+    moe = {a: ForwardModel(gpt, b200, mxfp4_moe_activation=a).decode_const_parts(T)["moe"] for a in ("auto", "bf16", "mxfp8")}
+    assert moe["auto"] == moe["mxfp8"] == pytest.approx(
+        gpt.num_moe_layers * ops.moe_layer_time_s(b200, T, 128, 4, 2880, 2880, "mxfp4_mxfp8"), rel=1e-12)
+    assert moe["bf16"] == pytest.approx(gpt.num_moe_layers * ops.moe_layer_time_s(b200, T, 128, 4, 2880, 2880, "mxfp4"),
+                                        rel=1e-12)
+    assert moe["bf16"] > 1.3 * moe["auto"]  # weights stream at ~0.82 vs ~0.58 of HBM bandwidth (fitted)
+    assert ForwardModel(gpt, b200).warnings == ()
+    hop = {a: ForwardModel(gpt, h100, mxfp4_moe_activation=a) for a in ("auto", "mxfp8")}
+    assert hop["auto"].decode_const_parts(T)["moe"] == hop["mxfp8"].decode_const_parts(T)["moe"]
+    assert any("no calibrated MXFP4 x MXFP8 fused MoE" in w for w in hop["mxfp8"].warnings)
+
+
 def test_sliding_layers_read_at_most_the_window(h100, gpt):
     fwd = ForwardModel(gpt, h100, tp=2)
     B = 16

@@ -73,3 +73,33 @@ def test_unknown_dtype_and_missing_fp8_entry_are_errors():
         gemm_kernel(hw, "int8")
     with pytest.raises(ConfigError, match="efficiency.moe = 'fp8' has no entry for this dtype"):
         moe_kernel(_without("h100_sxm", "moe", "fp8"), "fp8")
+
+
+def test_mxfp4_experts_run_with_mxfp8_activations_where_calibrated():
+    """auto: Blackwell profiles have the MXFP4 x MXFP8 kernel (fp8 MMA), Hopper ones do not."""
+    from rlsim.hardware.kernels import mxfp4_moe_dtype
+
+    for name, auto in (("b200_sxm", "mxfp4_mxfp8"), ("gb200", "mxfp4_mxfp8"), ("h100_sxm", "mxfp4"), ("h200_sxm", "mxfp4")):
+        hw = load_profile(name)
+        assert mxfp4_moe_dtype(hw, "mxfp4") == auto, name
+        assert mxfp4_moe_dtype(hw, "mxfp4", "bf16") == "mxfp4"
+        assert mxfp4_moe_dtype(hw, "mxfp4", "mxfp8") == "mxfp4_mxfp8"
+        assert mxfp4_moe_dtype(hw, "int4_g32", "mxfp8") == "int4_g32"  # only MXFP4 experts have the choice
+    c = moe_kernel(load_profile("b200_sxm"), "mxfp4_mxfp8")
+    assert (c.params_key, c.compute_dtype, c.weight_bytes, c.fallback) == ("mxfp4_mxfp8", "fp8", 0.53125, None)
+
+
+def test_mxfp8_activations_without_the_kernel_fall_back_to_the_bf16_one():
+    c = moe_kernel(load_profile("h100_sxm"), "mxfp4_mxfp8")
+    assert (c.params_key, c.compute_dtype, c.weight_bytes) == ("mxfp4", "bf16", 0.53125)
+    assert c.fallback == ("moe mxfp4_mxfp8 on h100_sxm: no calibrated MXFP4 x MXFP8 fused MoE in this profile; timed "
+                          "with the moe.mxfp4 parameters, bf16 tensor-core peak and 0.5312 bytes/weight (not calibrated "
+                          "for this kernel)")
+
+
+def test_mxfp4_moe_activation_rejects_unknown_values():
+    from rlsim.hardware.kernels import mxfp4_moe_dtype
+
+    with pytest.raises(ValueError) as e:
+        mxfp4_moe_dtype(load_profile("b200_sxm"), "mxfp4", "fp8")
+    assert str(e.value) == "mxfp4_moe_activation = 'fp8'; expected one of auto, bf16, mxfp8"

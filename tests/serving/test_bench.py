@@ -26,6 +26,19 @@ def _res(serving: dict, engine: dict | None = None, model: str = "Qwen3-0.6B", g
     return resolve(LoadedScenario(scenario_from_dict(data, "b.yaml"), "b.yaml", Path("."), data))
 
 
+def test_the_engines_mxfp4_moe_activation_picks_the_expert_kernel():
+    """``rollout.engine.mxfp4_moe_activation`` reaches the forward model: auto = the MXFP4 x MXFP8
+    kernel on B200, bf16 = the bf16-activation one."""
+    def key(act: str | None) -> str:
+        eng = {"mxfp4_moe_activation": act} if act else {}
+        data = {"name": "b", "cluster": {"hardware": "b200_sxm", "num_gpus": 1}, "model": {"name": "gpt-oss-120b"},
+                "rollout": {"engine": eng}, "serving": {"num_prompts": 4, "max_concurrency": 4}}
+        res = resolve(LoadedScenario(scenario_from_dict(data, "b.yaml"), "b.yaml", Path("."), data))
+        return res.forward_model().moe_kernel.params_key
+
+    assert (key(None), key("mxfp8"), key("bf16")) == ("mxfp4_mxfp8", "mxfp4_mxfp8", "mxfp4")
+
+
 def test_closed_loop_keeps_the_cap_in_flight_littles_law():
     """A closed loop holds exactly c requests: throughput = c / mean latency (Little's law),
     up to the start and the drain."""
