@@ -28,8 +28,10 @@ model of each term agrees:
   k-independent form;
 * **host**: the engine's synchronous host time (the profile's ``engine`` section, vLLM 0.10/0.11
   ran speculation synchronously) plus ``spec_host_us`` against the "other per-step overhead";
-* **n-gram**: ``ngram_round_us + B x ngram_seq_us + history x ngram_ns_per_context_token``
-  against the decomposition's n-gram share of the verify pass.
+* **n-gram**: ``ngram_round_us + B x ngram_seq_us + B x k x ngram_us_per_draft_token + history x
+  ngram_ns_per_context_token`` against the decomposition's n-gram share of the verify pass (0.59 %
+  of ``c + a x B(1 + k) + b x tokens in the KV cache``, so the four columns span its form; the
+  draft-token column is the proposal's Python handling, :mod:`rlsim.speculation.costs`).
 
 Each linear fit minimises relative error (weighted non-negative least squares).  Errors are
 reported in sample and held out by group (leave one batch size out, leave one context out:
@@ -244,14 +246,15 @@ _TERMS = (
     _Term("target", ("verify_us_per_draft_token",), (1e6,)),
     _Term("draft", ("draft_round_us", "draft_seq_us"), (1e6, 1e6)),
     _Term("overhead", ("spec_host_us",), (1e6,)),
-    _Term("ngram", ("ngram_round_us", "ngram_seq_us", "ngram_ns_per_context_token"), (1e6, 1e6, 1e9)),
+    _Term("ngram", ("ngram_round_us", "ngram_seq_us", "ngram_us_per_draft_token", "ngram_ns_per_context_token"),
+          (1e6, 1e6, 1e6, 1e9)),
 )
 
 
 def _design(term: str, g: dict[str, np.ndarray]) -> list[np.ndarray]:
     b, k, c = g["batch"], g["k"], g["ctx"]
     one = np.ones_like(b)
-    return {"target": [b * k], "draft": [one, b], "overhead": [one], "ngram": [one, b, b * c]}[term]
+    return {"target": [b * k], "draft": [one, b], "overhead": [one], "ngram": [one, b, b * k, b * c]}[term]
 
 
 def _base(term: str, kern: dict[str, np.ndarray], host: np.ndarray) -> np.ndarray:

@@ -336,7 +336,7 @@ class Engine:
                 reject = self.spec.verify_extra_s(B, k, slack)
                 propose = float(self.spec.drafter.propose_times_s(B, ctx, k)[0])
                 draft = propose + reject
-                overlap, serial = self.spec.host_parts_s(B, k, work.shape.decode_ctx_tokens)
+                overlap, serial = self.spec.host_parts_s(B, k, work.shape.decode_ctx_tokens, slack)
                 host, serial = host + overlap, float(serial)
             prefill = self.spec.drafter.prefill_time_s(work.shape)
             draft += prefill

@@ -179,7 +179,7 @@ class JumpPlanner:
         host, reject, serial, remote = self.params.host_s(B, 0), 0.0, 0.0, 0.0
         if k > 0:
             reject = self.spec.verify_extra_s(B, k, slack)
-            overlap, serial = self.spec.host_parts_s(B, k, ctx)
+            overlap, serial = self.spec.host_parts_s(B, k, ctx, slack)
             dec = self.spec.decoupled
             if dec is None:
                 host, draft = host + overlap, draft + reject

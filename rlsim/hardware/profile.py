@@ -498,8 +498,10 @@ class SpeculationCosts(_Frozen):
       (draft-token bookkeeping, rejected-token rollback in the scheduler);
     * the three ``draft_*`` terms are host work too (rlsim.speculation.costs): serial under
       synchronous scheduling, where they were measured, hidden behind the GPU under async scheduling;
-    * ``ngram_round_us`` / ``ngram_seq_us`` / ``ngram_ns_per_context_token``: the n-gram
-      proposer's host time per step: fixed, per request, and per token of history it scans;
+    * ``ngram_round_us`` / ``ngram_seq_us`` / ``ngram_ns_per_context_token`` /
+      ``ngram_us_per_draft_token``: the n-gram proposer's host time per step: fixed, per request,
+      per token of history it scans, and per draft token it proposes (its Python lists of draft
+      ids become the scheduler's ``spec_token_ids`` and the next step's draft metadata);
     * ``reference_bf16_tflops``: the bf16 peak of the GPU the terms were fitted on; on another GPU
       the verification floor (GPU work) scales by the peak ratio, the rest (host, launches,
       synchronisation) transfers as is (assumed);
@@ -515,9 +517,10 @@ class SpeculationCosts(_Frozen):
     draft_seq_us: NonNeg = 0.0
     verify_us_per_draft_token: NonNeg = 21.8718
     spec_host_us: NonNeg = 137.429
-    ngram_round_us: NonNeg = 34.8795
-    ngram_seq_us: NonNeg = 0.4478
-    ngram_ns_per_context_token: NonNeg = 0.2354
+    ngram_round_us: NonNeg = 34.751
+    ngram_seq_us: NonNeg = 0.1239
+    ngram_ns_per_context_token: NonNeg = 0.2319
+    ngram_us_per_draft_token: NonNeg = 0.1239
     reference_bf16_tflops: NonNeg = 989.0
     legacy_draft_step_us: NonNeg = 652.96
     legacy_before: str = "0.10.1"

@@ -34,7 +34,10 @@ A speculative step in vLLM V1 (``vllm/v1/worker/gpu_model_runner.py``: ``execute
    KMP match of each request's last n tokens against its whole token history, after the step's
    tokens are known and before the next step is scheduled -- on the critical path (vLLM cannot
    overlap it: async scheduling works only with GPU drafters, :mod:`rlsim.config.vllm`), time
-   ``ngram_round_us + B x ngram_seq_us + history tokens x ngram_ns_per_context_token`` (fitted);
+   ``ngram_round_us + B x ngram_seq_us + history tokens x ngram_ns_per_context_token + draft
+   tokens x ngram_us_per_draft_token`` (fitted; the last term is the proposal's per-token
+   handling in Python: draft-id lists -> the scheduler's ``spec_token_ids`` -> the next step's
+   draft metadata);
    a request without a match proposes nothing and decodes normally (no draft tokens in the pass);
 5. **host**: ``spec_host_us`` per speculative step beyond the engine's own host model.
 
@@ -68,6 +71,7 @@ class SpecCosts:
     ngram_round_s: float
     ngram_seq_s: float
     ngram_s_per_context_token: float
+    ngram_s_per_draft_token: float = 0.0
 
     @classmethod
     def from_profile(cls, hw) -> "SpecCosts":
@@ -78,7 +82,7 @@ class SpecCosts:
         return cls(section.draft_round_us * 1e-6, section.draft_step_us * 1e-6, section.draft_seq_us * 1e-6,
                    section.verify_us_per_draft_token * 1e-6 * scale, section.spec_host_us * 1e-6,
                    section.ngram_round_us * 1e-6, section.ngram_seq_us * 1e-6,
-                   section.ngram_ns_per_context_token * 1e-9)
+                   section.ngram_ns_per_context_token * 1e-9, section.ngram_us_per_draft_token * 1e-6)
 
     def draft_overhead_s(self, batch: int, k: int) -> float:
         """GPU idle time of a GPU drafter's round beyond its kernels (0 without drafts)."""
@@ -93,8 +97,9 @@ class SpecCosts:
         d = np.maximum(np.asarray(draft_tokens, dtype=np.float64), 0.0)
         return np.maximum(self.verify_s_per_draft_token * d - np.asarray(kernel_growth_s, dtype=np.float64), 0.0)
 
-    def ngram_host_s(self, batch: int, history_tokens):
+    def ngram_host_s(self, batch: int, history_tokens, draft_tokens: int = 0):
         """Host time of the n-gram proposer over ``batch`` requests with ``history_tokens`` tokens
-        in all (scalar or array)."""
+        in all (scalar or array) proposing ``draft_tokens`` draft tokens."""
         h = np.asarray(history_tokens, dtype=np.float64)
-        return self.ngram_round_s + batch * self.ngram_seq_s + self.ngram_s_per_context_token * h
+        return (self.ngram_round_s + batch * self.ngram_seq_s + self.ngram_s_per_draft_token * draft_tokens
+                + self.ngram_s_per_context_token * h)

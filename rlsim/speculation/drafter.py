@@ -86,12 +86,13 @@ class Drafter:
                                          shape.prefill_pairs, shape.prefill_kv_tokens, prefill_tokens=float(tokens),
                                          prefill_tiles=shape.prefill_tiles, prefill_max_keys=shape.prefill_max_keys))
 
-    def host_time_s(self, batch: int, history_tokens) -> float | np.ndarray:
+    def host_time_s(self, batch: int, history_tokens, draft_tokens: int = 0) -> float | np.ndarray:
         """Host time of drafting on the step's critical path: the n-gram proposer's scan of
-        ``history_tokens`` (all requests' tokens, scalar or array); 0 for GPU drafters."""
+        ``history_tokens`` (all requests' tokens, scalar or array) and its handling of the
+        ``draft_tokens`` it proposes; 0 for GPU drafters."""
         if self.method != "ngram" or self.costs is None or batch <= 0:
             return 0.0
-        return self.costs.ngram_host_s(batch, history_tokens)
+        return self.costs.ngram_host_s(batch, history_tokens, draft_tokens)
 
 
 def default_draft_model(method: str, target: ModelArch) -> str | None:

@@ -120,17 +120,20 @@ class SpecRuntime:
             self._cache[key] = t
         return self._cache[key]
 
-    def host_parts_s(self, batch: int, k: int, history_tokens):
+    def host_parts_s(self, batch: int, k: int, history_tokens, slack: int = 0):
         """(host time async scheduling can overlap, host time on the critical path) of a step
-        with ``batch`` drafting requests holding ``history_tokens`` tokens (scalar or array): the
-        first is ``spec_host_us`` plus a GPU drafter's round overhead beyond its kernels
+        with ``batch`` drafting requests holding ``history_tokens`` tokens (scalar or array),
+        ``slack`` of their ``batch x k`` draft slots beyond their budgets: the first is
+        ``spec_host_us`` plus a GPU drafter's round overhead beyond its kernels
         (:meth:`Drafter.overhead_host_s`; not with a decoupled drafter, whose own host runs it),
-        the second the n-gram proposer's scan."""
+        the second the n-gram proposer's scan and its handling of the drafts it proposes (the
+        verified ones, :meth:`unmatched_tokens`)."""
         costs = self.drafter.costs
         if k <= 0 or batch <= 0 or costs is None:
             return 0.0, 0.0
         own = self.drafter.overhead_host_s(batch, k) if self.decoupled is None else 0.0
-        return costs.spec_host_s + own, self.drafter.host_time_s(batch, history_tokens)
+        drafted = batch * k - self.unmatched_tokens(batch, k, slack)
+        return costs.spec_host_s + own, self.drafter.host_time_s(batch, history_tokens, drafted)
 
     def step_time_s(self, batch: int, ctx_tokens: float, k: int) -> float:
         """GPU time of one iteration (verify pass of 1 + k tokens per sequence, its extra

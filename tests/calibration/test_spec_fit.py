@@ -71,7 +71,7 @@ def test_write_section_replaces_an_existing_block(tmp_path: Path):
     prof.write_text("name: x\nspeculation:\n  draft_round_us: 1\nother: 2\n")
     write_section(prof, {"verify_us_per_draft_token": 1.0, "draft_round_us": 2.0, "draft_step_us": 0.0,
                          "draft_seq_us": 0.0, "spec_host_us": 3.0, "ngram_round_us": 1.0, "ngram_seq_us": 0.0,
-                         "ngram_ns_per_context_token": 0.1},
+                         "ngram_us_per_draft_token": 0.2, "ngram_ns_per_context_token": 0.1},
                   {"terms": {t: {"in_sample": {"median_abs_pct_err": 1, "max_abs_pct_err": 2},
                                  "leave_one_batch_out": {"max_abs_pct_err": 3}} for t in ("target", "draft", "overhead", "ngram")}},
                   "0.11.1")

@@ -67,15 +67,24 @@ def test_random_rejection_sampling_costs_more_than_greedy():
 
 
 def test_ngram_host_time_is_on_the_critical_path():
-    res = resolve(scenario(spec={"method": "ngram", "num_speculative_tokens": 3,
-                                 "acceptance": {"kind": "constant", "rate": 0.3}}))
+    res = resolve(scenario(spec={"method": "ngram", "num_speculative_tokens": 3,  # bursty: no match in hard blocks
+                                 "acceptance": {"kind": "regime", "easy_fraction": 0.3, "easy_rate": 0.8,
+                                                "hard_rate": 0.0, "block_tokens": 64}}))
     rt = spec_runtime(res, np.arange(2), np.full(2, 64), 0, res.forward_model())
     overlap, serial = rt.host_parts_s(32, 3, 32 * 4000.0)
     assert overlap == pytest.approx(res.hw.speculation.spec_host_us * 1e-6)
-    assert float(serial) == pytest.approx(float(res.drafter.host_time_s(32, 32 * 4000.0)))
+    drafted = 32 * 3 - rt.unmatched_tokens(32, 3)  # requests without a match propose nothing
+    assert 0 < drafted < 32 * 3
+    assert float(serial) == pytest.approx(float(res.drafter.host_time_s(32, 32 * 4000.0, drafted)))
+    assert float(serial) - float(res.drafter.host_time_s(32, 32 * 4000.0)) == pytest.approx(
+        drafted * res.hw.speculation.ngram_us_per_draft_token * 1e-6)
+    res = resolve(scenario(spec={"method": "ngram", "num_speculative_tokens": 3,  # every request proposes
+                                 "acceptance": {"kind": "constant", "rate": 0.3}}))
+    rt = spec_runtime(res, np.arange(2), np.full(2, 64), 0, res.forward_model())
+    assert rt.unmatched_tokens(32, 3) == 0
     ctx = 32 * 4000.0
     gpu = rt.target.decode_times_s(32, np.array([ctx + 32 * 3]), q=4)[0] + rt.verify_extra_s(32, 3)
-    serial_after = float(res.drafter.host_time_s(32, ctx + 32 * 3))  # history incl. the round's slots
+    serial_after = float(res.drafter.host_time_s(32, ctx + 32 * 3, 32 * 3))  # history incl. the round's slots
     assert rt.step_time_s(32, ctx, 3) == pytest.approx(gpu + serial_after)
 
 

@@ -28,9 +28,10 @@ def test_ngram_has_no_gpu_cost_but_host_time():
     res = resolve(scenario(spec={"method": "ngram", "num_speculative_tokens": 4,
                                  "acceptance": {"kind": "constant", "rate": 0.3}}))
     assert res.drafter.propose_times_s(8, np.array([1000.0]), 4)[0] == 0.0
-    sp = res.hw.speculation  # the fitted host terms: per step, per request, per history token
-    assert res.drafter.host_time_s(8, 8000.0) == pytest.approx(
-        1e-6 * sp.ngram_round_us + 8e-6 * sp.ngram_seq_us + 8000e-9 * sp.ngram_ns_per_context_token)
+    sp = res.hw.speculation  # the fitted host terms: per step, per request, per draft token, per history token
+    assert res.drafter.host_time_s(8, 8000.0, 20) == pytest.approx(
+        1e-6 * sp.ngram_round_us + 8e-6 * sp.ngram_seq_us + 20e-6 * sp.ngram_us_per_draft_token
+        + 8000e-9 * sp.ngram_ns_per_context_token)
     assert res.drafter.host_time_s(8, 16000.0) > res.drafter.host_time_s(8, 8000.0) > res.drafter.host_time_s(4, 8000.0)
     assert res.spec_memory.kv_capacity_tokens == res.memory.kv_capacity_tokens
     assert res.scenario.rollout.engine.async_scheduling is False  # vLLM: async only with EAGLE / MTP drafters
