@@ -30,7 +30,7 @@ from rlsim.calibration.predict import predict
 from rlsim.errors import CalibrationError
 from rlsim.hardware import ops
 from rlsim.hardware.kernels import params_key
-from rlsim.hardware.profile import HardwareProfile
+from rlsim.hardware.profile import HardwareProfile, MoeByDtype
 
 __all__ = ["Param", "KeySpec", "key_specs", "fit_key", "fit_profile", "errors_of", "FitResult",
            "set_params", "get_param", "cv_groups"]
@@ -197,7 +197,7 @@ def key_specs(df: pd.DataFrame) -> list[KeySpec]:
     for d in ("bf16", "fp8", "fp8_block", "fp4"):
         if ("gemm", d) in have or (d == "bf16" and ("gemm", "fp16") in have):
             specs.append(_gemm_spec(df, d))
-    for d in ("bf16", "fp8", "fp8_block", "fp4", "mxfp4", "mxfp4_mxfp8", "int4"):
+    for d in MoeByDtype.model_fields:  # every fused-MoE entry of the profile schema
         if ("moe", d) in have:
             base = ("efficiency", "moe", d)
             ps = [Param(base + (n,), k) for n, k in

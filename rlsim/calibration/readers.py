@@ -68,7 +68,7 @@ _DTYPE = {
     "nvfp4": "fp4", "fp4": "fp4", "float": "fp32", "float32": "fp32",
     # aiconfigurator's MoE kernel names: MXFP4 weights x bf16 activations (gpt-oss), INT4
     # weight-only Marlin (Kimi-K2 / K2.5 checkpoints: groups of 32, assumed from those
-    # checkpoints' quantization_config), MXFP4 weights x MXFP8 activations (not fitted)
+    # checkpoints' quantization_config), MXFP4 weights x MXFP8 activations (Blackwell; ``moe.mxfp4_mxfp8``)
     "w4a16_mxfp4": "mxfp4", "int4_wo": "int4_g32", "w4a8_mxfp4_mxfp8": "mxfp4_mxfp8",
 }
 #: bytes per element of the element dtypes the comm tables use.

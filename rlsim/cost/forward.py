@@ -55,7 +55,7 @@ from rlsim.cost.memory import kv_heads_per_gpu, kv_values_per_token_per_layer_pe
 from rlsim.cost.routing import slowest_rank_rows
 from rlsim import units
 from rlsim.hardware import ops
-from rlsim.hardware.kernels import gemm_kernel, moe_kernel, mxfp4_moe_dtype
+from rlsim.hardware.kernels import KernelChoice, gemm_kernel, moe_kernel, mxfp4_moe_dtype
 from rlsim.units import dtype_bytes
 
 __all__ = ["PassShape", "ForwardModel", "COMPONENTS", "cudagraph_capture_sizes", "shared_forward_model"]
@@ -200,7 +200,7 @@ class ForwardModel:
         self.notes: tuple[str, ...] = tuple(arch.notes)
 
     @property
-    def moe_kernel(self):
+    def moe_kernel(self) -> KernelChoice | None:
         """The :class:`~rlsim.hardware.kernels.KernelChoice` timing the routed experts (None: no MoE)."""
         return self._moe_kernel
 

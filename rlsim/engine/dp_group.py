@@ -152,7 +152,7 @@ class DataParallelGroup:
                   len(j.slots) * (1 + j.k) if j.timed_tokens is None else j.timed_tokens) for _, j in busy]
         target, T, launch = self.timer.decode_split_s(ranks, len(self.ranks) - len(busy))
         draft = np.max([np.asarray(j.draft_s[:m]) for _, j in busy], axis=0)
-        host = max(self._host_s(self.ranks[i], j) for i, j in busy)
+        host = np.max([self._host_s(self.ranks[i], j, m) for i, j in busy], axis=0)
         step = np.broadcast_to(self.params.step_s(target + draft, host, max(len(j.slots) for _, j in busy)), (m,))
         cum = np.cumsum(step)
         start = self.now
@@ -165,13 +165,14 @@ class DataParallelGroup:
         return GroupJump(jumps, start, cum, m)
 
     @staticmethod
-    def _host_s(rank: Engine, j: Jump) -> float:
-        """A rank's host time (speculative host time included; the n-gram proposer's as a mean)."""
-        extra = 0.0
+    def _host_s(rank: Engine, j: Jump, m: int) -> np.ndarray:
+        """A rank's host time in each of the first ``m`` iterations of its jump (speculative host
+        time included; the n-gram proposer's grows with the history it scans)."""
+        host = np.full(m, rank.params.host_s(len(j.slots), 0))
         if j.k > 0:
-            overlap, serial = rank.spec.host_parts_s(len(j.slots), j.k, j.context_tokens)
-            extra = overlap + float(np.mean(serial))
-        return rank.params.host_s(len(j.slots), 0) + extra
+            overlap, serial = rank.spec.host_parts_s(len(j.slots), j.k, j.context_tokens[:m], j.slack)
+            host += overlap + np.asarray(serial, dtype=np.float64)
+        return host
 
     def commit(self, jump: GroupJump, iterations: int | None = None) -> Segment:
         """Apply the first ``iterations`` lock-step iterations to every busy rank."""
@@ -188,7 +189,7 @@ class DataParallelGroup:
         plans = [r.prepare_step() for r in self.ranks]
         live = [p for p in plans if p is not None]
         assert live, "data-parallel group stalled: nothing schedulable on any rank"
-        gpu, parts = self.timer.pass_time_s([None if p is None else p.work.shape for p in plans])
+        gpu, parts = self.timer.pass_time_s([None if p is None else p.shape for p in plans])
         draft = max(p.draft_s for p in live)
         host = max(p.host_s + p.serial_s for p in live)
         dt = float(self.params.step_s(gpu + draft, host, max(len(p.batch.slots) for p in live)))

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlsim.cost.forward import ForwardModel
+from rlsim.cost.forward import ForwardModel, PassShape
 from rlsim.engine.jump import Jump, JumpPlanner
 from rlsim.engine.kv import KvCache, shared_prompt_blocks
 from rlsim.engine.params import EngineParams
@@ -62,6 +62,9 @@ class StepPlan:
     reject_s: float = 0.0  # verification beyond the target's kernels (rejection sampler), part of draft_s
     serial_s: float = 0.0  # host time async scheduling cannot hide (the n-gram proposer)
     remote_s: float = 0.0  # the decoupled drafter's own time (rlsim.speculation.decoupled; 0: coupled)
+    #: the pass as priced: ``work.shape`` less the draft slots it does not compute (budget slack,
+    #: n-gram requests without a match); None = ``work.shape``
+    shape: PassShape | None = None
 
     @property
     def gpu_s(self) -> float:
@@ -344,7 +347,7 @@ class Engine:
             if dec is not None:  # the drafter on its own GPUs, pipelined with the verify pass
                 remote = propose + prefill
                 draft = float(dec.extra_s(self.id, sum(parts.values()), remote, reject, B, k, work.prefill_tokens))
-        return StepPlan(batch, work, parts, draft, host, reject, serial, remote)
+        return StepPlan(batch, work, parts, draft, host, reject, serial, remote, shape)
 
     def _budget_slack(self, batch: ScheduledBatch) -> int:
         """Draft slots of a scheduled pass beyond its decoding requests' budgets (0 without)."""

@@ -54,6 +54,8 @@ class Jump:
     timed_tokens: int | None = None
     #: per iteration: the dispatch a pass without a CUDA graph waits for (in target_s; None: none)
     launch_s: np.ndarray | None = None
+    #: draft slots beyond the requests' budgets (not verified, not proposed)
+    slack: int = 0
 
     @property
     def duration_s(self) -> float:
@@ -124,11 +126,23 @@ class JumpPlanner:
 
     def accepted(self, run: np.ndarray, rounds: int, k: int) -> np.ndarray:
         """Accepted drafts (rounds x len(run)) in the next ``rounds`` draft rounds of ``run`` at
-        ``k`` drafts each: ``min(A, k_i)`` of the same draw for requests with draft budgets k_i."""
-        req = self.requests
-        acc = self.spec.draws.accepted(req.seq_ids[run], req.draft_rounds[run], rounds, k,
-                                       (req.prompt[run] + req.generated[run]).astype(np.float64))
-        return acc if self.spec.budgets is None else np.minimum(acc, req.draft_budget[run][None, :])
+        ``k`` drafts each: ``min(A, k_i)`` of the same draw for requests with draft budgets k_i.
+        With context-dependent acceptance a request's later rounds start where its capped rounds
+        left it (``1 + min(A, k_i)`` tokens each), so each cap is drawn as its own chain at
+        ``k_i`` (the draw at ``k_i`` is ``min(A, k_i)`` of the draw at ``k``)."""
+        req, draws = self.requests, self.spec.draws
+        seq, first = req.seq_ids[run], req.draft_rounds[run]
+        ctx = (req.prompt[run] + req.generated[run]).astype(np.float64)
+        if self.spec.budgets is None:
+            return draws.accepted(seq, first, rounds, k, ctx)
+        caps = np.minimum(req.draft_budget[run], k)
+        if not draws.sampler.needs_context:
+            return np.minimum(draws.accepted(seq, first, rounds, k, ctx), caps[None, :])
+        out = np.zeros((rounds, len(run)), dtype=np.int64)
+        for cap in np.unique(caps[caps > 0]).tolist():
+            sel = caps == cap
+            out[:, sel] = draws.accepted(seq[sel], first[sel], rounds, int(cap), ctx[sel])
+        return out
 
     def plan_plain(self, run: np.ndarray, now: float, limit: int | None = None) -> Jump | None:
         """A jump over plain decode iterations up to the next completion or KV shortage (or
@@ -188,7 +202,7 @@ class JumpPlanner:
         step = _per_iteration(self.params.step_s(target + draft, host, B) + serial, m)
         return Jump(run, cached, k, m, ctx, target, _per_iteration(draft, m), step, np.cumsum(step), advance,
                     accepted, now, reject, _per_iteration(serial, m), ends_short, remote, timed,
-                    _per_iteration(launch, m))
+                    _per_iteration(launch, m), slack)
 
     def _adaptive_limit(self, B: int, ctx_after_first_token: np.ndarray, m: int) -> int:
         """With adaptive k, end the jump where the context bucket (and so maybe k) changes."""

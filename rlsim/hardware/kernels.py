@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from rlsim.errors import ConfigError
 from rlsim.units import DTYPE_BYTES, dtype_bytes, is_int4
 
-__all__ = ["KernelChoice", "gemm_kernel", "moe_kernel", "mxfp4_moe_dtype", "MXFP4_MOE_ACTIVATIONS", "params_key"]
+__all__ = ["KernelChoice", "gemm_kernel", "moe_kernel", "mxfp4_moe_dtype", "MXFP4_MOE_ACTIVATIONS", "KERNEL_WEIGHTS", "params_key"]
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def _has(hw, op: str, key: str) -> bool:
 
 def _check_dtype(hw, op: str, dtype: str) -> None:
     if dtype not in DTYPE_BYTES and dtype not in KERNEL_WEIGHTS:
-        known = ", ".join(DTYPE_BYTES)
+        known = ", ".join([*DTYPE_BYTES, *KERNEL_WEIGHTS])
         raise ConfigError.at(hw.source, f"efficiency.{op}", dtype, f"has no entry for this dtype (known: {known})")
 
 
@@ -153,8 +153,12 @@ def mxfp4_moe_dtype(hw, expert_dtype: str, activation: str = "auto") -> str:
     gpt-oss-120b serving runs (``../shared/e2e``) are out of the bf16-activation kernel's reach:
     at 64 running requests the measured step (9.8 ms, vLLM 0.15.1, TP 1) is shorter than that
     kernel's MoE alone (36 layers x 0.29-0.38 ms in the vLLM 0.24 tables, power-law to balanced
-    routing), while the MXFP8 kernel streams weights at 6.1-7.8 TB/s in the same tables (16-320
-    tokens, on the two layer shapes it was measured on)."""
+    routing), while the MXFP8 kernel streams weights at 6.1-7.0 TB/s in the same tables (16-320
+    tokens, on the two layer shapes it was measured on; the bf16 one at most 4.5 TB/s).  The
+    runs' weights are not recorded: dummy weights, whose routing collapses onto few experts
+    (``../shared/e2e/README.md``), would also shorten their MoE time; the kernel choice is the
+    explanation that also fits their prefill (TTFT), but the data do not single it out.
+    ``auto`` departs from vLLM's own default (bf16 activations) on Blackwell: set ``bf16`` for it."""
     if activation not in MXFP4_MOE_ACTIVATIONS:
         raise ValueError(f"mxfp4_moe_activation = {activation!r}; expected one of {', '.join(MXFP4_MOE_ACTIVATIONS)}")
     if expert_dtype != "mxfp4" or activation == "bf16":

@@ -500,8 +500,8 @@ class SpeculationCosts(_Frozen):
       synchronous scheduling, where they were measured, hidden behind the GPU under async scheduling;
     * ``ngram_round_us`` / ``ngram_seq_us`` / ``ngram_ns_per_context_token`` /
       ``ngram_us_per_draft_token``: the n-gram proposer's host time per step: fixed, per request,
-      per token of history it scans, and per draft token it proposes (its Python lists of draft
-      ids become the scheduler's ``spec_token_ids`` and the next step's draft metadata);
+      per token of history it scans, and per draft token it proposes (the source's share-of-verify
+      form; assumed to be the proposal's Python handling, not timed: rlsim.speculation.costs);
     * ``reference_bf16_tflops``: the bf16 peak of the GPU the terms were fitted on; on another GPU
       the verification floor (GPU work) scales by the peak ratio, the rest (host, launches,
       synchronisation) transfers as is (assumed);

@@ -35,9 +35,10 @@ A speculative step in vLLM V1 (``vllm/v1/worker/gpu_model_runner.py``: ``execute
    tokens are known and before the next step is scheduled -- on the critical path (vLLM cannot
    overlap it: async scheduling works only with GPU drafters, :mod:`rlsim.config.vllm`), time
    ``ngram_round_us + B x ngram_seq_us + history tokens x ngram_ns_per_context_token + draft
-   tokens x ngram_us_per_draft_token`` (fitted; the last term is the proposal's per-token
-   handling in Python: draft-id lists -> the scheduler's ``spec_token_ids`` -> the next step's
-   draft metadata);
+   tokens x ngram_us_per_draft_token`` (fitted).  The draft-token term carries the source's form:
+   it states n-gram drafting as a share of the verify pass, which grows with the verified tokens;
+   which host work grows so is assumed (the proposal's draft-id lists becoming the scheduler's
+   ``spec_token_ids`` and the next step's draft metadata), not timed;
    a request without a match proposes nothing and decodes normally (no draft tokens in the pass);
 5. **host**: ``spec_host_us`` per speculative step beyond the engine's own host model.
 

@@ -145,7 +145,8 @@ def build_drafter(spec, target: ModelArch, hw, tp: int, kv_dtype: str, cuda_grap
                              f"does not divide the draft's num_attention_heads = {draft.num_attention_heads}")
     draft_dtype = draft.weight_dtype
     fwd = ForwardModel(draft, hw, tp=dtp, weight_dtype=draft_dtype, kv_dtype=kv_dtype, cuda_graphs=cuda_graphs,
-                       max_capture_size=max_capture_size, eager_dispatch_s=eager_dispatch_s)
+                       max_capture_size=max_capture_size, eager_dispatch_s=eager_dispatch_s,
+                       mxfp4_moe_activation=mxfp4_moe_activation)
     wbytes = weight_bytes_per_gpu(draft, dtp, draft_dtype)  # on each GPU that hosts the draft
     kv = kv_bytes_per_token_per_gpu(draft, dtp, kv_dtype)
     return Drafter(method, fwd, wbytes, kv, costs, draft.name)

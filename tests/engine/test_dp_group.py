@@ -81,6 +81,37 @@ def test_fast_path_equals_reference_for_a_dp_group(seed):
     np.testing.assert_allclose(out["fast"], out["reference"], rtol=1e-9)
 
 
+@pytest.mark.parametrize("dp", [1, 2])
+@pytest.mark.parametrize("budgets", [False, True])
+def test_fast_path_equals_reference_with_ngram_regimes_and_budgets(dp, budgets):
+    """n-gram with bursty (regime) acceptance: requests without a match propose nothing, and with
+    draft budgets slots go unverified.  The fast path (one engine, or DP ranks in lock-step) prices
+    the same passes, proposer host time and context-dependent draws as the reference: the DP
+    reference prices each rank's pass less its skipped slots, the lock-step fast path books each
+    iteration's n-gram scan, and a budgeted request's later rounds start where its capped rounds
+    left it."""
+    from rlsim.sim.engines import spec_runtime
+
+    rng = np.random.default_rng(3)
+    prompts = np.repeat(rng.integers(20, 400, 6), 2)
+    responses = rng.integers(20, 150, 12)
+    spec = {"method": "ngram", "num_speculative_tokens": 4,
+            "acceptance": {"kind": "regime", "easy_fraction": 0.4, "easy_rate": 0.8, "hard_rate": 0.0, "block_tokens": 16}}
+    out = {}
+    for mode in ("fast", "reference"):
+        res = _res(dp=dp, mode=mode, max_num_seqs=4, max_num_batched_tokens=512, speculative_config=spec,
+                   enable_expert_parallel=dp > 1)
+        ids = np.arange(12)
+        rt = spec_runtime(res, ids, responses, 0, res.forward_model(),
+                          draft_budget=np.tile([1, 4], 6) if budgets else None)
+        (engine,) = build_engines(res, rt)
+        engine.add_sequences(ids, np.repeat(np.arange(6), 2), prompts, responses)
+        _run(engine)
+        ranks = getattr(engine, "ranks", [engine])
+        out[mode] = np.concatenate([r.requests.finish_s[np.argsort(r.requests.seq_ids)] for r in ranks])
+    np.testing.assert_allclose(out["fast"], out["reference"], rtol=1e-12)
+
+
 def test_dp_without_expert_parallelism_is_refused():
     with pytest.raises(Exception) as err:
         _res(enable_expert_parallel=False)
