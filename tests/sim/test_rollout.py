@@ -62,6 +62,12 @@ def test_shipped_scenarios_resolve(repo, name):
     assert res.num_engines >= 1 and res.memory.kv_capacity_tokens >= res.max_model_len
 
 
+def test_the_2048_gpu_benchmark_scenario_resolves_to_128_engines(repo):
+    """benchmarks/qwen235b_async_2048.yaml (the speed issue's scale) is qwen235b_async on 2,048 GPUs."""
+    res = resolve(load_scenario(repo / "benchmarks" / "qwen235b_async_2048.yaml"))
+    assert (res.num_engines, res.tp, res.scenario.cluster.num_gpus) == (128, 8, 2048)
+
+
 @pytest.mark.parametrize("spec", [False, True])
 def test_engines_in_two_worker_processes_give_the_same_bytes(repo, spec):
     """simulate_rollout(workers=2) forks, runs half the engines in each process and copies their
