@@ -157,7 +157,7 @@ class Engine:
         iteration is known to take the slow path: :meth:`plan` is not asked again."""
         if self._short_next:
             self._short_next, self.just_finished = False, []
-            return self._one_iteration()
+            return self._one_iteration(preempting=True)
         jump = self.plan()
         if jump is None:
             return self._one_iteration()
@@ -305,16 +305,23 @@ class Engine:
         return self._k(len(run), float(self.requests.computed[run].sum()) + len(run), run)
 
     # ------------------------------------------------------------------ slow path
-    def _one_iteration(self) -> Segment:
-        step = self.prepare_step()
+    def _one_iteration(self, preempting: bool = False) -> Segment:
+        """One slow-path iteration; ``preempting``: every running request decodes and their next
+        tokens are known not to fit in the free blocks (after a jump that ended short of KV)."""
+        step = self.prepare_step(preempting)
         assert step is not None, "engine stalled: nothing schedulable (KV smaller than one request?)"
         step_s = float(self.params.step_s(step.gpu_s, step.host_s, len(step.batch.slots))) + step.serial_s
         return self.apply_step(step, step_s)
 
-    def prepare_step(self) -> StepPlan | None:
+    def prepare_step(self, preempting: bool = False) -> StepPlan | None:
         """Schedule the next iteration and price it (None: nothing to schedule); the clock and
-        the requests move in :meth:`apply_step` (lock-step groups time several ranks' plans)."""
-        batch = self.scheduler.schedule(self._slow_k(), self.now, self._visible_by())
+        the requests move in :meth:`apply_step` (lock-step groups time several ranks' plans).
+        ``preempting`` (see :meth:`_one_iteration`): a plain decode step takes the scheduler's
+        shortcut for it (:meth:`Scheduler.schedule_preempting_decodes`, the same result)."""
+        k = self._slow_k()
+        batch = self.scheduler.schedule_preempting_decodes() if preempting and k == 0 else None
+        if batch is None:
+            batch = self.scheduler.schedule(k, self.now, self._visible_by())
         if not len(batch.slots):
             return None
         self.max_kv_used = max(self.max_kv_used, self.kv.used())

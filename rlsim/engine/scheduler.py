@@ -165,6 +165,50 @@ class Scheduler:
         self.peak_running = max(self.peak_running, len(self.running))
         return self._batch(bulks, picked, k, preemptions, dropped)
 
+    def schedule_preempting_decodes(self) -> ScheduledBatch | None:
+        """:meth:`schedule` (without drafts) of a running list in which every request decodes
+        and whose next tokens do not all fit in the free blocks, under a policy whose victim is
+        the last running request (FCFS): the same KV operations in the same order, the same
+        preemptions and the same batch, without the general loop's per-request bookkeeping.
+        None when the shortcut does not apply (a batch beyond the token budget, a policy that
+        may unschedule a victim, nothing to preempt): :meth:`schedule` then decides.
+
+        The rule is :meth:`schedule`'s: leading requests take their blocks together
+        (:meth:`_bulk_decodes`); the first one short of a block preempts the last running
+        request, repeatedly, until its block is free or it was the last itself (then the step
+        ends); a step that preempts admits nobody."""
+        if not self.policy.victim_is_last or len(self.running) > self.params.max_num_batched_tokens:
+            return None
+        run, req, kv = self.running_array(), self.requests, self.kv
+        before = req.computed[run]
+        tokens = before + 1
+        extra = kv.growth_blocks(run, tokens)
+        if int(extra.sum()) <= kv.free:
+            return None
+        bulks: list[np.ndarray] = []
+        picked: list[int] = []
+        i, end, preemptions = 0, len(run), 0
+        while i < end:
+            n = kv.reserve_fitting_prefix(run[i:end], tokens[i:end])
+            if n:
+                bulks.append(run[i:i + n])
+                i += n
+                if i == end:
+                    break
+            slot, need = int(run[i]), int(extra[i])
+            while need > kv.free and end > i:
+                end -= 1
+                self.preempt(int(run[end]), end)
+                preemptions += 1
+            if end == i:  # it preempted itself: the step ends
+                break
+            kv.grow(slot, int(tokens[i]), int(req.prefix[slot]))
+            picked.append(slot)
+            i += 1
+        self.peak_running = max(self.peak_running, len(self.running))
+        slots = np.concatenate(bulks + [np.asarray(picked, dtype=np.int64)]) if picked else np.concatenate(bulks or [_EMPTY])
+        return ScheduledBatch(slots, np.ones(len(slots), dtype=np.int64), req.computed[slots], preemptions)
+
     def _bulk_decodes(self, view: "_RunningView", start: int, budget: int, k: int) -> np.ndarray:
         """Schedule, at once, the longest run of decoding requests from ``running[start]`` whose
         1 + k new slots fit in the free pool and the budget (vLLM would schedule them one by
