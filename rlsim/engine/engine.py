@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlsim.cost.forward import ForwardModel
-from rlsim.engine.jump import Jump, JumpPlanner
+from rlsim.cost.forward import ForwardModel, PassShape
+from rlsim.engine.jump import Jump, JumpPlanner, plain_decode_iterations
 from rlsim.engine.kv import KvCache, shared_prompt_blocks
 from rlsim.engine.params import EngineParams
 from rlsim.engine.passes import PassWork, pass_work
@@ -48,6 +48,8 @@ from rlsim.engine.segment import Segment
 from rlsim.engine.stats import EngineStats, TokenGaps
 
 __all__ = ["Engine", "StepPlan"]
+
+_COMPLETES = object()  # Engine._short_plain_jump: the jump would end at a completion
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,105 @@ class Engine:
         seg = self.commit(jump)
         self._short_next = jump.ends_short and not seg.finished
         return seg
+
+    def advance(self) -> list[Segment]:
+        """Advance by one :meth:`step` or, when it was a plain decode jump that ended short of KV,
+        by the stretch of steps that follows while nothing but decoding and preemption happens:
+        each preempting iteration and the jump after it, up to a completion, an iteration the
+        waiting queue's head can join, or a case the shortcuts leave to :meth:`step`.  The same
+        segments, in the same order, as calling :meth:`step` that many times (KV thrash: vLLM
+        preempts the newest request whenever a running one needs a block, so plain decoding
+        under a deep queue alternates short jumps and preempting iterations)."""
+        segs = [self.step()]
+        if not (self._short_next and self._stretches):
+            return segs
+        budget = self.params.max_num_batched_tokens
+        while True:
+            self._short_next, self.just_finished = False, []
+            seg = self._preempting_step()
+            segs.append(seg if seg is not None else self._one_iteration(preempting=True))
+            run = self.scheduler.running_array()
+            if seg is None or seg.finished or not len(run) or not self.scheduler.closed(budget - len(run)):
+                return segs
+            seg = self._short_plain_jump(run)
+            if seg is _COMPLETES:  # the jump ends at a completion: the general path applies it
+                segs.append(self.step())
+                return segs
+            if seg is not None:  # None: the very next iteration preempts
+                segs.append(seg)
+
+    @property
+    def _stretches(self) -> bool:
+        """:meth:`advance` may run stretches: the plain fast path, every arrival seen at once."""
+        p = self.params
+        return p.fast and self.spec is None and not (p.async_admission_lag and p.async_scheduling)
+
+    def _short_plain_jump(self, run: np.ndarray):
+        """:meth:`plan` + :meth:`commit` of a plain decode jump of the closed batch ``run`` that
+        ends short of KV (the same numbers, without the general jump's per-iteration parts);
+        None when the next iteration is already short, ``_COMPLETES`` when the jump would end at
+        a completion (left to :meth:`step`)."""
+        req, kv, B = self.requests, self.kv, len(run)
+        cached, remaining = req.computed[run], req.remaining(run)
+        m = plain_decode_iterations(cached, remaining, kv, run)
+        if m == 0:
+            return None
+        if m >= int(remaining.min()):
+            return _COMPLETES
+        start, p = self.now, self.params
+        ctx = float(cached.sum()) + B * np.arange(1, m + 1, dtype=np.float64)
+        target, launch = self.forward.decode_split_s(B, ctx)
+        step = p.step_s(target, p.host_s(B, 0), B)
+        total, target_s = float(step.sum()), float(target.sum())
+        self.stats.add_decode_jump(self.forward.decode_const_parts(B, 1, None),
+                                   float(launch.sum()) if isinstance(launch, np.ndarray) else 0.0, m, target_s, 0.0,
+                                   total)
+        kv.reserve(run, cached + m)
+        req.computed[run] = cached + m
+        req.generated[run] += m
+        self.now = start + total
+        self._last_step_start_s, self._resumed = start + (float(np.cumsum(step)[m - 2]) if m > 1 else 0.0), False
+        if self.token_gaps is not None:
+            self.token_gaps.add(start + step[0] - req.last_token_s[run])
+            self.token_gaps.add(step[1:m], weight=B)
+        req.last_token_s[run] = self.now
+        self.max_kv_used = max(self.max_kv_used, kv.used())
+        self.stats.segments += 1
+        self._short_next = True
+        return Segment(self.id, start, self.now, m, B, "decode", B * m, 0, 0, 0, B, target_s, float(target[0]),
+                       float(target[-1]), self._kv_used_frac())
+
+    def _preempting_step(self) -> Segment | None:
+        """:meth:`_one_iteration` after a plain jump short of KV (the same numbers): the
+        scheduler's shortcut (:meth:`Scheduler.schedule_preempting_decodes`), the decode pass
+        priced and applied directly; None when the shortcut does not apply."""
+        batch = self.scheduler.schedule_preempting_decodes()
+        if batch is None or not len(batch.slots):
+            return None
+        self.max_kv_used = max(self.max_kv_used, self.kv.used())
+        req, slots, p = self.requests, batch.slots, self.params
+        n = len(slots)
+        ctx = float(int(batch.computed_before.sum()) + n)
+        parts = self.forward.components(PassShape(n, n, n, ctx, decode_pairs=ctx))
+        gpu = sum(parts.values()) + 0.0
+        step_s = float(p.step_s(gpu, p.host_s(n, 0), n)) + 0.0
+        self.stats.add_pass(parts, 0.0, step_s, 0.0, 0.0)
+        start, self.now = self.now, self.now + step_s
+        self._last_step_start_s, self._resumed = start, False
+        running = len(self.scheduler.running)
+        req.computed[slots] = batch.computed_before + 1
+        req.generated[slots] += 1
+        first = np.isnan(req.first_token_s[slots])
+        if first.any():
+            req.first_token_s[slots[first]] = self.now
+            req.first_token_seg[slots[first]] = self.stats.segments
+        if self.token_gaps is not None:
+            self.token_gaps.add(self.now - req.last_token_s[slots[~first]])
+        req.last_token_s[slots] = self.now
+        finished = self._retire(slots[req.generated[slots] == req.response[slots]])
+        self.stats.segments += 1
+        return Segment(self.id, start, self.now, 1, running, "step", n, 0, batch.preemptions, finished, n, gpu, gpu,
+                       gpu, self._kv_used_frac())
 
     def plan(self) -> Jump | None:
         """A fast-path jump from now (nothing changed yet), or None when the next iteration must
