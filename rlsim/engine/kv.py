@@ -171,6 +171,11 @@ class KvCache:
             self.own[seqs[:n]] += extra[:n]
         return n
 
+    def grow_by(self, seqs: np.ndarray, extra: np.ndarray) -> None:
+        """Give resident ``seqs`` ``extra`` more blocks each (their :meth:`growth_blocks`)."""
+        self._take(int(extra.sum()))
+        self.own[seqs] += extra
+
     # ------------------------------------------------------------- updates
     def admit(self, seq: int, computed_after: int, prefix_len: int) -> None:
         """Make ``seq`` resident (its group's shared blocks from the cache or newly allocated)."""

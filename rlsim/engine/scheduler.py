@@ -185,6 +185,8 @@ class Scheduler:
         extra = kv.growth_blocks(run, tokens)
         if int(extra.sum()) <= kv.free:
             return None
+        if not kv.prefix_caching:
+            return self._preempting_decodes_counted(run, extra)
         bulks: list[np.ndarray] = []
         picked: list[int] = []
         i, end, preemptions = 0, len(run), 0
@@ -208,6 +210,34 @@ class Scheduler:
         self.peak_running = max(self.peak_running, len(self.running))
         slots = np.concatenate(bulks + [np.asarray(picked, dtype=np.int64)]) if picked else np.concatenate(bulks or [_EMPTY])
         return ScheduledBatch(slots, np.ones(len(slots), dtype=np.int64), req.computed[slots], preemptions)
+
+    def _preempting_decodes_counted(self, run: np.ndarray, extra: np.ndarray) -> ScheduledBatch:
+        """:meth:`schedule_preempting_decodes` without prefix caching, where freed blocks are
+        only counted (no cache order to keep): the walk's shortages found on the cumulative
+        demand, the victims' blocks freed before the survivors' growth is taken."""
+        kv, free = self.kv, self.kv.free
+        need = np.cumsum(extra)
+        freed = np.cumsum(kv.own[run[::-1]])  # freed[t - 1]: blocks of the last t requests
+        picked: list[int] = []  # positions the walk reached short of a block (scheduled after the bulks)
+        avail, end = free, len(run)
+        while (j := int(np.searchsorted(need, avail, side="right"))) < end:
+            while need[j] > avail and end > j:
+                end -= 1
+                avail = free + int(freed[len(run) - end - 1])
+            if end == j:  # it preempted itself: the step ends
+                break
+            picked.append(j)
+        for position in range(len(run) - 1, end - 1, -1):
+            self.preempt(int(run[position]), position)
+        if end:
+            kv.grow_by(run[:end], extra[:end])
+        self.peak_running = max(self.peak_running, len(self.running))
+        slots = run[:end]
+        if picked:  # the bulks in order, then the requests scheduled one by one
+            bulk = np.ones(end, dtype=bool)
+            bulk[picked] = False
+            slots = np.concatenate([slots[bulk], slots[picked]])
+        return ScheduledBatch(slots, np.ones(end, dtype=np.int64), self.requests.computed[slots], len(run) - end)
 
     def _bulk_decodes(self, view: "_RunningView", start: int, budget: int, k: int) -> np.ndarray:
         """Schedule, at once, the longest run of decoding requests from ``running[start]`` whose
