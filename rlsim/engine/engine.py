@@ -46,6 +46,7 @@ from rlsim.engine.requests import RequestTable
 from rlsim.engine.scheduler import ScheduledBatch, Scheduler
 from rlsim.engine.segment import Segment
 from rlsim.engine.stats import EngineStats, TokenGaps
+from rlsim.engine.stretch import OPEN, PLAN, count_stretch
 
 __all__ = ["Engine", "StepPlan"]
 
@@ -181,6 +182,15 @@ class Engine:
         budget = self.params.max_num_batched_tokens
         while True:
             self._short_next, self.just_finished = False, []
+            counted = count_stretch(self)
+            if counted is not None:
+                part, nxt = counted
+                segs.extend(part)
+                if nxt == OPEN:
+                    return segs
+                if nxt == PLAN:  # the next jump ends at a completion: the general path applies it
+                    segs.append(self.step())
+                    return segs
             seg = self._preempting_step()
             segs.append(seg if seg is not None else self._one_iteration(preempting=True))
             run = self.scheduler.running_array()
