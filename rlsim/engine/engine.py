@@ -50,7 +50,6 @@ from rlsim.engine.stretch import OPEN, PLAN, count_stretch
 
 __all__ = ["Engine", "StepPlan"]
 
-_COMPLETES = object()  # Engine._short_plain_jump: the jump would end at a completion
 
 
 @dataclass(frozen=True)
@@ -169,18 +168,29 @@ class Engine:
         return seg
 
     def advance(self) -> list[Segment]:
-        """Advance by one :meth:`step` or, when it was a plain decode jump that ended short of KV,
-        by the stretch of steps that follows while nothing but decoding and preemption happens:
-        each preempting iteration and the jump after it, up to a completion, an iteration the
-        waiting queue's head can join, or a case the shortcuts leave to :meth:`step`.  The same
+        """Advance by one :meth:`step` or, on the plain fast path, by the stretch of steps that
+        follows a jump short of KV while nothing but decoding and preemption happens: each
+        preempting iteration and the jump after it, up to a completion, an iteration the waiting
+        queue's head can join, or a case the shortcuts leave to the general path.  The same
         segments, in the same order, as calling :meth:`step` that many times (KV thrash: vLLM
         preempts the newest request whenever a running one needs a block, so plain decoding
-        under a deep queue alternates short jumps and preempting iterations)."""
-        segs = [self.step()]
-        if not (self._short_next and self._stretches):
-            return segs
+        under a deep queue alternates short jumps and preempting iterations).  Without prefix
+        caching the stretch is counted (:mod:`rlsim.engine.stretch`), else stepped on lean paths."""
+        if not self._stretches:
+            return [self.step()]
+        segs: list[Segment] = []
         budget = self.params.max_num_batched_tokens
-        while True:
+        if not self._short_next:  # as step(): a jump of a closed decoding batch, else one iteration
+            self.just_finished = []
+            run = self.scheduler.decoding_batch()
+            if run is None or not self.scheduler.closed(budget - len(run)):
+                return [self._one_iteration()]
+            seg = self._plain_jump(run)
+            if seg is not None:
+                if not self._short_next:  # it ended at a completion
+                    return [seg]
+                segs.append(seg)
+        while True:  # the next iteration preempts
             self._short_next, self.just_finished = False, []
             counted = count_stretch(self)
             if counted is not None:
@@ -188,20 +198,19 @@ class Engine:
                 segs.extend(part)
                 if nxt == OPEN:
                     return segs
-                if nxt == PLAN:  # the next jump ends at a completion: the general path applies it
-                    segs.append(self.step())
+                if nxt == PLAN:  # the next jump ends at a completion
+                    segs.append(self._plain_jump(self.scheduler.running_array()))
                     return segs
             seg = self._preempting_step()
             segs.append(seg if seg is not None else self._one_iteration(preempting=True))
             run = self.scheduler.running_array()
             if seg is None or seg.finished or not len(run) or not self.scheduler.closed(budget - len(run)):
                 return segs
-            seg = self._short_plain_jump(run)
-            if seg is _COMPLETES:  # the jump ends at a completion: the general path applies it
-                segs.append(self.step())
-                return segs
+            seg = self._plain_jump(run)
             if seg is not None:  # None: the very next iteration preempts
                 segs.append(seg)
+                if not self._short_next:
+                    return segs
 
     @property
     def _stretches(self) -> bool:
@@ -209,18 +218,16 @@ class Engine:
         p = self.params
         return p.fast and self.spec is None and not (p.async_admission_lag and p.async_scheduling)
 
-    def _short_plain_jump(self, run: np.ndarray):
-        """:meth:`plan` + :meth:`commit` of a plain decode jump of the closed batch ``run`` that
-        ends short of KV (the same numbers, without the general jump's per-iteration parts);
-        None when the next iteration is already short, ``_COMPLETES`` when the jump would end at
-        a completion (left to :meth:`step`)."""
+    def _plain_jump(self, run: np.ndarray) -> Segment | None:
+        """:meth:`plan` + :meth:`commit` of a plain decode jump of the closed decoding batch
+        ``run`` (the same numbers, without the general jump's per-iteration parts); None when
+        the very next iteration is short of KV.  Sets ``_short_next`` as :meth:`step` does."""
         req, kv, B = self.requests, self.kv, len(run)
         cached, remaining = req.computed[run], req.remaining(run)
         m = plain_decode_iterations(cached, remaining, kv, run)
         if m == 0:
             return None
-        if m >= int(remaining.min()):
-            return _COMPLETES
+        short = m < int(remaining.min())
         start, p = self.now, self.params
         ctx = float(cached.sum()) + B * np.arange(1, m + 1, dtype=np.float64)
         target, launch = self.forward.decode_split_s(B, ctx)
@@ -231,18 +238,19 @@ class Engine:
                                    total)
         kv.reserve(run, cached + m)
         req.computed[run] = cached + m
-        req.generated[run] += m
+        req.generated[run] += m  # m <= every remaining count
         self.now = start + total
         self._last_step_start_s, self._resumed = start + (float(np.cumsum(step)[m - 2]) if m > 1 else 0.0), False
         if self.token_gaps is not None:
             self.token_gaps.add(start + step[0] - req.last_token_s[run])
             self.token_gaps.add(step[1:m], weight=B)
         req.last_token_s[run] = self.now
+        finished = 0 if short else self._retire(run[req.generated[run] == req.response[run]])
         self.max_kv_used = max(self.max_kv_used, kv.used())
         self.stats.segments += 1
-        self._short_next = True
-        return Segment(self.id, start, self.now, m, B, "decode", B * m, 0, 0, 0, B, target_s, float(target[0]),
-                       float(target[-1]), self._kv_used_frac())
+        self._short_next = short
+        return Segment(self.id, start, self.now, m, B, "decode", B * m, 0, 0, finished, B, target_s,
+                       float(target[0]), float(target[-1]), self._kv_used_frac())
 
     def _preempting_step(self) -> Segment | None:
         """:meth:`_one_iteration` after a plain jump short of KV (the same numbers): the

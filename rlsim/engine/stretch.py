@@ -111,7 +111,7 @@ class _Walk:
                 return OPEN
 
     def _jump(self, m: int, free_after: int) -> None:
-        """A plain jump of ``m`` iterations of the batch (as Engine._short_plain_jump)."""
+        """A plain jump of ``m`` iterations of the batch (as Engine._plain_jump)."""
         e, p, B = self.e, self.e.params, self.B
         ctx = float(self.csum[B] + B * (self.tau - 1)) + B * np.arange(1, m + 1, dtype=np.float64)
         target, launch = e.forward.decode_split_s(B, ctx)
