@@ -183,8 +183,10 @@ class Engine:
         if not self._short_next:  # as step(): a jump of a closed decoding batch, else one iteration
             self.just_finished = []
             run = self.scheduler.decoding_batch()
-            if run is None or not self.scheduler.closed(budget - len(run)):
+            if run is None:
                 return [self._one_iteration()]
+            if not self.scheduler.closed(budget - len(run)):  # the queue's head joins
+                return [self._one_iteration(admitting=True)]
             seg = self._plain_jump(run)
             if seg is not None:
                 if not self._short_next:  # it ended at a completion
@@ -424,23 +426,28 @@ class Engine:
         return self._k(len(run), float(self.requests.computed[run].sum()) + len(run), run)
 
     # ------------------------------------------------------------------ slow path
-    def _one_iteration(self, preempting: bool = False) -> Segment:
+    def _one_iteration(self, preempting: bool = False, admitting: bool = False) -> Segment:
         """One slow-path iteration; ``preempting``: every running request decodes and their next
-        tokens are known not to fit in the free blocks (after a jump that ended short of KV)."""
-        step = self.prepare_step(preempting)
+        tokens are known not to fit in the free blocks (after a jump that ended short of KV);
+        ``admitting``: every running request decodes and the waiting queue's head can join."""
+        step = self.prepare_step(preempting, admitting)
         assert step is not None, "engine stalled: nothing schedulable (KV smaller than one request?)"
         step_s = float(self.params.step_s(step.gpu_s, step.host_s, len(step.batch.slots))) + step.serial_s
         return self.apply_step(step, step_s)
 
-    def prepare_step(self, preempting: bool = False) -> StepPlan | None:
+    def prepare_step(self, preempting: bool = False, admitting: bool = False) -> StepPlan | None:
         """Schedule the next iteration and price it (None: nothing to schedule); the clock and
         the requests move in :meth:`apply_step` (lock-step groups time several ranks' plans).
-        ``preempting`` (see :meth:`_one_iteration`): a plain decode step takes the scheduler's
-        shortcut for it (:meth:`Scheduler.schedule_preempting_decodes`, the same result)."""
-        k = self._slow_k()
-        batch = self.scheduler.schedule_preempting_decodes() if preempting and k == 0 else None
+        ``preempting`` / ``admitting`` (see :meth:`_one_iteration`): a plain step takes the
+        scheduler's shortcut for it (:meth:`Scheduler.schedule_preempting_decodes`,
+        :meth:`Scheduler.schedule_decodes_then_admit`; the same result)."""
+        k, batch, sch = self._slow_k(), None, self.scheduler
+        if k == 0 and preempting:
+            batch = sch.schedule_preempting_decodes()
+        elif k == 0 and admitting:
+            batch = sch.schedule_decodes_then_admit(self.now, self._visible_by())
         if batch is None:
-            batch = self.scheduler.schedule(k, self.now, self._visible_by())
+            batch = sch.schedule(k, self.now, self._visible_by())
         if not len(batch.slots):
             return None
         self.max_kv_used = max(self.max_kv_used, self.kv.used())

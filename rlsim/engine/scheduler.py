@@ -211,6 +211,23 @@ class Scheduler:
         slots = np.concatenate(bulks + [np.asarray(picked, dtype=np.int64)]) if picked else np.concatenate(bulks or [_EMPTY])
         return ScheduledBatch(slots, np.ones(len(slots), dtype=np.int64), req.computed[slots], preemptions)
 
+    def schedule_decodes_then_admit(self, now: float, visible_by: float = math.inf) -> ScheduledBatch | None:
+        """:meth:`schedule` (without drafts) of a running list in which every request decodes
+        and all their next tokens fit in the free blocks: one bulk of decodes, then admissions
+        (the same KV operations and batch).  None when the shortcut does not apply (a batch
+        beyond the token budget, a KV shortage: :meth:`schedule` then decides)."""
+        budget, run, kv = self.params.max_num_batched_tokens, self.running_array(), self.kv
+        if len(run) > budget:
+            return None
+        extra = kv.growth_blocks(run, self.requests.computed[run] + 1)
+        if int(extra.sum()) > kv.free:
+            return None
+        kv.grow_by(run, extra)
+        picked: tuple[list[int], list[int], list[int]] = ([], [], [])
+        self._admit(picked, budget - len(run), now, visible_by)
+        self.peak_running = max(self.peak_running, len(self.running))
+        return self._batch([run], picked, 0, 0, [])
+
     def _preempting_decodes_counted(self, run: np.ndarray, extra: np.ndarray) -> ScheduledBatch:
         """:meth:`schedule_preempting_decodes` without prefix caching, where freed blocks are
         only counted (no cache order to keep): the walk's shortages found on the cumulative

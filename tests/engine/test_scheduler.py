@@ -171,29 +171,48 @@ def test_admit_cached_seats_a_request_with_its_kv_only_when_seat_and_blocks_are_
     assert sch.running == [slot, second]
 
 
+def _same_schedule(a: Engine, b: Engine, short, general) -> None:
+    assert short is not None and short.preemptions == general.preemptions
+    for name in ("slots", "new_tokens", "computed_before"):
+        np.testing.assert_array_equal(getattr(short, name), getattr(general, name))
+    assert a.scheduler.running == b.scheduler.running and list(a.waiting) == list(b.waiting)
+    assert a.kv.free == b.kv.free and a.kv._lru == b.kv._lru and a.scheduler.peak_running == b.scheduler.peak_running
+    np.testing.assert_array_equal(a.kv.own, b.kv.own)
+    np.testing.assert_array_equal(a.requests.computed, b.requests.computed)
+
+
 @pytest.mark.parametrize("prefix", [False, True])
-def test_the_preempting_decode_shortcut_schedules_what_the_general_loop_does(fwd, prefix):
-    """Wherever a plain jump ended short of KV, the shortcut (on a copy of the engine) and
-    Scheduler.schedule give the same batch in the same order, preemptions, KV state and queue."""
+def test_the_plain_decode_shortcuts_schedule_what_the_general_loop_does(fwd, prefix):
+    """Wherever a plain jump ended short of KV (the preempting shortcut) or a decoding batch
+    can admit the queue's head (the admitting shortcut), the shortcut on a copy of the engine
+    and Scheduler.schedule give the same batch in the same order, preemptions, KV state and queue."""
     import copy
 
     rng = np.random.default_rng(5)
     n = 80
     e = _engine(fwd, rng.integers(20, 120, n), rng.integers(100, 400, n), num_blocks=260, max_num_batched_tokens=4096,
                 enable_prefix_caching=prefix)
-    compared = picked = 0
+    preempting = picked = admitting = 0
     while not e.done():
-        if e._short_next:
+        run = e.scheduler.decoding_batch()
+        joins = run is not None and not e.scheduler.closed(e.params.max_num_batched_tokens - len(run))
+        if e._short_next or joins:
             a, b = copy.deepcopy(e), copy.deepcopy(e)
-            short = a.scheduler.schedule_preempting_decodes()
+            if e._short_next:
+                short = a.scheduler.schedule_preempting_decodes()
+            else:
+                short = a.scheduler.schedule_decodes_then_admit(a.now)
+                if short is None:  # only when the decodes are short of KV: the general loop decides
+                    assert int(e.kv.growth_blocks(run, e.requests.computed[run] + 1).sum()) > e.kv.free
+                    e.step()
+                    continue
             general = b.scheduler.schedule(0, b.now)
-            assert short is not None and short.preemptions == general.preemptions > 0
-            for name in ("slots", "new_tokens", "computed_before"):
-                np.testing.assert_array_equal(getattr(short, name), getattr(general, name))
-            picked += general.slots.tolist() != b.scheduler.running[:len(general.slots)]  # one-by-one ones last
-            assert a.scheduler.running == b.scheduler.running and list(a.waiting) == list(b.waiting)
-            assert a.kv.free == b.kv.free and a.kv._lru == b.kv._lru
-            np.testing.assert_array_equal(a.kv.own, b.kv.own)
-            compared += 1
+            _same_schedule(a, b, short, general)
+            if e._short_next:
+                assert general.preemptions > 0
+                preempting += 1
+                picked += general.slots.tolist() != b.scheduler.running[:len(general.slots)]  # one-by-one ones last
+            else:
+                admitting += len(b.scheduler.running) > len(e.scheduler.running)
         e.step()
-    assert compared > 20 and picked > 0, (compared, picked)
+    assert preempting > 20 and picked > 0 and admitting > 5, (preempting, picked, admitting)
