@@ -240,7 +240,10 @@ class ForwardModel:
         attends to the most (0 for either: estimated from the mean chunk).  Sliding-window layers:
         see the module docstring (``decode_window_ctx_tokens``: sum of min(context, window))."""
         t = 0.0
-        if decode_seqs > 0:
+        if decode_seqs > 0 and not self._sliding and type(decode_ctx_tokens) is float and \
+                (decode_pairs is None or type(decode_pairs) is float):  # one pass (the slow path's mixed ones)
+            t = self._decode_attention_scalar_s(decode_seqs, decode_ctx_tokens, decode_pairs)
+        elif decode_seqs > 0:
             ctx = np.asarray(decode_ctx_tokens, dtype=np.float64)
             pairs = ctx if decode_pairs is None else np.asarray(decode_pairs, dtype=np.float64)
             t = t + self._full * self._decode_layer_s(decode_seqs, ctx, pairs)

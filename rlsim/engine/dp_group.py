@@ -123,6 +123,10 @@ class DataParallelGroup:
         return self._rank_of_group[group]
 
     # ------------------------------------------------------------------ stepping
+    def advance(self) -> list[Segment]:
+        """One :meth:`step` (the engine's stretches are single-engine)."""
+        return [self.step()]
+
     def step(self) -> Segment:
         jump = self.plan()
         return self.commit(jump) if jump is not None else self.step_slow()

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlsim.cost.forward import ForwardModel, PassShape
-from rlsim.engine.jump import Jump, JumpPlanner
+from rlsim.engine.jump import Jump, JumpPlanner, plain_decode_iterations
 from rlsim.engine.kv import KvCache, shared_prompt_blocks
 from rlsim.engine.params import EngineParams
 from rlsim.engine.passes import PassWork, pass_work
@@ -46,8 +46,10 @@ from rlsim.engine.requests import RequestTable
 from rlsim.engine.scheduler import ScheduledBatch, Scheduler
 from rlsim.engine.segment import Segment
 from rlsim.engine.stats import EngineStats, TokenGaps
+from rlsim.engine.stretch import OPEN, PLAN, count_stretch
 
 __all__ = ["Engine", "StepPlan"]
+
 
 
 @dataclass(frozen=True)
@@ -160,13 +162,132 @@ class Engine:
         iteration is known to take the slow path: :meth:`plan` is not asked again."""
         if self._short_next:
             self._short_next, self.just_finished = False, []
-            return self._one_iteration()
+            return self._one_iteration(preempting=True)
         jump = self.plan()
         if jump is None:
             return self._one_iteration()
         seg = self.commit(jump)
         self._short_next = jump.ends_short and not seg.finished
         return seg
+
+    def advance(self) -> list[Segment]:
+        """Advance by one :meth:`step` or, on the plain fast path, by the stretch of steps that
+        follows a jump short of KV while nothing but decoding and preemption happens: each
+        preempting iteration and the jump after it, up to a completion, an iteration the waiting
+        queue's head can join, or a case the shortcuts leave to the general path.  The same
+        segments, in the same order, as calling :meth:`step` that many times (KV thrash: vLLM
+        preempts the newest request whenever a running one needs a block, so plain decoding
+        under a deep queue alternates short jumps and preempting iterations).  Without prefix
+        caching the stretch is counted (:mod:`rlsim.engine.stretch`), else stepped on lean paths."""
+        if not self._stretches:
+            return [self.step()]
+        segs: list[Segment] = []
+        budget = self.params.max_num_batched_tokens
+        if not self._short_next:  # as step(): a jump of a closed decoding batch, else one iteration
+            self.just_finished = []
+            run = self.scheduler.decoding_batch()
+            if run is None:
+                return [self._one_iteration()]
+            if not self.scheduler.closed(budget - len(run)):  # the queue's head joins
+                return [self._one_iteration(admitting=True)]
+            seg = self._plain_jump(run)
+            if seg is not None:
+                if not self._short_next:  # it ended at a completion
+                    return [seg]
+                segs.append(seg)
+        while True:  # the next iteration preempts
+            self._short_next, self.just_finished = False, []
+            counted = count_stretch(self)
+            if counted is not None:
+                part, nxt = counted
+                segs.extend(part)
+                if nxt == OPEN:
+                    return segs
+                if nxt == PLAN:  # the next jump ends at a completion
+                    segs.append(self._plain_jump(self.scheduler.running_array()))
+                    return segs
+            seg = self._preempting_step()
+            segs.append(seg if seg is not None else self._one_iteration(preempting=True))
+            run = self.scheduler.running_array()
+            if seg is None or seg.finished or not len(run) or not self.scheduler.closed(budget - len(run)):
+                return segs
+            seg = self._plain_jump(run)
+            if seg is not None:  # None: the very next iteration preempts
+                segs.append(seg)
+                if not self._short_next:
+                    return segs
+
+    @property
+    def _stretches(self) -> bool:
+        """:meth:`advance` may run stretches: the plain fast path, every arrival seen at once."""
+        p = self.params
+        return p.fast and self.spec is None and not (p.async_admission_lag and p.async_scheduling)
+
+    def _plain_jump(self, run: np.ndarray) -> Segment | None:
+        """:meth:`plan` + :meth:`commit` of a plain decode jump of the closed decoding batch
+        ``run`` (the same numbers, without the general jump's per-iteration parts); None when
+        the very next iteration is short of KV.  Sets ``_short_next`` as :meth:`step` does."""
+        req, kv, B = self.requests, self.kv, len(run)
+        cached, remaining = req.computed[run], req.remaining(run)
+        m = plain_decode_iterations(cached, remaining, kv, run)
+        if m == 0:
+            return None
+        short = m < int(remaining.min())
+        start, p = self.now, self.params
+        ctx = float(cached.sum()) + B * np.arange(1, m + 1, dtype=np.float64)
+        target, launch = self.forward.decode_split_s(B, ctx)
+        step = p.step_s(target, p.host_s(B, 0), B)
+        total, target_s = float(step.sum()), float(target.sum())
+        self.stats.add_decode_jump(self.forward.decode_const_parts(B, 1, None),
+                                   float(launch.sum()) if isinstance(launch, np.ndarray) else 0.0, m, target_s, 0.0,
+                                   total)
+        kv.reserve(run, cached + m)
+        req.computed[run] = cached + m
+        req.generated[run] += m  # m <= every remaining count
+        self.now = start + total
+        self._last_step_start_s, self._resumed = start + (float(np.cumsum(step)[m - 2]) if m > 1 else 0.0), False
+        if self.token_gaps is not None:
+            self.token_gaps.add(start + step[0] - req.last_token_s[run])
+            self.token_gaps.add(step[1:m], weight=B)
+        req.last_token_s[run] = self.now
+        finished = 0 if short else self._retire(run[req.generated[run] == req.response[run]])
+        self.max_kv_used = max(self.max_kv_used, kv.used())
+        self.stats.segments += 1
+        self._short_next = short
+        return Segment(self.id, start, self.now, m, B, "decode", B * m, 0, 0, finished, B, target_s,
+                       float(target[0]), float(target[-1]), self._kv_used_frac())
+
+    def _preempting_step(self) -> Segment | None:
+        """:meth:`_one_iteration` after a plain jump short of KV (the same numbers): the
+        scheduler's shortcut (:meth:`Scheduler.schedule_preempting_decodes`), the decode pass
+        priced and applied directly; None when the shortcut does not apply."""
+        batch = self.scheduler.schedule_preempting_decodes()
+        if batch is None or not len(batch.slots):
+            return None
+        self.max_kv_used = max(self.max_kv_used, self.kv.used())
+        req, slots, p = self.requests, batch.slots, self.params
+        n = len(slots)
+        ctx = float(int(batch.computed_before.sum()) + n)
+        parts = self.forward.components(PassShape(n, n, n, ctx, decode_pairs=ctx))
+        gpu = sum(parts.values()) + 0.0
+        step_s = float(p.step_s(gpu, p.host_s(n, 0), n)) + 0.0
+        self.stats.add_pass(parts, 0.0, step_s, 0.0, 0.0)
+        start, self.now = self.now, self.now + step_s
+        self._last_step_start_s, self._resumed = start, False
+        running = len(self.scheduler.running)
+        req.computed[slots] = batch.computed_before + 1
+        req.generated[slots] += 1
+        first = np.isnan(req.first_token_s[slots])
+        if first.any():
+            req.first_token_s[slots[first]] = self.now
+            req.first_token_seg[slots[first]] = self.stats.segments
+        if self.token_gaps is not None:
+            self.token_gaps.add(self.now - req.last_token_s[slots[~first]])
+        req.last_token_s[slots] = self.now
+        finished = self._retire(slots[req.generated[slots] == req.response[slots]])
+        self.stats.segments += 1
+        return Segment(self.id, start, self.now, 1, running, "step", n, 0, batch.preemptions, finished, n, gpu, gpu,
+                       gpu, self._kv_used_frac())
 
     def plan(self) -> Jump | None:
         """A fast-path jump from now (nothing changed yet), or None when the next iteration must
@@ -308,16 +429,28 @@ class Engine:
         return self._k(len(run), float(self.requests.computed[run].sum()) + len(run), run)
 
     # ------------------------------------------------------------------ slow path
-    def _one_iteration(self) -> Segment:
-        step = self.prepare_step()
+    def _one_iteration(self, preempting: bool = False, admitting: bool = False) -> Segment:
+        """One slow-path iteration; ``preempting``: every running request decodes and their next
+        tokens are known not to fit in the free blocks (after a jump that ended short of KV);
+        ``admitting``: every running request decodes and the waiting queue's head can join."""
+        step = self.prepare_step(preempting, admitting)
         assert step is not None, "engine stalled: nothing schedulable (KV smaller than one request?)"
         step_s = float(self.params.step_s(step.gpu_s, step.host_s, len(step.batch.slots))) + step.serial_s
         return self.apply_step(step, step_s)
 
-    def prepare_step(self) -> StepPlan | None:
+    def prepare_step(self, preempting: bool = False, admitting: bool = False) -> StepPlan | None:
         """Schedule the next iteration and price it (None: nothing to schedule); the clock and
-        the requests move in :meth:`apply_step` (lock-step groups time several ranks' plans)."""
-        batch = self.scheduler.schedule(self._slow_k(), self.now, self._visible_by())
+        the requests move in :meth:`apply_step` (lock-step groups time several ranks' plans).
+        ``preempting`` / ``admitting`` (see :meth:`_one_iteration`): a plain step takes the
+        scheduler's shortcut for it (:meth:`Scheduler.schedule_preempting_decodes`,
+        :meth:`Scheduler.schedule_decodes_then_admit`; the same result)."""
+        k, batch, sch = self._slow_k(), None, self.scheduler
+        if k == 0 and preempting:
+            batch = sch.schedule_preempting_decodes()
+        elif k == 0 and admitting:
+            batch = sch.schedule_decodes_then_admit(self.now, self._visible_by())
+        if batch is None:
+            batch = sch.schedule(k, self.now, self._visible_by())
         if not len(batch.slots):
             return None
         self.max_kv_used = max(self.max_kv_used, self.kv.used())

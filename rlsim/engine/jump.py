@@ -87,8 +87,17 @@ def plain_decode_iterations(cached: np.ndarray, remaining: np.ndarray, kv: KvCac
     m = int(remaining.min())
     # kv.growth_blocks(slots, cached + i) = max(ceil((cached + i) / bs) - held, 0)
     #                                     = max(floor((cached + i + bs - 1 - held * bs) / bs), 0)  (integers)
+    #   = #{n >= 0: first + n * bs <= i}, first = held * bs - cached + 1 >= 1: the iterations at which
+    # a sequence needs a block.  With every first <= bs, the needs come in rounds of one per
+    # sequence (round n in (n bs, (n + 1) bs]), so the (free + 1)-th need is in round free // B at
+    # the (free % B)-th smallest first: the last iteration that fits is the one before it.
     bs, free = kv.block_size, kv.free
-    room = cached + (bs - 1) - (kv.shared[slots] + kv.own[slots]) * bs
+    first = (kv.shared[slots] + kv.own[slots]) * bs - cached + 1
+    B = len(first)
+    if int(first.max()) <= bs:
+        r = free % B
+        return min(m, int(np.partition(first, r)[r]) + (free // B) * bs - 1)
+    room = bs - first
 
     def fits(i: int) -> bool:  # iteration i + 1 holds cached + i + 1 tokens; i iterations need cached + i
         return int(np.maximum((room + i) // bs, 0).sum()) <= free

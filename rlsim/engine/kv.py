@@ -171,6 +171,20 @@ class KvCache:
             self.own[seqs[:n]] += extra[:n]
         return n
 
+    def grow_by(self, seqs: np.ndarray, extra: np.ndarray) -> None:
+        """Give resident ``seqs`` ``extra`` more blocks each (their :meth:`growth_blocks`)."""
+        self._take(int(extra.sum()))
+        self.own[seqs] += extra
+
+    def settle(self, seqs, own_blocks, free: int | None = None) -> None:
+        """Set the private blocks of resident ``seqs`` (and the free count) to what a counted
+        stretch reached (rlsim.engine.stretch; without prefix caching blocks are only counted)."""
+        assert not self.prefix_caching
+        self.own[seqs] = own_blocks
+        if free is not None:
+            assert 0 <= free <= self.num_blocks
+            self.free = free
+
     # ------------------------------------------------------------- updates
     def admit(self, seq: int, computed_after: int, prefix_len: int) -> None:
         """Make ``seq`` resident (its group's shared blocks from the cache or newly allocated)."""

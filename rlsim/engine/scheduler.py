@@ -165,6 +165,97 @@ class Scheduler:
         self.peak_running = max(self.peak_running, len(self.running))
         return self._batch(bulks, picked, k, preemptions, dropped)
 
+    def schedule_preempting_decodes(self) -> ScheduledBatch | None:
+        """:meth:`schedule` (without drafts) of a running list in which every request decodes
+        and whose next tokens do not all fit in the free blocks, under a policy whose victim is
+        the last running request (FCFS): the same KV operations in the same order, the same
+        preemptions and the same batch, without the general loop's per-request bookkeeping.
+        None when the shortcut does not apply (a batch beyond the token budget, a policy that
+        may unschedule a victim, nothing to preempt): :meth:`schedule` then decides.
+
+        The rule is :meth:`schedule`'s: leading requests take their blocks together
+        (:meth:`_bulk_decodes`); the first one short of a block preempts the last running
+        request, repeatedly, until its block is free or it was the last itself (then the step
+        ends); a step that preempts admits nobody."""
+        if not self.policy.victim_is_last or len(self.running) > self.params.max_num_batched_tokens:
+            return None
+        run, req, kv = self.running_array(), self.requests, self.kv
+        before = req.computed[run]
+        tokens = before + 1
+        extra = kv.growth_blocks(run, tokens)
+        if int(extra.sum()) <= kv.free:
+            return None
+        if not kv.prefix_caching:
+            return self._preempting_decodes_counted(run, extra)
+        bulks: list[np.ndarray] = []
+        picked: list[int] = []
+        i, end, preemptions = 0, len(run), 0
+        while i < end:
+            n = kv.reserve_fitting_prefix(run[i:end], tokens[i:end])
+            if n:
+                bulks.append(run[i:i + n])
+                i += n
+                if i == end:
+                    break
+            slot, need = int(run[i]), int(extra[i])
+            while need > kv.free and end > i:
+                end -= 1
+                self.preempt(int(run[end]), end)
+                preemptions += 1
+            if end == i:  # it preempted itself: the step ends
+                break
+            kv.grow(slot, int(tokens[i]), int(req.prefix[slot]))
+            picked.append(slot)
+            i += 1
+        self.peak_running = max(self.peak_running, len(self.running))
+        slots = np.concatenate(bulks + [np.asarray(picked, dtype=np.int64)]) if picked else np.concatenate(bulks or [_EMPTY])
+        return ScheduledBatch(slots, np.ones(len(slots), dtype=np.int64), req.computed[slots], preemptions)
+
+    def schedule_decodes_then_admit(self, now: float, visible_by: float = math.inf) -> ScheduledBatch | None:
+        """:meth:`schedule` (without drafts) of a running list in which every request decodes
+        and all their next tokens fit in the free blocks: one bulk of decodes, then admissions
+        (the same KV operations and batch).  None when the shortcut does not apply (a batch
+        beyond the token budget, a KV shortage: :meth:`schedule` then decides)."""
+        budget, run, kv = self.params.max_num_batched_tokens, self.running_array(), self.kv
+        if len(run) > budget:
+            return None
+        extra = kv.growth_blocks(run, self.requests.computed[run] + 1)
+        if int(extra.sum()) > kv.free:
+            return None
+        kv.grow_by(run, extra)
+        picked: tuple[list[int], list[int], list[int]] = ([], [], [])
+        self._admit(picked, budget - len(run), now, visible_by)
+        self.peak_running = max(self.peak_running, len(self.running))
+        return self._batch([run], picked, 0, 0, [])
+
+    def _preempting_decodes_counted(self, run: np.ndarray, extra: np.ndarray) -> ScheduledBatch:
+        """:meth:`schedule_preempting_decodes` without prefix caching, where freed blocks are
+        only counted (no cache order to keep): the walk's shortages found on the cumulative
+        demand, the victims' blocks freed before the survivors' growth is taken."""
+        kv, free = self.kv, self.kv.free
+        need = np.cumsum(extra)
+        freed = np.cumsum(kv.own[run[::-1]])  # freed[t - 1]: blocks of the last t requests
+        picked: list[int] = []  # positions the walk reached short of a block (scheduled after the bulks)
+        avail, end = free, len(run)
+        while (j := int(np.searchsorted(need, avail, side="right"))) < end:
+            while need[j] > avail and end > j:
+                end -= 1
+                avail = free + int(freed[len(run) - end - 1])
+            if end == j:  # it preempted itself: the step ends
+                break
+            picked.append(j)
+        for position in range(len(run) - 1, end - 1, -1):
+            self.preempt(int(run[position]), position)
+        if end:
+            kv.grow_by(run[:end], extra[:end])
+        self.peak_running = max(self.peak_running, len(self.running))
+        slots = run[:end]
+        if picked:  # the bulks in order, then the requests scheduled one by one
+            bulk = np.ones(end, dtype=bool)
+            bulk[picked] = False
+            slots = np.concatenate([slots[bulk], slots[picked]])
+        return ScheduledBatch(slots, np.ones(end, dtype=np.int64), self.requests.computed[slots], len(run) - end)
+
     def _bulk_decodes(self, view: "_RunningView", start: int, budget: int, k: int) -> np.ndarray:
         """Schedule, at once, the longest run of decoding requests from ``running[start]`` whose
         1 + k new slots fit in the free pool and the budget (vLLM would schedule them one by

@@ -86,9 +86,9 @@ def _run(engines: list[Engine], workers: int = 1) -> list[Segment]:
 def _run_slice(engines: list[Engine]) -> list[Segment]:
     segments: list[Segment] = []
     for engine in engines:
-        step, done, append = engine.step, engine.done, segments.append
+        advance, done, extend = engine.advance, engine.done, segments.extend
         while not done():
-            append(step())
+            extend(advance())
     return segments
 
 

@@ -194,3 +194,32 @@ def test_without_a_graph_the_fast_path_books_the_exposed_dispatch_as_launch():
     f, r = fast.stats.components_s, ref.stats.components_s
     assert f["launch"] == pytest.approx(r["launch"], rel=1e-9)
     assert f["attention"] == pytest.approx(r["attention"], rel=1e-9)
+
+
+@pytest.mark.parametrize("prefix, budget", [(False, 2048), (True, 2048), (False, 160)])
+def test_kv_thrash_stretches_equal_stepping_and_the_reference(fwd, prefix, budget):
+    """A deep queue on a small KV cache (the Vidur workload's regime in miniature): plain decoding
+    alternates short jumps and preempting iterations, which Engine.advance runs as stretches
+    (counted without prefix caching; with a 160-token budget a victim's first chunk often fits
+    again, which ends a stretch).  The stretches give the very segments and records of
+    stepping, and the reference path's."""
+    prompts, responses = np.full(96, 64), np.full(96, 400)
+    kw = dict(num_blocks=300, max_num_batched_tokens=budget, enable_prefix_caching=prefix)
+    stepped, stretched = _engine(fwd, prompts, responses, **kw), _engine(fwd, prompts, responses, **kw)
+    ref = _engine(fwd, prompts, responses, fast=False, **kw)
+    segs = _run(stepped)
+    _run(ref, check_kv=False)
+    advanced, longest = [], 0
+    while not stretched.done():
+        out = stretched.advance()
+        advanced.extend(out)
+        longest = max(longest, len(out))
+        _assert_kv_consistent(stretched)
+    assert advanced == segs
+    assert longest > 10 and sum(s.preemptions for s in segs) == stepped.stats.preemptions > 50
+    for e in (stretched, stepped):
+        assert e.stats.iterations == ref.stats.iterations and e.stats.preemptions == ref.stats.preemptions
+        np.testing.assert_array_equal(e.preempted, ref.preempted)
+        np.testing.assert_allclose(e.finish_s, ref.finish_s, rtol=1e-9)
+    np.testing.assert_array_equal(stretched.finish_s, stepped.finish_s)
+    assert stretched.stats.busy_s == stepped.stats.busy_s and stretched.stats.components_s == stepped.stats.components_s

@@ -37,6 +37,19 @@ def _run(e: Engine) -> list:
     return segs
 
 
+def _advance_all(e: Engine) -> list:
+    segs = []
+    while not e.done():
+        segs.extend(e.advance())
+        assert 0 <= e.kv.free <= e.kv.num_blocks
+    return segs
+
+
+def _records(stats) -> tuple:
+    return (stats.iterations, stats.segments, stats.preemptions, stats.prefill_tokens, stats.recomputed_tokens,
+            stats.busy_s, stats.components_s)
+
+
 def test_policies_by_name():
     assert sorted(POLICIES) == ["fcfs", "shortest_remaining"]
     assert isinstance(policy_named("fcfs"), Fcfs) and isinstance(policy_named("shortest_remaining"), ShortestRemaining)
@@ -129,8 +142,12 @@ def test_fast_path_equals_reference_on_random_cases(fwd, groups, samples, seed, 
     kw = dict(num_blocks=blocks, max_num_batched_tokens=budget, max_num_seqs=seats, enable_chunked_prefill=chunked,
               enable_prefix_caching=prefix, policy=policy)
     fast, ref = _engine(fwd, prompts, responses, gids, fast=True, **kw), _engine(fwd, prompts, responses, gids, fast=False, **kw)
-    _run(fast)
+    stretched = _engine(fwd, prompts, responses, gids, fast=True, **kw)
+    segs = _run(fast)
     _run(ref)
+    assert _advance_all(stretched) == segs  # stretches (Engine.advance) give the very segments of stepping
+    np.testing.assert_array_equal(stretched.finish_s, fast.finish_s)
+    assert _records(stretched.stats) == _records(fast.stats)
     np.testing.assert_array_equal(fast.gen, responses)
     assert fast.stats.iterations == ref.stats.iterations
     assert fast.stats.preemptions == ref.stats.preemptions
@@ -152,3 +169,50 @@ def test_admit_cached_seats_a_request_with_its_kv_only_when_seat_and_blocks_are_
     third = sch.waiting.pop()
     assert not sch.admit_cached(third, 16)  # both seats taken
     assert sch.running == [slot, second]
+
+
+def _same_schedule(a: Engine, b: Engine, short, general) -> None:
+    assert short is not None and short.preemptions == general.preemptions
+    for name in ("slots", "new_tokens", "computed_before"):
+        np.testing.assert_array_equal(getattr(short, name), getattr(general, name))
+    assert a.scheduler.running == b.scheduler.running and list(a.waiting) == list(b.waiting)
+    assert a.kv.free == b.kv.free and a.kv._lru == b.kv._lru and a.scheduler.peak_running == b.scheduler.peak_running
+    np.testing.assert_array_equal(a.kv.own, b.kv.own)
+    np.testing.assert_array_equal(a.requests.computed, b.requests.computed)
+
+
+@pytest.mark.parametrize("prefix", [False, True])
+def test_the_plain_decode_shortcuts_schedule_what_the_general_loop_does(fwd, prefix):
+    """Wherever a plain jump ended short of KV (the preempting shortcut) or a decoding batch
+    can admit the queue's head (the admitting shortcut), the shortcut on a copy of the engine
+    and Scheduler.schedule give the same batch in the same order, preemptions, KV state and queue."""
+    import copy
+
+    rng = np.random.default_rng(5)
+    n = 80
+    e = _engine(fwd, rng.integers(20, 120, n), rng.integers(100, 400, n), num_blocks=260, max_num_batched_tokens=4096,
+                enable_prefix_caching=prefix)
+    preempting = picked = admitting = 0
+    while not e.done():
+        run = e.scheduler.decoding_batch()
+        joins = run is not None and not e.scheduler.closed(e.params.max_num_batched_tokens - len(run))
+        if e._short_next or joins:
+            a, b = copy.deepcopy(e), copy.deepcopy(e)
+            if e._short_next:
+                short = a.scheduler.schedule_preempting_decodes()
+            else:
+                short = a.scheduler.schedule_decodes_then_admit(a.now)
+                if short is None:  # only when the decodes are short of KV: the general loop decides
+                    assert int(e.kv.growth_blocks(run, e.requests.computed[run] + 1).sum()) > e.kv.free
+                    e.step()
+                    continue
+            general = b.scheduler.schedule(0, b.now)
+            _same_schedule(a, b, short, general)
+            if e._short_next:
+                assert general.preemptions > 0
+                preempting += 1
+                picked += general.slots.tolist() != b.scheduler.running[:len(general.slots)]  # one-by-one ones last
+            else:
+                admitting += len(b.scheduler.running) > len(e.scheduler.running)
+        e.step()
+    assert preempting > 20 and picked > 0 and admitting > 5, (preempting, picked, admitting)
