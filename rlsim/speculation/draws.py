@@ -150,7 +150,7 @@ def _count_below(u: np.ndarray, survive: np.ndarray) -> np.ndarray:
 
 def _by_bucket(sampler: AcceptanceSampler, idx: np.ndarray, first_round: np.ndarray, rounds: int, k: int,
                ctx: np.ndarray) -> np.ndarray:
-    """Context decay without regimes, solved bucket by bucket, ``(len(idx), rounds)`` int16: every
+    """Context decay without regimes, solved bucket by bucket, ``(len(idx), rounds)`` int8: every
     round from a sequence's current one on is drawn at its current bucket's factor; the first of
     them whose context reaches the next bucket starts the next pass (a round's context depends
     only on the rounds before it, so each pass fixes the rounds up to its crossing exactly -- the
@@ -158,10 +158,10 @@ def _by_bucket(sampler: AcceptanceSampler, idx: np.ndarray, first_round: np.ndar
 
     Within a pass, with ``e(r) = r + sum_{j<r} A_j`` over the pass's draws (strictly increasing:
     each round moves ``1 + A >= 1`` tokens), round ``r >= start`` begins at ``at + e(r) - e(start)``,
-    so the crossing round is the number of rounds with ``e(r) < end - at + e(start)`` (``end``: the
+    so the crossing round is the number of rounds with ``e(r) < e(start) + ceil(end - at)`` (``end``: the
     next bucket's first token; rounds before ``start`` count too, as ``e(r) <= e(start)`` there)."""
     u = sampler.seq_round_uniforms(idx, first_round, rounds)  # (n, rounds)
-    out = np.empty((idx.size, rounds), dtype=np.int16)
+    out = np.empty((idx.size, rounds), dtype=np.int8)
     steps = np.arange(rounds, dtype=np.int32)
     rows = np.arange(idx.size)                  # sequences still crossing a bucket edge
     start = np.zeros(idx.size, dtype=np.int64)  # first round of the current bucket, per sequence
@@ -169,9 +169,9 @@ def _by_bucket(sampler: AcceptanceSampler, idx: np.ndarray, first_round: np.ndar
     while rows.size:
         survive = sampler.survive_at(idx[rows], k, at)
         ur = u[rows] if rows.size < idx.size else u
-        acc = (ur < survive[:, :1]).astype(np.int16)
+        acc = (ur < survive[:, :1]).view(np.int8)
         for i in range(1, k):
-            acc += ur < survive[:, i:i + 1]
+            acc = acc + (ur < survive[:, i:i + 1]).view(np.int8)
         if rows.size == idx.size and not start.any():
             out[...] = acc
         else:
@@ -180,7 +180,8 @@ def _by_bucket(sampler: AcceptanceSampler, idx: np.ndarray, first_round: np.ndar
         e += steps - acc
         here = np.arange(rows.size)
         end = (np.floor(at / DECAY_BUCKET_TOKENS) + 1.0) * DECAY_BUCKET_TOKENS
-        cross = (e < (end - at + e[here, start])[:, None]).sum(axis=1)
+        room = np.ceil(end - at).astype(np.int32)  # e(r) - e(start) < end - at, e integer
+        cross = (e < (room + e[here, start])[:, None]).sum(axis=1)
         go = cross < rounds
         first = cross[go]
         rows, at = rows[go], at[go] + (e[here[go], first] - e[here[go], start[go]])
