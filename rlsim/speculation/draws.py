@@ -10,12 +10,14 @@ buffer only saves work:
   ``k_max`` (a round with ``k`` drafts accepts ``min(A_kmax, k)`` of the same draw) and refilled
   when a request runs past them, so the result is identical to sampling each round directly;
 * with context decay or regime acceptance, a round's context (and so its acceptance) depends on
-  the tokens the earlier rounds accepted: the rounds are solved together as a fixed point
-  (identical to drawing them one after the other).  ``CONTEXT_ROUNDS`` future rounds per
-  sequence are solved at once, each with the context it starts at; a later call takes them only
-  where its sequences' contexts and ``k`` are the ones the buffer predicted (a sequence's context
-  moves only by its own rounds: ``1 + A`` tokens each), and re-solves the others -- so again the
-  result is identical to drawing each round directly.
+  the tokens the earlier rounds accepted: the rounds are solved in order (bucket by bucket, or as
+  a fixed point with regimes -- identical to drawing them one after the other), at least
+  ``CONTEXT_ROUNDS`` at a time per sequence, into a ring of solved rounds (:class:`_ContextRing`).
+  A call takes them only where its sequences' contexts and ``k`` are the ones the ring predicted
+  (a sequence's context moves only by its own rounds: ``1 + A`` tokens each), and re-solves the
+  others; when some sequences of a call run short, every sequence of the call holding fewer
+  than ``CONTEXT_ROUNDS`` is topped up too (refills rarer and larger; when a round is solved
+  cannot change it) -- so again the result is identical to drawing each round directly.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class AcceptanceDraws:
         self._buf: np.ndarray | None = None   # (sequences, buffer_rounds) int8
         self._base: np.ndarray | None = None  # round index of each sequence's buffer column 0
         self._mean: dict[int, float] = {}
-        self._ctx_buf: tuple[np.ndarray, ...] | None = None  # context-dependent rounds (see _buffered_context)
+        self._ctx_buf: _ContextRing | None = None  # context-dependent rounds (see _buffered_context)
 
     def accepted(self, seq_ids: np.ndarray, first_round: np.ndarray, rounds: int, k: int,
                  context_tokens: np.ndarray | None = None) -> np.ndarray:
