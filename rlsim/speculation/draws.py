@@ -92,7 +92,7 @@ class AcceptanceDraws:
             self._ctx_buf = _ContextRing(self.sampler.seq_ids.size, CONTEXT_ROUNDS, MAX_CONTEXT_ROUNDS)
         ring = self._ctx_buf
         ctx = np.asarray(context_tokens, dtype=np.float64)
-        avail = ring.available(idx, first_round, k, ctx)
+        avail = ring.available(idx, first_round, k, ctx, self.sampler.context_keys)
         if (avail < rounds).any():
             ring.top_up(idx, first_round, rounds, k, ctx, avail, self._solve)
         return ring.read(idx, first_round, rounds)
@@ -212,13 +212,43 @@ class _ContextRing:
         self.end_ctx = np.zeros(n)
         self.ks = np.full(n, -1, dtype=np.int64)
 
-    def available(self, idx: np.ndarray, first_round: np.ndarray, k: int, ctx: np.ndarray) -> np.ndarray:
-        """Rounds held from ``first_round`` on, per sequence (<= 0: none, or not on its path; a
-        sequence that used up its rounds restarts from its state, which is the same)."""
+    def available(self, idx: np.ndarray, first_round: np.ndarray, k: int, ctx: np.ndarray, keys) -> np.ndarray:
+        """Rounds held from ``first_round`` on, per sequence (0: none, or off its path; a sequence
+        that used up its rounds restarts from its state, which is the same).  A sequence whose
+        context moved off the prediction (a plain token in between) keeps the rounds that
+        :meth:`_realign` shows are still on its path."""
         avail = self.hi[idx] - first_round
         predicted = self.start_ctx.ravel().take(idx * self.width + first_round % self.width)
-        on_path = (predicted == ctx) & (first_round >= self.lo[idx]) & (self.ks[idx] == k)
-        return np.where(on_path, avail, 0)
+        held = (avail > 0) & (first_round >= self.lo[idx]) & (self.ks[idx] == k)
+        on_path = predicted == ctx
+        moved = held & ~on_path
+        if moved.any():
+            avail[moved] = self._realign(idx[moved], first_round[moved], ctx[moved] - predicted[moved], keys)
+            on_path = on_path | moved
+        return np.where(held & on_path, avail, 0)
+
+    def _realign(self, seqs: np.ndarray, first_round: np.ndarray, shift: np.ndarray, keys) -> np.ndarray:
+        """Sequences whose actual context at ``first_round`` is the predicted one plus ``shift``:
+        their held rounds stay on the actual path up to the first whose context keys (decay
+        bucket, regime block: ``keys``) differ once shifted -- a round's draw depends on its
+        context only through its keys, so until then every round accepts the same and the actual
+        context stays ``shift`` ahead.  Keeps those rounds (contexts shifted), drops the rest;
+        returns how many are kept."""
+        span = self.hi[seqs] - first_round
+        cols = (first_round[:, None] + np.arange(self.width)[None, :]) % self.width
+        flat = seqs[:, None] * self.width + cols
+        old = self.start_ctx.ravel().take(flat)
+        new = old + shift[:, None]
+        same = np.arange(self.width)[None, :] < span[:, None]
+        for a, b in zip(keys(old), keys(new)):
+            same &= a == b
+        kept = np.cumprod(same, axis=1).sum(axis=1)
+        self.start_ctx.ravel()[flat] = new  # rounds beyond the kept ones fall outside [lo, hi)
+        rows = np.arange(seqs.size)
+        self.end_ctx[seqs] = np.where(kept < span, new[rows, np.minimum(kept, self.width - 1)],
+                                      self.end_ctx[seqs] + shift)
+        self.lo[seqs], self.hi[seqs] = first_round, first_round + kept
+        return kept
 
     def top_up(self, idx: np.ndarray, first_round: np.ndarray, rounds: int, k: int, ctx: np.ndarray,
                avail: np.ndarray, solve) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlsim.speculation.acceptance import AcceptanceSampler, ConstantAcceptance, ContextDecay
+from rlsim.speculation.acceptance import AcceptanceSampler, ConstantAcceptance, ContextDecay, RegimeAcceptance
 from rlsim.speculation.draws import AcceptanceDraws
 
 
@@ -81,13 +81,17 @@ def test_buffered_context_draws_equal_round_by_round_across_refills_and_context_
     np.testing.assert_array_equal(np.concatenate(chunks), np.concatenate(expect))
 
 
-def test_context_ring_serves_staggered_sequences_and_asks_of_every_length():
+@pytest.mark.parametrize("model", [
+    ConstantAcceptance(rate=0.75, concentration=6.0, context_decay=ContextDecay(reference_tokens=0, half_life_tokens=400)),
+    RegimeAcceptance(easy_fraction=0.4, easy_rate=0.9, hard_rate=0.3, block_tokens=48,
+                     context_decay=ContextDecay(reference_tokens=0, half_life_tokens=900)),
+])
+def test_context_ring_serves_staggered_sequences_and_asks_of_every_length(model):
     """Sequences at different rounds, asked for 1 to MAX_CONTEXT_ROUNDS + 40 rounds at a time
     (refills topped up for the whole call, long asks solved directly, sequences left out of calls
-    and given plain tokens), get what drawing each round directly gives."""
+    and given plain tokens: held rounds realigned), get what drawing each round directly gives."""
     from rlsim.speculation import draws as D
 
-    model = ConstantAcceptance(rate=0.75, concentration=6.0, context_decay=ContextDecay(reference_tokens=0, half_life_tokens=400))
     ids = np.arange(9) + 1000
     s = _sampler(ids, model, k=3)
     draws = AcceptanceDraws(s)
