@@ -165,29 +165,36 @@ def _by_bucket(sampler: AcceptanceSampler, idx: np.ndarray, first_round: np.ndar
     u = sampler.seq_round_uniforms(idx, first_round, rounds)  # (n, rounds)
     out = np.empty((idx.size, rounds), dtype=np.int8)
     steps = np.arange(rounds, dtype=np.int32)
+    at = np.asarray(ctx, dtype=np.float64)      # context at the first round of the current bucket
+    # pass p draws at bucket b0 + p (a round moves 1 + A <= 1 + k tokens, less than a bucket):
+    passes = (DECAY_BUCKET_TOKENS - 1 + (rounds - 1) * (1 + k)) // DECAY_BUCKET_TOKENS + 1
+    edges = (np.floor(at / DECAY_BUCKET_TOKENS)[:, None] + np.arange(passes + 1)) * DECAY_BUCKET_TOKENS
+    survive_by_pass = sampler.survive_at(np.repeat(idx, passes), k, edges[:, :-1].ravel()).reshape(idx.size, passes, k)
     rows = np.arange(idx.size)                  # sequences still crossing a bucket edge
     start = np.zeros(idx.size, dtype=np.int64)  # first round of the current bucket, per sequence
-    at = np.asarray(ctx, dtype=np.float64)      # context at that round
-    while rows.size:
-        survive = sampler.survive_at(idx[rows], k, at)
-        ur = u[rows] if rows.size < idx.size else u
+    for p in range(passes):
+        survive = survive_by_pass[rows, p]
+        ur = u[rows] if p else u
         acc = (ur < survive[:, :1]).view(np.int8)
         for i in range(1, k):
             acc = acc + (ur < survive[:, i:i + 1]).view(np.int8)
-        if rows.size == idx.size and not start.any():
-            out[...] = acc
-        else:
+        if p:
             out[rows] = np.where(steps[None, :] >= start[:, None], acc, out[rows])
+        else:
+            out[...] = acc
         e = np.cumsum(acc, axis=1, dtype=np.int32)
         e += steps - acc
         here = np.arange(rows.size)
-        end = (np.floor(at / DECAY_BUCKET_TOKENS) + 1.0) * DECAY_BUCKET_TOKENS
-        room = np.ceil(end - at).astype(np.int32)  # e(r) - e(start) < end - at, e integer
+        room = np.ceil(edges[rows, p + 1] - at).astype(np.int32)  # e(r) - e(start) < end - at, e integer
         cross = (e < (room + e[here, start])[:, None]).sum(axis=1)
         go = cross < rounds
+        if not go.any():
+            break
         first = cross[go]
         rows, at = rows[go], at[go] + (e[here[go], first] - e[here[go], start[go]])
         start = first
+    else:
+        raise AssertionError("a round crossed more bucket edges than its tokens can reach")
     return out
 
 
