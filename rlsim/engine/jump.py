@@ -119,11 +119,12 @@ def plain_decode_iterations(cached: np.ndarray, remaining: np.ndarray, kv: KvCac
 
 
 def _per_iteration(x, m: int) -> np.ndarray:
-    """``x`` (a scalar or per-iteration array) as ``m`` values (``np.broadcast_to``, skipped
-    when ``x`` already is one value per iteration)."""
-    if isinstance(x, np.ndarray) and x.shape == (m,):
-        return x
-    return np.broadcast_to(x, (m,))
+    """``x`` (a scalar or per-iteration array) as ``m`` values: ``x`` itself when it already is
+    one value per iteration, a filled array for a scalar (``np.full``: the values and dtype of
+    ``np.broadcast_to``, at a fraction of its per-call cost), else broadcast."""
+    if isinstance(x, np.ndarray):
+        return x if x.shape == (m,) else np.broadcast_to(x, (m,))
+    return np.full(m, x)
 
 
 class JumpPlanner:

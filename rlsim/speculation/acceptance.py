@@ -506,6 +506,12 @@ class AcceptanceSampler:
         rounds = np.asarray(first_round, dtype=np.int64)[None, :] + np.arange(num_rounds, dtype=np.int64)[:, None]
         return round_uniforms(self._seq_keys[idx][None, :], rounds)
 
+    def seq_round_uniforms(self, seq_idx: npt.ArrayLike, first_round: npt.ArrayLike, num_rounds: int) -> FloatArray:
+        """:meth:`round_uniforms` laid out by sequence, ``(B, num_rounds)`` (the same values)."""
+        idx = np.asarray(seq_idx, dtype=np.intp)
+        rounds = np.asarray(first_round, dtype=np.int64)[:, None] + np.arange(num_rounds, dtype=np.int64)[None, :]
+        return round_uniforms(self._seq_keys[idx][:, None], rounds)
+
     def _regime_survive(self, idx: npt.NDArray[np.intp], num_rounds: int, k: int, ctx: npt.ArrayLike | None) -> FloatArray:
         """``P(A >= i)``, ``(num_rounds, B, k)``, from the regime of the block each round starts in."""
         m = self.model

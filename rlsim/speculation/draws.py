@@ -10,12 +10,14 @@ buffer only saves work:
   ``k_max`` (a round with ``k`` drafts accepts ``min(A_kmax, k)`` of the same draw) and refilled
   when a request runs past them, so the result is identical to sampling each round directly;
 * with context decay or regime acceptance, a round's context (and so its acceptance) depends on
-  the tokens the earlier rounds accepted: the rounds are solved together as a fixed point
-  (identical to drawing them one after the other).  ``CONTEXT_ROUNDS`` future rounds per
-  sequence are solved at once, each with the context it starts at; a later call takes them only
-  where its sequences' contexts and ``k`` are the ones the buffer predicted (a sequence's context
-  moves only by its own rounds: ``1 + A`` tokens each), and re-solves the others -- so again the
-  result is identical to drawing each round directly.
+  the tokens the earlier rounds accepted: the rounds are solved in order (bucket by bucket, or as
+  a fixed point with regimes -- identical to drawing them one after the other), at least
+  ``CONTEXT_ROUNDS`` at a time per sequence, into a ring of solved rounds (:class:`_ContextRing`).
+  A call takes them only where its sequences' contexts and ``k`` are the ones the ring predicted
+  (a sequence's context moves only by its own rounds: ``1 + A`` tokens each), and re-solves the
+  others; when some sequences of a call run short, every sequence of the call holding fewer
+  than ``CONTEXT_ROUNDS`` is topped up too (refills rarer and larger; when a round is solved
+  cannot change it) -- so again the result is identical to drawing each round directly.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ __all__ = ["AcceptanceDraws", "BUFFER_ROUNDS"]
 
 #: Future draft rounds buffered per sequence.
 BUFFER_ROUNDS = 256
-#: Future draft rounds buffered per sequence with context-dependent acceptance.
+#: Draft rounds solved per sequence at a time with context-dependent acceptance (at least).
 CONTEXT_ROUNDS = 128
+#: Most rounds one call takes from the context-dependent buffer (longer asks are solved directly).
+MAX_CONTEXT_ROUNDS = 2 * CONTEXT_ROUNDS
 
 
 class AcceptanceDraws:
@@ -44,7 +48,7 @@ class AcceptanceDraws:
         self._buf: np.ndarray | None = None   # (sequences, buffer_rounds) int8
         self._base: np.ndarray | None = None  # round index of each sequence's buffer column 0
         self._mean: dict[int, float] = {}
-        self._ctx_buf: tuple[np.ndarray, ...] | None = None  # context-dependent rounds (see _buffered_context)
+        self._ctx_buf: _ContextRing | None = None  # context-dependent rounds (see _buffered_context)
 
     def accepted(self, seq_ids: np.ndarray, first_round: np.ndarray, rounds: int, k: int,
                  context_tokens: np.ndarray | None = None) -> np.ndarray:
@@ -53,7 +57,7 @@ class AcceptanceDraws:
         ``context_tokens`` (prompt + generated at ``first_round``) is needed with context decay."""
         idx = self.sampler.index_of(seq_ids)
         if self._decay:
-            if rounds > CONTEXT_ROUNDS:
+            if rounds > MAX_CONTEXT_ROUNDS:
                 return self._with_context(idx, first_round, rounds, k, context_tokens)
             return self._buffered_context(idx, first_round, rounds, k, context_tokens)
         if rounds > self.buffer_rounds:
@@ -80,55 +84,25 @@ class AcceptanceDraws:
 
     def _buffered_context(self, idx: np.ndarray, first_round: np.ndarray, rounds: int, k: int,
                           context_tokens: np.ndarray | None) -> np.ndarray:
-        """:meth:`_with_context` through the buffer of ``CONTEXT_ROUNDS`` solved rounds per sequence:
-        accepted drafts, each round's starting context and the ``k`` they were solved at; sequences
-        whose ``(first_round, context, k)`` the buffer does not hold are solved again from there."""
+        """:meth:`_with_context` through :class:`_ContextRing`: the rounds come from the solved
+        buffer where it holds the sequence's ``(first_round, context, k)``; the others are solved
+        again from there (see :meth:`_ContextRing.top_up` for why refilling early is exact)."""
         assert context_tokens is not None, "context-dependent acceptance needs the sequences' context lengths"
-        ctx = np.asarray(context_tokens, dtype=np.float64)
         if self._ctx_buf is None:
-            n = self.sampler.seq_ids.size
-            self._ctx_buf = (np.zeros((n, CONTEXT_ROUNDS), dtype=np.int8), np.full((n, CONTEXT_ROUNDS), -1.0),
-                             np.full(n, -(10**9), dtype=np.int64), np.zeros(n, dtype=np.int64))
-        acc, start_ctx, base, ks = self._ctx_buf
-        offset = first_round - base[idx]
-        inside = (offset >= 0) & (offset + rounds <= CONTEXT_ROUNDS) & (ks[idx] == k)
-        held = inside & (start_ctx[idx, np.where(inside, offset, 0)] == ctx)
-        if not held.all():
-            stale = ~held
-            refill, first, c0 = idx[stale], first_round[stale], ctx[stale]
-            a = (self._with_context(refill, first, CONTEXT_ROUNDS, k, c0) if self._regime
-                 else self._by_bucket(refill, first, CONTEXT_ROUNDS, k, c0))
-            acc[refill] = a.T
-            start_ctx[refill] = (c0[None, :] + np.arange(CONTEXT_ROUNDS)[:, None] + np.cumsum(a, axis=0) - a).T
-            base[refill], ks[refill] = first, k
-            offset = first_round - base[idx]
-        flat = (idx * CONTEXT_ROUNDS + offset)[None, :] + np.arange(rounds)[:, None]
-        return acc.ravel().take(flat).astype(np.int64)
+            self._ctx_buf = _ContextRing(self.sampler.seq_ids.size, CONTEXT_ROUNDS, MAX_CONTEXT_ROUNDS)
+        ring = self._ctx_buf
+        ctx = np.asarray(context_tokens, dtype=np.float64)
+        avail = ring.available(idx, first_round, k, ctx, self.sampler.context_keys)
+        if (avail < rounds).any():
+            ring.top_up(idx, first_round, rounds, k, ctx, avail, self._solve)
+        return ring.read(idx, first_round, rounds)
 
-    def _by_bucket(self, idx: np.ndarray, first_round: np.ndarray, rounds: int, k: int, ctx: np.ndarray) -> np.ndarray:
-        """Context decay without regimes, solved bucket by bucket: every round from a sequence's
-        current one on is drawn at its current bucket's factor; the first of them whose context
-        reaches a later bucket starts the next pass (a round's context depends only on the rounds
-        before it, so each pass fixes the rounds up to its crossing exactly -- the result of
-        drawing the rounds one after the other)."""
-        u = self.sampler.round_uniforms(idx, first_round, rounds)
-        out = np.zeros((rounds, idx.size), dtype=np.int64)
-        row = np.arange(rounds)[:, None]
-        cols = np.arange(idx.size)
-        start = np.zeros(idx.size, dtype=np.int64)  # first round of the current bucket, per column
-        at = ctx.astype(np.float64)                 # context at that round
-        while cols.size:
-            acc = _count_below(u[:, cols], self.sampler.survive_at(idx[cols], k, at))
-            later = row >= start[None, :]
-            block = np.where(later, acc, out[:, cols])
-            out[:, cols] = block
-            c = ctx[cols][None, :] + row + (np.cumsum(block, axis=0) - block)
-            bucket = np.floor(c / DECAY_BUCKET_TOKENS)
-            moved = later & (bucket > np.floor(at / DECAY_BUCKET_TOKENS)[None, :])
-            go = moved.any(axis=0)
-            first = moved.argmax(axis=0)[go]
-            cols, start, at = cols[go], first, c[first, np.flatnonzero(go)]
-        return out
+    def _solve(self, idx: np.ndarray, first_round: np.ndarray, rounds: int, k: int, ctx: np.ndarray) -> np.ndarray:
+        """Accepted drafts of ``rounds`` rounds from ``first_round`` at contexts ``ctx``, solved in
+        order, ``(len(idx), rounds)``."""
+        if self._regime:
+            return self._with_context(idx, first_round, rounds, k, ctx).T
+        return _by_bucket(self.sampler, idx, first_round, rounds, k, ctx)
 
     def _with_context(self, idx: np.ndarray, first_round: np.ndarray, rounds: int, k: int,
                       context_tokens: np.ndarray | None) -> np.ndarray:
@@ -174,3 +148,141 @@ def _count_below(u: np.ndarray, survive: np.ndarray) -> np.ndarray:
     for i in range(survive.shape[1]):
         acc += u < survive[:, i]
     return acc
+
+
+def _by_bucket(sampler: AcceptanceSampler, idx: np.ndarray, first_round: np.ndarray, rounds: int, k: int,
+               ctx: np.ndarray) -> np.ndarray:
+    """Context decay without regimes, solved bucket by bucket, ``(len(idx), rounds)`` int8: every
+    round from a sequence's current one on is drawn at its current bucket's factor; the first of
+    them whose context reaches the next bucket starts the next pass (a round's context depends
+    only on the rounds before it, so each pass fixes the rounds up to its crossing exactly -- the
+    result of drawing the rounds one after the other).
+
+    Within a pass, with ``e(r) = r + sum_{j<r} A_j`` over the pass's draws (strictly increasing:
+    each round moves ``1 + A >= 1`` tokens), round ``r >= start`` begins at ``at + e(r) - e(start)``,
+    so the crossing round is the number of rounds with ``e(r) < e(start) + ceil(end - at)`` (``end``: the
+    next bucket's first token; rounds before ``start`` count too, as ``e(r) <= e(start)`` there)."""
+    u = sampler.seq_round_uniforms(idx, first_round, rounds)  # (n, rounds)
+    out = np.empty((idx.size, rounds), dtype=np.int8)
+    steps = np.arange(rounds, dtype=np.int32)
+    at = np.asarray(ctx, dtype=np.float64)      # context at the first round of the current bucket
+    # pass p draws at bucket b0 + p (a round moves 1 + A <= 1 + k tokens, less than a bucket):
+    passes = (DECAY_BUCKET_TOKENS - 1 + (rounds - 1) * (1 + k)) // DECAY_BUCKET_TOKENS + 1
+    edges = (np.floor(at / DECAY_BUCKET_TOKENS)[:, None] + np.arange(passes + 1)) * DECAY_BUCKET_TOKENS
+    survive_by_pass = sampler.survive_at(np.repeat(idx, passes), k, edges[:, :-1].ravel()).reshape(idx.size, passes, k)
+    rows = np.arange(idx.size)                  # sequences still crossing a bucket edge
+    start = np.zeros(idx.size, dtype=np.int64)  # first round of the current bucket, per sequence
+    for p in range(passes):
+        survive = survive_by_pass[rows, p]
+        ur = u[rows] if p else u
+        acc = (ur < survive[:, :1]).view(np.int8)
+        for i in range(1, k):
+            acc = acc + (ur < survive[:, i:i + 1]).view(np.int8)
+        if p:
+            out[rows] = np.where(steps[None, :] >= start[:, None], acc, out[rows])
+        else:
+            out[...] = acc
+        e = np.cumsum(acc, axis=1, dtype=np.int32)
+        e += steps - acc
+        here = np.arange(rows.size)
+        room = np.ceil(edges[rows, p + 1] - at).astype(np.int32)  # e(r) - e(start) < end - at, e integer
+        cross = (e < (room + e[here, start])[:, None]).sum(axis=1)
+        go = cross < rounds
+        if not go.any():
+            break
+        first = cross[go]
+        rows, at = rows[go], at[go] + (e[here[go], first] - e[here[go], start[go]])
+        start = first
+    else:
+        raise AssertionError("a round crossed more bucket edges than its tokens can reach")
+    return out
+
+
+class _ContextRing:
+    """Solved context-dependent rounds per sequence in a ring of ``2 * max_rounds`` columns (round
+    ``r`` in column ``r % width``): accepted drafts, each round's starting context, the ``k`` they
+    were solved at, the rounds held ``[lo, hi)`` and the context at ``hi``.
+
+    Why the buffer is exact: a sequence's round ``r`` accepts a function of (seed, its id, ``r``,
+    ``k``, its context at ``r``) only (counter-based draws), and its context moves only by its own
+    rounds (``1 + A`` tokens each).  So the rounds solved in order from any ``(round, context,
+    k)`` on the sequence's actual path are its actual rounds, whenever they are solved; the
+    buffer answers only where its predicted context at the asked round equals the actual one
+    (and ``k`` is the same), else that sequence is solved again from its actual state."""
+
+    def __init__(self, n: int, chunk: int, max_rounds: int) -> None:
+        self.chunk, self.width = int(chunk), 2 * int(max_rounds)
+        self.acc = np.zeros((n, self.width), dtype=np.int8)
+        self.start_ctx = np.full((n, self.width), -1.0)
+        self.lo = np.zeros(n, dtype=np.int64)
+        self.hi = np.zeros(n, dtype=np.int64)
+        self.end_ctx = np.zeros(n)
+        self.ks = np.full(n, -1, dtype=np.int64)
+
+    def available(self, idx: np.ndarray, first_round: np.ndarray, k: int, ctx: np.ndarray, keys) -> np.ndarray:
+        """Rounds held from ``first_round`` on, per sequence (0: none, or off its path; a sequence
+        that used up its rounds restarts from its state, which is the same).  A sequence whose
+        context moved off the prediction (a plain token in between) keeps the rounds that
+        :meth:`_realign` shows are still on its path."""
+        avail = self.hi[idx] - first_round
+        predicted = self.start_ctx.ravel().take(idx * self.width + first_round % self.width)
+        held = (avail > 0) & (first_round >= self.lo[idx]) & (self.ks[idx] == k)
+        on_path = predicted == ctx
+        moved = held & ~on_path
+        if moved.any():
+            avail[moved] = self._realign(idx[moved], first_round[moved], ctx[moved] - predicted[moved], keys)
+            on_path = on_path | moved
+        return np.where(held & on_path, avail, 0)
+
+    def _realign(self, seqs: np.ndarray, first_round: np.ndarray, shift: np.ndarray, keys) -> np.ndarray:
+        """Sequences whose actual context at ``first_round`` is the predicted one plus ``shift``:
+        their held rounds stay on the actual path up to the first whose context keys (decay
+        bucket, regime block: ``keys``) differ once shifted -- a round's draw depends on its
+        context only through its keys, so until then every round accepts the same and the actual
+        context stays ``shift`` ahead.  Keeps those rounds (contexts shifted), drops the rest;
+        returns how many are kept."""
+        span = self.hi[seqs] - first_round
+        cols = (first_round[:, None] + np.arange(self.width)[None, :]) % self.width
+        flat = seqs[:, None] * self.width + cols
+        old = self.start_ctx.ravel().take(flat)
+        new = old + shift[:, None]
+        same = np.arange(self.width)[None, :] < span[:, None]
+        for a, b in zip(keys(old), keys(new)):
+            same &= a == b
+        kept = np.cumprod(same, axis=1).sum(axis=1)
+        self.start_ctx.ravel()[flat] = new  # rounds beyond the kept ones fall outside [lo, hi)
+        rows = np.arange(seqs.size)
+        self.end_ctx[seqs] = np.where(kept < span, new[rows, np.minimum(kept, self.width - 1)],
+                                      self.end_ctx[seqs] + shift)
+        self.lo[seqs], self.hi[seqs] = first_round, first_round + kept
+        return kept
+
+    def top_up(self, idx: np.ndarray, first_round: np.ndarray, rounds: int, k: int, ctx: np.ndarray,
+               avail: np.ndarray, solve) -> None:
+        """Solve ``n = max(chunk, rounds)`` more rounds for every sequence of the call holding fewer
+        than ``n`` (those holding none restart at their actual round and context), so each then
+        holds the ``rounds`` asked.  Refilling a sequence before it runs out changes nothing (see
+        the class docstring) and makes refills rarer and larger; the held rounds stay within
+        ``2 n <= width`` of each other, so the ring keeps them all."""
+        n = max(self.chunk, rounds)
+        assert 2 * n <= self.width, (rounds, self.width)
+        fresh = avail <= 0
+        reset = idx[fresh]
+        self.lo[reset] = self.hi[reset] = first_round[fresh]
+        self.end_ctx[reset], self.ks[reset] = ctx[fresh], k
+        seqs = idx[avail < n]
+        begin, c0 = self.hi[seqs], self.end_ctx[seqs]
+        a = solve(seqs, begin, n, k, c0)  # (len(seqs), n)
+        moved = np.cumsum(a, axis=1, dtype=np.int64)
+        moved += np.arange(1, n + 1)  # tokens moved by the end of each round
+        flat = seqs[:, None] * self.width + (begin[:, None] + np.arange(n)[None, :]) % self.width
+        self.acc.ravel()[flat] = a
+        self.start_ctx.ravel()[flat] = c0[:, None] + (moved - 1 - a)
+        self.hi[seqs] = begin + n
+        self.lo[seqs] = np.maximum(self.lo[seqs], begin + n - self.width)
+        self.end_ctx[seqs] = c0 + moved[:, -1]
+
+    def read(self, idx: np.ndarray, first_round: np.ndarray, rounds: int) -> np.ndarray:
+        """Accepted drafts ``(rounds, len(idx))`` int64 of held rounds ``first_round + r``."""
+        cols = (first_round[None, :] + np.arange(rounds)[:, None]) % self.width
+        return self.acc.ravel().take(idx * self.width + cols).astype(np.int64)

@@ -147,6 +147,16 @@ def test_uniforms_are_keyed_by_coordinates() -> None:
     assert stats.kstest(big, "uniform").pvalue > 1e-4
 
 
+
+def test_round_uniforms_equal_uniforms_at_position_zero_in_either_layout() -> None:
+    s = AcceptanceSampler(ConstantAcceptance(rate=0.5), 2, 9, np.arange(40) + 500, np.full(40, 100))
+    idx, first = np.array([0, 7, 39]), np.array([0, 3, 10**6])
+    by_round = s.round_uniforms(idx, first, 5)
+    want = uniforms(9, s.seq_ids[idx][None, :], first[None, :] + np.arange(5)[:, None], 0)
+    np.testing.assert_array_equal(by_round, want)
+    np.testing.assert_array_equal(s.seq_round_uniforms(idx, first, 5), want.T)
+
+
 # ---------------------------------------------------------------- heterogeneity
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlsim.speculation.acceptance import AcceptanceSampler, ConstantAcceptance, ContextDecay
+from rlsim.speculation.acceptance import AcceptanceSampler, ConstantAcceptance, ContextDecay, RegimeAcceptance
 from rlsim.speculation.draws import AcceptanceDraws
 
 
@@ -79,3 +79,46 @@ def test_buffered_context_draws_equal_round_by_round_across_refills_and_context_
         expect.append(want)
         first, ctx = first + 20, ctx_after + (step % 5 == 0)  # every fifth step a plain decode token too
     np.testing.assert_array_equal(np.concatenate(chunks), np.concatenate(expect))
+
+
+@pytest.mark.parametrize("model", [
+    ConstantAcceptance(rate=0.75, concentration=6.0, context_decay=ContextDecay(reference_tokens=0, half_life_tokens=400)),
+    RegimeAcceptance(easy_fraction=0.4, easy_rate=0.9, hard_rate=0.3, block_tokens=48,
+                     context_decay=ContextDecay(reference_tokens=0, half_life_tokens=900)),
+])
+def test_context_ring_serves_staggered_sequences_and_asks_of_every_length(model):
+    """Sequences at different rounds, asked for 1 to MAX_CONTEXT_ROUNDS + 40 rounds at a time
+    (refills topped up for the whole call, long asks solved directly, sequences left out of calls
+    and given plain tokens: held rounds realigned), get what drawing each round directly gives."""
+    from rlsim.speculation import draws as D
+
+    ids = np.arange(9) + 1000
+    s = _sampler(ids, model, k=3)
+    draws = AcceptanceDraws(s)
+    rng = np.random.default_rng(5)
+    first, ctx = rng.integers(0, 50, ids.size), rng.integers(100, 3000, ids.size).astype(np.float64)
+    asks = [1, 7, D.CONTEXT_ROUNDS - 3, 1, D.CONTEXT_ROUNDS + 5, 30, D.MAX_CONTEXT_ROUNDS, 2,
+            D.MAX_CONTEXT_ROUNDS + 40, 60, 1, 90, 45]
+    for step, rounds in enumerate(asks):
+        pick = np.sort(rng.choice(ids.size, size=6, replace=False))
+        got = draws.accepted(ids[pick], first[pick], rounds, 3, ctx[pick])
+        want, ctx_after = _round_by_round(s, ids[pick], first[pick], ctx[pick], rounds, 3)
+        np.testing.assert_array_equal(got, want)
+        used = rng.integers(1, rounds + 1)  # the engine applies a jump's first rounds only
+        first[pick] += used
+        ctx[pick] = ctx[pick] + used + want[:used].sum(axis=0) + (step % 4 == 3)
+
+
+def test_bucket_passes_equal_the_fixed_point_solution():
+    from rlsim.speculation import draws as D
+
+    model = ConstantAcceptance(rate=0.9, concentration=3.0, context_decay=ContextDecay(reference_tokens=500, half_life_tokens=250))
+    ids = np.arange(40)
+    s = _sampler(ids, model, k=4)
+    draws = AcceptanceDraws(s)
+    rng = np.random.default_rng(2)
+    idx, first = np.arange(40), rng.integers(0, 10**5, 40)
+    ctx = rng.integers(0, 4000, 40).astype(np.float64)
+    for rounds in (1, 37, 200):
+        want = draws._with_context(idx, first, rounds, 4, ctx)
+        np.testing.assert_array_equal(D._by_bucket(s, idx, first, rounds, 4, ctx), want.T)
