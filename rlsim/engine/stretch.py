@@ -90,7 +90,7 @@ class _Walk:
         return (n - self.free) / n if n else 0.0
 
     def walk(self) -> str:
-        e, p = self.e, self.e.params
+        p = self.e.params
         while True:
             full, left = divmod(self.free, self.B)
             t = self.tau + full * self.bs
