@@ -51,7 +51,6 @@ from rlsim.engine.stretch import OPEN, PLAN, count_stretch
 __all__ = ["Engine", "StepPlan"]
 
 
-
 @dataclass(frozen=True)
 class StepPlan:
     """A scheduled, priced slow-path iteration (:meth:`Engine.prepare_step`)."""
@@ -269,8 +268,8 @@ class Engine:
         n = len(slots)
         ctx = float(int(batch.computed_before.sum()) + n)
         parts = self.forward.components(PassShape(n, n, n, ctx, decode_pairs=ctx))
-        gpu = sum(parts.values()) + 0.0
-        step_s = float(p.step_s(gpu, p.host_s(n, 0), n)) + 0.0
+        gpu = sum(parts.values())
+        step_s = float(p.step_s(gpu, p.host_s(n, 0), n))
         self.stats.add_pass(parts, 0.0, step_s, 0.0, 0.0)
         start, self.now = self.now, self.now + step_s
         self._last_step_start_s, self._resumed = start, False

@@ -29,18 +29,11 @@ def _engine(fwd, prompts, responses, groups=None, num_blocks=10_000, fast=True, 
     return Engine(0, fwd, EngineParams(**params), np.arange(n), groups, np.asarray(prompts), np.asarray(responses))
 
 
-def _run(e: Engine) -> list:
+def _run(e: Engine, stretches: bool = False) -> list:
+    """Every segment to the end, one :meth:`Engine.step` at a time (or by :meth:`Engine.advance`)."""
     segs = []
     while not e.done():
-        segs.append(e.step())
-        assert 0 <= e.kv.free <= e.kv.num_blocks
-    return segs
-
-
-def _advance_all(e: Engine) -> list:
-    segs = []
-    while not e.done():
-        segs.extend(e.advance())
+        segs.extend(e.advance() if stretches else [e.step()])
         assert 0 <= e.kv.free <= e.kv.num_blocks
     return segs
 
@@ -145,7 +138,7 @@ def test_fast_path_equals_reference_on_random_cases(fwd, groups, samples, seed, 
     stretched = _engine(fwd, prompts, responses, gids, fast=True, **kw)
     segs = _run(fast)
     _run(ref)
-    assert _advance_all(stretched) == segs  # stretches (Engine.advance) give the very segments of stepping
+    assert _run(stretched, stretches=True) == segs  # stretches (Engine.advance) give the very segments of stepping
     np.testing.assert_array_equal(stretched.finish_s, fast.finish_s)
     assert _records(stretched.stats) == _records(fast.stats)
     np.testing.assert_array_equal(fast.gen, responses)
